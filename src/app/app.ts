@@ -1,0 +1,102 @@
+import cors from 'cors';
+import express, { type ErrorRequestHandler } from 'express';
+import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
+import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import { authServerRouter } from '../auth/authServerRouter.js';
+import { type HydraAdmin } from '../auth/hydraAdmin.js';
+import { HydraClientsStore } from '../auth/hydraClients.js';
+import { HydraProvider } from '../auth/hydraProvider.js';
+import { HydraTokenVerifier } from '../auth/tokenVerifier.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { createLoginRouter } from '../login/loginRouter.js';
+import { createUserStore } from '../login/userStore.js';
+import { createMcpServer } from '../mcp/mcpServer.js';
+import { jsonRpcError } from '../mcp/jsonRpcError.js';
+import { SessionRegistry, type Session } from '../mcp/sessions.js';
+import { sseRouter } from '../mcp/sse.js';
+import { streamableHttpRouter } from '../mcp/streamableHttp.js';
+import type { Db } from '../store/database.js';
+import type { ToolDefinition } from '../tools/contract.js';
+
+export interface AppDependencies {
+  config: Config;
+  db: Db;
+  hydraAdmin: HydraAdmin;
+  tools: readonly ToolDefinition[];
+  log: Logger;
+  /** Reported in MCP serverInfo. */
+  version: string;
+}
+
+export interface App {
+  app: express.Express;
+  /** Ends every live MCP session (for shutdown). */
+  closeSessions(): Promise<void>;
+}
+
+const RESOURCE_NAME = 'hydra-mcp';
+
+/** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
+export function buildApp(deps: AppDependencies): App {
+  const { config, db, hydraAdmin, tools, log } = deps;
+  const verifier = new HydraTokenVerifier({
+    issuer: config.hydra.issuer,
+    jwksUrl: new URL('/.well-known/jwks.json', config.hydra.publicUrl),
+    resourceUrl: config.resourceUrl,
+    hydraAdmin,
+    log,
+    introspectionCacheSeconds: config.introspectionCacheSeconds,
+  });
+  const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, log });
+  const provider = new HydraProvider({
+    hydraPublicUrl: config.hydra.publicUrl,
+    clientsStore,
+    verifier,
+    resourceUrl: config.resourceUrl,
+    log,
+  });
+  const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(config.resourceUrl);
+  const authenticate = requireBearerAuth({ verifier, resourceMetadataUrl, expectedResource: config.resourceUrl });
+  const createServer = () => createMcpServer({ tools, db, log, name: RESOURCE_NAME, version: deps.version });
+  const httpSessions = new SessionRegistry<Session>();
+  const sseSessions = new SessionRegistry<Session>();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resourceUrl: config.resourceUrl, resourceName: RESOURCE_NAME }));
+  app.use(createLoginRouter({ hydra: hydraAdmin, users: createUserStore(db), resourceUrl: config.resourceUrl, log }));
+  // Browser clients call the MCP endpoints cross-origin with a bearer token
+  // (no cookies), and must be able to read the 401 challenge and session id.
+  app.use(
+    ['/mcp', '/sse', '/messages'],
+    cors({
+      origin: '*',
+      allowedHeaders: ['Authorization', 'Content-Type', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Last-Event-ID'],
+      exposedHeaders: ['WWW-Authenticate', 'Mcp-Session-Id', 'MCP-Protocol-Version'],
+    }),
+  );
+  app.use(streamableHttpRouter({ createServer, authenticate, sessions: httpSessions, log }));
+  app.use(sseRouter({ createServer, authenticate, sessions: sseSessions, log }));
+  app.use(bodyErrors(log));
+
+  return {
+    app,
+    closeSessions: async () => {
+      await Promise.all([httpSessions.closeAll(), sseSessions.closeAll()]);
+    },
+  };
+}
+
+/** Body parser failures become specific JSON-RPC errors instead of HTML pages. */
+function bodyErrors(log: Logger): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const type = (err as { type?: string }).type;
+    if (type === 'entity.too.large') return jsonRpcError(res, 413, -32600, 'Request body too large');
+    if (type === 'entity.parse.failed') return jsonRpcError(res, 400, -32700, 'Parse error: body is not valid JSON');
+    log.error('unhandled error', { path: req.path, error: err });
+    jsonRpcError(res, 500, -32603, 'Internal error');
+  };
+}

@@ -1,0 +1,59 @@
+import express from 'express';
+import { metadataHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/metadata.js';
+import { createOAuthMetadata, getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import type { HydraProvider } from './hydraProvider.js';
+import { SUPPORTED_SCOPES } from './scopes.js';
+import { tokenProxyRouter } from './tokenProxy.js';
+
+export interface AuthServerRouterOptions {
+  provider: HydraProvider;
+  /** This server's public base URL: the issuer clients see for /authorize, /token, /register. */
+  publicBaseUrl: URL;
+  /** Canonical URL of the MCP endpoint, the protected resource (RFC 9728). */
+  resourceUrl: URL;
+  resourceName: string;
+}
+
+/**
+ * Discovery, registration, authorization, token and revocation endpoints.
+ * The SDK's mcpAuthRouter serves PRM, /authorize and /register through the
+ * Hydra provider; /token, /revoke and the AS metadata are ours, mounted first,
+ * so confidential clients are authenticated by Hydra with what they sent.
+ */
+export function authServerRouter(options: AuthServerRouterOptions): express.Router {
+  const router = express.Router();
+  const { provider, publicBaseUrl, resourceUrl } = options;
+  const scopesSupported = [...SUPPORTED_SCOPES];
+  const base = createOAuthMetadata({ provider, issuerUrl: publicBaseUrl, scopesSupported });
+
+  // RFC 8414 metadata: like the SDK's, plus client_secret_basic, which Hydra
+  // uses by default for clients that register without an auth method.
+  const asMetadata = {
+    ...base,
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+  };
+  router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
+  router.use(tokenProxyRouter({ provider, resourceUrl }));
+  router.use(
+    mcpAuthRouter({
+      provider,
+      issuerUrl: publicBaseUrl,
+      resourceServerUrl: resourceUrl,
+      scopesSupported,
+      resourceName: options.resourceName,
+    }),
+  );
+  // RFC 9728 §3.1: clients try the path-specific URL first, then the root.
+  const prm = {
+    resource: resourceUrl.href,
+    authorization_servers: [asMetadata.issuer],
+    scopes_supported: scopesSupported,
+    bearer_methods_supported: ['header'],
+    resource_name: options.resourceName,
+  };
+  router.use('/.well-known/oauth-protected-resource', metadataHandler(prm));
+  return router;
+}
+
+export { getOAuthProtectedResourceMetadataUrl };

@@ -1,0 +1,143 @@
+import type { OAuthRegisteredClientsStore } from '@modelcontextprotocol/sdk/server/auth/clients.js';
+import { CustomOAuthError, InvalidClientMetadataError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { Logger } from '../log/logger.js';
+import { type FetchLike, type HydraAdmin, type HydraClient, hydraErrorFrom } from './hydraAdmin.js';
+import { LruCache } from './lruCache.js';
+import { checkRedirectUri } from './redirectUris.js';
+import { REGISTRABLE_SCOPES } from './scopes.js';
+
+export interface HydraClientsOptions {
+  /** Hydra's public URL; registration goes to its RFC 7591 endpoint `/oauth2/register`. */
+  hydraPublicUrl: URL;
+  hydraAdmin: HydraAdmin;
+  log: Logger;
+  fetch?: FetchLike;
+  /** How long a looked-up client is reused before asking Hydra again. */
+  cacheTtlMs?: number;
+  /** Most clients kept in the lookup cache. */
+  cacheSize?: number;
+}
+
+/**
+ * Registered clients live in Hydra. Registration is proxied to Hydra's DCR
+ * endpoint; lookups go to the admin API by id (never by listing all clients)
+ * through a small TTL cache, since every /authorize needs one.
+ */
+export class HydraClientsStore implements OAuthRegisteredClientsStore {
+  private readonly cache: LruCache<OAuthClientInformationFull>;
+  private readonly fetch: FetchLike;
+
+  constructor(private readonly options: HydraClientsOptions) {
+    this.fetch = options.fetch ?? fetch;
+    this.cache = new LruCache(options.cacheSize ?? 1000);
+  }
+
+  async getClient(clientId: string): Promise<OAuthClientInformationFull | undefined> {
+    const hit = this.cache.get(clientId);
+    if (hit) return hit;
+    let found: HydraClient | undefined;
+    try {
+      found = await this.options.hydraAdmin.getClient(clientId);
+    } catch (e) {
+      this.options.log.warn('client lookup failed', { client_id: clientId, error: e });
+      throw new ServerError('The authorization server could not look up the client');
+    }
+    if (!found) return undefined;
+    const client = toClientInformation(found);
+    this.cache.set(clientId, client, this.options.cacheTtlMs ?? 60_000);
+    return client;
+  }
+
+  async registerClient(
+    requested: Omit<OAuthClientInformationFull, 'client_id' | 'client_id_issued_at'>,
+  ): Promise<OAuthClientInformationFull> {
+    // The SDK's handler generates a client id and secret; Hydra refuses a
+    // client-chosen secret and assigns its own id, so both are dropped here.
+    const {
+      client_secret: _secret,
+      client_secret_expires_at: _expiry,
+      client_id: _id,
+      client_id_issued_at: _issued,
+      ...metadata
+    } = requested as OAuthClientInformationFull;
+    for (const uri of metadata.redirect_uris) {
+      const problem = checkRedirectUri(uri);
+      if (problem) throw new CustomOAuthError('invalid_redirect_uri', `redirect_uri ${JSON.stringify(uri)} ${problem}`);
+    }
+    const body = {
+      ...metadata,
+      grant_types: metadata.grant_types ?? ['authorization_code', 'refresh_token'],
+      response_types: metadata.response_types ?? ['code'],
+      // Policy: every client may ask for every scope we know; the person at the
+      // consent page decides what is granted. A narrower registered scope would
+      // make later step-up requests fail at Hydra with invalid_scope.
+      scope: REGISTRABLE_SCOPES.join(' '),
+    };
+    let res: Response;
+    try {
+      res = await this.fetch(new URL('/oauth2/register', this.options.hydraPublicUrl), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (cause) {
+      this.options.log.error('registration: Hydra unreachable', { error: cause });
+      throw new CustomOAuthError('temporarily_unavailable', 'The authorization server is unavailable, try again');
+    }
+    if (!res.ok) {
+      const err = await hydraErrorFrom(res);
+      this.options.log.info('registration refused by Hydra', { status: err.status, hydra_error: err.error, detail: err.description });
+      if (err.unavailable) throw new ServerError('The authorization server failed to register the client');
+      // RFC 7591 §3.2.2: pass Hydra's error code on as the same error.
+      throw err.error === 'invalid_client_metadata' || err.error === 'invalid_request'
+        ? new InvalidClientMetadataError(err.description || 'Invalid client metadata')
+        : new CustomOAuthError(err.error, err.description || 'Registration refused');
+    }
+    const created = toClientInformation((await res.json()) as HydraClient & { client_secret?: string });
+    this.options.log.info('client registered', { client_id: created.client_id, client_name: created.client_name });
+    return created;
+  }
+}
+
+/**
+ * Hydra's client JSON, made acceptable to MCP clients: Hydra sends
+ * `"contacts": null` and `""` for unset URIs, which the SDK's zod schemas
+ * (and Claude, Cursor, mcp-remote) reject. Only RFC 7591 §2/§3.2.1 fields are
+ * kept, without nulls or empty strings; RFC 7592 management fields are not
+ * offered, since clients manage registrations through us, not Hydra.
+ */
+export function toClientInformation(hydra: HydraClient & { client_secret?: string }): OAuthClientInformationFull {
+  const source = hydra as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of RFC7591_FIELDS) {
+    const value = source[key];
+    if (value === null || value === undefined || value === '') continue;
+    out[key] = value;
+  }
+  out.redirect_uris = hydra.redirect_uris ?? [];
+  if (hydra.created_at) out.client_id_issued_at = Math.floor(Date.parse(hydra.created_at) / 1000);
+  return out as unknown as OAuthClientInformationFull;
+}
+
+const RFC7591_FIELDS = [
+  'client_id',
+  'client_secret',
+  'client_secret_expires_at', // Hydra sends 0, "never expires" in RFC 7591 too
+  'redirect_uris',
+  'token_endpoint_auth_method',
+  'grant_types',
+  'response_types',
+  'client_name',
+  'client_uri',
+  'logo_uri',
+  'scope',
+  'contacts',
+  'tos_uri',
+  'policy_uri',
+  'jwks_uri',
+  'jwks',
+  'software_id',
+  'software_version',
+] as const;

@@ -1,0 +1,31 @@
+/**
+ * The scopes this server knows, with the words a person sees on the consent
+ * page. Tools declare which of these they need; the metadata advertises them.
+ */
+export interface ScopeInfo {
+  name: string;
+  description: string;
+}
+
+export const SCOPES: readonly ScopeInfo[] = [
+  { name: 'openid', description: 'Know who you are (your account id)' },
+  { name: 'offline_access', description: 'Stay connected without asking you to sign in again' },
+  { name: 'notes:read', description: 'Read your notes' },
+  { name: 'notes:write', description: 'Create and delete your notes' },
+];
+
+/** Scope names advertised in the metadata, in catalogue order. */
+export const SUPPORTED_SCOPES: readonly string[] = SCOPES.map((s) => s.name);
+
+/**
+ * Hydra issues a refresh token only when `offline` or `offline_access` is
+ * granted; both spellings exist in the wild, so both are accepted.
+ */
+export const OFFLINE_SCOPES: readonly string[] = ['offline_access', 'offline'];
+
+/** Scopes a client may be registered for at Hydra: the catalogue plus Hydra's `offline` alias. */
+export const REGISTRABLE_SCOPES: readonly string[] = [...SUPPORTED_SCOPES, 'offline'];
+
+export function describeScope(name: string): string {
+  return SCOPES.find((s) => s.name === name)?.description ?? name;
+}

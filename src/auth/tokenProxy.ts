@@ -1,0 +1,99 @@
+import cors from 'cors';
+import express, { type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { HydraProvider } from './hydraProvider.js';
+import { isSameResource } from './resource.js';
+
+export interface TokenProxyOptions {
+  provider: HydraProvider;
+  /** This server's resource URL: the only `resource` a token request may name (RFC 8707 §2.2). */
+  resourceUrl: URL;
+}
+
+// RFC 6749 §3.2: a parameter sent twice arrives as an array and fails `z.string()`.
+const field = z.string().min(1).max(4096);
+const ClientCredentials = { client_id: field.optional(), client_secret: field.optional() };
+
+const TokenRequest = z.discriminatedUnion('grant_type', [
+  z.object({
+    grant_type: z.literal('authorization_code'),
+    code: field,
+    redirect_uri: field.optional(),
+    code_verifier: field.optional(),
+    resource: field.optional(),
+    ...ClientCredentials,
+  }),
+  z.object({
+    grant_type: z.literal('refresh_token'),
+    refresh_token: field,
+    scope: field.optional(),
+    resource: field.optional(),
+    ...ClientCredentials,
+  }),
+]);
+
+const RevokeRequest = z.object({
+  token: field,
+  token_type_hint: z.enum(['access_token', 'refresh_token']).optional(),
+  ...ClientCredentials,
+});
+
+const oauthError = (res: Response, status: number, error: string, description: string) =>
+  res.status(status).json({ error, error_description: description });
+
+/**
+ * POST /token and /revoke, forwarded to Hydra with the client's credentials as
+ * presented (Basic header or form), mounted ahead of the SDK's mcpAuthRouter.
+ * The SDK's own token handler only reads secrets from the body and compares
+ * them with a stored copy, which Hydra never gives out.
+ */
+export function tokenProxyRouter({ provider, resourceUrl }: TokenProxyOptions): express.Router {
+  const router = express.Router();
+  // Browser clients (MCP Inspector) call these cross-origin; no cookies are involved.
+  router.use(['/token', '/revoke'], cors({ origin: '*', methods: ['POST', 'OPTIONS'] }));
+  const form = express.urlencoded({ extended: false, limit: '16kb' });
+
+  router.post('/token', form, async (req: Request, res: Response) => {
+    res.set('Cache-Control', 'no-store');
+    const grant = typeof req.body?.grant_type === 'string' ? req.body.grant_type : undefined;
+    if (grant && grant !== 'authorization_code' && grant !== 'refresh_token') {
+      return oauthError(res, 400, 'unsupported_grant_type', `grant_type ${grant} is not supported`);
+    }
+    const parsed = TokenRequest.safeParse(req.body ?? {});
+    if (!parsed.success) return oauthError(res, 400, 'invalid_request', describe(parsed.error));
+    const { resource, ...params } = parsed.data;
+    if (resource !== undefined && !isSameResource(resource, resourceUrl)) {
+      return oauthError(res, 400, 'invalid_target', `This server only issues tokens for ${resourceUrl.href}`);
+    }
+    const answer = await provider.forward('/oauth2/token', toForm(params), req.get('authorization'));
+    res.status(answer.status).json(answer.body);
+  });
+
+  router.post('/revoke', form, async (req: Request, res: Response) => {
+    res.set('Cache-Control', 'no-store');
+    const parsed = RevokeRequest.safeParse(req.body ?? {});
+    if (!parsed.success) return oauthError(res, 400, 'invalid_request', describe(parsed.error));
+    const answer = await provider.forward('/oauth2/revoke', toForm(parsed.data), req.get('authorization'));
+    // RFC 7009 §2.2: success is an empty 200.
+    if (answer.status < 400) return res.status(200).end();
+    res.status(answer.status).json(answer.body);
+  });
+
+  for (const path of ['/token', '/revoke']) {
+    router.all(path, (req, res) => {
+      res.set('Allow', 'POST, OPTIONS');
+      oauthError(res, 405, 'invalid_request', `${req.method} is not allowed on ${path}`);
+    });
+  }
+  return router;
+}
+
+function toForm(params: Record<string, string | undefined>): URLSearchParams {
+  const form = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) form.set(k, v);
+  return form;
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+}

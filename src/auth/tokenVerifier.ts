@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
+import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import type { Logger } from '../log/logger.js';
+import { type HydraAdmin, HydraError, type Introspection } from './hydraAdmin.js';
+import { LruCache } from './lruCache.js';
+import { canonicalResource } from './resource.js';
+
+/** Who is calling: what every tool receives, taken only from a verified token. */
+export interface Principal {
+  sub: string;
+  clientId: string;
+  scopes: string[];
+  /** Token expiry, seconds since the epoch. */
+  expiresAt: number;
+}
+
+export interface TokenVerifierOptions {
+  /** `iss` Hydra writes into tokens, compared exactly. */
+  issuer: string;
+  /** Hydra's JWKS: `<hydra public>/.well-known/jwks.json`. */
+  jwksUrl: URL;
+  /** This server's resource URL; tokens must name it in `aud` (RFC 8707, RFC 9068 §4). */
+  resourceUrl: URL;
+  hydraAdmin: HydraAdmin;
+  log: Logger;
+  /** Longest reuse of an introspection answer, in seconds (never past the token's `exp`). */
+  introspectionCacheSeconds: number;
+  /** Most introspection answers kept. */
+  introspectionCacheSize?: number;
+  /** Allowed JWS algorithms: asymmetric only, so no `none` and no HMAC confusion. */
+  algorithms?: string[];
+}
+
+const DEFAULT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+// Seconds of clock skew tolerated on exp/nbf between Hydra and us.
+const CLOCK_TOLERANCE = 5;
+// An inactive answer is remembered briefly, so a flood of one bad token costs one introspection.
+const INACTIVE_CACHE_MS = 5_000;
+
+type IntrospectionOutcome = { ok: true; principal: Principal } | { ok: false; reason: string };
+
+/**
+ * Verifies Hydra access tokens for this resource server. JWT access tokens
+ * (strategies.access_token: jwt) are checked locally against Hydra's JWKS;
+ * anything else is introspected at Hydra's admin API (RFC 7662), with answers
+ * cached by token hash for at most `introspectionCacheSeconds` and never past
+ * `exp`, and concurrent checks of one token sharing one request.
+ */
+export class HydraTokenVerifier implements OAuthTokenVerifier {
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  private readonly audience: string;
+  private readonly cache: LruCache<IntrospectionOutcome>;
+  private readonly inflight = new Map<string, Promise<IntrospectionOutcome>>();
+
+  constructor(private readonly options: TokenVerifierOptions) {
+    if (!Number.isFinite(options.introspectionCacheSeconds) || options.introspectionCacheSeconds < 0) {
+      throw new TypeError('introspectionCacheSeconds must be a number of seconds, 0 or more');
+    }
+    this.jwks = createRemoteJWKSet(options.jwksUrl, { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+    this.audience = canonicalResource(options.resourceUrl)!;
+    this.cache = new LruCache(options.introspectionCacheSize ?? 10_000);
+  }
+
+  async verifyAccessToken(token: string): Promise<AuthInfo> {
+    const principal = looksLikeJwt(token) ? await this.verifyJwt(token) : await this.introspect(token);
+    return {
+      token,
+      clientId: principal.clientId,
+      scopes: principal.scopes,
+      expiresAt: principal.expiresAt,
+      resource: new URL(this.audience),
+      extra: { sub: principal.sub },
+    };
+  }
+
+  private async verifyJwt(token: string): Promise<Principal> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.jwks, {
+        issuer: this.options.issuer,
+        audience: this.audience,
+        algorithms: this.options.algorithms ?? DEFAULT_ALGORITHMS,
+        clockTolerance: CLOCK_TOLERANCE,
+        requiredClaims: ['sub', 'exp'],
+      }));
+    } catch (e) {
+      if (e instanceof joseErrors.JOSEError && !(e instanceof joseErrors.JWKSTimeout)) {
+        throw new InvalidTokenError(jwtFailure(e));
+      }
+      this.options.log.error('JWKS unavailable', { error: e });
+      throw new ServerError('Could not fetch the authorization server keys');
+    }
+    const scopes = Array.isArray(payload.scp)
+      ? payload.scp.filter((s): s is string => typeof s === 'string')
+      : typeof payload.scope === 'string'
+        ? payload.scope.split(' ').filter(Boolean)
+        : [];
+    return {
+      sub: payload.sub!,
+      clientId: typeof payload.client_id === 'string' ? payload.client_id : '',
+      scopes,
+      expiresAt: payload.exp!,
+    };
+  }
+
+  private async introspect(token: string): Promise<Principal> {
+    const key = createHash('sha256').update(token).digest('base64url');
+    let outcome = this.cache.get(key);
+    if (!outcome) {
+      let pending = this.inflight.get(key);
+      if (!pending) {
+        pending = this.introspectOnce(token, key).finally(() => this.inflight.delete(key));
+        this.inflight.set(key, pending);
+      }
+      outcome = await pending;
+    }
+    if (!outcome.ok) throw new InvalidTokenError(outcome.reason);
+    if (outcome.principal.expiresAt <= Date.now() / 1000) throw new InvalidTokenError('Token has expired');
+    return outcome.principal;
+  }
+
+  private async introspectOnce(token: string, key: string): Promise<IntrospectionOutcome> {
+    let answer: Introspection;
+    try {
+      answer = await this.options.hydraAdmin.introspect(token);
+    } catch (e) {
+      this.options.log.error('introspection failed', { error: e });
+      throw e instanceof HydraError && e.unavailable
+        ? new ServerError('The authorization server is unavailable')
+        : new ServerError('Token introspection failed');
+    }
+    const outcome = this.judge(answer);
+    const maxMs = this.options.introspectionCacheSeconds * 1000;
+    const ttl = outcome.ok ? Math.min(maxMs, outcome.principal.expiresAt * 1000 - Date.now()) : Math.min(maxMs, INACTIVE_CACHE_MS);
+    this.cache.set(key, outcome, ttl);
+    return outcome;
+  }
+
+  private judge(a: Introspection): IntrospectionOutcome {
+    if (!a.active) return { ok: false, reason: 'Token is not active' };
+    // Hydra introspects refresh tokens too; only access tokens open the door.
+    if (a.token_use && a.token_use !== 'access_token') return { ok: false, reason: 'Not an access token' };
+    if (!a.sub || typeof a.exp !== 'number') return { ok: false, reason: 'Token lacks sub or exp' };
+    if (a.iss !== undefined && a.iss !== this.options.issuer) return { ok: false, reason: 'Token was issued by another issuer' };
+    const aud = (a.aud ?? []).map((x) => canonicalResource(x));
+    if (!aud.includes(this.audience)) return { ok: false, reason: 'Token was not issued for this resource' };
+    return {
+      ok: true,
+      principal: {
+        sub: a.sub,
+        clientId: a.client_id ?? '',
+        scopes: (a.scope ?? '').split(' ').filter(Boolean),
+        expiresAt: a.exp,
+      },
+    };
+  }
+}
+
+/** A compact JWS has three base64url parts and a JSON header naming an algorithm. */
+function looksLikeJwt(token: string): boolean {
+  const parts = token.split('.');
+  if (parts.length !== 3) return false;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as unknown;
+    return typeof header === 'object' && header !== null && 'alg' in header;
+  } catch {
+    return false;
+  }
+}
+
+function jwtFailure(e: InstanceType<typeof joseErrors.JOSEError>): string {
+  if (e instanceof joseErrors.JWTExpired) return 'Token has expired';
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    if (e.claim === 'aud') return 'Token was not issued for this resource';
+    if (e.claim === 'iss') return 'Token was issued by another issuer';
+    if (e.claim === 'nbf') return 'Token is not yet valid';
+    return `Token claim ${e.claim} is invalid`;
+  }
+  if (e instanceof joseErrors.JOSEAlgNotAllowed) return 'Token algorithm is not allowed';
+  if (e instanceof joseErrors.JWKSNoMatchingKey) return 'Token was signed with an unknown key';
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'Token signature is invalid';
+  return 'Token is invalid';
+}
+
+/** The principal a verified AuthInfo carries (set by HydraTokenVerifier). */
+export function principalOf(auth: AuthInfo | undefined): Principal | undefined {
+  const sub = auth?.extra?.sub;
+  if (!auth || typeof sub !== 'string' || !sub) return undefined;
+  return { sub, clientId: auth.clientId, scopes: auth.scopes, expiresAt: auth.expiresAt ?? 0 };
+}

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+
+/**
+ * Every setting of the server, read once from the environment. The rest of the
+ * code receives this typed object and never touches `process.env`.
+ * `.env.example` mirrors these keys one for one.
+ */
+export interface Config {
+  /** Interface the HTTP server binds to. */
+  host: string;
+  /** Port the HTTP server listens on. */
+  port: number;
+  /** The URL people and clients reach this server at; no trailing slash. */
+  publicBaseUrl: URL;
+  /** Canonical resource URL of the MCP endpoint (RFC 8707 / RFC 9728): `<base>/mcp`. */
+  resourceUrl: URL;
+  hydra: {
+    /** Hydra's public port (OAuth endpoints, JWKS). */
+    publicUrl: URL;
+    /** Hydra's admin port (introspection, login/consent API). Never expose it. */
+    adminUrl: URL;
+    /** `iss` Hydra puts in its tokens, exactly as Hydra writes it. */
+    issuer: string;
+  };
+  /** SQLite file holding users and tool data. */
+  databasePath: string;
+  /** Upper bound on how long an introspection answer is reused, in seconds. */
+  introspectionCacheSeconds: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+const url = (name: string) =>
+  z.string().refine((v) => URL.canParse(v), { message: `${name} must be an absolute URL` });
+
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PUBLIC_BASE_URL: url('PUBLIC_BASE_URL').optional(),
+  HYDRA_PUBLIC_URL: url('HYDRA_PUBLIC_URL').default('http://127.0.0.1:4444'),
+  HYDRA_ADMIN_URL: url('HYDRA_ADMIN_URL').default('http://127.0.0.1:4445'),
+  HYDRA_ISSUER: url('HYDRA_ISSUER').optional(),
+  DATABASE_PATH: z.string().min(1).default('./data/hydra-mcp.sqlite'),
+  INTROSPECTION_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+/** Thrown when the environment is invalid; the message names each variable. */
+export class ConfigError extends TypeError {
+  override name = 'ConfigError';
+}
+
+const stripSlash = (s: string) => s.replace(/\/+$/, '');
+
+/** Parse and validate `env`; throws ConfigError naming the offending variables. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const base = stripSlash(e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.PORT}`);
+  const publicBaseUrl = new URL(base);
+  if (publicBaseUrl.search || publicBaseUrl.hash) {
+    throw new ConfigError('Invalid configuration:\n  PUBLIC_BASE_URL: must not have a query or fragment');
+  }
+  const hydraPublic = stripSlash(e.HYDRA_PUBLIC_URL);
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    publicBaseUrl,
+    // No trailing slash: the canonical form clients compare against (RFC 8707 §2).
+    resourceUrl: new URL(`${base}/mcp`),
+    hydra: {
+      publicUrl: new URL(hydraPublic),
+      adminUrl: new URL(stripSlash(e.HYDRA_ADMIN_URL)),
+      // Hydra uses urls.self.issuer verbatim, so default to the public URL as written.
+      issuer: e.HYDRA_ISSUER ?? hydraPublic,
+    },
+    databasePath: e.DATABASE_PATH,
+    introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

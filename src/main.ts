@@ -1,0 +1,67 @@
+import 'dotenv/config';
+import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { buildApp } from './app/app.js';
+import { createHydraAdmin } from './auth/hydraAdmin.js';
+import { REGISTRABLE_SCOPES } from './auth/scopes.js';
+import { loadConfig } from './config/config.js';
+import { createLogger } from './log/logger.js';
+import { openDatabase } from './store/database.js';
+import { loadTools } from './tools/registry.js';
+
+export interface RunningServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+// tools/ sits beside src/ both in the repo and in the compiled dist/.
+const TOOLS_DIR = fileURLToPath(new URL('../tools/', import.meta.url));
+const VERSION = '0.1.0';
+
+/** Start the server from an environment; the composition root. */
+export async function startServer(env: Record<string, string | undefined>): Promise<RunningServer> {
+  const config = loadConfig(env);
+  const log = createLogger(config.logLevel);
+  const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
+  const db = await openDatabase(config.databasePath);
+  const { app, closeSessions } = buildApp({
+    config,
+    db,
+    hydraAdmin: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
+    tools,
+    log,
+    version: VERSION,
+  });
+  const server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info('listening', { url: `http://${config.host}:${port}`, mcp: config.resourceUrl.href, tools: tools.map((t) => t.name) });
+  return {
+    url: `http://${config.host}:${port}`,
+    async stop() {
+      await closeSessions();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await db.destroy();
+    },
+  };
+}
+
+// Run directly (`node dist/src/main.js` or `tsx src/main.ts`): start and stop on signals.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  startServer(process.env).then(
+    (running) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => void running.stop().then(() => process.exit(0)));
+      }
+    },
+    (error: unknown) => {
+      console.error(error instanceof Error ? error.message : error);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,86 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { principalOf } from '../auth/tokenVerifier.js';
+import type { Logger } from '../log/logger.js';
+import type { Db } from '../store/database.js';
+import { scopedStoreFor } from '../store/scopedStore.js';
+import { type ToolContext, type ToolDefinition, ToolError } from '../tools/contract.js';
+
+export interface McpServerOptions {
+  tools: readonly ToolDefinition[];
+  db: Db;
+  log: Logger;
+  name: string;
+  version: string;
+}
+
+/** Build the MCP server of one session from the tool registry. */
+export function createMcpServer(options: McpServerOptions): McpServer {
+  const server = new McpServer(
+    { name: options.name, version: options.version },
+    { capabilities: { tools: {}, logging: {} } },
+  );
+  for (const tool of options.tools) {
+    server.registerTool(
+      tool.name,
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: tool.input,
+        annotations: { title: tool.title, ...tool.annotations },
+      },
+      ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options)) as never,
+    );
+  }
+  return server;
+}
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+const errorResult = (text: string): CallToolResult => ({ isError: true, content: [{ type: 'text', text }] });
+
+/**
+ * Run one call: scopes checked against the caller's token, the store scoped
+ * to the token's `sub`, and failures turned into safe tool errors (the full
+ * error goes to the log only).
+ */
+async function runTool(
+  tool: ToolDefinition,
+  input: Record<string, unknown>,
+  extra: Extra,
+  { db, log }: McpServerOptions,
+): Promise<CallToolResult> {
+  const principal = principalOf(extra.authInfo);
+  if (!principal) return errorResult('unauthorized: this call carries no verified token');
+  const missing = tool.scopes.filter((s) => !principal.scopes.includes(s));
+  if (missing.length) {
+    // Names every scope the tool needs, so a client can step up in one go.
+    return errorResult(
+      `insufficient_scope: ${tool.name} needs scope ${tool.scopes.join(' ')}; the token is missing ${missing.join(' ')}`,
+    );
+  }
+  const toolLog = log.child({ tool: tool.name, sub: principal.sub, client_id: principal.clientId });
+  const progressToken = extra._meta?.progressToken;
+  const ctx: ToolContext = {
+    principal,
+    store: scopedStoreFor(db, principal.sub),
+    log: toolLog,
+    signal: extra.signal,
+    progress: async (progress, total, message) => {
+      if (progressToken === undefined) return;
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken, progress, total, message },
+      });
+    },
+  };
+  try {
+    const value = await tool.handler(input as never, ctx);
+    return { content: [{ type: 'text', text: JSON.stringify(value ?? null) }] };
+  } catch (e) {
+    if (e instanceof ToolError) return errorResult(e.message);
+    toolLog.error('tool failed', { error: e });
+    return errorResult(`${tool.name} failed; the error was logged`);
+  }
+}

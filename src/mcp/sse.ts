@@ -1,0 +1,60 @@
+import express, { type Request, type Response } from 'express';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { principalOf } from '../auth/tokenVerifier.js';
+import type { Logger } from '../log/logger.js';
+import { jsonRpcError } from './jsonRpcError.js';
+import { ownerOf, type Session, SessionRegistry } from './sessions.js';
+
+export interface SseOptions {
+  createServer: () => McpServer;
+  authenticate: express.RequestHandler;
+  sessions: SessionRegistry<Session>;
+  log: Logger;
+  bodyLimit?: string;
+}
+
+/**
+ * The deprecated HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the
+ * stream and names a /messages endpoint; POST /messages?sessionId= carries
+ * client messages. Both need a bearer token, and the session belongs to the
+ * user and client that opened the stream.
+ */
+export function sseRouter(options: SseOptions): express.Router {
+  const router = express.Router();
+  const { sessions, log } = options;
+
+  router.get('/sse', options.authenticate, async (req: Request, res: Response) => {
+    const principal = principalOf(req.auth)!;
+    const transport = new SSEServerTransport('/messages', res);
+    const server = options.createServer();
+    const id = transport.sessionId;
+    sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() } as SseSession);
+    res.on('close', () => {
+      sessions.remove(id);
+      void server.close();
+    });
+    log.info('session opened', { transport: 'sse', session: id, sub: principal.sub });
+    await server.connect(transport);
+  });
+
+  router.post('/messages', options.authenticate, express.json({ limit: options.bodyLimit ?? '1mb' }), async (req: Request, res: Response) => {
+    const principal = principalOf(req.auth)!;
+    const id = typeof req.query.sessionId === 'string' ? req.query.sessionId : undefined;
+    if (!id) return jsonRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
+    const found = sessions.lookup(id, principal);
+    if (!found.found) {
+      if (found.reason === 'not_owner') {
+        log.warn('session used by another principal', { session: id, sub: principal.sub, client_id: principal.clientId });
+      }
+      return jsonRpcError(res, 404, -32001, 'Session not found');
+    }
+    await (found.session as SseSession).transport.handlePostMessage(req, res, req.body);
+  });
+
+  return router;
+}
+
+interface SseSession extends Session {
+  transport: SSEServerTransport;
+}

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Request, type Response } from 'express';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { principalOf } from '../auth/tokenVerifier.js';
+import type { Logger } from '../log/logger.js';
+import { jsonRpcError } from './jsonRpcError.js';
+import { ownerOf, type Session, SessionRegistry } from './sessions.js';
+
+export interface StreamableHttpOptions {
+  /** Builds a fresh MCP server for a new session. */
+  createServer: () => McpServer;
+  /** Runs before the transport: bearer authentication. */
+  authenticate: express.RequestHandler;
+  sessions: SessionRegistry<Session>;
+  log: Logger;
+  /** Largest JSON-RPC body accepted. */
+  bodyLimit?: string;
+}
+
+/**
+ * The Streamable HTTP transport at /mcp (MCP 2025-03-26 and later), stateful:
+ * `initialize` opens a session bound to the caller; every later request must
+ * present the session id with a token of the same user and client.
+ */
+export function streamableHttpRouter(options: StreamableHttpOptions): express.Router {
+  const router = express.Router();
+  const { sessions, log } = options;
+
+  router.use('/mcp', options.authenticate);
+  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), async (req: Request, res: Response) => {
+    const principal = principalOf(req.auth)!;
+    const sessionId = req.get('mcp-session-id');
+    if (sessionId) return withSession(req, res, sessionId, (t) => t.handleRequest(req, res, req.body));
+    if (!isInitializeRequest(req.body)) {
+      return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id; send initialize first');
+    }
+    const server = options.createServer();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() } as HttpSession);
+        log.info('session opened', { transport: 'streamable-http', session: id, sub: principal.sub });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.remove(transport.sessionId);
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  });
+
+  // GET opens the server-to-client stream; DELETE ends the session.
+  router.get('/mcp', (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
+  router.delete('/mcp', (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
+
+  function withSessionHeader(req: Request, res: Response, use: (t: StreamableHTTPServerTransport) => Promise<void>) {
+    const sessionId = req.get('mcp-session-id');
+    if (!sessionId) return jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    return withSession(req, res, sessionId, use);
+  }
+
+  async function withSession(req: Request, res: Response, id: string, use: (t: StreamableHTTPServerTransport) => Promise<void>) {
+    const principal = principalOf(req.auth)!;
+    const found = sessions.lookup(id, principal);
+    if (!found.found) {
+      if (found.reason === 'not_owner') {
+        log.warn('session used by another principal', { session: id, sub: principal.sub, client_id: principal.clientId });
+      }
+      // Same answer for unknown and foreign ids: a session's existence is not revealed.
+      return jsonRpcError(res, 404, -32001, 'Session not found');
+    }
+    await use((found.session as HttpSession).transport);
+  }
+
+  return router;
+}
+
+interface HttpSession extends Session {
+  transport: StreamableHTTPServerTransport;
+}

@@ -1,0 +1,59 @@
+/**
+ * The tool contract: everything a file in tools/ may import. A tool never
+ * sees Express, transports, Hydra or the database driver; it gets validated
+ * input and a context holding the caller and that caller's own data.
+ */
+import type { ZodRawShape, z } from 'zod';
+import type { Principal } from '../auth/tokenVerifier.js';
+import type { Logger } from '../log/logger.js';
+import type { ScopedStore } from '../store/scopedStore.js';
+
+export type { Principal } from '../auth/tokenVerifier.js';
+export type { Logger } from '../log/logger.js';
+export type { Note } from '../store/notesStore.js';
+export type { ScopedStore } from '../store/scopedStore.js';
+
+export interface ToolContext {
+  /** The verified caller: `sub`, client id, scopes, token expiry. */
+  principal: Principal;
+  /** Storage already scoped to `principal.sub`. */
+  store: ScopedStore;
+  log: Logger;
+  /** Aborted when the client cancels the call or the session ends. */
+  signal: AbortSignal;
+  /** Report progress to clients that asked for it (no-op otherwise). */
+  progress(progress: number, total?: number, message?: string): Promise<void>;
+}
+
+/** MCP tool annotations (hints to clients, not guarantees). */
+export interface ToolHints {
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+  openWorldHint?: boolean;
+}
+
+export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape> {
+  /** Unique name clients call: lower case, digits and underscores. */
+  name: string;
+  title?: string;
+  /** What the tool does, written for the model that decides to call it. */
+  description: string;
+  /** zod shape of the arguments; the SDK validates before the handler runs. */
+  input: Shape;
+  /** Scopes the token must carry; [] means any valid token. */
+  scopes: readonly string[];
+  annotations?: ToolHints;
+  /** Returns any JSON value; it is sent to the client as JSON text. */
+  handler(input: z.infer<z.ZodObject<Shape>>, ctx: ToolContext): Promise<unknown> | unknown;
+}
+
+/** Identity function that gives a tool file full type inference. */
+export function defineTool<Shape extends ZodRawShape>(definition: ToolDefinition<Shape>): ToolDefinition<Shape> {
+  return definition;
+}
+
+/** Throw this from a handler for an error the caller should see verbatim. */
+export class ToolError extends Error {
+  override name = 'ToolError';
+}

@@ -1,0 +1,146 @@
+import { createServer, type Server } from 'node:http';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { type HydraAdmin, HydraError, type Introspection } from '../../src/auth/hydraAdmin.js';
+import { HydraTokenVerifier } from '../../src/auth/tokenVerifier.js';
+import { createLogger } from '../../src/log/logger.js';
+
+const ISSUER = 'http://127.0.0.1:4444';
+const RESOURCE = new URL('http://127.0.0.1:3000/mcp');
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Unit tests with a local JWKS server and a stub introspection endpoint (stub Hydra admin). */
+describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
+  let server: Server;
+  let jwksUrl: URL;
+  let privateKey: CryptoKey;
+  let publicJwk: JWK;
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    privateKey = pair.privateKey as CryptoKey;
+    publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    server = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [publicJwk] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    jwksUrl = new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/.well-known/jwks.json`);
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  function verifier(introspect: HydraAdmin['introspect'] = async () => ({ active: false }), cacheSeconds = 60) {
+    return new HydraTokenVerifier({
+      issuer: ISSUER,
+      jwksUrl,
+      resourceUrl: RESOURCE,
+      hydraAdmin: { introspect } as HydraAdmin,
+      log: createLogger('silent'),
+      introspectionCacheSeconds: cacheSeconds,
+    });
+  }
+
+  const jwt = (claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) =>
+    new SignJWT({
+      iss: ISSUER,
+      sub: 'user-1',
+      aud: [RESOURCE.href],
+      iat: now(),
+      exp: now() + 600,
+      client_id: 'c1',
+      scp: ['notes:read'],
+      ...claims,
+    })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1', ...header })
+      .sign(privateKey);
+
+  it('accepts a Hydra-shaped JWT and yields sub, client id, scopes and expiry', async () => {
+    const info = await verifier().verifyAccessToken(await jwt());
+    expect(info).toMatchObject({ clientId: 'c1', scopes: ['notes:read'], extra: { sub: 'user-1' } });
+    expect(info.expiresAt).toBeGreaterThan(now());
+    expect(info.resource?.href).toBe(RESOURCE.href);
+  });
+
+  it.each([
+    ['expired', { exp: now() - 60 }, 'Token has expired'],
+    ['not yet valid', { nbf: now() + 600 }, 'Token is not yet valid'],
+    ['wrong issuer', { iss: 'http://evil.example' }, 'Token was issued by another issuer'],
+    ['wrong audience', { aud: ['https://other.example/mcp'] }, 'Token was not issued for this resource'],
+  ])('refuses a JWT that is %s', async (_case, claims, message) => {
+    await expect(verifier().verifyAccessToken(await jwt(claims))).rejects.toThrow(new InvalidTokenError(message));
+  });
+
+  it('refuses alg "none"', async () => {
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = `${b64({ alg: 'none', kid: 'k1' })}.${b64({ iss: ISSUER, sub: 'x', aud: [RESOURCE.href], exp: now() + 60 })}.`;
+    await expect(verifier().verifyAccessToken(token)).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('refuses HS256 signed with the public key as the secret', async () => {
+    const secret = new TextEncoder().encode(JSON.stringify(publicJwk));
+    const token = await new SignJWT({ client_id: 'c1' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+      .setIssuer(ISSUER)
+      .setSubject('x')
+      .setAudience(RESOURCE.href)
+      .setExpirationTime('5m')
+      .sign(secret);
+    await expect(verifier().verifyAccessToken(token)).rejects.toThrow('Token algorithm is not allowed');
+  });
+
+  it('refuses an unknown kid', async () => {
+    await expect(verifier().verifyAccessToken(await jwt({}, { kid: 'unknown' }))).rejects.toThrow('Token was signed with an unknown key');
+  });
+
+  const active = (over: Partial<Introspection> = {}): Introspection => ({
+    active: true,
+    sub: 'user-2',
+    client_id: 'c2',
+    scope: 'notes:read notes:write',
+    aud: [RESOURCE.href + '/'],
+    exp: now() + 600,
+    iss: ISSUER,
+    token_use: 'access_token',
+    ...over,
+  });
+
+  it('introspects opaque tokens and shares one request among concurrent checks', async () => {
+    let calls = 0;
+    const v = verifier(async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 20));
+      return active();
+    });
+    const results = await Promise.all([1, 2, 3, 4, 5].map(() => v.verifyAccessToken('ory_at_opaque')));
+    expect(calls).toBe(1);
+    expect(results[0]).toMatchObject({ clientId: 'c2', scopes: ['notes:read', 'notes:write'], extra: { sub: 'user-2' } });
+    await v.verifyAccessToken('ory_at_opaque');
+    expect(calls, 'the cached answer is reused').toBe(1);
+  });
+
+  it.each([
+    ['inactive', { active: false }, 'Token is not active'],
+    ['a refresh token', { token_use: 'refresh_token' }, 'Not an access token'],
+    ['for another audience', { aud: ['https://other.example/mcp'] }, 'Token was not issued for this resource'],
+    ['without an audience', { aud: [] }, 'Token was not issued for this resource'],
+    ['from another issuer', { iss: 'http://evil.example' }, 'Token was issued by another issuer'],
+  ])('refuses an opaque token that is %s', async (_case, over, message) => {
+    await expect(verifier(async () => active(over)).verifyAccessToken('ory_at_x')).rejects.toThrow(new InvalidTokenError(message));
+  });
+
+  it('never caches past the cache bound: with 0 seconds every check asks Hydra', async () => {
+    let calls = 0;
+    const v = verifier(async () => (calls++, active()), 0);
+    await v.verifyAccessToken('ory_at_a');
+    await v.verifyAccessToken('ory_at_a');
+    expect(calls).toBe(2);
+  });
+
+  it('reports an unreachable Hydra as a server error, not an invalid token', async () => {
+    const v = verifier(async () => {
+      throw new HydraError(0, 'temporarily_unavailable', 'down');
+    });
+    await expect(v.verifyAccessToken('ory_at_b')).rejects.toBeInstanceOf(ServerError);
+  });
+});

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+describe('loadConfig', () => {
+  it('uses the embedded defaults when nothing is set', () => {
+    const c = loadConfig({});
+    expect(c.publicBaseUrl.href).toBe('http://127.0.0.1:3000/');
+    expect(c.resourceUrl.href).toBe('http://127.0.0.1:3000/mcp');
+    expect(c.hydra.issuer).toBe('http://127.0.0.1:4444');
+    expect(c.databasePath).toBe('./data/hydra-mcp.sqlite');
+  });
+
+  it('derives the MCP resource URL from PUBLIC_BASE_URL without a trailing slash', () => {
+    expect(loadConfig({ PUBLIC_BASE_URL: 'https://mcp.example.com/' }).resourceUrl.href).toBe('https://mcp.example.com/mcp');
+  });
+
+  it.each([
+    ['PORT', { PORT: 'eighty' }],
+    ['PORT', { PORT: '70000' }],
+    ['HYDRA_ADMIN_URL', { HYDRA_ADMIN_URL: 'not a url' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['PUBLIC_BASE_URL', { PUBLIC_BASE_URL: 'https://x.example/?a=1' }],
+  ])('names %s when it is invalid', (name, env) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+});

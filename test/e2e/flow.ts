@@ -1,0 +1,64 @@
+import { expect } from 'vitest';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { Browser } from './browser.js';
+import { TestOAuthClient } from './oauthClient.js';
+import type { Stack, TestUser } from './stack.js';
+
+export type TransportKind = 'streamable-http' | 'sse';
+
+export interface Connected {
+  client: Client;
+  oauth: TestOAuthClient;
+  close(): Promise<void>;
+}
+
+function transportFor(stack: Stack, kind: TransportKind, oauth: TestOAuthClient) {
+  return kind === 'sse'
+    ? new SSEClientTransport(stack.sseUrl, { authProvider: oauth })
+    : new StreamableHTTPClientTransport(stack.mcpUrl, { authProvider: oauth });
+}
+
+/**
+ * The whole flow as an MCP client and a person do it: the SDK client
+ * discovers, registers and builds the authorization URL; the browser signs
+ * in on our login page and allows on our consent page; the SDK exchanges the
+ * code (PKCE) and connects.
+ */
+export async function connectAs(
+  stack: Stack,
+  user: TestUser,
+  opts: { transport?: TransportKind; uncheck?: string[] } = {},
+): Promise<Connected> {
+  const kind = opts.transport ?? 'streamable-http';
+  const oauth = new TestOAuthClient('http://127.0.0.1:53682/callback');
+  const first = transportFor(stack, kind, oauth);
+  await expect(new Client({ name: 'e2e', version: '1.0.0' }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
+  expect(oauth.authorizationUrl, 'the SDK asked to send the person to /authorize').toBeDefined();
+
+  const browser = new Browser();
+  const login = await browser.open(oauth.authorizationUrl!.href);
+  expect(login.url.pathname, `landed on our login page; visited:\n${browser.history.join('\n')}`).toBe('/login');
+  const consent = await login.submit('Sign in', { fill: { Email: user.email, Password: user.password } });
+  expect(consent.url.pathname, `after sign-in: ${consent.text()}`).toBe('/consent');
+  const back = await consent.submit('Allow', { uncheck: opts.uncheck }, (u) => u.href.startsWith(oauth.redirectUrl));
+  const code = back.url.searchParams.get('code');
+  expect(code, `redirected back with a code: ${back.url.href}`).toBeTruthy();
+  expect(back.url.searchParams.get('state')).toBe(oauth.authorizationUrl!.searchParams.get('state'));
+
+  await first.finishAuth(code!);
+  const client = new Client({ name: 'e2e', version: '1.0.0' });
+  await client.connect(transportFor(stack, kind, oauth));
+  return { client, oauth, close: () => client.close() };
+}
+
+/** Call a tool and parse its JSON text; tool errors come back as { isError, text }. */
+export async function call(client: Client, name: string, args: Record<string, unknown> = {}) {
+  const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+  const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+  if (result.isError) return { isError: true as const, text };
+  return { isError: false as const, value: JSON.parse(text) as any, text };
+}

@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, connectAs } from './flow.js';
+import { type Stack, startStack, type TestUser } from './stack.js';
+
+/** POST an MCP initialize with `token`; the status says whether the token opens the door. */
+async function initializeWith(stack: Stack, token: string | undefined) {
+  return fetch(stack.mcpUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+}
+
+async function tokenRequest(stack: Stack, path: '/token' | '/revoke', form: Record<string, string>) {
+  const res = await fetch(`${stack.baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+describe.each(['opaque', 'jwt'] as const)('OAuth 2.1 flow against the real Ory Hydra (%s access tokens)', (strategy) => {
+  let stack: Stack;
+  let alice: TestUser;
+  let bob: TestUser;
+
+  beforeAll(async () => {
+    stack = await startStack({ accessTokenStrategy: strategy });
+    console.log(`Ory Hydra ${stack.hydra.version} (${strategy} access tokens) at ${stack.hydra.publicUrl}`);
+    alice = await stack.addUser('alice@example.com', 'correct horse battery');
+    bob = await stack.addUser('Bob@Example.com', 'staple tuna orbit 42');
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('answers a call without a token with 401 and a resource_metadata challenge (RFC 9728 §5.1)', async () => {
+    const res = await initializeWith(stack, undefined);
+    expect(res.status).toBe(401);
+    const challenge = res.headers.get('www-authenticate') ?? '';
+    expect(challenge).toMatch(/^Bearer /);
+    expect(challenge).toContain(`resource_metadata="${stack.baseUrl}/.well-known/oauth-protected-resource/mcp"`);
+  });
+
+  it('serves protected resource and authorization server metadata (RFC 9728, RFC 8414)', async () => {
+    const prm = (await (await fetch(`${stack.baseUrl}/.well-known/oauth-protected-resource/mcp`)).json()) as Record<string, unknown>;
+    expect(prm.resource).toBe(`${stack.baseUrl}/mcp`);
+    expect(prm.authorization_servers).toEqual([`${stack.baseUrl}/`]);
+    const as = (await (await fetch(`${stack.baseUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    expect(as.registration_endpoint).toBe(`${stack.baseUrl}/register`);
+    expect(as.code_challenge_methods_supported).toEqual(['S256']);
+    expect(as.scopes_supported).toEqual(['openid', 'offline_access', 'notes:read', 'notes:write']);
+  });
+
+  it('Streamable HTTP: registers, signs in, consents, lists tools and calls whoami as the signed-in user', async () => {
+    const { client, oauth, close } = await connectAs(stack, alice);
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name).sort()).toEqual(['notes_add', 'notes_delete', 'notes_get', 'notes_list', 'whoami']);
+      const me = await call(client, 'whoami');
+      expect(me.isError).toBe(false);
+      expect(me.value.sub).toBe(alice.sub);
+      expect(me.value.client_id).toBe(oauth.clientInformation()!.client_id);
+      expect(me.value.scopes).toEqual(expect.arrayContaining(['notes:read', 'notes:write']));
+      // The registration response was normalised: no nulls or empty strings reached the client.
+      expect(Object.values(oauth.clientInformation()!).filter((v) => v === null || v === '')).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('legacy HTTP+SSE: the same flow and tool calls work over /sse and /messages', async () => {
+    const { client, close } = await connectAs(stack, bob, { transport: 'sse' });
+    try {
+      const me = await call(client, 'whoami');
+      expect(me.value.sub).toBe(bob.sub);
+      const added = await call(client, 'notes_add', { title: 'over sse', body: 'legacy transport' });
+      expect(added.isError).toBe(false);
+      expect((await call(client, 'notes_get', { id: added.value.id })).value.title).toBe('over sse');
+    } finally {
+      await close();
+    }
+  });
+
+  it("keeps two users' notes apart: lists, gets and deletes never reach another user's rows", async () => {
+    const a = await connectAs(stack, alice);
+    const b = await connectAs(stack, bob);
+    try {
+      const note = await call(a.client, 'notes_add', { title: 'alice secret', body: 'for alice only' });
+      expect(note.isError).toBe(false);
+      const bobsList = await call(b.client, 'notes_list');
+      expect(bobsList.value.notes.map((n: { title: string }) => n.title)).not.toContain('alice secret');
+      const stolen = await call(b.client, 'notes_get', { id: note.value.id });
+      expect(stolen).toMatchObject({ isError: true, text: `No note with id ${note.value.id}` });
+      const deleted = await call(b.client, 'notes_delete', { id: note.value.id });
+      expect(deleted.isError).toBe(true);
+      expect((await call(a.client, 'notes_get', { id: note.value.id })).value.body).toBe('for alice only');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('refuses notes_add with insufficient_scope when the person did not grant notes:write', async () => {
+    const { client, close } = await connectAs(stack, bob, { uncheck: ['notes:write'] });
+    try {
+      const me = await call(client, 'whoami');
+      expect(me.value.scopes).not.toContain('notes:write');
+      const before = await call(client, 'notes_list');
+      expect(before.isError).toBe(false);
+      const refused = await call(client, 'notes_add', { title: 'nope', body: 'should not be stored' });
+      expect(refused.isError).toBe(true);
+      expect(refused.text).toContain('insufficient_scope');
+      expect(refused.text).toContain('notes:write');
+      const after = await call(client, 'notes_list');
+      expect(after.value.notes).toEqual(before.value.notes);
+    } finally {
+      await close();
+    }
+  });
+
+  it('grants this server as the token audience (RFC 8707) and refreshes with a rotated refresh token', async () => {
+    const { oauth, close } = await connectAs(stack, alice);
+    await close();
+    const first = oauth.tokens()!;
+    expect(first.refresh_token, 'offline_access was granted, so Hydra issued a refresh token').toBeTruthy();
+    if (strategy === 'jwt') {
+      const claims = JSON.parse(Buffer.from(first.access_token.split('.')[1]!, 'base64url').toString()) as { aud: string[] };
+      expect(claims.aud).toContain(`${stack.baseUrl}/mcp`);
+    }
+    const refreshed = await tokenRequest(stack, '/token', {
+      grant_type: 'refresh_token',
+      refresh_token: first.refresh_token!,
+      client_id: oauth.clientInformation()!.client_id,
+    });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.refresh_token).not.toBe(first.refresh_token);
+    expect((await initializeWith(stack, refreshed.body.access_token as string)).status).toBe(200);
+  });
+
+  // JWT access tokens are verified locally until they expire, so this case is opaque-only by design.
+  if (strategy === 'opaque') it('a revoked opaque access token stops working at once (RFC 7009)', async () => {
+    const { oauth, close } = await connectAs(stack, alice);
+    await close();
+    const { access_token } = oauth.tokens()!;
+    expect((await initializeWith(stack, access_token)).status).toBe(200);
+    const revoked = await tokenRequest(stack, '/revoke', { token: access_token, client_id: oauth.clientInformation()!.client_id });
+    expect(revoked.status).toBe(200);
+    const res = await initializeWith(stack, access_token);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  it('revoking the refresh token ends the grant', async () => {
+    const { oauth, close } = await connectAs(stack, bob);
+    await close();
+    const { access_token, refresh_token } = oauth.tokens()!;
+    const clientId = oauth.clientInformation()!.client_id;
+    expect((await tokenRequest(stack, '/revoke', { token: refresh_token!, client_id: clientId })).status).toBe(200);
+    const again = await tokenRequest(stack, '/token', { grant_type: 'refresh_token', refresh_token: refresh_token!, client_id: clientId });
+    expect(again.status).toBe(400);
+    expect(again.body.error).toBe('invalid_grant');
+    if (strategy === 'opaque') {
+      // Hydra revokes the access tokens of the grant with its refresh token.
+      expect((await initializeWith(stack, access_token)).status).toBe(401);
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { type RunningServer, startServer } from '../../src/main.js';
+
+export interface TestUser {
+  email: string;
+  password: string;
+  sub: string;
+}
+
+export interface Stack {
+  hydra: RunningHydra;
+  server: RunningServer;
+  /** http://127.0.0.1:<port> of our server. */
+  baseUrl: string;
+  mcpUrl: URL;
+  sseUrl: URL;
+  /** Hydra's log lines so far (shown when a test fails). */
+  hydraLog: string[];
+  addUser(email: string, password: string): Promise<TestUser>;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The real thing, on loopback: Ory Hydra (built from its Go module, DSN
+ * memory) and our server wired to it, with a throw-away database.
+ */
+export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }): Promise<Stack> {
+  const appPort = await freePort();
+  const base = `http://127.0.0.1:${appPort}`;
+  const hydraLog: string[] = [];
+  const binary = await ensureHydraBinary({ log: (l) => process.stderr.write(`[hydra build] ${l}\n`) });
+  const hydra = await startHydra({
+    binary,
+    dsn: 'memory',
+    accessTokenStrategy: opts.accessTokenStrategy,
+    loginUrl: `${base}/login`,
+    consentUrl: `${base}/consent`,
+    logoutUrl: `${base}/logout`,
+    errorUrl: `${base}/oauth-error`,
+    secretsSystem: randomBytes(24).toString('hex'),
+    log: (line) => hydraLog.push(line),
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-e2e-'));
+  const env = {
+    HOST: '127.0.0.1',
+    PORT: String(appPort),
+    HYDRA_PUBLIC_URL: hydra.publicUrl,
+    HYDRA_ADMIN_URL: hydra.adminUrl,
+    HYDRA_ISSUER: hydra.issuer,
+    DATABASE_PATH: join(dir, 'hydra-mcp.sqlite'),
+    // Revocation must be visible at once in these tests; caching is tested on its own.
+    INTROSPECTION_CACHE_SECONDS: '0',
+    LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
+  };
+  const server = await startServer(env);
+  return {
+    hydra,
+    server,
+    baseUrl: base,
+    mcpUrl: new URL(`${base}/mcp`),
+    sseUrl: new URL(`${base}/sse`),
+    hydraLog,
+    addUser: (email, password) => addUserWithCli(env, email, password),
+    async stop() {
+      await server.stop();
+      await hydra.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */
+async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<TestUser> {
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), 'add', email], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  child.stdin.end(`${password}\n`);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const sub = /sub ([0-9a-f-]{36})/.exec(out)?.[1];
+  if (code !== 0 || !sub) throw new Error(`user add failed (exit ${code}):\n${out}\n${err}`);
+  return { email, password, sub };
+}
