@@ -6,6 +6,7 @@ import { authServerRouter } from '../auth/authServerRouter.js';
 import { type HydraAdmin } from '../auth/hydraAdmin.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
+import { ResourceSet } from '../auth/resource.js';
 import { HydraTokenVerifier } from '../auth/tokenVerifier.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -40,24 +41,27 @@ const RESOURCE_NAME = 'hydra-mcp';
 /** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
 export function buildApp(deps: AppDependencies): App {
   const { config, db, hydraAdmin, tools, log } = deps;
+  const resources = new ResourceSet([config.resourceUrl, config.sseUrl]);
   const verifier = new HydraTokenVerifier({
     issuer: config.hydra.issuer,
     jwksUrl: new URL('/.well-known/jwks.json', config.hydra.publicUrl),
-    resourceUrl: config.resourceUrl,
+    resources,
     hydraAdmin,
     log,
     introspectionCacheSeconds: config.introspectionCacheSeconds,
   });
-  const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, log });
+  const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log });
   const provider = new HydraProvider({
     hydraPublicUrl: config.hydra.publicUrl,
     clientsStore,
     verifier,
-    resourceUrl: config.resourceUrl,
+    resources,
     log,
   });
-  const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(config.resourceUrl);
-  const authenticate = requireBearerAuth({ verifier, resourceMetadataUrl, expectedResource: config.resourceUrl });
+  // Each endpoint's 401 names its own PRM (RFC 9728 §5.1); the verifier
+  // accepts a token whose audience is any of our URLs: one resource server.
+  const authenticateFor = (resource: URL) =>
+    requireBearerAuth({ verifier, resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(resource) });
   const createServer = () => createMcpServer({ tools, db, log, name: RESOURCE_NAME, version: deps.version });
   const httpSessions = new SessionRegistry<Session>();
   const sseSessions = new SessionRegistry<Session>();
@@ -65,8 +69,16 @@ export function buildApp(deps: AppDependencies): App {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
-  app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resourceUrl: config.resourceUrl, resourceName: RESOURCE_NAME }));
-  app.use(createLoginRouter({ hydra: hydraAdmin, users: createUserStore(db), resourceUrl: config.resourceUrl, log }));
+  app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resources, resourceName: RESOURCE_NAME }));
+  app.use(
+    createLoginRouter({
+      hydra: hydraAdmin,
+      users: createUserStore(db),
+      resources,
+      hydraPublicUrl: config.hydra.publicUrl,
+      log,
+    }),
+  );
   // Browser clients call the MCP endpoints cross-origin with a bearer token
   // (no cookies), and must be able to read the 401 challenge and session id.
   app.use(
@@ -77,8 +89,8 @@ export function buildApp(deps: AppDependencies): App {
       exposedHeaders: ['WWW-Authenticate', 'Mcp-Session-Id', 'MCP-Protocol-Version'],
     }),
   );
-  app.use(streamableHttpRouter({ createServer, authenticate, sessions: httpSessions, log }));
-  app.use(sseRouter({ createServer, authenticate, sessions: sseSessions, log }));
+  app.use(streamableHttpRouter({ createServer, authenticate: authenticateFor(config.resourceUrl), sessions: httpSessions, log }));
+  app.use(sseRouter({ createServer, authenticate: authenticateFor(config.sseUrl), sessions: sseSessions, log }));
   app.use(bodyErrors(log));
 
   return {

@@ -2,6 +2,7 @@ import express from 'express';
 import { metadataHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/metadata.js';
 import { createOAuthMetadata, getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import type { HydraProvider } from './hydraProvider.js';
+import type { ResourceSet } from './resource.js';
 import { SUPPORTED_SCOPES } from './scopes.js';
 import { tokenProxyRouter } from './tokenProxy.js';
 
@@ -9,8 +10,8 @@ export interface AuthServerRouterOptions {
   provider: HydraProvider;
   /** This server's public base URL: the issuer clients see for /authorize, /token, /register. */
   publicBaseUrl: URL;
-  /** Canonical URL of the MCP endpoint, the protected resource (RFC 9728). */
-  resourceUrl: URL;
+  /** Our resource URLs (RFC 9728): the MCP endpoint first, then the legacy SSE endpoint. */
+  resources: ResourceSet;
   resourceName: string;
 }
 
@@ -22,7 +23,7 @@ export interface AuthServerRouterOptions {
  */
 export function authServerRouter(options: AuthServerRouterOptions): express.Router {
   const router = express.Router();
-  const { provider, publicBaseUrl, resourceUrl } = options;
+  const { provider, publicBaseUrl, resources } = options;
   const scopesSupported = [...SUPPORTED_SCOPES];
   const base = createOAuthMetadata({ provider, issuerUrl: publicBaseUrl, scopesSupported });
 
@@ -34,26 +35,29 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
     revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
   };
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
-  router.use(tokenProxyRouter({ provider, resourceUrl }));
+  router.use(tokenProxyRouter({ provider, resources }));
   router.use(
     mcpAuthRouter({
       provider,
       issuerUrl: publicBaseUrl,
-      resourceServerUrl: resourceUrl,
+      resourceServerUrl: resources.primary,
       scopesSupported,
       resourceName: options.resourceName,
     }),
   );
-  // RFC 9728 §3.1: clients try the path-specific URL first, then the root.
-  const prm = {
-    resource: resourceUrl.href,
+  // RFC 9728 §3.1: one document per resource URL, at the path-specific
+  // location; the root location describes the primary (clients fall back to it).
+  const prm = (resource: URL) => ({
+    resource: resource.href,
     authorization_servers: [asMetadata.issuer],
     scopes_supported: scopesSupported,
     bearer_methods_supported: ['header'],
     resource_name: options.resourceName,
-  };
-  router.use('/.well-known/oauth-protected-resource', metadataHandler(prm));
+  });
+  for (const resource of resources.urls.slice(1)) {
+    router.use(getOAuthProtectedResourceMetadataUrl(resource).replace(/^https?:\/\/[^/]+/, ''), metadataHandler(prm(resource)));
+  }
+  router.use('/.well-known/oauth-protected-resource', metadataHandler(prm(resources.primary)));
   return router;
 }
 
-export { getOAuthProtectedResourceMetadataUrl };

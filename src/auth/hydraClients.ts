@@ -5,12 +5,15 @@ import type { Logger } from '../log/logger.js';
 import { type FetchLike, type HydraAdmin, type HydraClient, hydraErrorFrom } from './hydraAdmin.js';
 import { LruCache } from './lruCache.js';
 import { checkRedirectUri } from './redirectUris.js';
+import type { ResourceSet } from './resource.js';
 import { REGISTRABLE_SCOPES } from './scopes.js';
 
 export interface HydraClientsOptions {
   /** Hydra's public URL; registration goes to its RFC 7591 endpoint `/oauth2/register`. */
   hydraPublicUrl: URL;
   hydraAdmin: HydraAdmin;
+  /** Our resource URLs, put on every client's audience allow-list. */
+  resources: ResourceSet;
   log: Logger;
   fetch?: FetchLike;
   /** How long a looked-up client is reused before asking Hydra again. */
@@ -73,6 +76,10 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
       // consent page decides what is granted. A narrower registered scope would
       // make later step-up requests fail at Hydra with invalid_scope.
       scope: REGISTRABLE_SCOPES.join(' '),
+      // Hydra re-checks granted audience against this allow-list on refresh
+      // ("Requested audience ... has not been whitelisted"), so our resource
+      // URLs go here. A client-declared audience is never trusted.
+      audience: [...this.options.resources.canonical],
     };
     let res: Response;
     try {
@@ -114,6 +121,7 @@ export function toClientInformation(hydra: HydraClient & { client_secret?: strin
   for (const key of RFC7591_FIELDS) {
     const value = source[key];
     if (value === null || value === undefined || value === '') continue;
+    if (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0) continue; // Hydra's "jwks": {}
     out[key] = value;
   }
   out.redirect_uris = hydra.redirect_uris ?? [];

@@ -6,15 +6,15 @@ import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthToke
 import type { Logger } from '../log/logger.js';
 import type { FetchLike } from './hydraAdmin.js';
 import type { HydraClientsStore } from './hydraClients.js';
-import { isSameResource } from './resource.js';
+import type { ResourceSet } from './resource.js';
 
 export interface HydraProviderOptions {
   /** Hydra's public URL: /oauth2/auth, /oauth2/token, /oauth2/revoke live there. */
   hydraPublicUrl: URL;
   clientsStore: HydraClientsStore;
   verifier: OAuthTokenVerifier;
-  /** This server's canonical resource URL; the only `resource` we accept (RFC 8707). */
-  resourceUrl: URL;
+  /** This server's resource URLs; the only `resource` values we accept (RFC 8707). */
+  resources: ResourceSet;
   log: Logger;
   fetch?: FetchLike;
 }
@@ -53,8 +53,8 @@ export class HydraProvider implements OAuthServerProvider {
    * but our consent step reads it back from the request URL (RFC 8707 §2).
    */
   async authorize(client: OAuthClientInformationFull, params: AuthorizationParams, res: Response): Promise<void> {
-    if (params.resource && !isSameResource(params.resource, this.options.resourceUrl)) {
-      throw new InvalidTargetError(`This server only issues tokens for ${this.options.resourceUrl.href}`);
+    if (params.resource && !this.options.resources.match(params.resource)) {
+      throw new InvalidTargetError(`This server only issues tokens for ${this.options.resources.canonical.join(', ')}`);
     }
     const target = new URL('/oauth2/auth', this.options.hydraPublicUrl);
     const q = target.searchParams;

@@ -2,12 +2,12 @@ import cors from 'cors';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { HydraProvider } from './hydraProvider.js';
-import { isSameResource } from './resource.js';
+import type { ResourceSet } from './resource.js';
 
 export interface TokenProxyOptions {
   provider: HydraProvider;
-  /** This server's resource URL: the only `resource` a token request may name (RFC 8707 §2.2). */
-  resourceUrl: URL;
+  /** This server's resource URLs: the only `resource` a token request may name (RFC 8707 §2.2). */
+  resources: ResourceSet;
 }
 
 // RFC 6749 §3.2: a parameter sent twice arrives as an array and fails `z.string()`.
@@ -47,7 +47,7 @@ const oauthError = (res: Response, status: number, error: string, description: s
  * The SDK's own token handler only reads secrets from the body and compares
  * them with a stored copy, which Hydra never gives out.
  */
-export function tokenProxyRouter({ provider, resourceUrl }: TokenProxyOptions): express.Router {
+export function tokenProxyRouter({ provider, resources }: TokenProxyOptions): express.Router {
   const router = express.Router();
   // Browser clients (MCP Inspector) call these cross-origin; no cookies are involved.
   router.use(['/token', '/revoke'], cors({ origin: '*', methods: ['POST', 'OPTIONS'] }));
@@ -62,8 +62,8 @@ export function tokenProxyRouter({ provider, resourceUrl }: TokenProxyOptions): 
     const parsed = TokenRequest.safeParse(req.body ?? {});
     if (!parsed.success) return oauthError(res, 400, 'invalid_request', describe(parsed.error));
     const { resource, ...params } = parsed.data;
-    if (resource !== undefined && !isSameResource(resource, resourceUrl)) {
-      return oauthError(res, 400, 'invalid_target', `This server only issues tokens for ${resourceUrl.href}`);
+    if (resource !== undefined && !resources.match(resource)) {
+      return oauthError(res, 400, 'invalid_target', `This server only issues tokens for ${resources.canonical.join(', ')}`);
     }
     const answer = await provider.forward('/oauth2/token', toForm(params), req.get('authorization'));
     res.status(answer.status).json(answer.body);

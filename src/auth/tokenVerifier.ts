@@ -6,7 +6,7 @@ import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server
 import type { Logger } from '../log/logger.js';
 import { type HydraAdmin, HydraError, type Introspection } from './hydraAdmin.js';
 import { LruCache } from './lruCache.js';
-import { canonicalResource } from './resource.js';
+import type { ResourceSet } from './resource.js';
 
 /** Who is calling: what every tool receives, taken only from a verified token. */
 export interface Principal {
@@ -22,8 +22,8 @@ export interface TokenVerifierOptions {
   issuer: string;
   /** Hydra's JWKS: `<hydra public>/.well-known/jwks.json`. */
   jwksUrl: URL;
-  /** This server's resource URL; tokens must name it in `aud` (RFC 8707, RFC 9068 §4). */
-  resourceUrl: URL;
+  /** This server's resource URLs; tokens must name one in `aud` (RFC 8707, RFC 9068 §4). */
+  resources: ResourceSet;
   hydraAdmin: HydraAdmin;
   log: Logger;
   /** Longest reuse of an introspection answer, in seconds (never past the token's `exp`). */
@@ -40,7 +40,12 @@ const CLOCK_TOLERANCE = 5;
 // An inactive answer is remembered briefly, so a flood of one bad token costs one introspection.
 const INACTIVE_CACHE_MS = 5_000;
 
-type IntrospectionOutcome = { ok: true; principal: Principal } | { ok: false; reason: string };
+interface Verified {
+  principal: Principal;
+  /** Which of our resource URLs the token's `aud` names. */
+  audience: string;
+}
+type IntrospectionOutcome = ({ ok: true } & Verified) | { ok: false; reason: string };
 
 /**
  * Verifies Hydra access tokens for this resource server. JWT access tokens
@@ -51,7 +56,6 @@ type IntrospectionOutcome = { ok: true; principal: Principal } | { ok: false; re
  */
 export class HydraTokenVerifier implements OAuthTokenVerifier {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
-  private readonly audience: string;
   private readonly cache: LruCache<IntrospectionOutcome>;
   private readonly inflight = new Map<string, Promise<IntrospectionOutcome>>();
 
@@ -60,28 +64,27 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
       throw new TypeError('introspectionCacheSeconds must be a number of seconds, 0 or more');
     }
     this.jwks = createRemoteJWKSet(options.jwksUrl, { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
-    this.audience = canonicalResource(options.resourceUrl)!;
     this.cache = new LruCache(options.introspectionCacheSize ?? 10_000);
   }
 
   async verifyAccessToken(token: string): Promise<AuthInfo> {
-    const principal = looksLikeJwt(token) ? await this.verifyJwt(token) : await this.introspect(token);
+    const { principal, audience } = looksLikeJwt(token) ? await this.verifyJwt(token) : await this.introspect(token);
     return {
       token,
       clientId: principal.clientId,
       scopes: principal.scopes,
       expiresAt: principal.expiresAt,
-      resource: new URL(this.audience),
+      resource: new URL(audience),
       extra: { sub: principal.sub },
     };
   }
 
-  private async verifyJwt(token: string): Promise<Principal> {
+  private async verifyJwt(token: string): Promise<Verified> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
         issuer: this.options.issuer,
-        audience: this.audience,
+        audience: [...this.options.resources.canonical],
         algorithms: this.options.algorithms ?? DEFAULT_ALGORITHMS,
         clockTolerance: CLOCK_TOLERANCE,
         requiredClaims: ['sub', 'exp'],
@@ -98,15 +101,19 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
       : typeof payload.scope === 'string'
         ? payload.scope.split(' ').filter(Boolean)
         : [];
+    const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud ?? ''];
     return {
-      sub: payload.sub!,
-      clientId: typeof payload.client_id === 'string' ? payload.client_id : '',
-      scopes,
-      expiresAt: payload.exp!,
+      principal: {
+        sub: payload.sub!,
+        clientId: typeof payload.client_id === 'string' ? payload.client_id : '',
+        scopes,
+        expiresAt: payload.exp!,
+      },
+      audience: aud.map((a) => this.options.resources.match(a)).find((a) => a !== undefined)!,
     };
   }
 
-  private async introspect(token: string): Promise<Principal> {
+  private async introspect(token: string): Promise<Verified> {
     const key = createHash('sha256').update(token).digest('base64url');
     let outcome = this.cache.get(key);
     if (!outcome) {
@@ -119,7 +126,7 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     }
     if (!outcome.ok) throw new InvalidTokenError(outcome.reason);
     if (outcome.principal.expiresAt <= Date.now() / 1000) throw new InvalidTokenError('Token has expired');
-    return outcome.principal;
+    return outcome;
   }
 
   private async introspectOnce(token: string, key: string): Promise<IntrospectionOutcome> {
@@ -145,10 +152,11 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     if (a.token_use && a.token_use !== 'access_token') return { ok: false, reason: 'Not an access token' };
     if (!a.sub || typeof a.exp !== 'number') return { ok: false, reason: 'Token lacks sub or exp' };
     if (a.iss !== undefined && a.iss !== this.options.issuer) return { ok: false, reason: 'Token was issued by another issuer' };
-    const aud = (a.aud ?? []).map((x) => canonicalResource(x));
-    if (!aud.includes(this.audience)) return { ok: false, reason: 'Token was not issued for this resource' };
+    const audience = (a.aud ?? []).map((x) => this.options.resources.match(x)).find((x) => x !== undefined);
+    if (!audience) return { ok: false, reason: 'Token was not issued for this resource' };
     return {
       ok: true,
+      audience,
       principal: {
         sub: a.sub,
         clientId: a.client_id ?? '',

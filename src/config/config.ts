@@ -14,6 +14,8 @@ export interface Config {
   publicBaseUrl: URL;
   /** Canonical resource URL of the MCP endpoint (RFC 8707 / RFC 9728): `<base>/mcp`. */
   resourceUrl: URL;
+  /** URL of the legacy SSE endpoint, `<base>/sse`: a second name of the same resource. */
+  sseUrl: URL;
   hydra: {
     /** Hydra's public port (OAuth endpoints, JWKS). */
     publicUrl: URL;
@@ -71,6 +73,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicBaseUrl,
     // No trailing slash: the canonical form clients compare against (RFC 8707 §2).
     resourceUrl: new URL(`${base}/mcp`),
+    sseUrl: new URL(`${base}/sse`),
     hydra: {
       publicUrl: new URL(hydraPublic),
       adminUrl: new URL(stripSlash(e.HYDRA_ADMIN_URL)),

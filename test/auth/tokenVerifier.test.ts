@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../../src/auth/hydraAdmin.js';
+import { ResourceSet } from '../../src/auth/resource.js';
 import { HydraTokenVerifier } from '../../src/auth/tokenVerifier.js';
 import { createLogger } from '../../src/log/logger.js';
 
@@ -34,7 +35,7 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     return new HydraTokenVerifier({
       issuer: ISSUER,
       jwksUrl,
-      resourceUrl: RESOURCE,
+      resources: new ResourceSet([RESOURCE]),
       hydraAdmin: { introspect } as HydraAdmin,
       log: createLogger('silent'),
       introspectionCacheSeconds: cacheSeconds,

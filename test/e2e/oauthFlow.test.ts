@@ -144,7 +144,7 @@ describe.each(['opaque', 'jwt'] as const)('OAuth 2.1 flow against the real Ory H
       refresh_token: first.refresh_token!,
       client_id: oauth.clientInformation()!.client_id,
     });
-    expect(refreshed.status).toBe(200);
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
     expect(refreshed.body.refresh_token).not.toBe(first.refresh_token);
     expect((await initializeWith(stack, refreshed.body.access_token as string)).status).toBe(200);
   });

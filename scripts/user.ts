@@ -1,0 +1,100 @@
+/**
+ * User management: `npm run user -- add|list|remove|passwd [email]`.
+ * Passwords come from stdin: a prompt without echo on a terminal, else the
+ * first line (so scripts can pipe them in). Never from the command line,
+ * where they would land in shell history and `ps`.
+ */
+import 'dotenv/config';
+import { createInterface } from 'node:readline';
+import { loadConfig } from '../src/config/config.js';
+import { createUserStore, UserInputError } from '../src/login/userStore.js';
+import { openDatabase } from '../src/store/database.js';
+
+const USAGE = `usage: npm run user -- <command>
+  add <email>      create a user (password from stdin)
+  passwd <email>   set a new password (from stdin)
+  remove <email>   delete a user
+  list             list users`;
+
+async function readPassword(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const rl = createInterface({ input: process.stdin });
+    for await (const line of rl) {
+      rl.close();
+      return line;
+    }
+    throw new UserInputError('no password on stdin');
+  }
+  const ask = (q: string) =>
+    new Promise<string>((resolve) => {
+      const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+      // Echo nothing while typing the password.
+      (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+        if (s.includes(q)) process.stdout.write(q);
+      };
+      rl.question(q, (answer) => {
+        rl.close();
+        process.stdout.write('\n');
+        resolve(answer);
+      });
+    });
+  const first = await ask(prompt);
+  const again = await ask('Repeat password: ');
+  if (first !== again) throw new UserInputError('the passwords do not match');
+  return first;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, email, ...rest] = argv;
+  const needsEmail = command === 'add' || command === 'passwd' || command === 'remove';
+  if (!command || !['add', 'passwd', 'remove', 'list'].includes(command) || (needsEmail && !email) || rest.length) {
+    console.error(USAGE);
+    return 2;
+  }
+  const config = loadConfig(process.env);
+  const db = await openDatabase(config.databasePath);
+  const users = createUserStore(db);
+  try {
+    switch (command) {
+      case 'add': {
+        const user = await users.add(email!, await readPassword('Password: '));
+        console.log(`Added user ${user.email} (sub ${user.id})`);
+        break;
+      }
+      case 'passwd': {
+        const changed = await users.setPassword(email!, await readPassword('New password: '));
+        if (!changed) throw new UserInputError(`no user with email ${email}`);
+        console.log(`Password changed for ${email!.trim().toLowerCase()}`);
+        break;
+      }
+      case 'remove': {
+        if (!(await users.remove(email!))) throw new UserInputError(`no user with email ${email}`);
+        console.log(`Removed user ${email!.trim().toLowerCase()}`);
+        break;
+      }
+      case 'list': {
+        const all = await users.list();
+        for (const u of all) console.log(`${u.email}\t${u.id}\t${u.createdAt}`);
+        console.log(`${all.length} user${all.length === 1 ? '' : 's'} in ${config.databasePath}`);
+        break;
+      }
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof UserInputError) {
+      console.error(`error: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await db.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,112 @@
+/**
+ * Server-rendered pages for sign-in and consent: plain HTML that works
+ * without JavaScript, one stylesheet, every interpolated value escaped here.
+ */
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+
+export const STYLESHEET_PATH = '/login-assets/style.css';
+
+function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} · hydra-mcp</title>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>`;
+}
+
+export function loginPage(opts: { challenge: string; clientName: string; email?: string; error?: string }): string {
+  const error = opts.error ? `<p class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
+  return layout(
+    'Sign in',
+    `<h1>Sign in</h1>
+<p>to continue to <strong>${escapeHtml(opts.clientName)}</strong></p>
+${error}
+<form method="post" action="/login">
+<input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(opts.email ?? '')}" ${opts.email ? '' : 'autofocus'}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required ${opts.email ? 'autofocus' : ''}>
+<button type="submit">Sign in</button>
+</form>`,
+  );
+}
+
+export interface ConsentScope {
+  name: string;
+  description: string;
+}
+
+export function consentPage(opts: { challenge: string; clientName: string; scopes: ConsentScope[]; resources: string[]; userEmail?: string }): string {
+  const scopes = opts.scopes
+    .map(
+      (s, i) => `<li><input type="checkbox" id="scope-${i}" name="scope" value="${escapeHtml(s.name)}" checked>
+<label for="scope-${i}">${escapeHtml(s.description)} <code>${escapeHtml(s.name)}</code></label></li>`,
+    )
+    .join('\n');
+  const resources = opts.resources.length
+    ? `<p>Access is for: ${opts.resources.map((r) => `<code>${escapeHtml(r)}</code>`).join(', ')}</p>`
+    : '';
+  return layout(
+    'Allow access',
+    `<h1>Allow access?</h1>
+<p><strong>${escapeHtml(opts.clientName)}</strong> wants to use your account${opts.userEmail ? ` <strong>${escapeHtml(opts.userEmail)}</strong>` : ''}.</p>
+${resources}
+<form method="post" action="/consent">
+<input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
+<fieldset>
+<legend>It asks to:</legend>
+<ul class="scopes">
+${scopes}
+</ul>
+</fieldset>
+<div class="actions">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
+</div>
+</form>`,
+  );
+}
+
+export function errorPage(opts: { title: string; message: string }): string {
+  return layout(
+    opts.title,
+    `<h1>${escapeHtml(opts.title)}</h1>
+<p role="alert">${escapeHtml(opts.message)}</p>
+<p>Go back to the app you came from and start signing in again.</p>`,
+  );
+}
+
+export function messagePage(opts: { title: string; message: string }): string {
+  return layout(opts.title, `<h1>${escapeHtml(opts.title)}</h1>\n<p>${escapeHtml(opts.message)}</p>`);
+}
+
+export const STYLESHEET = `*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1f;background:#f4f5f7}
+main{max-width:26rem;margin:8vh auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(0,0,0,.12)}
+h1{font-size:1.5rem;margin:0 0 .5rem}
+label{display:block;font-weight:600;margin:1rem 0 .25rem}
+input[type=email],input[type=password]{width:100%;padding:.6rem;font-size:1rem;border:1px solid #8a8f98;border-radius:6px}
+input:focus,button:focus{outline:3px solid #4c6ef5;outline-offset:2px}
+button{margin-top:1.25rem;padding:.65rem 1.2rem;font-size:1rem;font-weight:600;border:0;border-radius:6px;background:#3451d1;color:#fff;cursor:pointer}
+button.secondary{background:#e4e6eb;color:#1b1b1f}
+.actions{display:flex;gap:.75rem}
+.error{color:#a4161a;background:#fdecea;padding:.5rem .75rem;border-radius:6px}
+fieldset{border:0;padding:0;margin:1rem 0 0}
+legend{font-weight:600}
+ul.scopes{list-style:none;padding:0}
+ul.scopes li{display:flex;gap:.5rem;align-items:baseline}
+ul.scopes label{display:inline;font-weight:400;margin:0}
+code{font-size:.85em;background:#f0f1f4;padding:.1em .3em;border-radius:4px}
+`;

@@ -1,0 +1,111 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Db } from '../store/database.js';
+import { hashPassword, verifyPassword } from './password.js';
+
+export interface User {
+  /** The subject (`sub`) of this user's tokens. */
+  id: string;
+  email: string;
+  createdAt: string;
+}
+
+/** Bad input for a user operation; the message says what is wrong. */
+export class UserInputError extends Error {
+  override name = 'UserInputError';
+}
+export class DuplicateUserError extends UserInputError {
+  override name = 'DuplicateUserError';
+}
+
+const Email = z.string().trim().toLowerCase().pipe(z.email({ message: 'is not a valid email address' }));
+export const MIN_PASSWORD = 8;
+const Password = z
+  .string()
+  .min(MIN_PASSWORD, { message: `must be at least ${MIN_PASSWORD} characters` })
+  .max(1024, { message: 'must be at most 1024 characters' });
+
+/** Trim and lower-case an email, or throw UserInputError. */
+export function normaliseEmail(email: string): string {
+  const r = Email.safeParse(email);
+  if (!r.success) throw new UserInputError(`email ${JSON.stringify(email)} ${r.error.issues[0]?.message ?? 'is invalid'}`);
+  return r.data;
+}
+
+function checkPassword(password: string): string {
+  const r = Password.safeParse(password);
+  if (!r.success) throw new UserInputError(`password ${r.error.issues[0]?.message ?? 'is invalid'}`);
+  return password;
+}
+
+export interface UserStore {
+  add(email: string, password: string): Promise<User>;
+  /** The user when email and password match; undefined otherwise (same time either way). */
+  verify(email: string, password: string): Promise<User | undefined>;
+  findById(id: string): Promise<User | undefined>;
+  list(): Promise<User[]>;
+  remove(email: string): Promise<boolean>;
+  setPassword(email: string, password: string): Promise<boolean>;
+}
+
+export function createUserStore(db: Db): UserStore {
+  // Unknown emails are checked against a throw-away hash, so timing does not tell which emails exist.
+  let dummyHash: Promise<string> | undefined;
+  const burnVerifyTime = async (password: string) => {
+    dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+    await verifyPassword(password, await dummyHash);
+  };
+  const toUser = (r: { id: string; email: string; created_at: string }): User => ({ id: r.id, email: r.email, createdAt: r.created_at });
+  return {
+    async add(email, password) {
+      const normal = normaliseEmail(email);
+      checkPassword(password);
+      const exists = await db.selectFrom('users').select('id').where('email', '=', normal).executeTakeFirst();
+      if (exists) throw new DuplicateUserError(`a user with email ${normal} already exists`);
+      const row = { id: randomUUID(), email: normal, password_hash: await hashPassword(password), created_at: new Date().toISOString() };
+      try {
+        await db.insertInto('users').values(row).execute();
+      } catch (e) {
+        // Lost a race with another add of the same email: the unique index decides.
+        if (/UNIQUE/i.test((e as Error).message)) throw new DuplicateUserError(`a user with email ${normal} already exists`);
+        throw e;
+      }
+      return toUser(row);
+    },
+    async verify(email, password) {
+      let normal: string;
+      try {
+        normal = normaliseEmail(email);
+      } catch {
+        await burnVerifyTime(password);
+        return undefined;
+      }
+      const row = await db.selectFrom('users').selectAll().where('email', '=', normal).executeTakeFirst();
+      if (!row) {
+        await burnVerifyTime(password);
+        return undefined;
+      }
+      return (await verifyPassword(password, row.password_hash)) ? toUser(row) : undefined;
+    },
+    async findById(id) {
+      const row = await db.selectFrom('users').select(['id', 'email', 'created_at']).where('id', '=', id).executeTakeFirst();
+      return row && toUser(row);
+    },
+    async list() {
+      return (await db.selectFrom('users').select(['id', 'email', 'created_at']).orderBy('email').execute()).map(toUser);
+    },
+    async remove(email) {
+      const r = await db.deleteFrom('users').where('email', '=', normaliseEmail(email)).executeTakeFirst();
+      return r.numDeletedRows > 0n;
+    },
+    async setPassword(email, password) {
+      checkPassword(password);
+      const r = await db
+        .updateTable('users')
+        .set({ password_hash: await hashPassword(password) })
+        .where('email', '=', normaliseEmail(email))
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+  };
+}
