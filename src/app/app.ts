@@ -51,8 +51,10 @@ export function buildApp(deps: AppDependencies): App {
     introspectionCacheSeconds: config.introspectionCacheSeconds,
   });
   const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log });
+  const hydraBrowserUrl = new URL(config.hydra.issuer);
   const provider = new HydraProvider({
     hydraPublicUrl: config.hydra.publicUrl,
+    hydraBrowserUrl,
     clientsStore,
     verifier,
     resources,
@@ -75,7 +77,7 @@ export function buildApp(deps: AppDependencies): App {
       hydra: hydraAdmin,
       users: createUserStore(db),
       resources,
-      hydraPublicUrl: config.hydra.publicUrl,
+      hydraPublicUrl: hydraBrowserUrl,
       log,
     }),
   );

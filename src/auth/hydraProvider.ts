@@ -9,8 +9,14 @@ import type { HydraClientsStore } from './hydraClients.js';
 import type { ResourceSet } from './resource.js';
 
 export interface HydraProviderOptions {
-  /** Hydra's public URL: /oauth2/auth, /oauth2/token, /oauth2/revoke live there. */
+  /** Hydra's public URL as this server reaches it: /oauth2/token and /oauth2/revoke. */
   hydraPublicUrl: URL;
+  /**
+   * Hydra's public URL as browsers reach it, for the /oauth2/auth redirect.
+   * Hydra's issuer is that URL; in a container network it differs from
+   * `hydraPublicUrl` (http://hydra:4444 vs http://127.0.0.1:4444).
+   */
+  hydraBrowserUrl: URL;
   clientsStore: HydraClientsStore;
   verifier: OAuthTokenVerifier;
   /** This server's resource URLs; the only `resource` values we accept (RFC 8707). */
@@ -56,7 +62,7 @@ export class HydraProvider implements OAuthServerProvider {
     if (params.resource && !this.options.resources.match(params.resource)) {
       throw new InvalidTargetError(`This server only issues tokens for ${this.options.resources.canonical.join(', ')}`);
     }
-    const target = new URL('/oauth2/auth', this.options.hydraPublicUrl);
+    const target = new URL('oauth2/auth', withSlash(this.options.hydraBrowserUrl));
     const q = target.searchParams;
     q.set('client_id', client.client_id);
     q.set('response_type', 'code');
@@ -147,6 +153,11 @@ export class HydraProvider implements OAuthServerProvider {
     if (answer.status >= 400) throw oauthErrorFrom(answer);
     return answer.body as OAuthTokens;
   }
+}
+
+/** Resolve relative to the issuer's path too (an issuer may be https://host/hydra). */
+function withSlash(u: URL): URL {
+  return new URL(u.href.endsWith('/') ? u.href : `${u.href}/`);
 }
 
 /** Basic credentials for a client whose secret we hold (only the SDK's own handlers pass one). */

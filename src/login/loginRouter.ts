@@ -12,7 +12,7 @@ export interface LoginRouterOptions {
   users: UserStore;
   /** This server's resource URLs, granted as token audience at consent (RFC 8707). */
   resources: ResourceSet;
-  /** Hydra's public URL: our forms' submissions are redirected there. */
+  /** Hydra's public URL as browsers see it (its issuer): our forms' submissions are redirected there. */
   hydraPublicUrl: URL;
   log: Logger;
 }
