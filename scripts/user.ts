@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env);
-  const db = await openDatabase(config.databasePath);
+  const db = await openDatabase(config.database);
   const users = createUserStore(db);
   try {
     switch (command) {
@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
       case 'list': {
         const all = await users.list();
         for (const u of all) console.log(`${u.email}\t${u.id}\t${u.createdAt}`);
-        console.log(`${all.length} user${all.length === 1 ? '' : 's'} in ${config.databasePath}`);
+        console.log(`${all.length} user${all.length === 1 ? '' : 's'} in the ${config.database.kind} database`);
         break;
       }
     }

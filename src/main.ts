@@ -23,7 +23,7 @@ export async function startServer(env: Record<string, string | undefined>): Prom
   const config = loadConfig(env);
   const log = createLogger(config.logLevel);
   const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
-  const db = await openDatabase(config.databasePath);
+  const db = await openDatabase(config.database);
   const { app, closeSessions } = buildApp({
     config,
     db,

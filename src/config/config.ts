@@ -24,8 +24,8 @@ export interface Config {
     /** `iss` Hydra puts in its tokens, exactly as Hydra writes it. */
     issuer: string;
   };
-  /** SQLite file holding users and tool data. */
-  databasePath: string;
+  /** Where users and tool data live: SQLite by default, PostgreSQL when DATABASE_URL is set. */
+  database: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; poolMax: number };
   /** Upper bound on how long an introspection answer is reused, in seconds. */
   introspectionCacheSeconds: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -42,6 +42,11 @@ const EnvSchema = z.object({
   HYDRA_ADMIN_URL: url('HYDRA_ADMIN_URL').default('http://127.0.0.1:4445'),
   HYDRA_ISSUER: url('HYDRA_ISSUER').optional(),
   DATABASE_PATH: z.string().min(1).default('./data/hydra-mcp.sqlite'),
+  DATABASE_URL: z
+    .string()
+    .refine((v) => /^postgres(ql)?:\/\//.test(v) && URL.canParse(v), { message: 'must be a postgres:// URL' })
+    .optional(),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   INTROSPECTION_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
@@ -80,7 +85,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // Hydra uses urls.self.issuer verbatim, so default to the public URL as written.
       issuer: e.HYDRA_ISSUER ?? hydraPublic,
     },
-    databasePath: e.DATABASE_PATH,
+    database: e.DATABASE_URL
+      ? { kind: 'postgres', url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX }
+      : { kind: 'sqlite', path: e.DATABASE_PATH },
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
     logLevel: e.LOG_LEVEL,
   };

@@ -1,21 +1,46 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
 
-/** Open the embedded SQLite database at `path` (":memory:" allowed) and migrate it. */
-export async function openDatabase(path: string): Promise<Db> {
+/** Where the data lives: an embedded SQLite file (default) or a PostgreSQL server. */
+export type DatabaseTarget =
+  | { kind: 'sqlite'; /** File path, or ":memory:". */ path: string }
+  | { kind: 'postgres'; /** postgres://user:pass@host:port/db */ url: string; /** Most pooled connections. */ poolMax?: number };
+
+export type Dialect = DatabaseTarget['kind'];
+
+/**
+ * Open the database and bring its schema up to date. Both dialects sit behind
+ * one typed query builder (Kysely): no query in this project is written twice.
+ */
+export async function openDatabase(target: DatabaseTarget): Promise<Db> {
+  const db = target.kind === 'postgres' ? openPostgres(target.url, target.poolMax ?? 10) : openSqlite(target.path);
+  try {
+    await migrateToLatest(db, target.kind);
+  } catch (e) {
+    await db.destroy();
+    throw e;
+  }
+  return db;
+}
+
+function openSqlite(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new SQLite(path);
-  // WAL lets the CLI add users while the server runs; busy_timeout rides out its short locks.
+  // WAL lets the user CLI write while the server runs; busy_timeout rides out its short locks.
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  await migrateToLatest(db);
-  return db;
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
+
+function openPostgres(url: string, max: number): Db {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

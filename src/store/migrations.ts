@@ -1,38 +1,65 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { Dialect } from './database.js';
 
-// Migrations live in code (not files) so the compiled build and tsx see the same list.
-const migrations: Record<string, Migration> = {
-  '0001_users_and_notes': {
-    async up(db: Kysely<any>) {
-      await db.schema
-        .createTable('users')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('email', 'text', (c) => c.notNull().unique())
-        .addColumn('password_hash', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull().defaultTo(sql`CURRENT_TIMESTAMP`))
-        .execute();
-      await db.schema
-        .createTable('notes')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
-        .addColumn('id', 'text', (c) => c.notNull().unique())
-        .addColumn('sub', 'text', (c) => c.notNull())
-        .addColumn('title', 'text', (c) => c.notNull())
-        .addColumn('body', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull().defaultTo(sql`CURRENT_TIMESTAMP`))
-        .execute();
-      // Every note query is keyed by sub; this index serves them all.
-      await db.schema.createIndex('notes_sub_seq').on('notes').columns(['sub', 'seq']).execute();
+/**
+ * The schema, as migrations kept in code (so the compiled build and tsx see
+ * the same list). Timestamps are ISO-8601 text in both dialects: sortable and
+ * identical whichever database is underneath.
+ */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001_users_and_notes': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('users')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('email', 'text', (c) => c.notNull().unique())
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull().defaultTo(sql`CURRENT_TIMESTAMP`))
+          .execute();
+        await db.schema
+          .createTable('notes')
+          // Insertion order, for stable listing; each dialect spells it its own way.
+          .addColumn('seq', dialect === 'postgres' ? 'bigint' : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('title', 'text', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull().defaultTo(sql`CURRENT_TIMESTAMP`))
+          .execute();
+        // Every note query is keyed by sub; this index serves them all.
+        await db.schema.createIndex('notes_sub_seq').on('notes').columns(['sub', 'seq']).execute();
+      },
     },
-  },
-};
+    '0002_records': {
+      async up(db: Kysely<any>) {
+        // Per-user JSON records for tools that need storage without a migration of their own.
+        await db.schema
+          .createTable('records')
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('collection', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('records_pk', ['sub', 'collection', 'key'])
+          .execute();
+      },
+    },
+  };
+}
 
-const provider: MigrationProvider = { getMigrations: async () => migrations };
-
-/** Bring the schema up to date; throws with the failing migration's name. */
-export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+/**
+ * Bring the schema up to date; throws naming the failing migration. Safe to
+ * run from several replicas at once: Kysely takes a lock first (PostgreSQL:
+ * an advisory transaction lock; SQLite: the database file's write lock).
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
   if (error) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'before any migration ran';
     throw new Error(`database migration ${failed} failed: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -4,6 +4,7 @@ import type { ColumnType, Generated } from 'kysely';
 export interface Database {
   users: UsersTable;
   notes: NotesTable;
+  records: RecordsTable;
 }
 
 export interface UsersTable {
@@ -22,5 +23,15 @@ export interface NotesTable {
   title: string;
   body: string;
   created_at: ColumnType<string, string | undefined, never>;
-  seq: Generated<number>;
+  seq: Generated<number | string>;
+}
+
+/** One JSON value per (sub, collection, key): storage for tools without their own table. */
+export interface RecordsTable {
+  sub: string;
+  collection: string;
+  key: string;
+  /** JSON text. */
+  value: string;
+  updated_at: string;
 }

@@ -7,7 +7,7 @@ describe('loadConfig', () => {
     expect(c.publicBaseUrl.href).toBe('http://127.0.0.1:3000/');
     expect(c.resourceUrl.href).toBe('http://127.0.0.1:3000/mcp');
     expect(c.hydra.issuer).toBe('http://127.0.0.1:4444');
-    expect(c.databasePath).toBe('./data/hydra-mcp.sqlite');
+    expect(c.database).toEqual({ kind: 'sqlite', path: './data/hydra-mcp.sqlite' });
   });
 
   it('derives the MCP resource URL from PUBLIC_BASE_URL without a trailing slash', () => {
@@ -19,6 +19,7 @@ describe('loadConfig', () => {
     ['PORT', { PORT: '70000' }],
     ['HYDRA_ADMIN_URL', { HYDRA_ADMIN_URL: 'not a url' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://db/x' }],
     ['PUBLIC_BASE_URL', { PUBLIC_BASE_URL: 'https://x.example/?a=1' }],
   ])('names %s when it is invalid', (name, env) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

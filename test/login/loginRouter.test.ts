@@ -56,7 +56,7 @@ describe('login and consent pages (stub Hydra admin)', () => {
   let sub: string;
 
   beforeAll(async () => {
-    db = await openDatabase(':memory:');
+    db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
     const users = createUserStore(db);
     sub = (await users.add('alice@example.com', 'correct horse')).id;
     stub = stubHydra();

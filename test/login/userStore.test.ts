@@ -6,7 +6,7 @@ describe('user store (SQLite in memory)', () => {
   let db: Db;
   let users: UserStore;
   beforeEach(async () => {
-    db = await openDatabase(':memory:');
+    db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
     users = createUserStore(db);
   });
   afterEach(() => db.destroy());
