@@ -28,6 +28,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         title: tool.title,
         description: tool.description,
         inputSchema: tool.input,
+        outputSchema: tool.output,
         annotations: { title: tool.title, ...tool.annotations },
       },
       ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options)) as never,
@@ -77,7 +78,9 @@ async function runTool(
   };
   try {
     const value = await tool.handler(input as never, ctx);
-    return { content: [{ type: 'text', text: JSON.stringify(value ?? null) }] };
+    const text = JSON.stringify(value ?? null);
+    // With an output schema the value is also structured content (the SDK validates it).
+    return tool.output ? { content: [{ type: 'text', text }], structuredContent: value as Record<string, unknown> } : { content: [{ type: 'text', text }] };
   } catch (e) {
     if (e instanceof ToolError) return errorResult(e.message);
     toolLog.error('tool failed', { error: e });

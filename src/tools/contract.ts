@@ -33,7 +33,7 @@ export interface ToolHints {
   openWorldHint?: boolean;
 }
 
-export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape> {
+export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape, Out extends ZodRawShape = ZodRawShape> {
   /** Unique name clients call: lower case, digits and underscores. */
   name: string;
   title?: string;
@@ -41,15 +41,28 @@ export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape> {
   description: string;
   /** zod shape of the arguments; the SDK validates before the handler runs. */
   input: Shape;
+  /**
+   * Optional zod shape of the result. With it, clients get typed
+   * `structuredContent` (MCP 2025-06-18) and the SDK checks the handler's value.
+   */
+  output?: Out;
   /** Scopes the token must carry; [] means any valid token. */
   scopes: readonly string[];
   annotations?: ToolHints;
-  /** Returns any JSON value; it is sent to the client as JSON text. */
-  handler(input: z.infer<z.ZodObject<Shape>>, ctx: ToolContext): Promise<unknown> | unknown;
+  /**
+   * Does the work. Returns any JSON value (sent as JSON text), or, with
+   * `output`, an object of that shape (also sent as structuredContent).
+   */
+  handler(
+    input: z.infer<z.ZodObject<Shape>>,
+    ctx: ToolContext,
+  ): Promise<ZodRawShape extends Out ? unknown : z.input<z.ZodObject<Out>>> | (ZodRawShape extends Out ? unknown : z.input<z.ZodObject<Out>>);
 }
 
 /** Identity function that gives a tool file full type inference. */
-export function defineTool<Shape extends ZodRawShape>(definition: ToolDefinition<Shape>): ToolDefinition<Shape> {
+export function defineTool<Shape extends ZodRawShape, Out extends ZodRawShape = ZodRawShape>(
+  definition: ToolDefinition<Shape, Out>,
+): ToolDefinition<Shape, Out> {
   return definition;
 }
 

@@ -39,6 +39,9 @@ export function checkTool(candidate: unknown, file: string, knownScopes: readonl
   if (!t.input || typeof t.input !== 'object' || !Object.values(t.input).every((v) => v instanceof z.ZodType)) {
     fail(`${t.name}: input must be a zod shape, e.g. { id: z.string() }`);
   }
+  if (t.output !== undefined && (typeof t.output !== 'object' || !Object.values(t.output).every((v) => v instanceof z.ZodType))) {
+    fail(`${t.name}: output must be a zod shape when given`);
+  }
   if (!Array.isArray(t.scopes)) fail(`${t.name}: scopes must be an array ([] for any valid token)`);
   const unknown = t.scopes!.filter((s) => !knownScopes.includes(s));
   if (unknown.length) fail(`${t.name}: unknown scope(s) ${unknown.join(', ')}; known: ${knownScopes.join(', ')}`);

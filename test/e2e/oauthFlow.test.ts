@@ -67,7 +67,7 @@ describe.each(['opaque', 'jwt'] as const)('OAuth 2.1 flow against the real Ory H
     const { client, oauth, close } = await connectAs(stack, alice);
     try {
       const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(['notes_add', 'notes_delete', 'notes_get', 'notes_list', 'whoami']);
+      expect(tools.map((t) => t.name).sort()).toEqual(['long_task', 'notes_add', 'notes_delete', 'notes_get', 'notes_list', 'notes_stats', 'whoami']);
       const me = await call(client, 'whoami');
       expect(me.isError).toBe(false);
       expect(me.value.sub).toBe(alice.sub);
@@ -88,6 +88,41 @@ describe.each(['opaque', 'jwt'] as const)('OAuth 2.1 flow against the real Ory H
       const added = await call(client, 'notes_add', { title: 'over sse', body: 'legacy transport' });
       expect(added.isError).toBe(false);
       expect((await call(client, 'notes_get', { id: added.value.id })).value.title).toBe('over sse');
+    } finally {
+      await close();
+    }
+  });
+
+  it.each(['streamable-http', 'sse'] as const)('reports progress of a long task over %s', async (transport) => {
+    const { client, close } = await connectAs(stack, alice, { transport });
+    try {
+      const seen: number[] = [];
+      const result = await client.callTool({ name: 'long_task', arguments: { seconds: 3 } }, undefined, {
+        onprogress: (p) => seen.push(p.progress),
+      });
+      expect(result.isError).toBeFalsy();
+      // The SDK client handles notifications a microtask late, so the last one can
+      // lose the race with the result when both arrive in one read; the earlier ones may not.
+      expect(seen.slice(0, 2)).toEqual([1, 2]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('cancels a long task over Streamable HTTP: the server stops working (MCP cancellation)', async () => {
+    const { client, close } = await connectAs(stack, bob);
+    try {
+      const ac = new AbortController();
+      const call = client.callTool({ name: 'long_task', arguments: { seconds: 30 } }, undefined, {
+        signal: ac.signal,
+        onprogress: () => ac.abort('enough'),
+      });
+      await expect(call).rejects.toThrow();
+      // The tool records its last run; the server's own database shows it stopped after one step.
+      await expect
+        .poll(async () => ((await stack.lastRunOfLongTask(bob.sub)) as { status?: string } | undefined)?.status, { timeout: 5000 })
+        .toBe('cancelled');
+      expect(await stack.lastRunOfLongTask(bob.sub)).toEqual({ status: 'cancelled', completed: 1, of: 30 });
     } finally {
       await close();
     }

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { type RunningServer, startServer } from '../../src/main.js';
+import { openDatabase } from '../../src/store/database.js';
+import { scopedStoreFor } from '../../src/store/scopedStore.js';
 
 export interface TestUser {
   email: string;
@@ -24,6 +26,8 @@ export interface Stack {
   /** Hydra's log lines so far (shown when a test fails). */
   hydraLog: string[];
   addUser(email: string, password: string): Promise<TestUser>;
+  /** What the long_task tool recorded for `sub`, read straight from the server's database. */
+  lastRunOfLongTask(sub: string): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -81,6 +85,15 @@ export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }
     sseUrl: new URL(`${base}/sse`),
     hydraLog,
     addUser: (email, password) => addUserWithCli(env, email, password),
+    async lastRunOfLongTask(sub) {
+      const db = await openDatabase({ kind: 'sqlite', path: env.DATABASE_PATH });
+      try {
+        const row = await scopedStoreFor(db, sub).records('long_task').get('last_run');
+        return row;
+      } finally {
+        await db.destroy();
+      }
+    },
     async stop() {
       await server.stop();
       await hydra.stop();

@@ -1,0 +1,67 @@
+/**
+ * Test a tool the way clients reach it: a real McpServer built from the tool
+ * (input validation, scope checks, error handling, output schema), a real SDK
+ * Client over an in-memory transport, and an in-memory SQLite store. Only the
+ * bearer token is skipped: the caller says who is calling.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { createLogger } from '../log/logger.js';
+import { createMcpServer } from '../mcp/mcpServer.js';
+import { type Db, openDatabase } from '../store/database.js';
+import type { ToolDefinition } from './contract.js';
+
+export interface Caller {
+  sub: string;
+  scopes?: string[];
+  clientId?: string;
+}
+
+export interface ToolResult extends CallToolResult {
+  /** The result's text joined; for successful calls this is the JSON the handler returned. */
+  text: string;
+}
+
+export interface ToolHarness {
+  /** Call `name` as `caller`; `onprogress` receives progress notifications. */
+  call(name: string, args: Record<string, unknown>, caller: Caller, opts?: { onprogress?: (p: { progress: number; total?: number }) => void; signal?: AbortSignal }): Promise<ToolResult>;
+  db: Db;
+  close(): Promise<void>;
+}
+
+export async function toolHarness(tools: ToolDefinition[]): Promise<ToolHarness> {
+  const db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
+  const clients: { close(): Promise<void> }[] = [];
+  return {
+    db,
+    async call(name, args, caller, opts = {}) {
+      const server = createMcpServer({ tools, db, log: createLogger('silent'), name: 'tool-test', version: '0' });
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      const authInfo = {
+        token: 'test',
+        clientId: caller.clientId ?? 'test-client',
+        scopes: caller.scopes ?? [],
+        expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        extra: { sub: caller.sub },
+      };
+      // What the bearer middleware does on the HTTP transports: attach the verified token.
+      const send = clientSide.send.bind(clientSide);
+      clientSide.send = (message, options) => send(message, { ...options, authInfo });
+      await server.connect(serverSide);
+      const client = new Client({ name: 'tool-test', version: '0' });
+      await client.connect(clientSide);
+      clients.push(client);
+      const result = (await client.callTool({ name, arguments: args }, undefined, {
+        onprogress: opts.onprogress,
+        signal: opts.signal,
+      })) as CallToolResult;
+      await client.close();
+      return { ...result, text: result.content.map((c) => (c.type === 'text' ? c.text : '')).join('') };
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.close()));
+      await db.destroy();
+    },
+  };
+}
