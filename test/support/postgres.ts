@@ -73,7 +73,12 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   return {
     url,
     async stop() {
-      server.kill('SIGINT'); // "fast" shutdown
+      // Signals to `runuser` do not reach postgres; pg_ctl stops the server itself.
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '20', 'stop']);
+      } catch {
+        server.kill('SIGKILL');
+      }
       await exited;
       rmSync(dir, { recursive: true, force: true });
     },
