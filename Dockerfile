@@ -21,6 +21,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# /data holds the SQLite file when DATABASE_URL is not set.
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data

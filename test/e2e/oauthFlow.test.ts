@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 
@@ -30,14 +30,21 @@ async function tokenRequest(stack: Stack, path: '/token' | '/revoke', form: Reco
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-describe.each(['opaque', 'jwt'] as const)('OAuth 2.1 flow against the real Ory Hydra (%s access tokens)', (strategy) => {
+// Opaque tokens with our data on SQLite; JWT tokens with our data on PostgreSQL.
+describe.each([
+  ['opaque', 'sqlite'],
+  ['jwt', 'postgres'],
+] as const)('OAuth 2.1 flow against the real Ory Hydra (%s access tokens, data on %s)', (strategy, database) => {
   let stack: Stack;
   let alice: TestUser;
   let bob: TestUser;
 
   beforeAll(async () => {
-    stack = await startStack({ accessTokenStrategy: strategy });
-    console.log(`Ory Hydra ${stack.hydra.version} (${strategy} access tokens) at ${stack.hydra.publicUrl}`);
+    stack = await startStack({
+      accessTokenStrategy: strategy,
+      database: database === 'sqlite' ? 'sqlite' : { postgresAdminUrl: inject('postgresUrl') },
+    });
+    console.log(`Ory Hydra ${stack.hydra.version} (${strategy} access tokens, our data on ${database}) at ${stack.hydra.publicUrl}`);
     alice = await stack.addUser('alice@example.com', 'correct horse battery');
     bob = await stack.addUser('Bob@Example.com', 'staple tuna orbit 42');
   });

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { type RunningServer, startServer } from '../../src/main.js';
+import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
+import { createTestDatabase } from '../support/postgres.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
 
 export interface TestUser {
@@ -48,7 +50,11 @@ export async function freePort(): Promise<number> {
  * The real thing, on loopback: Ory Hydra (built from its Go module, DSN
  * memory) and our server wired to it, with a throw-away database.
  */
-export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }): Promise<Stack> {
+export async function startStack(opts: {
+  accessTokenStrategy: 'opaque' | 'jwt';
+  /** Our server's own database: the embedded SQLite file, or a fresh database on the run's PostgreSQL. */
+  database: 'sqlite' | { postgresAdminUrl: string };
+}): Promise<Stack> {
   const appPort = await freePort();
   const base = `http://127.0.0.1:${appPort}`;
   const hydraLog: string[] = [];
@@ -65,7 +71,8 @@ export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }
     log: (line) => hydraLog.push(line),
   });
   const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-e2e-'));
-  const env = {
+  const pgDb = opts.database === 'sqlite' ? undefined : await createTestDatabase(opts.database.postgresAdminUrl);
+  const env: Record<string, string> = {
     HOST: '127.0.0.1',
     PORT: String(appPort),
     HYDRA_PUBLIC_URL: hydra.publicUrl,
@@ -75,6 +82,7 @@ export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }
     // Revocation must be visible at once in these tests; caching is tested on its own.
     INTROSPECTION_CACHE_SECONDS: '0',
     LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
+    ...(pgDb ? { DATABASE_URL: pgDb.url } : {}),
   };
   const server = await startServer(env);
   return {
@@ -86,7 +94,7 @@ export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }
     hydraLog,
     addUser: (email, password) => addUserWithCli(env, email, password),
     async lastRunOfLongTask(sub) {
-      const db = await openDatabase({ kind: 'sqlite', path: env.DATABASE_PATH });
+      const db = await openDatabase(loadConfig(env).database);
       try {
         const row = await scopedStoreFor(db, sub).records('long_task').get('last_run');
         return row;
@@ -97,6 +105,7 @@ export async function startStack(opts: { accessTokenStrategy: 'opaque' | 'jwt' }
     async stop() {
       await server.stop();
       await hydra.stop();
+      await pgDb?.drop();
       await rm(dir, { recursive: true, force: true });
     },
   };
