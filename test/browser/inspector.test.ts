@@ -1,0 +1,73 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Stack, startStack, type TestUser } from '../e2e/stack.js';
+import { ensureInspector, INSPECTOR_VERSION, type RunningInspector, startInspector } from './inspector.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+
+/**
+ * The flagship client in a real browser: MCP Inspector's web UI in headless
+ * Debian Chromium connects to our /mcp, registers, sends the person through
+ * our sign-in and consent pages, then lists tools and calls whoami.
+ */
+describe(`MCP Inspector ${INSPECTOR_VERSION} in headless Chromium against the real stack`, () => {
+  let stack: Stack;
+  let user: TestUser;
+  let inspector: RunningInspector;
+  let browser: Browser;
+  let home: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)`);
+    const dir = await ensureInspector((l) => process.stderr.write(`[inspector] ${l}\n`));
+    stack = await startStack({ accessTokenStrategy: 'opaque', database: 'sqlite' });
+    user = await stack.addUser('inspector-user@example.com', 'browser test password');
+    home = mkdtempSync(join(tmpdir(), 'hydra-mcp-inspector-home-'));
+    inspector = await startInspector(dir, stack.mcpUrl.href, home);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    mkdirSync(ARTIFACTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await inspector?.stop();
+    await stack?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('connects with OAuth (register, sign in, allow) and shows whoami with the signed-in user', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    await page.goto(inspector.url);
+    // Mantine's switch hides its input under a styled track; force the check.
+    await page.getByRole('switch', { name: /Connect or disconnect/ }).check({ force: true });
+
+    await page.waitForURL((u) => u.href.startsWith(`${stack.baseUrl}/login?`));
+    await page.screenshot({ path: join(ARTIFACTS, 'login.png') });
+    await page.getByLabel('Email').fill(user.email);
+    await page.getByLabel('Password').fill(user.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+
+    await page.waitForURL((u) => u.href.startsWith(`${stack.baseUrl}/consent?`));
+    expect(await page.getByText('MCP Inspector', { exact: true }).isVisible(), 'consent names the client').toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'consent.png') });
+    await page.getByRole('button', { name: 'Allow' }).click();
+
+    await page.waitForURL((u) => u.origin === new URL(inspector.url).origin);
+    await page.getByText('Connected', { exact: true }).waitFor({ timeout: 30_000 });
+    await page.getByText('Tools', { exact: true }).first().click();
+    await page.getByRole('button', { name: /whoami/ }).click();
+    await page.getByRole('button', { name: 'Execute Tool' }).click();
+    const result = page.getByText(`"sub": "${user.sub}"`);
+    await result.waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'inspector-whoami.png') });
+    expect(await result.count()).toBeGreaterThan(0);
+  });
+});
