@@ -10,7 +10,10 @@ import { ResourceSet } from '../auth/resource.js';
 import { HydraTokenVerifier } from '../auth/tokenVerifier.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
+import { createAccountRouter } from '../login/accountRouter.js';
+import { Signer } from '../login/cookies.js';
 import { createLoginRouter } from '../login/loginRouter.js';
+import { LoginThrottle } from '../login/throttle.js';
 import { createUserStore } from '../login/userStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
@@ -72,15 +75,24 @@ export function buildApp(deps: AppDependencies): App {
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
   app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resources, resourceName: RESOURCE_NAME }));
+  const users = createUserStore(db);
+  const signer = new Signer(config.sessionSecret);
+  const secureCookies = config.publicBaseUrl.protocol === 'https:';
+  const throttle = new LoginThrottle();
   app.use(
     createLoginRouter({
       hydra: hydraAdmin,
-      users: createUserStore(db),
+      users,
       resources,
       hydraPublicUrl: hydraBrowserUrl,
+      signer,
+      secureCookies,
+      trustedClientIds: config.trustedClientIds,
+      throttle,
       log,
     }),
   );
+  app.use(createAccountRouter({ hydra: hydraAdmin, users, signer, secureCookies, throttle, log }));
   // Browser clients call the MCP endpoints cross-origin with a bearer token
   // (no cookies), and must be able to read the 401 challenge and session id.
   app.use(

@@ -114,6 +114,16 @@ export interface RejectRequest {
   status_code?: number;
 }
 
+/** A consent the user granted (admin GET /admin/oauth2/auth/sessions/consent). */
+export interface ConsentSession {
+  consent_request?: { client?: HydraClient; requested_scope?: string[] };
+  grant_scope?: string[];
+  grant_access_token_audience?: string[];
+  remember?: boolean;
+  remember_for?: number;
+  handled_at?: string;
+}
+
 /** Hydra answers accept/reject with the URL to send the browser to next. */
 export interface RedirectTo {
   redirect_to: string;
@@ -131,6 +141,12 @@ export interface HydraAdmin {
   getLogoutRequest(challenge: string): Promise<LogoutRequest>;
   acceptLogoutRequest(challenge: string): Promise<RedirectTo>;
   rejectLogoutRequest(challenge: string): Promise<void>;
+  /** Every consent `subject` granted, newest first. */
+  listConsentSessions(subject: string): Promise<ConsentSession[]>;
+  /** Withdraw consent for one client (or all): Hydra also revokes their tokens. */
+  revokeConsentSessions(subject: string, clientId?: string): Promise<void>;
+  /** End every remembered login of `subject` (sign out everywhere). */
+  revokeLoginSessions(subject: string): Promise<void>;
 }
 
 export interface HydraAdminOptions {
@@ -227,5 +243,10 @@ export function createHydraAdmin(options: HydraAdminOptions): HydraAdmin {
     getLogoutRequest: (c) => logout.get<LogoutRequest>(c),
     acceptLogoutRequest: (c) => logout.accept(c, undefined),
     rejectLogoutRequest: (c) => logout.reject<void>(c, undefined),
+    listConsentSessions: async (subject) =>
+      (await call<ConsentSession[] | null>('GET', endpoint('/oauth2/auth/sessions/consent', { subject, page_size: '500' }))) ?? [],
+    revokeConsentSessions: (subject, clientId) =>
+      call<void>('DELETE', endpoint('/oauth2/auth/sessions/consent', clientId ? { subject, client: clientId } : { subject, all: 'true' })),
+    revokeLoginSessions: (subject) => call<void>('DELETE', endpoint('/oauth2/auth/sessions/login', { subject })),
   };
 }

@@ -5,10 +5,13 @@
 export interface ScopeInfo {
   name: string;
   description: string;
+  /** Always granted when asked for; the consent page shows it fixed. */
+  required?: boolean;
 }
 
 export const SCOPES: readonly ScopeInfo[] = [
-  { name: 'openid', description: 'Know who you are (your account id)' },
+  // Every tool's data is keyed by who you are, so identity is not optional.
+  { name: 'openid', description: 'Know who you are (your account id)', required: true },
   { name: 'offline_access', description: 'Stay connected without asking you to sign in again' },
   { name: 'notes:read', description: 'Read your notes' },
   { name: 'notes:write', description: 'Create and delete your notes' },
@@ -28,4 +31,8 @@ export const REGISTRABLE_SCOPES: readonly string[] = [...SUPPORTED_SCOPES, 'offl
 
 export function describeScope(name: string): string {
   return SCOPES.find((s) => s.name === name)?.description ?? name;
+}
+
+export function isRequiredScope(name: string): boolean {
+  return SCOPES.some((s) => s.name === name && s.required);
 }

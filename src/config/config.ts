@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -26,6 +27,12 @@ export interface Config {
   };
   /** Where users and tool data live: SQLite by default, PostgreSQL when DATABASE_URL is set. */
   database: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; poolMax: number };
+  /** Signs CSRF tokens and account sessions; the same on every replica. */
+  sessionSecret: string;
+  /** True when SESSION_SECRET was not set and a random one is used (single process only). */
+  sessionSecretGenerated: boolean;
+  /** First-party clients that skip the consent page. */
+  trustedClientIds: string[];
   /** Upper bound on how long an introspection answer is reused, in seconds. */
   introspectionCacheSeconds: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -48,6 +55,8 @@ const EnvSchema = z.object({
     .optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   INTROSPECTION_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
+  TRUSTED_CLIENT_IDS: z.string().default(''),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -88,6 +97,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     database: e.DATABASE_URL
       ? { kind: 'postgres', url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX }
       : { kind: 'sqlite', path: e.DATABASE_PATH },
+    // Without one, a random secret per process: fine for one server, not for replicas.
+    sessionSecret: e.SESSION_SECRET ?? randomBytes(32).toString('base64url'),
+    sessionSecretGenerated: e.SESSION_SECRET === undefined,
+    trustedClientIds: e.TRUSTED_CLIENT_IDS.split(',').map((s) => s.trim()).filter(Boolean),
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
     logLevel: e.LOG_LEVEL,
   };

@@ -1,10 +1,15 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
+import { setTimeout as sleep } from 'node:timers/promises';
+import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import { type ConsentRequest, type HydraAdmin, HydraError } from '../auth/hydraAdmin.js';
+import type { ConsentRequest, HydraAdmin } from '../auth/hydraAdmin.js';
 import type { ResourceSet } from '../auth/resource.js';
-import { describeScope, OFFLINE_SCOPES } from '../auth/scopes.js';
+import { describeScope, isRequiredScope, OFFLINE_SCOPES } from '../auth/scopes.js';
 import type { Logger } from '../log/logger.js';
-import { consentPage, errorPage, loginPage, messagePage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
+import type { Signer } from './cookies.js';
+import { Csrf } from './csrf.js';
+import { BadRequest, pageHandler, parse, send } from './pageKit.js';
+import { consentPage, errorPage, loginPage, logoutPage, messagePage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
+import { LoginThrottle } from './throttle.js';
 import type { UserStore } from './userStore.js';
 
 export interface LoginRouterOptions {
@@ -14,21 +19,45 @@ export interface LoginRouterOptions {
   resources: ResourceSet;
   /** Hydra's public URL as browsers see it (its issuer): our forms' submissions are redirected there. */
   hydraPublicUrl: URL;
+  /** Signs CSRF tokens; the same secret on every replica. */
+  signer: Signer;
+  /** Mark cookies Secure (the public URL is https). */
+  secureCookies: boolean;
+  /** First-party clients whose users are not asked for consent. */
+  trustedClientIds: readonly string[];
   log: Logger;
+  /** Failed-sign-in policy; defaults to LoginThrottle's. */
+  throttle?: LoginThrottle;
+  /** How to wait out a throttle delay (tests pass a recorder). */
+  wait?: (ms: number) => Promise<unknown>;
 }
+
+/** How long "keep me signed in" and "remember this decision" last. */
+export const REMEMBER_SECONDS = 30 * 24 * 3600;
 
 // Hydra's challenges are opaque strings; bound their size before they reach Hydra.
 const Challenge = z.string().min(1).max(2048);
+// Missing is allowed here so the CSRF check, not the schema, explains the refusal.
+const Csrf_ = z.string().max(200).default('');
 const LoginQuery = z.object({ login_challenge: Challenge });
 const ConsentQuery = z.object({ consent_challenge: Challenge });
 const LogoutQuery = z.object({ logout_challenge: Challenge });
-const LoginForm = z.object({ challenge: Challenge, email: z.string().max(320), password: z.string().max(1024) });
+const LoginForm = z.object({
+  challenge: Challenge,
+  csrf: Csrf_,
+  email: z.string().max(320),
+  password: z.string().max(1024),
+  remember: z.literal('yes').optional(),
+});
 const ConsentForm = z.object({
   challenge: Challenge,
+  csrf: Csrf_,
   decision: z.enum(['allow', 'deny']),
   // One checked box arrives as a string, several as an array.
   scope: z.union([z.string(), z.array(z.string())]).optional(),
+  remember: z.literal('yes').optional(),
 });
+const LogoutForm = z.object({ challenge: Challenge, csrf: Csrf_, decision: z.enum(['yes', 'no']) });
 
 const WRONG_CREDENTIALS = 'Wrong email or password.';
 
@@ -37,11 +66,18 @@ const WRONG_CREDENTIALS = 'Wrong email or password.';
  * urls.logout): our pages, accepted or rejected through Hydra's admin API.
  */
 export function createLoginRouter(options: LoginRouterOptions): express.Router {
-  const { hydra, users, log } = options;
+  const { hydra, users, log, resources } = options;
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '16kb' });
   const hydraOrigin = options.hydraPublicUrl.origin;
   const page = pageHandler(log);
+  const csrf = new Csrf(options.signer, { secure: options.secureCookies });
+  const throttle = options.throttle ?? new LoginThrottle();
+  const wait = options.wait ?? ((ms: number) => sleep(ms));
+  const trusted = new Set(options.trustedClientIds);
+  const checkCsrf = (req: Request, binding: string, token: string) => {
+    if (!csrf.verify(req, binding, token)) throw new BadRequest('The form has expired or did not come from this site. Go back and try again.');
+  };
 
   router.get(STYLESHEET_PATH, (_req, res) => {
     res.type('text/css').set('Cache-Control', 'public, max-age=3600').send(STYLESHEET);
@@ -51,50 +87,80 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     const { login_challenge: challenge } = parse(LoginQuery, req.query, 'login_challenge');
     const request = await hydra.getLoginRequest(challenge);
     if (request.skip) {
-      // Hydra already knows this browser's user (remembered session): no form.
+      // Hydra remembers this browser's sign-in ("keep me signed in"): no form.
       const { redirect_to } = await hydra.acceptLoginRequest(challenge, { subject: request.subject });
       return res.redirect(302, redirect_to);
     }
-    send(res, 200, loginPage({ challenge, clientName: clientName(request.client) }), [hydraOrigin]);
+    const html = loginPage({ challenge, csrf: csrf.tokenFor(req, res, challenge), clientName: clientName(request.client) });
+    send(res, 200, html, [hydraOrigin]);
   }));
 
   router.post('/login', form, page(async (req, res) => {
-    const { challenge, email, password } = parse(LoginForm, req.body, 'sign-in form');
-    const request = await hydra.getLoginRequest(challenge);
-    const user = await users.verify(email, password);
-    if (!user) {
-      log.info('sign-in failed', { client_id: request.client?.client_id });
-      return send(res, 401, loginPage({ challenge, clientName: clientName(request.client), email, error: WRONG_CREDENTIALS }), [hydraOrigin]);
+    const input = parse(LoginForm, req.body, 'sign-in form');
+    checkCsrf(req, input.challenge, input.csrf);
+    const request = await hydra.getLoginRequest(input.challenge);
+    const account = input.email.trim().toLowerCase();
+    const address = req.ip ?? 'unknown';
+    const rerender = (status: number, error: string) =>
+      send(res, status, loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error }), [hydraOrigin]);
+
+    const verdict = throttle.check(account, address);
+    if (!verdict.allowed) {
+      log.warn('sign-in throttled', { client_id: request.client?.client_id, retry_after: verdict.retryAfterSeconds });
+      res.set('Retry-After', String(verdict.retryAfterSeconds));
+      return rerender(429, `Too many failed attempts. Try again in ${Math.ceil(verdict.retryAfterSeconds / 60)} minutes.`);
     }
-    const { redirect_to } = await hydra.acceptLoginRequest(challenge, { subject: user.id, remember: false });
-    log.info('signed in', { sub: user.id, client_id: request.client?.client_id });
+    if (verdict.delayMs) await wait(verdict.delayMs);
+    const user = await users.verify(input.email, input.password);
+    if (!user) {
+      throttle.recordFailure(account, address);
+      log.info('sign-in failed', { client_id: request.client?.client_id });
+      return rerender(401, WRONG_CREDENTIALS);
+    }
+    throttle.recordSuccess(account);
+    const remember = input.remember === 'yes';
+    const { redirect_to } = await hydra.acceptLoginRequest(input.challenge, {
+      subject: user.id,
+      remember,
+      ...(remember ? { remember_for: REMEMBER_SECONDS } : {}),
+    });
+    log.info('signed in', { sub: user.id, client_id: request.client?.client_id, remember });
     res.redirect(302, redirect_to);
   }));
 
   router.get('/consent', page(async (req, res) => {
     const { consent_challenge: challenge } = parse(ConsentQuery, req.query, 'consent_challenge');
     const request = await hydra.getConsentRequest(challenge);
-    if (request.skip) {
-      // Consent remembered earlier: grant again what was asked, under the same policy.
-      const { redirect_to } = await hydra.acceptConsentRequest(challenge, grantFor(request, request.requested_scope ?? [], options.resources));
+    // Remembered consent (Hydra's skip) and first-party clients: no question asked.
+    const clientId = request.client?.client_id ?? '';
+    if (request.skip || trusted.has(clientId)) {
+      const grant = grantFor(request, request.requested_scope ?? [], resources, false);
+      const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
+      log.info('consent granted without asking', { sub: request.subject, client_id: clientId, reason: request.skip ? 'remembered' : 'trusted client' });
       return res.redirect(302, redirect_to);
     }
     const user = request.subject ? await users.findById(request.subject) : undefined;
     const html = consentPage({
       challenge,
-      clientName: clientName(request.client),
-      scopes: (request.requested_scope ?? []).map((name) => ({ name, description: describeScope(name) })),
-      resources: options.resources.audienceFor(request.request_url),
+      csrf: csrf.tokenFor(req, res, challenge),
+      client: {
+        name: clientName(request.client),
+        uri: httpsUrl(request.client?.client_uri),
+        logoUri: httpsUrl(request.client?.logo_uri),
+      },
+      scopes: (request.requested_scope ?? []).map((name) => ({ name, description: describeScope(name), required: isRequiredScope(name) })),
+      resources: resources.audienceFor(request.request_url),
       userEmail: user?.email,
     });
     send(res, 200, html, [hydraOrigin, ...redirectOrigins(request)]);
   }));
 
   router.post('/consent', form, page(async (req, res) => {
-    const { challenge, decision, scope } = parse(ConsentForm, req.body, 'consent form');
-    const request = await hydra.getConsentRequest(challenge);
-    if (decision === 'deny') {
-      const { redirect_to } = await hydra.rejectConsentRequest(challenge, {
+    const input = parse(ConsentForm, req.body, 'consent form');
+    checkCsrf(req, input.challenge, input.csrf);
+    const request = await hydra.getConsentRequest(input.challenge);
+    if (input.decision === 'deny') {
+      const { redirect_to } = await hydra.rejectConsentRequest(input.challenge, {
         error: 'access_denied',
         error_description: 'The user denied access',
         status_code: 403,
@@ -102,17 +168,32 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
       log.info('consent denied', { sub: request.subject, client_id: request.client?.client_id });
       return res.redirect(302, redirect_to);
     }
-    const checked = scope === undefined ? [] : Array.isArray(scope) ? scope : [scope];
-    const grant = grantFor(request, checked, options.resources);
-    const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
-    log.info('consent granted', { sub: request.subject, client_id: request.client?.client_id, scopes: grant.grant_scope });
+    const checked = input.scope === undefined ? [] : Array.isArray(input.scope) ? input.scope : [input.scope];
+    const grant = grantFor(request, checked, resources, input.remember === 'yes');
+    const { redirect_to } = await hydra.acceptConsentRequest(input.challenge, grant);
+    log.info('consent granted', { sub: request.subject, client_id: request.client?.client_id, scopes: grant.grant_scope, remember: grant.remember });
     res.redirect(302, redirect_to);
   }));
 
+  // Logout asks first: a link alone must not sign anyone out (OIDC RP-Initiated Logout §3).
   router.get('/logout', page(async (req, res) => {
     const { logout_challenge: challenge } = parse(LogoutQuery, req.query, 'logout_challenge');
-    await hydra.getLogoutRequest(challenge);
-    const { redirect_to } = await hydra.acceptLogoutRequest(challenge);
+    const request = await hydra.getLogoutRequest(challenge);
+    const html = logoutPage({ challenge, csrf: csrf.tokenFor(req, res, challenge), clientName: request.client?.client_name || request.client?.client_id });
+    send(res, 200, html, [hydraOrigin, ...(request.client?.redirect_uris ?? []).flatMap(originOf)]);
+  }));
+
+  router.post('/logout', form, page(async (req, res) => {
+    const input = parse(LogoutForm, req.body, 'sign-out form');
+    checkCsrf(req, input.challenge, input.csrf);
+    if (input.decision === 'no') {
+      await hydra.rejectLogoutRequest(input.challenge);
+      return send(res, 200, messagePage({ title: 'Still signed in', message: 'You were not signed out. You can close this page.' }));
+    }
+    const request = await hydra.getLogoutRequest(input.challenge);
+    // Accepting ends Hydra's login session for this browser and notifies the clients.
+    const { redirect_to } = await hydra.acceptLogoutRequest(input.challenge);
+    log.info('signed out', { sub: request.subject });
     res.redirect(302, redirect_to);
   }));
 
@@ -123,20 +204,19 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     send(res, 400, errorPage({ title: 'Sign-in could not continue', message: `${error}${description ? `: ${description}` : ''}` }));
   });
 
-  router.get('/logged-out', (_req, res) => send(res, 200, messagePage({ title: 'Signed out', message: 'You have been signed out.' })));
-
   return router;
 }
 
 /**
  * What consent grants: the checked scopes that were actually requested (a
- * forged form field cannot widen the grant), and this server as audience.
- * Policy: clients allowed the refresh_token grant also get offline_access, so
- * MCP clients that forget to ask for it do not log their users out hourly.
+ * forged form field cannot widen the grant), required ones always, and this
+ * server as audience. Policy: clients allowed the refresh_token grant also get
+ * offline_access, so MCP clients that forget to ask for it do not log their
+ * users out hourly.
  */
-function grantFor(request: ConsentRequest, checked: string[], resources: ResourceSet) {
+function grantFor(request: ConsentRequest, checked: string[], resources: ResourceSet, remember: boolean) {
   const requested = request.requested_scope ?? [];
-  const scopes = new Set(checked.filter((s) => requested.includes(s)));
+  const scopes = new Set(requested.filter((s) => checked.includes(s) || isRequiredScope(s)));
   const clientScopes = (request.client?.scope ?? '').split(' ');
   if ((request.client?.grant_types ?? []).includes('refresh_token') && !OFFLINE_SCOPES.some((s) => scopes.has(s))) {
     const offline = OFFLINE_SCOPES.find((s) => clientScopes.includes(s));
@@ -146,7 +226,8 @@ function grantFor(request: ConsentRequest, checked: string[], resources: Resourc
     grant_scope: [...scopes],
     // Hydra ignores RFC 8707 `resource`; consent is where it becomes `aud`.
     grant_access_token_audience: resources.audienceFor(request.request_url),
-    remember: false,
+    remember,
+    ...(remember ? { remember_for: REMEMBER_SECONDS } : {}),
   };
 }
 
@@ -154,59 +235,26 @@ function clientName(client: { client_name?: string; client_id?: string } | undef
   return client?.client_name || client?.client_id || 'An application';
 }
 
+/** Only https URLs are shown as a client's site or logo (never javascript: or plain http). */
+function httpsUrl(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  try {
+    return new URL(value).protocol === 'https:' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function originOf(u: string): string[] {
+  try {
+    return [new URL(u).origin];
+  } catch {
+    return [];
+  }
+}
+
 /** Origins of the client's redirect URIs: where the browser goes after consent. */
 function redirectOrigins(request: ConsentRequest): string[] {
-  return (request.client?.redirect_uris ?? []).flatMap((u) => {
-    try {
-      return [new URL(u).origin];
-    } catch {
-      return [];
-    }
-  });
+  return (request.client?.redirect_uris ?? []).flatMap(originOf);
 }
 
-class BadRequest extends Error {}
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new BadRequest(`The ${what} is missing or malformed.`);
-  return r.data;
-}
-
-/**
- * Security headers on every page. form-action lists where a submission may
- * lead, redirects included (CSP3 §6.3.1): ourselves, Hydra, and after consent
- * the client's redirect URI.
- */
-function send(res: Response, status: number, html: string, formTargets: string[] = []): void {
-  const formAction = ["'self'", ...new Set(formTargets)].join(' ');
-  res
-    .status(status)
-    .set({
-      'Content-Security-Policy': `default-src 'none'; style-src 'self'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
-      'Referrer-Policy': 'no-referrer',
-      'X-Content-Type-Options': 'nosniff',
-      'X-Frame-Options': 'DENY',
-      'Cache-Control': 'no-store',
-    })
-    .type('html')
-    .send(html);
-}
-
-/** Wrap page handlers so Hydra and input failures become readable pages, never stack traces. */
-const pageHandler = (log: Logger) => (handler: (req: Request, res: Response) => Promise<void>) => {
-  return (req: Request, res: Response, _next: NextFunction) => {
-    handler(req, res).catch((e: unknown) => {
-      if (e instanceof BadRequest) return send(res, 400, errorPage({ title: 'Bad request', message: e.message }));
-      if (e instanceof HydraError && !e.unavailable) {
-        return send(res, 410, errorPage({ title: 'This sign-in request is no longer valid', message: 'It has expired or was already used. Start again from your app.' }));
-      }
-      if (e instanceof HydraError) {
-        res.set('Retry-After', '5');
-        return send(res, 503, errorPage({ title: 'Sign-in is unavailable', message: 'The authorization server cannot be reached. Try again in a moment.' }));
-      }
-      log.error('page failed', { path: req.path, error: e });
-      send(res, 500, errorPage({ title: 'Something went wrong', message: 'The error was logged.' }));
-    });
-  };
-};

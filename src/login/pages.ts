@@ -25,7 +25,7 @@ ${body}
 </html>`;
 }
 
-export function loginPage(opts: { challenge: string; clientName: string; email?: string; error?: string }): string {
+export function loginPage(opts: { challenge: string; csrf: string; clientName: string; email?: string; error?: string }): string {
   const error = opts.error ? `<p class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
   return layout(
     'Sign in',
@@ -34,10 +34,12 @@ export function loginPage(opts: { challenge: string; clientName: string; email?:
 ${error}
 <form method="post" action="/login">
 <input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
+<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
 <label for="email">Email</label>
 <input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(opts.email ?? '')}" ${opts.email ? '' : 'autofocus'}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required ${opts.email ? 'autofocus' : ''}>
+<p class="check"><input type="checkbox" id="remember" name="remember" value="yes"> <label for="remember">Keep me signed in on this device</label></p>
 <button type="submit">Sign in</button>
 </form>`,
   );
@@ -46,35 +48,126 @@ ${error}
 export interface ConsentScope {
   name: string;
   description: string;
+  /** Granted whenever asked; shown checked and fixed. */
+  required: boolean;
 }
 
-export function consentPage(opts: { challenge: string; clientName: string; scopes: ConsentScope[]; resources: string[]; userEmail?: string }): string {
+export interface ConsentClient {
+  name: string;
+  uri?: string;
+  logoUri?: string;
+}
+
+export function consentPage(opts: {
+  challenge: string;
+  csrf: string;
+  client: ConsentClient;
+  scopes: ConsentScope[];
+  resources: string[];
+  userEmail?: string;
+}): string {
   const scopes = opts.scopes
-    .map(
-      (s, i) => `<li><input type="checkbox" id="scope-${i}" name="scope" value="${escapeHtml(s.name)}" checked>
+    .map((s, i) =>
+      s.required
+        ? `<li><input type="checkbox" id="scope-${i}" checked disabled><input type="hidden" name="scope" value="${escapeHtml(s.name)}">
+<label for="scope-${i}">${escapeHtml(s.description)} <code>${escapeHtml(s.name)}</code> <span class="required">(required)</span></label></li>`
+        : `<li><input type="checkbox" id="scope-${i}" name="scope" value="${escapeHtml(s.name)}" checked>
 <label for="scope-${i}">${escapeHtml(s.description)} <code>${escapeHtml(s.name)}</code></label></li>`,
     )
     .join('\n');
   const resources = opts.resources.length
     ? `<p>Access is for: ${opts.resources.map((r) => `<code>${escapeHtml(r)}</code>`).join(', ')}</p>`
-    : '';
+    : '<p class="error">This request names no resource of this server; the app will get no access to its tools.</p>';
+  const logo = opts.client.logoUri ? `<img class="logo" src="${escapeHtml(opts.client.logoUri)}" alt="" width="48" height="48">` : '';
+  const site = opts.client.uri ? `<p class="muted">${escapeHtml(opts.client.uri)}</p>` : '';
   return layout(
     'Allow access',
-    `<h1>Allow access?</h1>
-<p><strong>${escapeHtml(opts.clientName)}</strong> wants to use your account${opts.userEmail ? ` <strong>${escapeHtml(opts.userEmail)}</strong>` : ''}.</p>
+    `${logo}<h1>Allow access?</h1>
+<p><strong>${escapeHtml(opts.client.name)}</strong> wants to use your account${opts.userEmail ? ` <strong>${escapeHtml(opts.userEmail)}</strong>` : ''}.</p>
+${site}
 ${resources}
 <form method="post" action="/consent">
 <input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
+<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
 <fieldset>
 <legend>It asks to:</legend>
 <ul class="scopes">
 ${scopes}
 </ul>
 </fieldset>
+<p class="check"><input type="checkbox" id="remember" name="remember" value="yes"> <label for="remember">Remember this decision for 30 days</label></p>
 <div class="actions">
 <button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny" class="secondary">Deny</button>
 </div>
+</form>
+<p class="muted">You can withdraw access at any time on <a href="/account">your account page</a>.</p>`,
+  );
+}
+
+export function logoutPage(opts: { challenge: string; csrf: string; clientName?: string }): string {
+  return layout(
+    'Sign out',
+    `<h1>Sign out?</h1>
+<p>${opts.clientName ? `<strong>${escapeHtml(opts.clientName)}</strong> asks to sign you out.` : 'You are about to sign out.'}</p>
+<form method="post" action="/logout">
+<input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
+<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<div class="actions">
+<button type="submit" name="decision" value="yes">Sign out</button>
+<button type="submit" name="decision" value="no" class="secondary">Stay signed in</button>
+</div>
+</form>`,
+  );
+}
+
+export interface AccountGrant {
+  clientId: string;
+  clientName: string;
+  scopes: string[];
+  grantedAt?: string;
+  remembered: boolean;
+}
+
+export function accountSignInPage(opts: { csrf: string; email?: string; error?: string }): string {
+  const error = opts.error ? `<p class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
+  return layout(
+    'Your account',
+    `<h1>Your account</h1>
+<p>Sign in to see which apps can use your account.</p>
+${error}
+<form method="post" action="/account/sign-in">
+<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(opts.email ?? '')}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>`,
+  );
+}
+
+export function accountPage(opts: { csrf: string; email: string; grants: AccountGrant[]; notice?: string }): string {
+  const notice = opts.notice ? `<p class="notice" role="status">${escapeHtml(opts.notice)}</p>` : '';
+  const rows = opts.grants.length
+    ? `<ul class="grants">${opts.grants
+        .map(
+          (g) => `<li><strong>${escapeHtml(g.clientName)}</strong>
+<span class="muted">${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>`).join(' ')}${g.remembered ? ' · remembered' : ''}${g.grantedAt ? ` · since ${escapeHtml(g.grantedAt.slice(0, 10))}` : ''}</span>
+<form method="post" action="/account/revoke"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><input type="hidden" name="client" value="${escapeHtml(g.clientId)}"><button type="submit" class="secondary">Remove access</button></form></li>`,
+        )
+        .join('\n')}</ul>`
+    : '<p>No app has access to your account.</p>';
+  return layout(
+    'Your account',
+    `<h1>Your account</h1>
+<p>Signed in as <strong>${escapeHtml(opts.email)}</strong>.</p>
+${notice}
+<h2>Apps with access</h2>
+${rows}
+<form method="post" action="/account/sign-out-everywhere">
+<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<button type="submit" class="secondary">Sign out everywhere</button>
 </form>`,
   );
 }
@@ -109,4 +202,16 @@ ul.scopes{list-style:none;padding:0}
 ul.scopes li{display:flex;gap:.5rem;align-items:baseline}
 ul.scopes label{display:inline;font-weight:400;margin:0}
 code{font-size:.85em;background:#f0f1f4;padding:.1em .3em;border-radius:4px}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+p.check{display:flex;gap:.5rem;align-items:baseline;margin:1rem 0 0}
+p.check label{display:inline;font-weight:400;margin:0}
+.required{font-size:.85em;color:#5c5f66}
+.muted{color:#5c5f66;font-size:.9em}
+.notice{color:#1b5e20;background:#e8f5e9;padding:.5rem .75rem;border-radius:6px}
+img.logo{float:right;border-radius:8px}
+ul.grants{list-style:none;padding:0}
+ul.grants li{border-top:1px solid #e4e6eb;padding:.75rem 0}
+ul.grants li span{display:block}
+ul.grants button{margin-top:.5rem}
+@media (max-width:30rem){main{margin:0;border-radius:0;box-shadow:none;min-height:100vh}}
 `;

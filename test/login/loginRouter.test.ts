@@ -5,7 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AcceptConsent, type ConsentRequest, type HydraAdmin, HydraError, type LoginRequest } from '../../src/auth/hydraAdmin.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { createLogger } from '../../src/log/logger.js';
+import { Signer } from '../../src/login/cookies.js';
 import { createLoginRouter } from '../../src/login/loginRouter.js';
+import { LoginThrottle } from '../../src/login/throttle.js';
 import { createUserStore } from '../../src/login/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 
@@ -38,6 +40,9 @@ function stubHydra() {
     return { redirect_to: `http://127.0.0.1:4444/next?after=${method}` };
   };
   const hydra = {
+    getLogoutRequest: async (c: string) => (gone(c), calls.push({ method: 'getLogout', challenge: c }), { challenge: c, subject: 'sub-1', client: CLIENT }),
+    acceptLogoutRequest: record('acceptLogout'),
+    rejectLogoutRequest: async (c: string) => void calls.push({ method: 'rejectLogout', challenge: c }),
     getLoginRequest: async (c: string) => (gone(c), calls.push({ method: 'getLogin', challenge: c }), loginRequest),
     acceptLoginRequest: record('acceptLogin'),
     rejectLoginRequest: record('rejectLogin'),
@@ -45,7 +50,7 @@ function stubHydra() {
     acceptConsentRequest: record('acceptConsent'),
     rejectConsentRequest: record('rejectConsent'),
   } as unknown as HydraAdmin;
-  return { hydra, calls };
+  return { hydra, calls, consentClient: (client: typeof CLIENT) => void (consentRequest.client = client) };
 }
 
 describe('login and consent pages (stub Hydra admin)', () => {
@@ -54,6 +59,8 @@ describe('login and consent pages (stub Hydra admin)', () => {
   let base: string;
   let stub: ReturnType<typeof stubHydra>;
   let sub: string;
+  let throttle: LoginThrottle;
+  let waits: number[];
 
   beforeAll(async () => {
     db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
@@ -63,32 +70,57 @@ describe('login and consent pages (stub Hydra admin)', () => {
     const app = express();
     // The stub is swapped per test through this indirection.
     const hydra = new Proxy({} as HydraAdmin, { get: (_t, k) => (stub.hydra as never)[k] });
-    app.use(createLoginRouter({ hydra, users, resources: RESOURCES, hydraPublicUrl: new URL('http://127.0.0.1:4444'), log: createLogger('silent') }));
+    app.use(
+      createLoginRouter({
+        hydra,
+        users,
+        resources: RESOURCES,
+        hydraPublicUrl: new URL('http://127.0.0.1:4444'),
+        signer: new Signer('x'.repeat(32)),
+        secureCookies: false,
+        trustedClientIds: ['first-party'],
+        throttle: new Proxy({} as LoginThrottle, { get: (_t, k) => { const v = (throttle as never)[k]; return typeof v === 'function' ? (v as Function).bind(throttle) : v; } }),
+        wait: async (ms) => void waits.push(ms),
+        log: createLogger('silent'),
+      }),
+    );
     await new Promise<void>((r) => (server = app.listen(0, '127.0.0.1', () => r())));
     base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   });
   beforeEach(() => {
     stub = stubHydra();
+    throttle = new LoginThrottle();
+    waits = [];
   });
   afterAll(async () => {
     await new Promise<void>((r) => server.close(() => r()));
     await db.destroy();
   });
 
-  const post = (path: string, form: [string, string][]) =>
+  /** Open the form page like a browser: keep its CSRF cookie and hidden token. */
+  async function formOf(path: string) {
+    const res = await fetch(`${base}${path}`);
+    const cookie = (res.headers.getSetCookie()[0] ?? '').split(';')[0]!;
+    const csrf = parse(await res.text()).querySelector('input[name=csrf]')?.getAttribute('value') ?? '';
+    stub.calls.length = 0;
+    return { cookie, csrf };
+  }
+  const post = (path: string, form: [string, string][], session?: { cookie: string; csrf: string }) =>
     fetch(`${base}${path}`, {
       method: 'POST',
       redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(form).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(session ? { cookie: session.cookie } : {}) },
+      body: new URLSearchParams([...(session ? [['csrf', session.csrf] as [string, string]] : []), ...form]).toString(),
     });
+  const login = async (form: [string, string][]) => post('/login', [['challenge', 'lc'], ...form], await formOf('/login?login_challenge=lc'));
+  const consent = async (form: [string, string][]) => post('/consent', [['challenge', 'cc'], ...form], await formOf('/consent?consent_challenge=cc'));
 
   it('shows a login form with labelled Email and Password fields, a Sign in button and strict headers', async () => {
     const res = await fetch(`${base}/login?login_challenge=lc`);
     expect(res.status).toBe(200);
     const doc = parse(await res.text());
     const labels = doc.querySelectorAll('label').map((l) => [l.textContent.trim(), doc.querySelector(`#${l.getAttribute('for')}`)?.getAttribute('name')]);
-    expect(labels).toEqual([['Email', 'email'], ['Password', 'password']]);
+    expect(labels).toEqual([['Email', 'email'], ['Password', 'password'], ['Keep me signed in on this device', 'remember']]);
     expect(doc.querySelector('button')?.textContent.trim()).toBe('Sign in');
     expect(doc.toString()).toContain('Test &lt;Client&gt;');
     expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
@@ -97,30 +129,31 @@ describe('login and consent pages (stub Hydra admin)', () => {
   });
 
   it('shows an error for a wrong password with 401 and accepts nothing', async () => {
-    const res = await post('/login', [['challenge', 'lc'], ['email', 'alice@example.com'], ['password', 'wrong password']]);
+    const res = await login([['email', 'alice@example.com'], ['password', 'wrong password']]);
     expect(res.status).toBe(401);
     expect(await res.text()).toContain('Wrong email or password.');
     expect(stub.calls.map((c) => c.method)).not.toContain('acceptLogin');
   });
 
   it("accepts the login with the user's id as subject and follows Hydra's redirect", async () => {
-    const res = await post('/login', [['challenge', 'lc'], ['email', 'ALICE@example.com'], ['password', 'correct horse']]);
+    const res = await login([['email', 'ALICE@example.com'], ['password', 'correct horse']]);
     expect(res.status).toBe(302);
     expect(res.headers.get('location')).toBe('http://127.0.0.1:4444/next?after=acceptLogin');
-    expect(stub.calls.find((c) => c.method === 'acceptLogin')?.body).toMatchObject({ subject: sub });
+    expect(stub.calls.find((c) => c.method === 'acceptLogin')?.body).toEqual({ subject: sub, remember: false });
   });
 
   it('grants only requested scopes: a forged scope field does not widen the grant', async () => {
-    const res = await post('/consent', [['challenge', 'cc'], ['decision', 'allow'], ['scope', 'notes:read'], ['scope', 'admin:everything']]);
+    const res = await consent([['decision', 'allow'], ['scope', 'notes:read'], ['scope', 'admin:everything']]);
     expect(res.status).toBe(302);
     const body = stub.calls.find((c) => c.method === 'acceptConsent')?.body as AcceptConsent;
-    // offline_access is added by the refresh-token policy (client may use refresh_token).
-    expect(body.grant_scope.sort()).toEqual(['notes:read', 'offline_access']);
+    // openid is required; offline_access comes from the refresh-token policy (client may use refresh_token).
+    expect(body.grant_scope.sort()).toEqual(['notes:read', 'offline_access', 'openid']);
+    expect(body.remember).toBe(false);
     expect(body.grant_access_token_audience).toEqual(['http://127.0.0.1:3000/mcp']);
   });
 
   it('rejects with access_denied when the person clicks Deny', async () => {
-    const res = await post('/consent', [['challenge', 'cc'], ['decision', 'deny']]);
+    const res = await consent([['decision', 'deny']]);
     expect(res.status).toBe(302);
     expect(stub.calls.find((c) => c.method === 'rejectConsent')?.body).toMatchObject({ error: 'access_denied' });
     expect(stub.calls.map((c) => c.method)).not.toContain('acceptConsent');
@@ -129,12 +162,79 @@ describe('login and consent pages (stub Hydra admin)', () => {
   it.each([
     ['GET /login without a challenge', () => fetch(`${base}/login`)],
     ['GET /consent with an empty challenge', () => fetch(`${base}/consent?consent_challenge=`)],
-    ['POST /consent with an unknown decision', () => post('/consent', [['challenge', 'cc'], ['decision', 'maybe']])],
+    ['POST /consent with an unknown decision', async () => consent([['decision', 'maybe']])],
   ])('answers %s with 400 and never calls Hydra', async (_case, send) => {
     const res = await send();
     expect(res.status).toBe(400);
     expect(await res.text()).toContain('missing or malformed');
     expect(stub.calls).toEqual([]);
+  });
+
+  it.each([
+    ['no CSRF token or cookie', () => post('/login', [['challenge', 'lc'], ['email', 'alice@example.com'], ['password', 'correct horse']])],
+    ['a token issued for another challenge', async () => {
+      const other = await formOf('/login?login_challenge=other');
+      return post('/login', [['challenge', 'lc'], ['email', 'alice@example.com'], ['password', 'correct horse']], other);
+    }],
+    ['a token without its cookie', async () => {
+      const { csrf } = await formOf('/login?login_challenge=lc');
+      return post('/login', [['challenge', 'lc'], ['email', 'alice@example.com'], ['password', 'correct horse']], { cookie: '', csrf });
+    }],
+  ])('refuses a sign-in with %s (CSRF) and accepts nothing', async (_case, send) => {
+    const res = await send();
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('did not come from this site');
+    expect(stub.calls.map((c) => c.method)).not.toContain('acceptLogin');
+  });
+
+  it('maps "keep me signed in" to Hydra remember / remember_for', async () => {
+    await login([['email', 'alice@example.com'], ['password', 'correct horse'], ['remember', 'yes']]);
+    expect(stub.calls.find((c) => c.method === 'acceptLogin')?.body).toEqual({ subject: sub, remember: true, remember_for: 2592000 });
+  });
+
+  it('remembers a consent decision when asked', async () => {
+    await consent([['decision', 'allow'], ['scope', 'notes:read'], ['remember', 'yes']]);
+    expect(stub.calls.find((c) => c.method === 'acceptConsent')?.body).toMatchObject({ remember: true, remember_for: 2592000 });
+  });
+
+  it('marks required scopes on the consent page and grants them even if the form omits them', async () => {
+    const html = await (await fetch(`${base}/consent?consent_challenge=cc`)).text();
+    expect(html).toMatch(/openid<\/code> <span class="required">\(required\)<\/span>/);
+    await consent([['decision', 'allow']]);
+    expect((stub.calls.find((c) => c.method === 'acceptConsent')?.body as AcceptConsent).grant_scope).toContain('openid');
+  });
+
+  it('slows down repeated failures with growing delays, then refuses with 429 and Retry-After', async () => {
+    const wrong = () => login([['email', 'alice@example.com'], ['password', 'wrong password']]);
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await wrong()).status);
+    expect(statuses).toEqual(Array(10).fill(401));
+    expect(waits).toEqual([500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    const locked = await login([['email', 'alice@example.com'], ['password', 'correct horse']]);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(stub.calls.map((c) => c.method)).not.toContain('acceptLogin');
+  });
+
+  it('skips the consent page for a trusted first-party client', async () => {
+    stub.consentClient({ ...CLIENT, client_id: 'first-party' });
+    const res = await fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(stub.calls.map((c) => c.method)).toContain('acceptConsent');
+  });
+
+  it('asks before signing out, and signs out only on "Sign out"', async () => {
+    const page = await fetch(`${base}/logout?logout_challenge=lo`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('Sign out?');
+    expect(stub.calls.map((c) => c.method)).not.toContain('acceptLogout');
+    const stay = await post('/logout', [['challenge', 'lo'], ['decision', 'no']], await formOf('/logout?logout_challenge=lo'));
+    expect(stay.status).toBe(200);
+    expect(stub.calls.map((c) => c.method)).toEqual(['rejectLogout']);
+    const out = await post('/logout', [['challenge', 'lo'], ['decision', 'yes']], await formOf('/logout?logout_challenge=lo'));
+    expect(out.status).toBe(302);
+    expect(stub.calls.map((c) => c.method)).toContain('acceptLogout');
   });
 
   it('shows a readable 410 page for a used or expired challenge', async () => {

@@ -1,0 +1,35 @@
+import type { Request, Response } from 'express';
+import { type CookieOptions, randomToken, readCookie, setCookie, type Signer } from './cookies.js';
+
+const COOKIE = 'hmcp_csrf';
+
+/**
+ * CSRF protection for our forms (OWASP "signed double-submit cookie"): the
+ * browser holds a random cookie; each form carries an HMAC of that cookie and
+ * what the form acts on (a Hydra challenge, or "account"). A page on another
+ * site can neither read the cookie nor forge the MAC.
+ */
+export class Csrf {
+  constructor(
+    private readonly signer: Signer,
+    private readonly cookie: CookieOptions,
+  ) {}
+
+  /** The token to embed in a form about `binding`; sets the cookie if the browser has none. */
+  tokenFor(req: Request, res: Response, binding: string): string {
+    let seed = readCookie(req, COOKIE);
+    if (!seed || seed.length < 16) {
+      seed = randomToken();
+      setCookie(res, COOKIE, seed, this.cookie);
+      // Later code in this request may render again (e.g. an error) with the same seed.
+      req.headers.cookie = `${req.headers.cookie ? `${req.headers.cookie}; ` : ''}${COOKIE}=${seed}`;
+    }
+    return this.signer.mac(`${seed}|${binding}`);
+  }
+
+  /** True when `token` was issued to this browser for `binding`. */
+  verify(req: Request, binding: string, token: unknown): boolean {
+    const seed = readCookie(req, COOKIE);
+    return typeof token === 'string' && !!seed && this.signer.check(`${seed}|${binding}`, token);
+  }
+}
