@@ -22,6 +22,9 @@ const VERSION = '0.1.0';
 export async function startServer(env: Record<string, string | undefined>): Promise<RunningServer> {
   const config = loadConfig(env);
   const log = createLogger(config.logLevel);
+  if (config.sessionSecretGenerated) {
+    log.warn('SESSION_SECRET is not set: using a random one for this process; set it when running several replicas');
+  }
   const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
   const db = await openDatabase(config.database);
   const { app, closeSessions } = buildApp({

@@ -81,7 +81,11 @@ export class Page {
    * Fill the form holding the button named `buttonText` and submit it.
    * `fill` maps a field's label to a value; `uncheck` lists checkbox values to clear.
    */
-  async submit(buttonText: string, opts: { fill?: Record<string, string>; uncheck?: string[] } = {}, stopAt?: (u: URL) => boolean): Promise<Page> {
+  async submit(
+    buttonText: string,
+    opts: { fill?: Record<string, string>; uncheck?: string[]; check?: string[] } = {},
+    stopAt?: (u: URL) => boolean,
+  ): Promise<Page> {
     const button = this.doc.querySelectorAll('button').find((b) => b.textContent.trim() === buttonText);
     if (!button) throw new Error(`no "${buttonText}" button on ${this.url.href}:\n${this.text()}`);
     let form: HTMLElement | null = button.parentNode;
@@ -89,6 +93,7 @@ export class Page {
     if (!form) throw new Error(`"${buttonText}" is not inside a form`);
     const values = new Map<HTMLElement, string>();
     for (const [label, value] of Object.entries(opts.fill ?? {})) values.set(this.fieldByLabel(label), value);
+    const ticked = new Set((opts.check ?? []).map((label) => this.fieldByLabel(label)));
     const body = new URLSearchParams();
     for (const input of form.querySelectorAll('input')) {
       const name = input.getAttribute('name');
@@ -96,7 +101,8 @@ export class Page {
       const type = (input.getAttribute('type') ?? 'text').toLowerCase();
       const value = values.get(input) ?? input.getAttribute('value') ?? (type === 'checkbox' ? 'on' : '');
       if (type === 'checkbox' || type === 'radio') {
-        if (!input.hasAttribute('checked') || opts.uncheck?.includes(value)) continue;
+        const on = ticked.has(input) || (input.hasAttribute('checked') && !opts.uncheck?.includes(value));
+        if (!on) continue;
       }
       body.append(name, value);
     }

@@ -13,6 +13,8 @@ export type TransportKind = 'streamable-http' | 'sse';
 export interface Connected {
   client: Client;
   oauth: TestOAuthClient;
+  /** The person's browser, with Hydra's and our cookies from the flow. */
+  browser: Browser;
   close(): Promise<void>;
 }
 
@@ -31,7 +33,7 @@ function transportFor(stack: Stack, kind: TransportKind, oauth: TestOAuthClient)
 export async function connectAs(
   stack: Stack,
   user: TestUser,
-  opts: { transport?: TransportKind; uncheck?: string[] } = {},
+  opts: { transport?: TransportKind; uncheck?: string[]; browser?: Browser; remember?: boolean } = {},
 ): Promise<Connected> {
   const kind = opts.transport ?? 'streamable-http';
   const oauth = new TestOAuthClient('http://127.0.0.1:53682/callback');
@@ -39,12 +41,8 @@ export async function connectAs(
   await expect(new Client({ name: 'e2e', version: '1.0.0' }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
   expect(oauth.authorizationUrl, 'the SDK asked to send the person to /authorize').toBeDefined();
 
-  const browser = new Browser();
-  const login = await browser.open(oauth.authorizationUrl!.href);
-  expect(login.url.pathname, `landed on our login page; visited:\n${browser.history.join('\n')}`).toBe('/login');
-  const consent = await login.submit('Sign in', { fill: { Email: user.email, Password: user.password } });
-  expect(consent.url.pathname, `after sign-in: ${consent.text()}`).toBe('/consent');
-  const back = await consent.submit('Allow', { uncheck: opts.uncheck }, (u) => u.href.startsWith(oauth.redirectUrl));
+  const browser = opts.browser ?? new Browser();
+  const back = await signInAndAllow(browser, oauth, user, opts);
   const code = back.url.searchParams.get('code');
   expect(code, `redirected back with a code: ${back.url.href}`).toBeTruthy();
   expect(back.url.searchParams.get('state')).toBe(oauth.authorizationUrl!.searchParams.get('state'));
@@ -52,7 +50,23 @@ export async function connectAs(
   await first.finishAuth(code!);
   const client = new Client({ name: 'e2e', version: '1.0.0' });
   await client.connect(transportFor(stack, kind, oauth));
-  return { client, oauth, close: () => client.close() };
+  return { client, oauth, browser, close: () => client.close() };
+}
+
+/** The person's part: sign in (unless remembered), allow (unless remembered), back to the client. */
+async function signInAndAllow(browser: Browser, oauth: TestOAuthClient, user: TestUser, opts: { uncheck?: string[]; remember?: boolean }) {
+  const atClient = (u: URL) => u.href.startsWith(oauth.redirectUrl);
+  let page = await browser.open(oauth.authorizationUrl!.href, atClient);
+  if (page.url.pathname === '/login') {
+    const remember = opts.remember ? { check: ['Keep me signed in on this device'] } : {};
+    page = await page.submit('Sign in', { fill: { Email: user.email, Password: user.password }, ...remember }, atClient);
+  }
+  if (page.url.pathname === '/consent') {
+    const remember = opts.remember ? { check: ['Remember this decision for 30 days'] } : {};
+    page = await page.submit('Allow', { uncheck: opts.uncheck, ...remember }, atClient);
+  }
+  expect(atClient(page.url), `back at the client; visited:\n${browser.history.join('\n')}`).toBe(true);
+  return page;
 }
 
 /** Call a tool and parse its JSON text; tool errors come back as { isError, text }. */
