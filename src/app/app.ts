@@ -1,8 +1,8 @@
 import cors from 'cors';
 import express, { type ErrorRequestHandler } from 'express';
-import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import { authServerRouter } from '../auth/authServerRouter.js';
+import { bearerAuth } from '../auth/bearerAuth.js';
 import { type HydraAdmin } from '../auth/hydraAdmin.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
@@ -19,6 +19,7 @@ import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { SessionRegistry, type Session } from '../mcp/sessions.js';
 import { sseRouter } from '../mcp/sse.js';
+import { requireToolScopes } from '../mcp/stepUp.js';
 import { streamableHttpRouter } from '../mcp/streamableHttp.js';
 import type { Db } from '../store/database.js';
 import type { ToolDefinition } from '../tools/contract.js';
@@ -65,8 +66,14 @@ export function buildApp(deps: AppDependencies): App {
   });
   // Each endpoint's 401 names its own PRM (RFC 9728 §5.1); the verifier
   // accepts a token whose audience is any of our URLs: one resource server.
-  const authenticateFor = (resource: URL) =>
-    requireBearerAuth({ verifier, resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(resource) });
+  const toolScopes = new Map(tools.map((t) => [t.name, t.scopes]));
+  const guardsFor = (resource: URL) => {
+    const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(resource);
+    return {
+      authenticate: bearerAuth({ verifier, resourceMetadataUrl, log }),
+      authorizeCalls: requireToolScopes({ toolScopes, resourceMetadataUrl }),
+    };
+  };
   const createServer = () => createMcpServer({ tools, db, log, name: RESOURCE_NAME, version: deps.version });
   const httpSessions = new SessionRegistry<Session>();
   const sseSessions = new SessionRegistry<Session>();
@@ -103,8 +110,8 @@ export function buildApp(deps: AppDependencies): App {
       exposedHeaders: ['WWW-Authenticate', 'Mcp-Session-Id', 'MCP-Protocol-Version'],
     }),
   );
-  app.use(streamableHttpRouter({ createServer, authenticate: authenticateFor(config.resourceUrl), sessions: httpSessions, log }));
-  app.use(sseRouter({ createServer, authenticate: authenticateFor(config.sseUrl), sessions: sseSessions, log }));
+  app.use(streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl), sessions: httpSessions, log }));
+  app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl), sessions: sseSessions, log }));
   app.use(bodyErrors(log));
 
   return {

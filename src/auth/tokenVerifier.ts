@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { Logger } from '../log/logger.js';
 import { type HydraAdmin, HydraError, type Introspection } from './hydraAdmin.js';
 import { LruCache } from './lruCache.js';
@@ -93,8 +93,9 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
       if (e instanceof joseErrors.JOSEError && !(e instanceof joseErrors.JWKSTimeout)) {
         throw new InvalidTokenError(jwtFailure(e));
       }
+      // Keys not cached and Hydra's JWKS unreachable: a transient outage, not a bad token.
       this.options.log.error('JWKS unavailable', { error: e });
-      throw new ServerError('Could not fetch the authorization server keys');
+      throw new TemporarilyUnavailableError('The authorization server keys cannot be fetched; try again');
     }
     const scopes = Array.isArray(payload.scp)
       ? payload.scp.filter((s): s is string => typeof s === 'string')
@@ -136,7 +137,7 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     } catch (e) {
       this.options.log.error('introspection failed', { error: e });
       throw e instanceof HydraError && e.unavailable
-        ? new ServerError('The authorization server is unavailable')
+        ? new TemporarilyUnavailableError('The authorization server is unavailable; try again')
         : new ServerError('Token introspection failed');
     }
     const outcome = this.judge(answer);

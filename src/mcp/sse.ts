@@ -9,6 +9,8 @@ import { ownerOf, type Session, SessionRegistry } from './sessions.js';
 export interface SseOptions {
   createServer: () => McpServer;
   authenticate: express.RequestHandler;
+  /** Runs on parsed POST bodies: the per-tool scope check (step-up). */
+  authorizeCalls: express.RequestHandler;
   sessions: SessionRegistry<Session>;
   log: Logger;
   bodyLimit?: string;
@@ -38,7 +40,12 @@ export function sseRouter(options: SseOptions): express.Router {
     await server.connect(transport);
   });
 
-  router.post('/messages', options.authenticate, express.json({ limit: options.bodyLimit ?? '1mb' }), async (req: Request, res: Response) => {
+  router.post(
+    '/messages',
+    options.authenticate,
+    express.json({ limit: options.bodyLimit ?? '1mb' }),
+    options.authorizeCalls,
+    async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const id = typeof req.query.sessionId === 'string' ? req.query.sessionId : undefined;
     if (!id) return jsonRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
@@ -50,7 +57,8 @@ export function sseRouter(options: SseOptions): express.Router {
       return jsonRpcError(res, 404, -32001, 'Session not found');
     }
     await (found.session as SseSession).transport.handlePostMessage(req, res, req.body);
-  });
+    },
+  );
 
   return router;
 }

@@ -13,6 +13,8 @@ export interface StreamableHttpOptions {
   createServer: () => McpServer;
   /** Runs before the transport: bearer authentication. */
   authenticate: express.RequestHandler;
+  /** Runs on parsed POST bodies: the per-tool scope check (step-up). */
+  authorizeCalls: express.RequestHandler;
   sessions: SessionRegistry<Session>;
   log: Logger;
   /** Largest JSON-RPC body accepted. */
@@ -29,7 +31,7 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
   const { sessions, log } = options;
 
   router.use('/mcp', options.authenticate);
-  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), async (req: Request, res: Response) => {
+  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');
     if (sessionId) return withSession(req, res, sessionId, (t) => t.handleRequest(req, res, req.body));

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../../src/auth/hydraAdmin.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { HydraTokenVerifier } from '../../src/auth/tokenVerifier.js';
@@ -138,10 +138,10 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     expect(calls).toBe(2);
   });
 
-  it('reports an unreachable Hydra as a server error, not an invalid token', async () => {
+  it('reports an unreachable Hydra as temporarily unavailable, not an invalid token', async () => {
     const v = verifier(async () => {
       throw new HydraError(0, 'temporarily_unavailable', 'down');
     });
-    await expect(v.verifyAccessToken('ory_at_b')).rejects.toBeInstanceOf(ServerError);
+    await expect(v.verifyAccessToken('ory_at_b')).rejects.toBeInstanceOf(TemporarilyUnavailableError);
   });
 });

@@ -154,17 +154,35 @@ describe.each([
     }
   });
 
-  it('refuses notes_add with insufficient_scope when the person did not grant notes:write', async () => {
-    const { client, close } = await connectAs(stack, bob, { uncheck: ['notes:write'] });
+  it('answers a call beyond the granted scopes with 403 insufficient_scope and a step-up challenge (MCP 2025-11-25)', async () => {
+    const { client, oauth, close } = await connectAs(stack, bob, { uncheck: ['notes:write'] });
     try {
       const me = await call(client, 'whoami');
       expect(me.value.scopes).not.toContain('notes:write');
       const before = await call(client, 'notes_list');
       expect(before.isError).toBe(false);
-      const refused = await call(client, 'notes_add', { title: 'nope', body: 'should not be stored' });
-      expect(refused.isError).toBe(true);
-      expect(refused.text).toContain('insufficient_scope');
-      expect(refused.text).toContain('notes:write');
+
+      // On the wire: 403 naming every scope the client needs, so one step-up suffices.
+      const token = oauth.tokens()!.access_token;
+      const res = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'notes_add', arguments: { title: 'x', body: 'y' } } }),
+      });
+      expect(res.status).toBe(403);
+      const challenge = res.headers.get('www-authenticate') ?? '';
+      expect(challenge).toContain('error="insufficient_scope"');
+      expect(challenge).toMatch(/scope="[^"]*\bnotes:read\b[^"]*"/);
+      expect(challenge).toMatch(/scope="[^"]*\bnotes:write\b[^"]*"/);
+      expect(challenge).toContain(`resource_metadata="${stack.baseUrl}/.well-known/oauth-protected-resource/mcp"`);
+
+      // The SDK client reads the challenge and tries to up-scope; holding a refresh
+      // token, SDK 1.32 refreshes (which cannot widen scopes) instead of asking the
+      // person again, so it gives up with the 403.
+      await expect(client.callTool({ name: 'notes_add', arguments: { title: 'nope', body: 'not stored' } })).rejects.toThrow(
+        'Server returned 403 after trying upscoping',
+      );
+
       const after = await call(client, 'notes_list');
       expect(after.value.notes).toEqual(before.value.notes);
     } finally {
@@ -216,6 +234,22 @@ describe.each([
     if (strategy === 'opaque') {
       // Hydra revokes the access tokens of the grant with its refresh token.
       expect((await initializeWith(stack, access_token)).status).toBe(401);
+    }
+  });
+  // Runs last: it stops this suite's Hydra.
+  it('when Hydra is unreachable: opaque tokens get 503 with Retry-After, JWTs keep working on cached keys', async () => {
+    const { oauth, close } = await connectAs(stack, alice);
+    await close();
+    const token = oauth.tokens()!.access_token;
+    expect((await initializeWith(stack, token)).status).toBe(200);
+    await stack.hydra.stop();
+    const res = await initializeWith(stack, token);
+    if (strategy === 'opaque') {
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(((await res.json()) as { error: string }).error).toBe('temporarily_unavailable');
+    } else {
+      expect(res.status).toBe(200);
     }
   });
 });
