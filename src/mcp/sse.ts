@@ -28,6 +28,11 @@ export function sseRouter(options: SseOptions): express.Router {
 
   router.get('/sse', options.authenticate, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
+    const refusal = sessions.refusal(principal);
+    if (refusal) {
+      res.set('Retry-After', '60');
+      return jsonRpcError(res, 503, -32000, refusal);
+    }
     const transport = new SSEServerTransport('/messages', res);
     const server = options.createServer();
     const id = transport.sessionId;

@@ -38,6 +38,11 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
     if (!isInitializeRequest(req.body)) {
       return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id; send initialize first');
     }
+    const refusal = sessions.refusal(principal);
+    if (refusal) {
+      res.set('Retry-After', '60');
+      return jsonRpcError(res, 503, -32000, refusal);
+    }
     const server = options.createServer();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
