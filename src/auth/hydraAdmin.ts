@@ -131,6 +131,8 @@ export interface RedirectTo {
 
 export interface HydraAdmin {
   getClient(clientId: string): Promise<HydraClient | undefined>;
+  /** Replace a client's redirect URIs (JSON Patch on /admin/clients/{id}). */
+  setRedirectUris(clientId: string, uris: string[]): Promise<HydraClient>;
   introspect(token: string): Promise<Introspection>;
   getLoginRequest(challenge: string): Promise<LoginRequest>;
   acceptLoginRequest(challenge: string, body: AcceptLogin): Promise<RedirectTo>;
@@ -233,6 +235,10 @@ export function createHydraAdmin(options: HydraAdminOptions): HydraAdmin {
         throw e;
       }
     },
+    setRedirectUris: (clientId, uris) =>
+      call<HydraClient>('PATCH', endpoint(`/clients/${encodeURIComponent(clientId)}`), {
+        json: [{ op: 'replace', path: '/redirect_uris', value: uris }],
+      }),
     introspect: (token) => call<Introspection>('POST', endpoint('/oauth2/introspect'), { form: new URLSearchParams({ token }) }),
     getLoginRequest: (c) => login.get<LoginRequest>(c),
     acceptLoginRequest: (c, b) => login.accept(c, b),

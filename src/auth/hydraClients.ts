@@ -52,6 +52,24 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
     return client;
   }
 
+  /**
+   * RFC 8252 §7.3: a native client registered `http://localhost/cb` may come
+   * back on any port. Hydra ignores the port only for IP literals (ory/hydra
+   * #4127), so the exact URI the client asked for is added to its
+   * registration before the redirect to Hydra (the SDK's /authorize has
+   * already checked it matches a registered loopback URI). The added ports
+   * are bounded: the newest few are kept.
+   */
+  async allowLoopbackPort(client: OAuthClientInformationFull, redirectUri: string): Promise<void> {
+    if (client.redirect_uris.includes(redirectUri) || new URL(redirectUri).hostname !== 'localhost') return;
+    const withPort = (u: string) => new URL(u).hostname === 'localhost' && new URL(u).port !== '';
+    const kept = client.redirect_uris.filter((u) => !withPort(u));
+    const recent = client.redirect_uris.filter(withPort).slice(-(MAX_ADDED_LOOPBACK_PORTS - 1));
+    const updated = await this.options.hydraAdmin.setRedirectUris(client.client_id, [...kept, ...recent, redirectUri]);
+    this.cache.set(client.client_id, toClientInformation(updated), this.options.cacheTtlMs ?? 60_000);
+    this.options.log.info('loopback redirect port allowed', { client_id: client.client_id, redirect_uri: redirectUri });
+  }
+
   async registerClient(
     requested: Omit<OAuthClientInformationFull, 'client_id' | 'client_id_issued_at'>,
   ): Promise<OAuthClientInformationFull> {
@@ -107,6 +125,8 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
     return created;
   }
 }
+
+const MAX_ADDED_LOOPBACK_PORTS = 10;
 
 /**
  * Hydra's client JSON, made acceptable to MCP clients: Hydra sends

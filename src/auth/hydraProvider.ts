@@ -62,6 +62,7 @@ export class HydraProvider implements OAuthServerProvider {
     if (params.resource && !this.options.resources.match(params.resource)) {
       throw new InvalidTargetError(`This server only issues tokens for ${this.options.resources.canonical.join(', ')}`);
     }
+    await this.options.clientsStore.allowLoopbackPort(client, params.redirectUri);
     const target = new URL('oauth2/auth', withSlash(this.options.hydraBrowserUrl));
     const q = target.searchParams;
     q.set('client_id', client.client_id);

@@ -109,6 +109,17 @@ describe('sign-in, consent, account and logout against the real Ory Hydra', () =
     expect(aliceAgain.doc.querySelectorAll('ul.grants li').length, "Bob's removal left Alice's apps alone").toBe(aliceApps);
   });
 
+  it('a client registered with http://localhost/callback may come back on any port (RFC 8252 §7.3)', async () => {
+    // Claude Code registers a port-less localhost URI and listens on a random port.
+    const oauth = new TestOAuthClient('http://localhost:54999/callback', { redirect_uris: ['http://localhost/callback'] });
+    const { client, close } = await connectAs(stack, alice, { oauth });
+    try {
+      expect((await client.callTool({ name: 'whoami', arguments: {} })).isError).toBeFalsy();
+    } finally {
+      await close();
+    }
+  });
+
   it('logout asks for confirmation, then ends the remembered sign-in', async () => {
     const first = await connectAs(stack, bob, { remember: true });
     await first.close();

@@ -33,10 +33,10 @@ function transportFor(stack: Stack, kind: TransportKind, oauth: TestOAuthClient)
 export async function connectAs(
   stack: Stack,
   user: TestUser,
-  opts: { transport?: TransportKind; uncheck?: string[]; browser?: Browser; remember?: boolean } = {},
+  opts: { transport?: TransportKind; uncheck?: string[]; browser?: Browser; remember?: boolean; oauth?: TestOAuthClient } = {},
 ): Promise<Connected> {
   const kind = opts.transport ?? 'streamable-http';
-  const oauth = new TestOAuthClient('http://127.0.0.1:53682/callback');
+  const oauth = opts.oauth ?? new TestOAuthClient('http://127.0.0.1:53682/callback');
   const first = transportFor(stack, kind, oauth);
   await expect(new Client({ name: 'e2e', version: '1.0.0' }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
   expect(oauth.authorizationUrl, 'the SDK asked to send the person to /authorize').toBeDefined();
