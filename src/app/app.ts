@@ -53,6 +53,7 @@ export function buildApp(deps: AppDependencies): App {
     hydraAdmin,
     log,
     introspectionCacheSeconds: config.introspectionCacheSeconds,
+    alwaysIntrospect: config.alwaysIntrospect,
   });
   const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
@@ -74,7 +75,8 @@ export function buildApp(deps: AppDependencies): App {
       authorizeCalls: requireToolScopes({ toolScopes, resourceMetadataUrl }),
     };
   };
-  const createServer = () => createMcpServer({ tools, db, log, name: RESOURCE_NAME, version: deps.version });
+  const isActiveNow = (token: string) => verifier.isActiveNow(token);
+  const createServer = () => createMcpServer({ tools, db, log, isActiveNow, name: RESOURCE_NAME, version: deps.version });
   const httpSessions = new SessionRegistry<Session>();
   const sseSessions = new SessionRegistry<Session>();
 

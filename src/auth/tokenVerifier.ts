@@ -30,6 +30,8 @@ export interface TokenVerifierOptions {
   introspectionCacheSeconds: number;
   /** Most introspection answers kept. */
   introspectionCacheSize?: number;
+  /** Introspect JWTs too (after the local checks), for deployments that need revocation to bite. */
+  alwaysIntrospect?: boolean;
   /** Allowed JWS algorithms: asymmetric only, so no `none` and no HMAC confusion. */
   algorithms?: string[];
 }
@@ -68,7 +70,9 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
   }
 
   async verifyAccessToken(token: string): Promise<AuthInfo> {
-    const { principal, audience } = looksLikeJwt(token) ? await this.verifyJwt(token) : await this.introspect(token);
+    const jwt = looksLikeJwt(token);
+    const { principal, audience } = jwt ? await this.verifyJwt(token) : await this.introspect(token);
+    if (jwt && this.options.alwaysIntrospect) await this.introspect(token);
     return {
       token,
       clientId: principal.clientId,
@@ -77,6 +81,15 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
       resource: new URL(audience),
       extra: { sub: principal.sub },
     };
+  }
+
+  /**
+   * Ask Hydra now, bypassing every cache: is this access token still active?
+   * For tools that must not act on a revoked token (ToolDefinition.onlineCheck).
+   */
+  async isActiveNow(token: string): Promise<boolean> {
+    const outcome = await this.introspectOnce(token, undefined);
+    return outcome.ok;
   }
 
   private async verifyJwt(token: string): Promise<Verified> {
@@ -130,7 +143,7 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     return outcome;
   }
 
-  private async introspectOnce(token: string, key: string): Promise<IntrospectionOutcome> {
+  private async introspectOnce(token: string, key: string | undefined): Promise<IntrospectionOutcome> {
     let answer: Introspection;
     try {
       answer = await this.options.hydraAdmin.introspect(token);
@@ -141,6 +154,7 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
         : new ServerError('Token introspection failed');
     }
     const outcome = this.judge(answer);
+    if (key === undefined) return outcome;
     const maxMs = this.options.introspectionCacheSeconds * 1000;
     const ttl = outcome.ok ? Math.min(maxMs, outcome.principal.expiresAt * 1000 - Date.now()) : Math.min(maxMs, INACTIVE_CACHE_MS);
     this.cache.set(key, outcome, ttl);

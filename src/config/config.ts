@@ -35,6 +35,8 @@ export interface Config {
   trustedClientIds: string[];
   /** Upper bound on how long an introspection answer is reused, in seconds. */
   introspectionCacheSeconds: number;
+  /** Introspect JWT access tokens as well (revocation seen within the cache bound). */
+  alwaysIntrospect: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -55,6 +57,7 @@ const EnvSchema = z.object({
     .optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   INTROSPECTION_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  TOKEN_INTROSPECTION: z.enum(['auto', 'always']).default('auto'),
   SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   TRUSTED_CLIENT_IDS: z.string().default(''),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -102,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessionSecretGenerated: e.SESSION_SECRET === undefined,
     trustedClientIds: e.TRUSTED_CLIENT_IDS.split(',').map((s) => s.trim()).filter(Boolean),
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
+    alwaysIntrospect: e.TOKEN_INTROSPECTION === 'always',
     logLevel: e.LOG_LEVEL,
   };
 }

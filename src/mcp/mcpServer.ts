@@ -9,6 +9,8 @@ import { type ToolContext, type ToolDefinition, ToolError } from '../tools/contr
 
 export interface McpServerOptions {
   tools: readonly ToolDefinition[];
+  /** Asks Hydra, uncached, whether a token is active (tools with onlineCheck). */
+  isActiveNow?: (token: string) => Promise<boolean>;
   db: Db;
   log: Logger;
   name: string;
@@ -50,7 +52,7 @@ async function runTool(
   tool: ToolDefinition,
   input: Record<string, unknown>,
   extra: Extra,
-  { db, log }: McpServerOptions,
+  { db, log, isActiveNow }: McpServerOptions,
 ): Promise<CallToolResult> {
   const principal = principalOf(extra.authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
@@ -60,6 +62,9 @@ async function runTool(
     return errorResult(
       `insufficient_scope: ${tool.name} needs scope ${tool.scopes.join(' ')}; the token is missing ${missing.join(' ')}`,
     );
+  }
+  if (tool.onlineCheck && isActiveNow && !(await isActiveNow(extra.authInfo!.token))) {
+    return errorResult('invalid_token: the access token has been revoked or has expired; sign in again');
   }
   const toolLog = log.child({ tool: tool.name, sub: principal.sub, client_id: principal.clientId });
   const progressToken = extra._meta?.progressToken;

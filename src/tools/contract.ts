@@ -50,6 +50,11 @@ export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape, Out ext
   scopes: readonly string[];
   annotations?: ToolHints;
   /**
+   * Ask the authorization server on every call whether the token is still
+   * active (no cache, also for JWTs), for sensitive or destructive tools.
+   */
+  onlineCheck?: boolean;
+  /**
    * Does the work. Returns any JSON value (sent as JSON text), or, with
    * `output`, an object of that shape (also sent as structuredContent).
    */

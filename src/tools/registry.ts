@@ -45,6 +45,7 @@ export function checkTool(candidate: unknown, file: string, knownScopes: readonl
   if (!Array.isArray(t.scopes)) fail(`${t.name}: scopes must be an array ([] for any valid token)`);
   const unknown = t.scopes!.filter((s) => !knownScopes.includes(s));
   if (unknown.length) fail(`${t.name}: unknown scope(s) ${unknown.join(', ')}; known: ${knownScopes.join(', ')}`);
+  if (t.onlineCheck !== undefined && typeof t.onlineCheck !== 'boolean') fail(`${t.name}: onlineCheck must be true or false`);
   if (typeof t.handler !== 'function') fail(`${t.name}: handler must be a function`);
   return t as ToolDefinition;
 }

@@ -72,6 +72,20 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     await expect(verifier().verifyAccessToken(await jwt(claims))).rejects.toThrow(new InvalidTokenError(message));
   });
 
+  it('with alwaysIntrospect, refuses a valid JWT that Hydra reports revoked', async () => {
+    const v = new HydraTokenVerifier({
+      issuer: ISSUER,
+      jwksUrl,
+      resources: new ResourceSet([RESOURCE]),
+      hydraAdmin: { introspect: async () => ({ active: false }) } as unknown as HydraAdmin,
+      log: createLogger('silent'),
+      introspectionCacheSeconds: 0,
+      alwaysIntrospect: true,
+    });
+    await expect(v.verifyAccessToken(await jwt())).rejects.toThrow(new InvalidTokenError('Token is not active'));
+    await expect(verifier().verifyAccessToken(await jwt()), 'without it the JWT is accepted').resolves.toBeDefined();
+  });
+
   it('refuses alg "none"', async () => {
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const token = `${b64({ alg: 'none', kid: 'k1' })}.${b64({ iss: ISSUER, sub: 'x', aud: [RESOURCE.href], exp: now() + 60 })}.`;

@@ -222,6 +222,23 @@ describe.each([
     expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
   });
 
+  // A revoked JWT still verifies locally until it expires; tools marked onlineCheck ask Hydra.
+  if (strategy === 'jwt') it('a revoked JWT keeps read access until expiry but cannot delete (onlineCheck)', async () => {
+    const { client, oauth, close } = await connectAs(stack, alice);
+    try {
+      const note = await call(client, 'notes_add', { title: 'keep me', body: 'safe' });
+      const revoked = await tokenRequest(stack, '/revoke', { token: oauth.tokens()!.access_token, client_id: oauth.clientInformation()!.client_id });
+      expect(revoked.status).toBe(200);
+      expect((await call(client, 'whoami')).isError).toBe(false);
+      const del = await call(client, 'notes_delete', { id: note.value.id });
+      expect(del).toMatchObject({ isError: true });
+      expect(del.text).toContain('invalid_token');
+      expect((await call(client, 'notes_get', { id: note.value.id })).value.title).toBe('keep me');
+    } finally {
+      await close();
+    }
+  });
+
   it('revoking the refresh token ends the grant', async () => {
     const { oauth, close } = await connectAs(stack, bob);
     await close();
