@@ -17,6 +17,7 @@ import { LoginThrottle } from '../login/throttle.js';
 import { createUserStore } from '../login/userStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
+import { allowedHosts, hostGuard } from './hostGuard.js';
 import { SessionRegistry, type Session } from '../mcp/sessions.js';
 import { sseRouter } from '../mcp/sse.js';
 import { requireToolScopes } from '../mcp/stepUp.js';
@@ -82,6 +83,7 @@ export function buildApp(deps: AppDependencies): App {
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
   app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resources, resourceName: RESOURCE_NAME }));
   const users = createUserStore(db);

@@ -31,6 +31,8 @@ export interface Config {
   sessionSecret: string;
   /** True when SESSION_SECRET was not set and a random one is used (single process only). */
   sessionSecretGenerated: boolean;
+  /** Extra Host header values accepted besides the public URL's (DNS-rebinding protection). */
+  allowedHosts: string[];
   /** First-party clients that skip the consent page. */
   trustedClientIds: string[];
   /** Upper bound on how long an introspection answer is reused, in seconds. */
@@ -60,6 +62,7 @@ const EnvSchema = z.object({
   TOKEN_INTROSPECTION: z.enum(['auto', 'always']).default('auto'),
   SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   TRUSTED_CLIENT_IDS: z.string().default(''),
+  ALLOWED_HOSTS: z.string().default(''),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -69,6 +72,7 @@ export class ConfigError extends TypeError {
 }
 
 const stripSlash = (s: string) => s.replace(/\/+$/, '');
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
 /** Parse and validate `env`; throws ConfigError naming the offending variables. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
@@ -103,7 +107,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     // Without one, a random secret per process: fine for one server, not for replicas.
     sessionSecret: e.SESSION_SECRET ?? randomBytes(32).toString('base64url'),
     sessionSecretGenerated: e.SESSION_SECRET === undefined,
-    trustedClientIds: e.TRUSTED_CLIENT_IDS.split(',').map((s) => s.trim()).filter(Boolean),
+    trustedClientIds: list(e.TRUSTED_CLIENT_IDS),
+    allowedHosts: list(e.ALLOWED_HOSTS),
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
     alwaysIntrospect: e.TOKEN_INTROSPECTION === 'always',
     logLevel: e.LOG_LEVEL,
