@@ -54,6 +54,8 @@ export async function startStack(opts: {
   accessTokenStrategy: 'opaque' | 'jwt';
   /** Our server's own database: the embedded SQLite file, or a fresh database on the run's PostgreSQL. */
   database: 'sqlite' | { postgresAdminUrl: string };
+  /** Default 0: revocation must be visible at once in tests. */
+  introspectionCacheSeconds?: number;
 }): Promise<Stack> {
   const appPort = await freePort();
   const base = `http://127.0.0.1:${appPort}`;
@@ -80,7 +82,7 @@ export async function startStack(opts: {
     HYDRA_ISSUER: hydra.issuer,
     DATABASE_PATH: join(dir, 'hydra-mcp.sqlite'),
     // Revocation must be visible at once in these tests; caching is tested on its own.
-    INTROSPECTION_CACHE_SECONDS: '0',
+    INTROSPECTION_CACHE_SECONDS: String(opts.introspectionCacheSeconds ?? 0),
     LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
     ...(pgDb ? { DATABASE_URL: pgDb.url } : {}),
   };
