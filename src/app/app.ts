@@ -18,6 +18,7 @@ import { createUserStore } from '../login/userStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard } from './hostGuard.js';
+import { readinessHandler } from './readiness.js';
 import { SessionRegistry, type Session } from '../mcp/sessions.js';
 import { sseRouter } from '../mcp/sse.js';
 import { requireToolScopes } from '../mcp/stepUp.js';
@@ -47,9 +48,10 @@ const RESOURCE_NAME = 'hydra-mcp';
 export function buildApp(deps: AppDependencies): App {
   const { config, db, hydraAdmin, tools, log } = deps;
   const resources = new ResourceSet([config.resourceUrl, config.sseUrl]);
+  const jwksUrl = new URL('/.well-known/jwks.json', config.hydra.publicUrl);
   const verifier = new HydraTokenVerifier({
     issuer: config.hydra.issuer,
-    jwksUrl: new URL('/.well-known/jwks.json', config.hydra.publicUrl),
+    jwksUrl,
     resources,
     hydraAdmin,
     log,
@@ -84,7 +86,17 @@ export function buildApp(deps: AppDependencies): App {
   const app = express();
   app.disable('x-powered-by');
   app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
+  // Liveness: the process answers. Readiness: it can serve (database, Hydra).
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+  app.get(
+    '/readyz',
+    readinessHandler({
+      db,
+      dialect: config.database.kind,
+      hydraAdminUrl: config.hydra.adminUrl,
+      jwksUrl,
+    }),
+  );
   app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resources, resourceName: RESOURCE_NAME }));
   const users = createUserStore(db);
   const signer = new Signer(config.sessionSecret);

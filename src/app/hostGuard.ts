@@ -19,11 +19,11 @@ export function allowedHosts(publicBaseUrl: URL, extra: readonly string[]): Set<
  * DNS-rebinding protection (MCP transport security): a page on evil.example
  * that rebinds its name to 127.0.0.1 still sends `Host: evil.example`, so
  * any request whose Host is not ours is refused before it reaches anything.
- * `/healthz` stays open for probes that address the process by IP.
+ * `/healthz` and `/readyz` stay open for probes that address the process by IP.
  */
 export function hostGuard(hosts: ReadonlySet<string>): RequestHandler {
   return (req, res, next) => {
-    if (req.path === '/healthz') return next();
+    if (req.path === '/healthz' || req.path === '/readyz') return next();
     const host = (req.headers.host ?? '').toLowerCase();
     if (hosts.has(host)) return next();
     res.status(421).type('text/plain').send(`Misdirected request: this server does not answer to host "${host.slice(0, 100)}"`);

@@ -50,6 +50,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
+/** Names of migrations not yet applied (for readiness checks). */
+export async function pendingMigrations(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const all = await new Migrator({ db, provider }).getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+}
+
 /**
  * Bring the schema up to date; throws naming the failing migration. Safe to
  * run from several replicas at once: Kysely takes a lock first (PostgreSQL:

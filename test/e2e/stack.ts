@@ -27,6 +27,8 @@ export interface Stack {
   sseUrl: URL;
   /** Hydra's log lines so far (shown when a test fails). */
   hydraLog: string[];
+  /** Stop Hydra and start it again on the same ports and storage (needs hydraStorage 'file'). */
+  restartHydra(): Promise<void>;
   addUser(email: string, password: string): Promise<TestUser>;
   /** What the long_task tool recorded for `sub`, read straight from the server's database. */
   lastRunOfLongTask(sub: string): Promise<unknown>;
@@ -56,23 +58,26 @@ export async function startStack(opts: {
   database: 'sqlite' | { postgresAdminUrl: string };
   /** Default 0: revocation must be visible at once in tests. */
   introspectionCacheSeconds?: number;
+  /** Hydra's storage: in memory (default), or a SQLite file that survives restartHydra(). */
+  hydraStorage?: 'memory' | 'file';
 }): Promise<Stack> {
   const appPort = await freePort();
   const base = `http://127.0.0.1:${appPort}`;
   const hydraLog: string[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-e2e-'));
   const binary = await ensureHydraBinary({ log: (l) => process.stderr.write(`[hydra build] ${l}\n`) });
-  const hydra = await startHydra({
+  const hydraOptions = {
     binary,
-    dsn: 'memory',
+    dsn: opts.hydraStorage === 'file' ? join(dir, 'hydra.sqlite') : 'memory',
     accessTokenStrategy: opts.accessTokenStrategy,
     loginUrl: `${base}/login`,
     consentUrl: `${base}/consent`,
     logoutUrl: `${base}/logout`,
     errorUrl: `${base}/oauth-error`,
     secretsSystem: randomBytes(24).toString('hex'),
-    log: (line) => hydraLog.push(line),
-  });
-  const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-e2e-'));
+    log: (line: string) => hydraLog.push(line),
+  };
+  let hydra = await startHydra(hydraOptions);
   const pgDb = opts.database === 'sqlite' ? undefined : await createTestDatabase(opts.database.postgresAdminUrl);
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
@@ -88,7 +93,14 @@ export async function startStack(opts: {
   };
   const server = await startServer(env);
   return {
-    hydra,
+    get hydra() {
+      return hydra;
+    },
+    async restartHydra() {
+      await hydra.stop();
+      // Same ports, storage and secret: to our server it is the same Hydra, back again.
+      hydra = await startHydra({ ...hydraOptions, publicPort: Number(new URL(hydra.publicUrl).port), adminPort: Number(new URL(hydra.adminUrl).port) });
+    },
     server,
     baseUrl: base,
     mcpUrl: new URL(`${base}/mcp`),

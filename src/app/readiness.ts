@@ -1,0 +1,51 @@
+import type { RequestHandler } from 'express';
+import { sql } from 'kysely';
+import type { Db, Dialect } from '../store/database.js';
+import { pendingMigrations } from '../store/migrations.js';
+
+export interface ReadinessOptions {
+  db: Db;
+  dialect: Dialect;
+  /** Hydra's admin URL; its /health/ready is asked. */
+  hydraAdminUrl: URL;
+  /** Hydra's JWKS, needed to verify JWT access tokens. */
+  jwksUrl: URL;
+  timeoutMs?: number;
+}
+
+type Check = () => Promise<void>;
+
+/**
+ * GET /readyz: can this instance serve? Database reachable with every
+ * migration applied, Hydra's admin API and JWKS reachable. Each check has a
+ * short timeout; the answer names each check's state and nothing secret.
+ */
+export function readinessHandler(options: ReadinessOptions): RequestHandler {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const reach = (url: URL): Check => async () => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+    if (!res.ok) throw new Error(`status ${res.status}`);
+  };
+  const checks: Record<string, Check> = {
+    database: async () => {
+      await sql`select 1`.execute(options.db);
+    },
+    migrations: async () => {
+      const pending = await pendingMigrations(options.db, options.dialect);
+      if (pending.length) throw new Error(`pending: ${pending.join(', ')}`);
+    },
+    hydra_admin: reach(new URL('/health/ready', options.hydraAdminUrl)),
+    hydra_jwks: reach(options.jwksUrl),
+  };
+  const withTimeout = (check: Check) =>
+    Promise.race([check(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref())]);
+
+  return async (_req, res) => {
+    const names = Object.keys(checks);
+    const results = await Promise.allSettled(names.map((n) => withTimeout(checks[n]!)));
+    const report = Object.fromEntries(names.map((n, i) => [n, results[i]!.status === 'fulfilled' ? 'ok' : 'unavailable']));
+    const ready = results.every((r) => r.status === 'fulfilled');
+    res.status(ready ? 200 : 503).set('Cache-Control', 'no-store').json({ status: ready ? 'ready' : 'not_ready', checks: report });
+  };
+}
