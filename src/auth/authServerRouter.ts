@@ -35,6 +35,19 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
     revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
   };
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
+  // Registration bodies are small; a big one is refused as RFC 7591 metadata error
+  // before the SDK's handler parses it. (Unknown fields are ignored, as §2 requires.)
+  const registrationBody = express.json({ limit: '16kb' });
+  router.use('/register', (req, res, next) =>
+    registrationBody(req, res, (err?: unknown) => {
+      if (!err) return next();
+      const tooLarge = (err as { type?: string }).type === 'entity.too.large';
+      res.status(400).json({
+        error: 'invalid_client_metadata',
+        error_description: tooLarge ? 'Registration request is larger than 16 KB' : 'Registration request is not valid JSON',
+      });
+    }),
+  );
   router.use(tokenProxyRouter({ provider, resources }));
   router.use(
     mcpAuthRouter({

@@ -32,6 +32,8 @@ export interface TokenVerifierOptions {
   introspectionCacheSize?: number;
   /** Introspect JWTs too (after the local checks), for deployments that need revocation to bite. */
   alwaysIntrospect?: boolean;
+  /** Least time between two JWKS fetches caused by unknown `kid`s (rotation without a restart). */
+  jwksCooldownMs?: number;
   /** Allowed JWS algorithms: asymmetric only, so no `none` and no HMAC confusion. */
   algorithms?: string[];
 }
@@ -67,7 +69,8 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     if (!Number.isFinite(options.introspectionCacheSeconds) || options.introspectionCacheSeconds < 0) {
       throw new TypeError('introspectionCacheSeconds must be a number of seconds, 0 or more');
     }
-    this.jwks = createRemoteJWKSet(options.jwksUrl, { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+    // An unknown kid refetches the set (Hydra rotated its keys), at most once per cool-down.
+    this.jwks = createRemoteJWKSet(options.jwksUrl, { cooldownDuration: options.jwksCooldownMs ?? 30_000, cacheMaxAge: 10 * 60_000 });
     this.cache = new LruCache(options.introspectionCacheSize ?? 10_000);
     this.jwtCache = new LruCache(options.introspectionCacheSize ?? 10_000);
   }

@@ -17,14 +17,16 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
   let jwksUrl: URL;
   let privateKey: CryptoKey;
   let publicJwk: JWK;
+  let served: JWK[];
 
   beforeAll(async () => {
     const pair = await generateKeyPair('RS256', { extractable: true });
     privateKey = pair.privateKey as CryptoKey;
     publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    served = [publicJwk];
     server = createServer((_req, res) => {
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ keys: [publicJwk] }));
+      res.end(JSON.stringify({ keys: served }));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     jwksUrl = new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/.well-known/jwks.json`);
@@ -102,6 +104,29 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
       .setExpirationTime('5m')
       .sign(secret);
     await expect(verifier().verifyAccessToken(token)).rejects.toThrow('Token algorithm is not allowed');
+  });
+
+  it('follows a key rotation: an unknown kid refetches the JWKS once, without a restart', async () => {
+    const v = new HydraTokenVerifier({
+      issuer: ISSUER,
+      jwksUrl,
+      resources: new ResourceSet([RESOURCE]),
+      hydraAdmin: {} as HydraAdmin,
+      log: createLogger('silent'),
+      introspectionCacheSeconds: 60,
+      jwksCooldownMs: 0,
+    });
+    await v.verifyAccessToken(await jwt());
+    const next = await generateKeyPair('ES256', { extractable: true });
+    served = [publicJwk, { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'ES256', use: 'sig' }];
+    try {
+      const rotated = await new SignJWT({ iss: ISSUER, sub: 'user-9', aud: [RESOURCE.href], exp: now() + 600, client_id: 'c1', scp: [] })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k2' })
+        .sign(next.privateKey);
+      await expect(v.verifyAccessToken(rotated)).resolves.toMatchObject({ extra: { sub: 'user-9' } });
+    } finally {
+      served = [publicJwk];
+    }
   });
 
   it('refuses an unknown kid', async () => {

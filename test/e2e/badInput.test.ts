@@ -104,6 +104,33 @@ describe('bad input is refused precisely and changes nothing (real Ory Hydra)', 
     expect(await countClients()).toBe(before);
   });
 
+  it.each([
+    ['larger than 16 KB', JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'], client_name: 'x'.repeat(20_000) }), 'Registration request is larger than 16 KB'],
+    ['not JSON', '{"redirect_uris":', 'Registration request is not valid JSON'],
+  ])('dynamic registration %s → 400 invalid_client_metadata, no client created', async (_case, body, description) => {
+    const before = await countClients();
+    const res = await fetch(`${stack.baseUrl}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: 'invalid_client_metadata', error_description: description });
+    expect(await countClients()).toBe(before);
+  });
+
+  it('unsupported MCP-Protocol-Version on a session → 400', async () => {
+    const a = await connectAs(stack, alice);
+    try {
+      const sessionId = (a.client as unknown as { _transport: { sessionId?: string } })._transport.sessionId!;
+      const res = await fetch(stack.mcpUrl, {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, authorization: `Bearer ${a.oauth.tokens()!.access_token}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '1999-01-01' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' }),
+      });
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(await res.json())).toContain('Unsupported protocol version');
+    } finally {
+      await a.close();
+    }
+  });
+
   it('authorization for a resource that is not ours → invalid_target, no Hydra flow', async () => {
     const reg = (await (await register(['http://127.0.0.1:53682/callback'])).json()) as { client_id: string };
     const url = new URL(`${stack.baseUrl}/authorize`);
