@@ -17,7 +17,7 @@ import { LoginThrottle } from '../login/throttle.js';
 import { createUserStore } from '../login/userStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
-import { allowedHosts, hostGuard } from './hostGuard.js';
+import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { readinessHandler } from './readiness.js';
 import { SessionRegistry, type Session } from '../mcp/sessions.js';
 import { sseRouter } from '../mcp/sse.js';
@@ -126,6 +126,7 @@ export function buildApp(deps: AppDependencies): App {
       exposedHeaders: ['WWW-Authenticate', 'Mcp-Session-Id', 'MCP-Protocol-Version'],
     }),
   );
+  app.use(['/mcp', '/sse', '/messages'], originGuard(originPolicy(config.publicBaseUrl, config.allowedOrigins)));
   app.use(streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl), sessions: httpSessions, log }));
   app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl), sessions: sseSessions, log }));
   app.use(bodyErrors(log));

@@ -33,6 +33,8 @@ export interface Config {
   sessionSecretGenerated: boolean;
   /** Extra Host header values accepted besides the public URL's (DNS-rebinding protection). */
   allowedHosts: string[];
+  /** Extra browser origins allowed on the MCP endpoints ("*" for any). */
+  allowedOrigins: string[];
   /** First-party clients that skip the consent page. */
   trustedClientIds: string[];
   /** Upper bound on how long an introspection answer is reused, in seconds. */
@@ -63,6 +65,7 @@ const EnvSchema = z.object({
   SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   TRUSTED_CLIENT_IDS: z.string().default(''),
   ALLOWED_HOSTS: z.string().default(''),
+  ALLOWED_ORIGINS: z.string().default(''),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -109,6 +112,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessionSecretGenerated: e.SESSION_SECRET === undefined,
     trustedClientIds: list(e.TRUSTED_CLIENT_IDS),
     allowedHosts: list(e.ALLOWED_HOSTS),
+    allowedOrigins: list(e.ALLOWED_ORIGINS),
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
     alwaysIntrospect: e.TOKEN_INTROSPECTION === 'always',
     logLevel: e.LOG_LEVEL,

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import type { Server } from 'node:http';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allowedHosts, hostGuard } from '../../src/app/hostGuard.js';
+import { allowedHosts, hostGuard, originGuard, originPolicy } from '../../src/app/hostGuard.js';
 
 /** Send a request with any Host header (fetch will not let us set it). */
 function get(port: number, path: string, host: string): Promise<number> {
@@ -40,5 +40,29 @@ describe('hostGuard (DNS-rebinding protection)', () => {
   });
   it('adds no loopback aliases for a public host', () => {
     expect([...allowedHosts(new URL('https://mcp.example.com'), [])]).toEqual(['mcp.example.com']);
+  });
+});
+
+describe('originGuard (MCP transport Origin check)', () => {
+  const run = (policy: Parameters<typeof originGuard>[0], origin?: string) => {
+    let status = 0;
+    let passed = false;
+    const res = { status: (s: number) => ((status = s), res), json: () => res } as never;
+    originGuard(policy)({ headers: origin ? { origin } : {} } as never, res, () => void (passed = true));
+    return passed ? 'pass' : status;
+  };
+  const local = originPolicy(new URL('http://127.0.0.1:3000'), []);
+  const prod = originPolicy(new URL('https://mcp.example.com'), ['https://app.example.com']);
+
+  it.each([
+    ['no Origin (non-browser client)', 'pass', local, undefined],
+    ['our own origin', 'pass', prod, 'https://mcp.example.com'],
+    ['a configured origin', 'pass', prod, 'https://app.example.com'],
+    ['a loopback origin when we run on loopback (MCP Inspector)', 'pass', local, 'http://127.0.0.1:6274'],
+    ['a foreign origin', 403, local, 'http://evil.example'],
+    ['a loopback origin when we do not run on loopback', 403, prod, 'http://localhost:6274'],
+    ['a null origin', 403, local, 'null'],
+  ])('%s → %s', (_case, expected, policy, origin) => {
+    expect(run(policy, origin)).toBe(expected);
   });
 });
