@@ -229,4 +229,12 @@ describe('bad input is refused precisely and changes nothing (real Ory Hydra)', 
     const end = page.status === 200 && page.url.pathname === '/consent' ? await page.submit('Allow', {}, (u) => u.href.startsWith('http://127.0.0.1:53682/')) : page;
     expect(end.url.searchParams.get('code')).toBeNull();
   });
+
+  // Last: it uses up this server's registration allowance.
+  it('dynamic registration is rate-limited per address → 429 once the hourly allowance is spent', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 25 && !statuses.includes(429); i++) statuses.push((await register([`http://127.0.0.1:${40000 + i}/cb`])).status);
+    expect(statuses).toContain(429);
+    expect(statuses.filter((s) => s === 201).length).toBeLessThanOrEqual(20);
+  });
 });

@@ -239,6 +239,18 @@ describe.each([
     }
   });
 
+  it('two windows sharing one refresh token both refresh within the rotation grace period', async () => {
+    const { oauth, close } = await connectAs(stack, bob);
+    await close();
+    const form = { grant_type: 'refresh_token', refresh_token: oauth.tokens()!.refresh_token!, client_id: oauth.clientInformation()!.client_id };
+    const first = await tokenRequest(stack, '/token', form);
+    const second = await tokenRequest(stack, '/token', form);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    // Neither refresh revoked the chain: both new access tokens work.
+    expect((await initializeWith(stack, first.body.access_token as string)).status).toBe(200);
+    expect((await initializeWith(stack, second.body.access_token as string)).status).toBe(200);
+  });
+
   it('revoking the refresh token ends the grant', async () => {
     const { oauth, close } = await connectAs(stack, bob);
     await close();
