@@ -19,10 +19,10 @@ import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { readinessHandler } from './readiness.js';
-import { SessionRegistry, type Session } from '../mcp/sessions.js';
-import { sseRouter } from '../mcp/sse.js';
+import { SessionRegistry } from '../mcp/sessions.js';
+import { type SseSession, sseRouter } from '../mcp/sse.js';
 import { requireToolScopes } from '../mcp/stepUp.js';
-import { streamableHttpRouter } from '../mcp/streamableHttp.js';
+import { type HttpSession, streamableHttpRouter } from '../mcp/streamableHttp.js';
 import type { Db } from '../store/database.js';
 import type { ToolDefinition } from '../tools/contract.js';
 
@@ -80,8 +80,8 @@ export function buildApp(deps: AppDependencies): App {
   };
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
   const createServer = () => createMcpServer({ tools, db, log, isActiveNow, name: RESOURCE_NAME, version: deps.version });
-  const httpSessions = new SessionRegistry<Session>();
-  const sseSessions = new SessionRegistry<Session>();
+  const httpSessions = new SessionRegistry<HttpSession>();
+  const sseSessions = new SessionRegistry<SseSession>();
 
   const app = express();
   app.disable('x-powered-by');

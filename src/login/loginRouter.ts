@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import express, { type Request, type Response } from 'express';
+import express, { type Request } from 'express';
 import { z } from 'zod';
 import type { ConsentRequest, HydraAdmin } from '../auth/hydraAdmin.js';
 import type { ResourceSet } from '../auth/resource.js';

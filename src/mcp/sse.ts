@@ -1,19 +1,12 @@
 import express, { type Request, type Response } from 'express';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { principalOf } from '../auth/tokenVerifier.js';
-import type { Logger } from '../log/logger.js';
 import { jsonRpcError } from './jsonRpcError.js';
-import { ownerOf, type Session, SessionRegistry } from './sessions.js';
+import { ownerOf, type Session } from './sessions.js';
+import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
 
-export interface SseOptions {
-  createServer: () => McpServer;
-  authenticate: express.RequestHandler;
-  /** Runs on parsed POST bodies: the per-tool scope check (step-up). */
-  authorizeCalls: express.RequestHandler;
-  sessions: SessionRegistry<Session>;
-  log: Logger;
-  bodyLimit?: string;
+export interface SseSession extends Session {
+  transport: SSEServerTransport;
 }
 
 /**
@@ -22,7 +15,7 @@ export interface SseOptions {
  * client messages. Both need a bearer token, and the session belongs to the
  * user and client that opened the stream.
  */
-export function sseRouter(options: SseOptions): express.Router {
+export function sseRouter(options: TransportOptions<SseSession>): express.Router {
   const router = express.Router();
   const { sessions, log } = options;
 
@@ -36,7 +29,7 @@ export function sseRouter(options: SseOptions): express.Router {
     const transport = new SSEServerTransport('/messages', res);
     const server = options.createServer();
     const id = transport.sessionId;
-    sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() } as SseSession);
+    sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() });
     res.on('close', () => {
       sessions.remove(id);
       void server.close();
@@ -51,23 +44,12 @@ export function sseRouter(options: SseOptions): express.Router {
     express.json({ limit: options.bodyLimit ?? '1mb' }),
     options.authorizeCalls,
     async (req: Request, res: Response) => {
-    const principal = principalOf(req.auth)!;
-    const id = typeof req.query.sessionId === 'string' ? req.query.sessionId : undefined;
-    if (!id) return jsonRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
-    const found = sessions.lookup(id, principal);
-    if (!found.found) {
-      if (found.reason === 'not_owner') {
-        log.warn('session used by another principal', { session: id, sub: principal.sub, client_id: principal.clientId });
-      }
-      return jsonRpcError(res, 404, -32001, 'Session not found');
-    }
-    await (found.session as SseSession).transport.handlePostMessage(req, res, req.body);
+      const id = typeof req.query.sessionId === 'string' ? req.query.sessionId : undefined;
+      if (!id) return jsonRpcError(res, 400, -32000, 'Bad Request: sessionId query parameter is required');
+      const session = ownSessionOr404(sessions, id, principalOf(req.auth)!, res, log);
+      if (session) await session.transport.handlePostMessage(req, res, req.body);
     },
   );
 
   return router;
-}
-
-interface SseSession extends Session {
-  transport: SSEServerTransport;
 }

@@ -1,32 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { principalOf } from '../auth/tokenVerifier.js';
-import type { Logger } from '../log/logger.js';
 import { jsonRpcError } from './jsonRpcError.js';
-import { ownerOf, type Session, SessionRegistry } from './sessions.js';
+import { ownerOf, type Session } from './sessions.js';
+import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
 
-export interface StreamableHttpOptions {
-  /** Builds a fresh MCP server for a new session. */
-  createServer: () => McpServer;
-  /** Runs before the transport: bearer authentication. */
-  authenticate: express.RequestHandler;
-  /** Runs on parsed POST bodies: the per-tool scope check (step-up). */
-  authorizeCalls: express.RequestHandler;
-  sessions: SessionRegistry<Session>;
-  log: Logger;
-  /** Largest JSON-RPC body accepted. */
-  bodyLimit?: string;
-}
 
 /**
  * The Streamable HTTP transport at /mcp (MCP 2025-03-26 and later), stateful:
  * `initialize` opens a session bound to the caller; every later request must
  * present the session id with a token of the same user and client.
  */
-export function streamableHttpRouter(options: StreamableHttpOptions): express.Router {
+export function streamableHttpRouter(options: TransportOptions<HttpSession>): express.Router {
   const router = express.Router();
   const { sessions, log } = options;
 
@@ -47,7 +34,7 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() } as HttpSession);
+        sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() });
         log.info('session opened', { transport: 'streamable-http', session: id, sub: principal.sub });
       },
     });
@@ -69,21 +56,13 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
   }
 
   async function withSession(req: Request, res: Response, id: string, use: (t: StreamableHTTPServerTransport) => Promise<void>) {
-    const principal = principalOf(req.auth)!;
-    const found = sessions.lookup(id, principal);
-    if (!found.found) {
-      if (found.reason === 'not_owner') {
-        log.warn('session used by another principal', { session: id, sub: principal.sub, client_id: principal.clientId });
-      }
-      // Same answer for unknown and foreign ids: a session's existence is not revealed.
-      return jsonRpcError(res, 404, -32001, 'Session not found');
-    }
-    await use((found.session as HttpSession).transport);
+    const session = ownSessionOr404(sessions, id, principalOf(req.auth)!, res, log);
+    if (session) await use(session.transport);
   }
 
   return router;
 }
 
-interface HttpSession extends Session {
+export interface HttpSession extends Session {
   transport: StreamableHTTPServerTransport;
 }

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -37,16 +36,6 @@ export interface Stack {
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * The real thing, on loopback: Ory Hydra (built from its Go module, DSN
@@ -61,7 +50,7 @@ export async function startStack(opts: {
   /** Hydra's storage: in memory (default), or a SQLite file that survives restartHydra(). */
   hydraStorage?: 'memory' | 'file';
 }): Promise<Stack> {
-  const appPort = await freePort();
+  const appPort = await freeLoopbackPort();
   const base = `http://127.0.0.1:${appPort}`;
   const hydraLog: string[] = [];
   const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-e2e-'));

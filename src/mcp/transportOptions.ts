@@ -1,0 +1,41 @@
+import type { RequestHandler, Response } from 'express';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Principal } from '../auth/tokenVerifier.js';
+import type { Logger } from '../log/logger.js';
+import { jsonRpcError } from './jsonRpcError.js';
+import type { Session, SessionRegistry } from './sessions.js';
+
+/** What both MCP transports (Streamable HTTP, legacy SSE) are built from. */
+export interface TransportOptions<S extends Session> {
+  /** Builds a fresh MCP server for a new session. */
+  createServer: () => McpServer;
+  /** Runs before the transport: bearer authentication. */
+  authenticate: RequestHandler;
+  /** Runs on parsed POST bodies: the per-tool scope check (step-up). */
+  authorizeCalls: RequestHandler;
+  sessions: SessionRegistry<S>;
+  log: Logger;
+  /** Largest JSON-RPC body accepted. */
+  bodyLimit?: string;
+}
+
+/**
+ * The session `id` if `principal` owns it; otherwise answers 404 (the same
+ * for unknown and foreign ids, so a session's existence is not revealed) and
+ * logs a foreign use.
+ */
+export function ownSessionOr404<S extends Session>(
+  sessions: SessionRegistry<S>,
+  id: string,
+  principal: Principal,
+  res: Response,
+  log: Logger,
+): S | undefined {
+  const found = sessions.lookup(id, principal);
+  if (found.found) return found.session;
+  if (found.reason === 'not_owner') {
+    log.warn('session used by another principal', { session: id, sub: principal.sub, client_id: principal.clientId });
+  }
+  jsonRpcError(res, 404, -32001, 'Session not found');
+  return undefined;
+}
