@@ -11,6 +11,11 @@ import { loadTools } from './tools/registry.js';
 
 export interface RunningServer {
   url: string;
+  /**
+   * Graceful stop: refuse new connections, let requests in flight finish
+   * (up to SHUTDOWN_TIMEOUT_SECONDS), then close sessions, event streams,
+   * remaining connections and the database.
+   */
   stop(): Promise<void>;
 }
 
@@ -27,7 +32,7 @@ export async function startServer(env: Record<string, string | undefined>): Prom
   }
   const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
   const db = await openDatabase(config.database);
-  const { app, closeSessions } = buildApp({
+  const { app, drain, closeSessions } = buildApp({
     config,
     db,
     hydraAdmin: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
@@ -43,14 +48,21 @@ export async function startServer(env: Record<string, string | undefined>): Prom
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info('listening', { url: `http://${config.host}:${port}`, mcp: config.resourceUrl.href, tools: tools.map((t) => t.name) });
+  let stopped: Promise<void> | undefined;
+  const stop = async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const finished = await drain(config.shutdownTimeoutSeconds * 1000);
+    if (!finished) log.warn('shutdown deadline passed with requests in flight; closing them');
+    await closeSessions();
+    server.closeAllConnections();
+    await closed;
+    await db.destroy();
+    log.info('stopped');
+  };
   return {
     url: `http://${config.host}:${port}`,
-    async stop() {
-      await closeSessions();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await db.destroy();
-    },
+    stop: () => (stopped ??= stop()),
   };
 }
 
@@ -58,8 +70,14 @@ export async function startServer(env: Record<string, string | undefined>): Prom
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   startServer(process.env).then(
     (running) => {
+      let stopping = false;
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(signal, () => void running.stop().then(() => process.exit(0)));
+        process.on(signal, () => {
+          // A second signal means "now": exit without waiting.
+          if (stopping) process.exit(1);
+          stopping = true;
+          void running.stop().then(() => process.exit(0));
+        });
       }
     },
     (error: unknown) => {

@@ -18,6 +18,7 @@ import { createUserStore } from '../login/userStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
+import { InFlight } from './inFlight.js';
 import { readinessHandler } from './readiness.js';
 import { SessionRegistry } from '../mcp/sessions.js';
 import { type SseSession, sseRouter } from '../mcp/sse.js';
@@ -38,7 +39,9 @@ export interface AppDependencies {
 
 export interface App {
   app: express.Express;
-  /** Ends every live MCP session (for shutdown). */
+  /** Waits until no request is being served, or the deadline passes (false). */
+  drain(deadlineMs: number): Promise<boolean>;
+  /** Ends every live MCP session and its event stream (for shutdown). */
   closeSessions(): Promise<void>;
 }
 
@@ -83,8 +86,10 @@ export function buildApp(deps: AppDependencies): App {
   const httpSessions = new SessionRegistry<HttpSession>();
   const sseSessions = new SessionRegistry<SseSession>();
 
+  const inFlight = new InFlight();
   const app = express();
   app.disable('x-powered-by');
+  app.use(inFlight.middleware);
   app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
   // Liveness: the process answers. Readiness: it can serve (database, Hydra).
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
@@ -133,6 +138,7 @@ export function buildApp(deps: AppDependencies): App {
 
   return {
     app,
+    drain: (deadlineMs) => inFlight.drained(deadlineMs),
     closeSessions: async () => {
       await Promise.all([httpSessions.closeAll(), sseSessions.closeAll()]);
     },

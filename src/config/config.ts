@@ -42,6 +42,8 @@ export interface Config {
   /** Introspect JWT access tokens as well (revocation seen within the cache bound). */
   alwaysIntrospect: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** How long a stop waits for requests in flight. */
+  shutdownTimeoutSeconds: number;
 }
 
 const url = (name: string) =>
@@ -66,6 +68,8 @@ const EnvSchema = z.object({
   TRUSTED_CLIENT_IDS: z.string().default(''),
   ALLOWED_HOSTS: z.string().default(''),
   ALLOWED_ORIGINS: z.string().default(''),
+  SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
+  NODE_ENV: z.string().optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -77,6 +81,19 @@ export class ConfigError extends TypeError {
 const stripSlash = (s: string) => s.replace(/\/+$/, '');
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
+const PLACEHOLDER = /change-?me|youreallyneedtochangethis/i;
+
+/** In production, development secrets stop the start, naming the variable. */
+function refuseDevelopmentSecrets(e: z.infer<typeof EnvSchema>): void {
+  const problems: string[] = [];
+  if (!e.SESSION_SECRET) problems.push('  SESSION_SECRET: must be set in production (a random 32+ character secret, the same on every replica)');
+  else if (PLACEHOLDER.test(e.SESSION_SECRET)) problems.push('  SESSION_SECRET: is still a placeholder value; set a random secret');
+  if (e.DATABASE_URL && PLACEHOLDER.test(decodeURIComponent(new URL(e.DATABASE_URL).password))) {
+    problems.push('  DATABASE_URL: the password is still a placeholder value');
+  }
+  if (problems.length) throw new ConfigError(`Refusing to start with development secrets (NODE_ENV=production):\n${problems.join('\n')}`);
+}
+
 /** Parse and validate `env`; throws ConfigError naming the offending variables. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -85,6 +102,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.NODE_ENV === 'production') refuseDevelopmentSecrets(e);
   const base = stripSlash(e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.PORT}`);
   const publicBaseUrl = new URL(base);
   if (publicBaseUrl.search || publicBaseUrl.hash) {
@@ -116,5 +134,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
     alwaysIntrospect: e.TOKEN_INTROSPECTION === 'always',
     logLevel: e.LOG_LEVEL,
+    shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
   };
 }

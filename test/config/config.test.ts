@@ -26,3 +26,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(name);
   });
 });
+
+describe('loadConfig with NODE_ENV=production', () => {
+  const strong = 'a'.repeat(40);
+  it.each([
+    ['SESSION_SECRET unset', {}, 'SESSION_SECRET: must be set in production'],
+    ['a placeholder SESSION_SECRET', { SESSION_SECRET: 'CHANGE-ME-to-a-random-secret-of-32-characters-or-more' }, 'SESSION_SECRET: is still a placeholder'],
+    ['a placeholder database password', { SESSION_SECRET: strong, DATABASE_URL: 'postgres://u:CHANGE-ME-app-db-password@db/x' }, 'DATABASE_URL: the password is still a placeholder'],
+  ])('refuses to start with %s', (_case, env, message) => {
+    expect(() => loadConfig({ NODE_ENV: 'production', ...env })).toThrow(message);
+  });
+  it('starts with real secrets', () => {
+    expect(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: strong, DATABASE_URL: 'postgres://u:s3cret@db/x' }).sessionSecretGenerated).toBe(false);
+  });
+});
