@@ -73,6 +73,9 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
+/** Every environment variable the server reads. */
+export const ENV_KEYS: readonly string[] = Object.keys(EnvSchema.shape);
+
 /** Thrown when the environment is invalid; the message names each variable. */
 export class ConfigError extends TypeError {
   override name = 'ConfigError';
