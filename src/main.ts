@@ -24,9 +24,12 @@ const TOOLS_DIR = fileURLToPath(new URL('../tools/', import.meta.url));
 const VERSION = '0.1.0';
 
 /** Start the server from an environment; the composition root. */
-export async function startServer(env: Record<string, string | undefined>): Promise<RunningServer> {
+export async function startServer(
+  env: Record<string, string | undefined>,
+  options: { /** Where log lines go (default: stderr). */ logSink?: (line: string) => void } = {},
+): Promise<RunningServer> {
   const config = loadConfig(env);
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, options.logSink);
   if (config.sessionSecretGenerated) {
     log.warn('SESSION_SECRET is not set: using a random one for this process; set it when running several replicas');
   }

@@ -19,6 +19,7 @@ import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { InFlight } from './inFlight.js';
+import { requestLog } from './requestLog.js';
 import { readinessHandler } from './readiness.js';
 import { SessionRegistry } from '../mcp/sessions.js';
 import { type SseSession, sseRouter } from '../mcp/sse.js';
@@ -90,6 +91,7 @@ export function buildApp(deps: AppDependencies): App {
   const app = express();
   app.disable('x-powered-by');
   app.use(inFlight.middleware);
+  app.use(requestLog(log));
   app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
   // Liveness: the process answers. Readiness: it can serve (database, Hydra).
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));

@@ -26,6 +26,8 @@ export interface Stack {
   sseUrl: URL;
   /** Hydra's log lines so far (shown when a test fails). */
   hydraLog: string[];
+  /** Our server's log lines, when started with captureLogs. */
+  logs: string[];
   /** Stop Hydra and start it again on the same ports and storage (needs hydraStorage 'file'). */
   restartHydra(): Promise<void>;
   addUser(email: string, password: string): Promise<TestUser>;
@@ -47,6 +49,8 @@ export async function startStack(opts: {
   database: 'sqlite' | { postgresAdminUrl: string };
   /** Default 0: revocation must be visible at once in tests. */
   introspectionCacheSeconds?: number;
+  /** Keep every log line of our server in `stack.logs` (at debug level). */
+  captureLogs?: boolean;
   /** Hydra's storage: in memory (default), or a SQLite file that survives restartHydra(). */
   hydraStorage?: 'memory' | 'file';
 }): Promise<Stack> {
@@ -77,10 +81,11 @@ export async function startStack(opts: {
     DATABASE_PATH: join(dir, 'hydra-mcp.sqlite'),
     // Revocation must be visible at once in these tests; caching is tested on its own.
     INTROSPECTION_CACHE_SECONDS: String(opts.introspectionCacheSeconds ?? 0),
-    LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
+    LOG_LEVEL: opts.captureLogs ? 'debug' : (process.env.E2E_LOG_LEVEL ?? 'silent'),
     ...(pgDb ? { DATABASE_URL: pgDb.url } : {}),
   };
-  const server = await startServer(env);
+  const logs: string[] = [];
+  const server = await startServer(env, opts.captureLogs ? { logSink: (line) => logs.push(line) } : {});
   return {
     get hydra() {
       return hydra;
@@ -95,6 +100,7 @@ export async function startStack(opts: {
     mcpUrl: new URL(`${base}/mcp`),
     sseUrl: new URL(`${base}/sse`),
     hydraLog,
+    logs,
     addUser: (email, password) => addUserWithCli(env, email, password),
     async lastRunOfLongTask(sub) {
       const db = await openDatabase(loadConfig(env).database);

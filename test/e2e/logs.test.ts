@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser } from './browser.js';
+import { call, connectAs } from './flow.js';
+import { type Stack, startStack } from './stack.js';
+
+describe('logs (real Ory Hydra, every line captured at debug level)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ accessTokenStrategy: 'opaque', database: 'sqlite', captureLogs: true });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('never contain tokens, passwords, codes or challenges; one JSON line per request with its id and sub', async () => {
+    const password = 'very-secret-password-42';
+    const user = await stack.addUser('ivy@example.com', password);
+    const browser = new Browser();
+    const { client, oauth, close } = await connectAs(stack, user, { browser });
+    await call(client, 'notes_add', { title: 'logged?', body: 'no' });
+    await close();
+    // A wrong password and a refresh also pass through the logs.
+    const wrong = await (await new Browser().open(oauth.authorizationUrl!.href)).submit('Sign in', {
+      fill: { Email: user.email, Password: 'wrong-password-99' },
+    });
+    expect(wrong.status).toBe(401);
+    const tokens = oauth.tokens()!;
+    const refreshed = (await (
+      await fetch(`${stack.baseUrl}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: oauth.clientInformation()!.client_id }),
+      })
+    ).json()) as { access_token: string; refresh_token: string };
+
+    const secrets = [
+      password,
+      'wrong-password-99',
+      tokens.access_token,
+      tokens.refresh_token!,
+      refreshed.access_token,
+      refreshed.refresh_token,
+      ...browser.history.flatMap((line) => {
+        const u = new URL(line.split(' ')[1]!);
+        return ['login_challenge', 'consent_challenge', 'code', 'login_verifier', 'consent_verifier']
+          .map((k) => u.searchParams.get(k))
+          .filter((v): v is string => !!v);
+      }),
+    ];
+    expect(secrets.length).toBeGreaterThan(8);
+    const all = stack.logs.join('\n');
+    for (const secret of secrets) expect(all.includes(secret), `a secret of length ${secret.length} reached the logs`).toBe(false);
+
+    const lines = stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const mcpCalls = lines.filter((l) => l.msg === 'request' && l.path === '/mcp' && l.status === 200);
+    expect(mcpCalls.length).toBeGreaterThan(0);
+    expect(mcpCalls[0]).toMatchObject({ sub: user.sub, client_id: oauth.clientInformation()!.client_id });
+    expect(mcpCalls[0]!.request_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
