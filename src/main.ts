@@ -2,6 +2,7 @@ import 'dotenv/config';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './app/app.js';
+import { Metrics } from './app/metrics.js';
 import { createHydraAdmin } from './auth/hydraAdmin.js';
 import { REGISTRABLE_SCOPES } from './auth/scopes.js';
 import { loadConfig } from './config/config.js';
@@ -11,6 +12,8 @@ import { loadTools } from './tools/registry.js';
 
 export interface RunningServer {
   url: string;
+  /** Where Prometheus scrapes, when METRICS_PORT is not "off". */
+  metricsUrl?: string;
   /**
    * Graceful stop: refuse new connections, let requests in flight finish
    * (up to SHUTDOWN_TIMEOUT_SECONDS), then close sessions, event streams,
@@ -35,14 +38,17 @@ export async function startServer(
   }
   const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
   const db = await openDatabase(config.database);
+  const metrics = new Metrics();
   const { app, drain, closeSessions } = buildApp({
     config,
     db,
-    hydraAdmin: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
+    hydraAdmin: createHydraAdmin({ adminUrl: config.hydra.adminUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) }),
     tools,
     log,
     version: VERSION,
+    metrics,
   });
+  const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -60,13 +66,34 @@ export async function startServer(
     await closeSessions();
     server.closeAllConnections();
     await closed;
+    await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
     await db.destroy();
     log.info('stopped');
   };
   return {
     url: `http://${config.host}:${port}`,
+    metricsUrl: metricsServer ? `http://${config.metrics!.host}:${(metricsServer.address() as { port: number }).port}/metrics` : undefined,
     stop: () => (stopped ??= stop()),
   };
+}
+
+/** Prometheus text format on its own listener, away from the public port. */
+async function serveMetrics(metrics: Metrics, host: string, port: number) {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
 }
 
 // Run directly (`node dist/src/main.js` or `tsx src/main.ts`): start and stop on signals.

@@ -19,6 +19,7 @@ import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { InFlight } from './inFlight.js';
+import type { Metrics } from './metrics.js';
 import { requestLog } from './requestLog.js';
 import { readinessHandler } from './readiness.js';
 import { SessionRegistry } from '../mcp/sessions.js';
@@ -36,6 +37,8 @@ export interface AppDependencies {
   log: Logger;
   /** Reported in MCP serverInfo. */
   version: string;
+  /** Where request, token, Hydra, session and tool metrics go. */
+  metrics: Metrics;
 }
 
 export interface App {
@@ -50,7 +53,7 @@ const RESOURCE_NAME = 'hydra-mcp';
 
 /** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
 export function buildApp(deps: AppDependencies): App {
-  const { config, db, hydraAdmin, tools, log } = deps;
+  const { config, db, hydraAdmin, tools, log, metrics } = deps;
   const resources = new ResourceSet([config.resourceUrl, config.sseUrl]);
   const jwksUrl = new URL('/.well-known/jwks.json', config.hydra.publicUrl);
   const verifier = new HydraTokenVerifier({
@@ -61,6 +64,7 @@ export function buildApp(deps: AppDependencies): App {
     log,
     introspectionCacheSeconds: config.introspectionCacheSeconds,
     alwaysIntrospect: config.alwaysIntrospect,
+    onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
   });
   const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
@@ -83,15 +87,18 @@ export function buildApp(deps: AppDependencies): App {
     };
   };
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
-  const createServer = () => createMcpServer({ tools, db, log, isActiveNow, name: RESOURCE_NAME, version: deps.version });
+  const onToolCall = metrics.toolCall.bind(metrics);
+  const createServer = () => createMcpServer({ tools, db, log, isActiveNow, onToolCall, name: RESOURCE_NAME, version: deps.version });
   const httpSessions = new SessionRegistry<HttpSession>();
   const sseSessions = new SessionRegistry<SseSession>();
+  metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));
 
   const inFlight = new InFlight();
   const app = express();
   app.disable('x-powered-by');
   app.use(inFlight.middleware);
   app.use(requestLog(log));
+  app.use(metrics.middleware);
   app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
   // Liveness: the process answers. Readiness: it can serve (database, Hydra).
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));

@@ -158,6 +158,8 @@ export interface HydraAdminOptions {
   fetch?: FetchLike;
   /** Per-call timeout in milliseconds. */
   timeoutMs?: number;
+  /** Told the duration of every call (for metrics); `call` has ids replaced by placeholders. */
+  onCall?: (call: string, seconds: number, ok: boolean) => void;
 }
 
 /** Read Hydra's error body ({error, error_description} or {error: {message}}) into a HydraError. */
@@ -191,6 +193,19 @@ export function createHydraAdmin(options: HydraAdminOptions): HydraAdmin {
   };
 
   async function call<T>(method: string, url: URL, body?: { json?: unknown; form?: URLSearchParams }): Promise<T> {
+    const started = performance.now();
+    const name = `${method} ${url.pathname.replace(/\/clients\/[^/]+/, '/clients/:id')}`;
+    let ok = false;
+    try {
+      const result = await send<T>(method, url, body);
+      ok = true;
+      return result;
+    } finally {
+      options.onCall?.(name, (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  async function send<T>(method: string, url: URL, body?: { json?: unknown; form?: URLSearchParams }): Promise<T> {
     let res: Response;
     try {
       res = await doFetch(url, {

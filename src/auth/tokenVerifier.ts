@@ -34,6 +34,8 @@ export interface TokenVerifierOptions {
   alwaysIntrospect?: boolean;
   /** Least time between two JWKS fetches caused by unknown `kid`s (rotation without a restart). */
   jwksCooldownMs?: number;
+  /** Told the kind and outcome of every check (for metrics). */
+  onVerification?: (kind: 'jwt' | 'introspection', outcome: 'ok' | 'invalid' | 'unavailable', cached: boolean) => void;
   /** Allowed JWS algorithms: asymmetric only, so no `none` and no HMAC confusion. */
   algorithms?: string[];
 }
@@ -76,7 +78,25 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
   }
 
   async verifyAccessToken(token: string): Promise<AuthInfo> {
-    const jwt = looksLikeJwt(token);
+    const kind = looksLikeJwt(token) ? 'jwt' : 'introspection';
+    const cachedBefore = this.isCached(token, kind);
+    try {
+      const info = await this.verify(token, kind === 'jwt');
+      this.options.onVerification?.(kind, 'ok', cachedBefore);
+      return info;
+    } catch (e) {
+      this.options.onVerification?.(kind, e instanceof InvalidTokenError ? 'invalid' : 'unavailable', cachedBefore);
+      throw e;
+    }
+  }
+
+  private isCached(token: string, kind: 'jwt' | 'introspection'): boolean {
+    if (!this.options.onVerification) return false;
+    const key = createHash('sha256').update(token).digest('base64url');
+    return (kind === 'jwt' ? this.jwtCache.get(key) : this.cache.get(key)) !== undefined;
+  }
+
+  private async verify(token: string, jwt: boolean): Promise<AuthInfo> {
     const { principal, audience } = jwt ? await this.verifyJwt(token) : await this.introspect(token);
     if (jwt && this.options.alwaysIntrospect) await this.introspect(token);
     return {

@@ -9,6 +9,8 @@ import { type ToolContext, type ToolDefinition, ToolError } from '../tools/contr
 
 export interface McpServerOptions {
   tools: readonly ToolDefinition[];
+  /** Told every call's outcome (for metrics). */
+  onToolCall?: (tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked') => void;
   /** Asks Hydra, uncached, whether a token is active (tools with onlineCheck). */
   isActiveNow?: (token: string) => Promise<boolean>;
   db: Db;
@@ -52,18 +54,20 @@ async function runTool(
   tool: ToolDefinition,
   input: Record<string, unknown>,
   extra: Extra,
-  { db, log, isActiveNow }: McpServerOptions,
+  { db, log, isActiveNow, onToolCall }: McpServerOptions,
 ): Promise<CallToolResult> {
   const principal = principalOf(extra.authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
   const missing = tool.scopes.filter((s) => !principal.scopes.includes(s));
   if (missing.length) {
+    onToolCall?.(tool.name, 'insufficient_scope');
     // Names every scope the tool needs, so a client can step up in one go.
     return errorResult(
       `insufficient_scope: ${tool.name} needs scope ${tool.scopes.join(' ')}; the token is missing ${missing.join(' ')}`,
     );
   }
   if (tool.onlineCheck && isActiveNow && !(await isActiveNow(extra.authInfo!.token))) {
+    onToolCall?.(tool.name, 'revoked');
     return errorResult('invalid_token: the access token has been revoked or has expired; sign in again');
   }
   const toolLog = log.child({ tool: tool.name, sub: principal.sub, client_id: principal.clientId });
@@ -83,10 +87,12 @@ async function runTool(
   };
   try {
     const value = await tool.handler(input as never, ctx);
+    onToolCall?.(tool.name, 'ok');
     const text = JSON.stringify(value ?? null);
     // With an output schema the value is also structured content (the SDK validates it).
     return tool.output ? { content: [{ type: 'text', text }], structuredContent: value as Record<string, unknown> } : { content: [{ type: 'text', text }] };
   } catch (e) {
+    onToolCall?.(tool.name, 'error');
     if (e instanceof ToolError) return errorResult(e.message);
     toolLog.error('tool failed', { error: e });
     return errorResult(`${tool.name} failed; the error was logged`);

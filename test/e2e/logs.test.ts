@@ -3,7 +3,7 @@ import { Browser } from './browser.js';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack } from './stack.js';
 
-describe('logs (real Ory Hydra, every line captured at debug level)', () => {
+describe('logs and metrics (real Ory Hydra, every log line captured at debug level)', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await startStack({ accessTokenStrategy: 'opaque', database: 'sqlite', captureLogs: true });
@@ -56,5 +56,16 @@ describe('logs (real Ory Hydra, every line captured at debug level)', () => {
     expect(mcpCalls.length).toBeGreaterThan(0);
     expect(mcpCalls[0]).toMatchObject({ sub: user.sub, client_id: oauth.clientInformation()!.client_id });
     expect(mcpCalls[0]!.request_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('Prometheus metrics on their own port count requests, token checks, Hydra calls, sessions and tool calls', async () => {
+    expect(stack.server.metricsUrl).toBeDefined();
+    const text = await (await fetch(stack.server.metricsUrl!)).text();
+    expect(text).toMatch(/http_requests_total\{route="\/mcp",method="POST",status="200"\} \d+/);
+    expect(text).toMatch(/token_verifications_total\{kind="introspection",outcome="ok",cache="miss"\} \d+/);
+    expect(text).toMatch(/hydra_request_duration_seconds_count\{call="POST \/admin\/oauth2\/introspect",ok="true"\} \d+/);
+    expect(text).toMatch(/mcp_tool_calls_total\{tool="notes_add",outcome="ok"\} 1/);
+    expect(text).toContain('mcp_sessions_active{transport="streamable-http"}');
+    expect((await fetch(`${stack.baseUrl}/metrics`)).status, 'the public port does not serve metrics').toBe(404);
   });
 });

@@ -83,6 +83,8 @@ export async function startStack(opts: {
     INTROSPECTION_CACHE_SECONDS: String(opts.introspectionCacheSeconds ?? 0),
     LOG_LEVEL: opts.captureLogs ? 'debug' : (process.env.E2E_LOG_LEVEL ?? 'silent'),
     ...(pgDb ? { DATABASE_URL: pgDb.url } : {}),
+    // Several servers share one test process: a free port each, reported in server.metricsUrl.
+    METRICS_PORT: '0',
   };
   const logs: string[] = [];
   const server = await startServer(env, opts.captureLogs ? { logSink: (line) => logs.push(line) } : {});

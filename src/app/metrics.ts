@@ -1,0 +1,74 @@
+import type { RequestHandler } from 'express';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The routes we report by name; anything else is "other" (no unbounded labels). */
+const ROUTES = new Set(['/mcp', '/sse', '/messages', '/token', '/revoke', '/register', '/authorize', '/login', '/consent', '/logout', '/account', '/healthz', '/readyz']);
+
+export type VerificationKind = 'jwt' | 'introspection';
+export type VerificationOutcome = 'ok' | 'invalid' | 'unavailable';
+
+/**
+ * Prometheus metrics of one app (its own registry, never prom-client's
+ * global one). Served on a separate loopback port, not the public one.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests', labelNames: ['route', 'method', 'status'], registers: [this.registry] });
+  private readonly latency = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['route', 'method', 'status'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  private readonly verifications = new Counter({
+    name: 'token_verifications_total',
+    help: 'Access token checks by kind, outcome and whether a cached answer was used',
+    labelNames: ['kind', 'outcome', 'cache'],
+    registers: [this.registry],
+  });
+  private readonly hydraLatency = new Histogram({
+    name: 'hydra_request_duration_seconds',
+    help: "Latency of calls to Hydra's admin API",
+    labelNames: ['call', 'ok'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  private readonly toolCalls = new Counter({ name: 'mcp_tool_calls_total', help: 'Tool calls by tool and outcome', labelNames: ['tool', 'outcome'], registers: [this.registry] });
+
+  /** Active sessions per transport, read when scraped. */
+  sessionsGauge(sizes: () => Record<string, number>): void {
+    new Gauge({
+      name: 'mcp_sessions_active',
+      help: 'Live MCP sessions by transport',
+      labelNames: ['transport'],
+      registers: [this.registry],
+      collect() {
+        for (const [transport, n] of Object.entries(sizes())) this.set({ transport }, n);
+      },
+    });
+  }
+
+  readonly middleware: RequestHandler = (req, res, next) => {
+    const end = this.latency.startTimer();
+    res.once('finish', () => {
+      const route = ROUTES.has(req.path) ? req.path : req.path.startsWith('/.well-known/') ? '/.well-known' : 'other';
+      const labels = { route, method: req.method, status: String(res.statusCode) };
+      this.requests.inc(labels);
+      end(labels);
+    });
+    next();
+  };
+
+  verification(kind: VerificationKind, outcome: VerificationOutcome, cached: boolean): void {
+    this.verifications.inc({ kind, outcome, cache: cached ? 'hit' : 'miss' });
+  }
+
+  hydraCall(call: string, seconds: number, ok: boolean): void {
+    this.hydraLatency.observe({ call, ok: String(ok) }, seconds);
+  }
+
+  toolCall(tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked'): void {
+    this.toolCalls.inc({ tool, outcome });
+  }
+}
