@@ -141,7 +141,9 @@ export function buildApp(deps: AppDependencies): App {
     }),
   );
   app.use(['/mcp', '/sse', '/messages'], originGuard(originPolicy(config.publicBaseUrl, config.allowedOrigins)));
-  app.use(streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl), sessions: httpSessions, log }));
+  app.use(
+    streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl), sessions: httpSessions, log, stateless: config.statelessHttp }),
+  );
   app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl), sessions: sseSessions, log }));
   app.use(bodyErrors(log));
 

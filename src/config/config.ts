@@ -44,6 +44,8 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** How long a stop waits for requests in flight. */
   shutdownTimeoutSeconds: number;
+  /** Streamable HTTP without sessions (any replica serves any request). */
+  statelessHttp: boolean;
   /** Prometheus listener; undefined when METRICS_PORT=off. Port 0 picks a free one. */
   metrics?: { host: string; port: number };
 }
@@ -72,6 +74,7 @@ const EnvSchema = z.object({
   ALLOWED_ORIGINS: z.string().default(''),
   METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65535)]).default(9464),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  MCP_STATELESS: z.enum(['true', 'false']).default('false'),
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
   NODE_ENV: z.string().optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -142,6 +145,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     alwaysIntrospect: e.TOKEN_INTROSPECTION === 'always',
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+    statelessHttp: e.MCP_STATELESS === 'true',
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
   };
 }

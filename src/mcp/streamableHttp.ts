@@ -18,6 +18,24 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
   const { sessions, log } = options;
 
   router.use('/mcp', options.authenticate);
+  if (options.stateless) {
+    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
+      const server = options.createServer();
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      res.on('close', () => {
+        void transport.close();
+        void server.close();
+      });
+      await server.connect(transport);
+      await transport.handleRequest(req, res, req.body);
+    });
+    // No sessions: no server-to-client stream to open and nothing to delete.
+    router.all('/mcp', (_req, res) => {
+      res.set('Allow', 'POST');
+      jsonRpcError(res, 405, -32000, 'Method not allowed: this server runs Streamable HTTP without sessions');
+    });
+    return router;
+  }
   router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');

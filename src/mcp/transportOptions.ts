@@ -17,6 +17,11 @@ export interface TransportOptions<S extends Session> {
   log: Logger;
   /** Largest JSON-RPC body accepted. */
   bodyLimit?: string;
+  /**
+   * Streamable HTTP without sessions: every POST is served by a fresh server
+   * and transport, so any replica can answer any request (no affinity needed).
+   */
+  stateless?: boolean;
 }
 
 /**

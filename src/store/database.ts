@@ -42,5 +42,8 @@ function openSqlite(path: string): Db {
 
 function openPostgres(url: string, max: number): Db {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
+  // An idle connection dropped by the server (restart, failover) must not crash
+  // the process: the pool discards it and the next query connects afresh.
+  pool.on('error', () => {});
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, request, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { createUserStore } from '../../src/login/userStore.js';
+import { type RunningServer, startServer } from '../../src/main.js';
+import { openDatabase } from '../../src/store/database.js';
+import { createTestDatabase } from '../support/postgres.js';
+import { call, connectAs } from './flow.js';
+import type { Stack } from './stack.js';
+
+/**
+ * A small round-robin load balancer on loopback. A request whose connection
+ * is refused (the replica is down) goes to the next one; nothing that reached
+ * a replica is ever sent twice.
+ */
+function roundRobin(ports: number[]): Server {
+  let next = 0;
+  return createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const attempt = (tries: number) => {
+        const port = ports[next++ % ports.length]!;
+        // A new connection per request (agent: false): a stopped replica then refuses it
+        // instead of resetting a pooled keep-alive socket mid-request.
+        const up = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent: false }, (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+        });
+        up.on('error', (e: NodeJS.ErrnoException) => {
+          if (e.code === 'ECONNREFUSED' && tries > 1) return attempt(tries - 1);
+          if (!res.headersSent) res.writeHead(502).end();
+          else res.destroy();
+        });
+        up.end(body);
+      };
+      attempt(ports.length);
+    });
+  });
+}
+
+describe('scale-out: two replicas on one PostgreSQL behind a round-robin proxy (stateless Streamable HTTP, real Hydra)', () => {
+  let hydra: RunningHydra;
+  let proxy: Server;
+  let dropDb: () => Promise<void>;
+  let env: (port: number) => Record<string, string>;
+  let replicaPorts: number[];
+  const replicas: RunningServer[] = [];
+  let base: string;
+  let databaseUrl: string;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase(inject('postgresUrl'));
+    databaseUrl = db.url;
+    dropDb = db.drop;
+    const proxyPort = await freeLoopbackPort();
+    replicaPorts = [await freeLoopbackPort(), await freeLoopbackPort()];
+    base = `http://127.0.0.1:${proxyPort}`;
+    hydra = await startHydra({
+      binary: await ensureHydraBinary(),
+      dsn: 'memory',
+      accessTokenStrategy: 'opaque',
+      loginUrl: `${base}/login`,
+      consentUrl: `${base}/consent`,
+      logoutUrl: `${base}/logout`,
+      errorUrl: `${base}/oauth-error`,
+      secretsSystem: randomBytes(24).toString('hex'),
+    });
+    const sessionSecret = randomBytes(32).toString('hex');
+    env = (port) => ({
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      // Both replicas are one service: one public URL, one secret, one database.
+      PUBLIC_BASE_URL: base,
+      SESSION_SECRET: sessionSecret,
+      DATABASE_URL: databaseUrl,
+      HYDRA_PUBLIC_URL: hydra.publicUrl,
+      HYDRA_ADMIN_URL: hydra.adminUrl,
+      HYDRA_ISSUER: hydra.issuer,
+      MCP_STATELESS: 'true',
+      INTROSPECTION_CACHE_SECONDS: '0',
+      METRICS_PORT: 'off',
+      LOG_LEVEL: 'silent',
+    });
+    // Both start (and migrate) at once.
+    replicas.push(...(await Promise.all(replicaPorts.map((p) => startServer(env(p))))));
+    proxy = roundRobin(replicaPorts);
+    await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', () => r()));
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((r) => (proxy ? proxy.close(() => r()) : r()));
+    for (const r of replicas) await r.stop();
+    await hydra?.stop();
+    await dropDb?.();
+  });
+
+  it('every acknowledged note exists exactly once after a replica is stopped and restarted mid-run', async () => {
+    const db = await openDatabase({ kind: 'postgres', url: databaseUrl });
+    try {
+    const users = createUserStore(db);
+    const people = await Promise.all([0, 1, 2, 3].map((i) => users.add(`scale${i}@example.com`, `scale password ${i}`)));
+    const stack = { mcpUrl: new URL(`${base}/mcp`), sseUrl: new URL(`${base}/sse`) } as Stack;
+    // One after another: Hydra's in-memory store is not built for concurrent writes.
+    const clients = [];
+    for (const [i, p] of people.entries()) clients.push(await connectAs(stack, { email: p.email, password: `scale password ${i}`, sub: p.id }));
+
+    const acknowledged: { sub: string; id: string; title: string }[] = [];
+    let failed = 0;
+    const PER_USER = 30;
+    let restarted: Promise<void> | undefined;
+    await Promise.all(
+      clients.map(async (c, u) => {
+        for (let n = 0; n < PER_USER; n++) {
+          const title = `u${u}-n${n}`;
+          // Mid-run: replica 0 stops (gracefully, as on SIGTERM) and comes back on its port.
+          if (u === 0 && n === 10) {
+            restarted = replicas[0]!.stop().then(async () => {
+              replicas[0] = await startServer(env(replicaPorts[0]!));
+            });
+          }
+          try {
+            const r = await call(c.client, 'notes_add', { title, body: 'scale-out' });
+            if (r.isError) failed++;
+            else acknowledged.push({ sub: people[u]!.id, id: r.value.id, title });
+          } catch {
+            failed++;
+          }
+        }
+      }),
+    );
+    expect(restarted, 'replica 0 was stopped mid-run').toBeDefined();
+    await restarted;
+    for (const c of clients) await c.close();
+
+    const rows = await db.selectFrom('notes').select(['id', 'sub', 'title']).execute();
+    expect(acknowledged.length + failed).toBe(4 * PER_USER);
+    expect(acknowledged.length, `${failed} calls failed while a replica was down`).toBeGreaterThanOrEqual(4 * PER_USER - 4);
+    for (const note of acknowledged) {
+      const same = rows.filter((r) => r.title === note.title && r.sub === note.sub);
+      expect(same.map((r) => r.id), `note ${note.title} stored exactly once`).toEqual([note.id]);
+    }
+    } finally {
+      await db.destroy();
+    }
+  });
+});
