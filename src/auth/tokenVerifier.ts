@@ -51,6 +51,12 @@ interface Verified {
   /** Which of our resource URLs the token's `aud` names. */
   audience: string;
 }
+/** One verification in progress: the token, its cache key, whether a cached answer was used. */
+interface Check {
+  token: string;
+  key: string;
+  cached: boolean;
+}
 type IntrospectionOutcome = ({ ok: true } & Verified) | { ok: false; reason: string };
 
 /**
@@ -79,26 +85,22 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
 
   async verifyAccessToken(token: string): Promise<AuthInfo> {
     const kind = looksLikeJwt(token) ? 'jwt' : 'introspection';
-    const cachedBefore = this.isCached(token, kind);
+    // Caches are keyed by a hash of the token, computed once per check.
+    const check: Check = { token, key: createHash('sha256').update(token).digest('base64url'), cached: false };
     try {
-      const info = await this.verify(token, kind === 'jwt');
-      this.options.onVerification?.(kind, 'ok', cachedBefore);
+      const info = await this.verify(check, kind === 'jwt');
+      this.options.onVerification?.(kind, 'ok', check.cached);
       return info;
     } catch (e) {
-      this.options.onVerification?.(kind, e instanceof InvalidTokenError ? 'invalid' : 'unavailable', cachedBefore);
+      this.options.onVerification?.(kind, e instanceof InvalidTokenError ? 'invalid' : 'unavailable', check.cached);
       throw e;
     }
   }
 
-  private isCached(token: string, kind: 'jwt' | 'introspection'): boolean {
-    if (!this.options.onVerification) return false;
-    const key = createHash('sha256').update(token).digest('base64url');
-    return (kind === 'jwt' ? this.jwtCache.get(key) : this.cache.get(key)) !== undefined;
-  }
-
-  private async verify(token: string, jwt: boolean): Promise<AuthInfo> {
-    const { principal, audience } = jwt ? await this.verifyJwt(token) : await this.introspect(token);
-    if (jwt && this.options.alwaysIntrospect) await this.introspect(token);
+  private async verify(check: Check, jwt: boolean): Promise<AuthInfo> {
+    const { token } = check;
+    const { principal, audience } = jwt ? await this.verifyJwt(check) : await this.introspect(check);
+    if (jwt && this.options.alwaysIntrospect) await this.introspect(check);
     return {
       token,
       clientId: principal.clientId,
@@ -123,13 +125,15 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
    * result is reused — for no longer than the cache bound, so a key Hydra
    * withdraws stops being honoured within it (as with the JWKS cache).
    */
-  private async verifyJwt(token: string): Promise<Verified> {
-    const key = createHash('sha256').update(token).digest('base64url');
-    const hit = this.jwtCache.get(key);
-    if (hit && hit.principal.expiresAt > Date.now() / 1000) return hit;
-    const verified = await this.verifyJwtSignature(token);
+  private async verifyJwt(check: Check): Promise<Verified> {
+    const hit = this.jwtCache.get(check.key);
+    if (hit && hit.principal.expiresAt > Date.now() / 1000) {
+      check.cached = true;
+      return hit;
+    }
+    const verified = await this.verifyJwtSignature(check.token);
     const ttl = Math.min(this.options.introspectionCacheSeconds * 1000, verified.principal.expiresAt * 1000 - Date.now());
-    this.jwtCache.set(key, verified, ttl);
+    this.jwtCache.set(check.key, verified, ttl);
     return verified;
   }
 
@@ -168,10 +172,11 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     };
   }
 
-  private async introspect(token: string): Promise<Verified> {
-    const key = createHash('sha256').update(token).digest('base64url');
+  private async introspect(check: Check): Promise<Verified> {
+    const { token, key } = check;
     let outcome = this.cache.get(key);
-    if (!outcome) {
+    if (outcome) check.cached = true;
+    else {
       let pending = this.inflight.get(key);
       if (!pending) {
         pending = this.introspectOnce(token, key).finally(() => this.inflight.delete(key));

@@ -169,6 +169,26 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     await expect(verifier(async () => active(over)).verifyAccessToken('ory_at_x')).rejects.toThrow(new InvalidTokenError(message));
   });
 
+  it('reports each check to onVerification with its kind, outcome and cache use', async () => {
+    const seen: string[] = [];
+    const v = new HydraTokenVerifier({
+      issuer: ISSUER,
+      jwksUrl,
+      resources: new ResourceSet([RESOURCE]),
+      hydraAdmin: { introspect: async () => active() } as unknown as HydraAdmin,
+      log: createLogger('silent'),
+      introspectionCacheSeconds: 60,
+      onVerification: (kind, outcome, cached) => void seen.push(`${kind}:${outcome}:${cached ? 'hit' : 'miss'}`),
+    });
+    const token = await jwt();
+    await v.verifyAccessToken(token);
+    await v.verifyAccessToken(token);
+    await v.verifyAccessToken('ory_at_z');
+    await v.verifyAccessToken('ory_at_z');
+    await expect(v.verifyAccessToken(await jwt({ aud: ['https://other.example'] }))).rejects.toThrow();
+    expect(seen).toEqual(['jwt:ok:miss', 'jwt:ok:hit', 'introspection:ok:miss', 'introspection:ok:hit', 'jwt:invalid:miss']);
+  });
+
   it('never caches past the cache bound: with 0 seconds every check asks Hydra', async () => {
     let calls = 0;
     const v = verifier(async () => (calls++, active()), 0);
