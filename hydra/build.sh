@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build Ory Hydra from its Go module (see go.mod) once, and cache the binary
-# outside the repo, keyed by Hydra's version and a hash of our module files so
-# any change to them rebuilds. Progress goes to stderr; the binary's path is
-# the last line of stdout. Cache dir: $HYDRA_MCP_CACHE (default ~/.cache/hydra-mcp).
+# outside the repo, keyed by Hydra's version and a hash of our module files and
+# this script (its flags), so any change to them rebuilds. Progress goes to
+# stderr; the binary's path is the last line of stdout.
+# Cache dir: $HYDRA_MCP_CACHE (default ~/.cache/hydra-mcp).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${HYDRA_MCP_CACHE:-$HOME/.cache/hydra-mcp}"
@@ -12,7 +13,7 @@ module=github.com/ory/hydra/v2
 # needed for a cache hit.
 version="$(awk -v m="$module" '{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/) { print $(i + 1); exit } }' "$here/go.mod")"
 [ -n "$version" ] || { echo "hydra/build.sh: cannot find $module in hydra/go.mod" >&2; exit 1; }
-key="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" | sha256sum | cut -c1-12)"
+key="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/build.sh" | sha256sum | cut -c1-12)"
 binary="$cache/hydra-$version-$key"
 
 if [ -x "$binary" ]; then
