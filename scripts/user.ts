@@ -1,5 +1,6 @@
 /**
  * User management: `npm run user -- add|list|remove|passwd [email]`.
+ * Exit codes: 0 done, 1 bad input or failure, 2 usage error.
  * Passwords come from stdin: a prompt without echo on a terminal, else the
  * first line (so scripts can pipe them in). Never from the command line,
  * where they would land in shell history and `ps`.
@@ -7,7 +8,7 @@
 import 'dotenv/config';
 import { createInterface } from 'node:readline';
 import { loadConfig } from '../src/config/config.js';
-import { createUserStore, UserInputError } from '../src/login/userStore.js';
+import { createUserStore, normaliseEmail, UserInputError } from '../src/login/userStore.js';
 import { openDatabase } from '../src/store/database.js';
 
 const USAGE = `usage: npm run user -- <command>
@@ -44,32 +45,39 @@ async function readPassword(prompt: string): Promise<string> {
   return first;
 }
 
+/** How many arguments each command takes after its name. */
+const ARITY: Record<string, number> = { add: 1, passwd: 1, remove: 1, list: 0 };
+
 async function main(argv: string[]): Promise<number> {
-  const [command, email, ...rest] = argv;
-  const needsEmail = command === 'add' || command === 'passwd' || command === 'remove';
-  if (!command || !['add', 'passwd', 'remove', 'list'].includes(command) || (needsEmail && !email) || rest.length) {
+  const [command, ...args] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!command || !Object.hasOwn(ARITY, command) || args.length !== ARITY[command]) {
     console.error(USAGE);
     return 2;
   }
+  const email = args[0] ?? '';
   const config = loadConfig(process.env);
   const db = await openDatabase(config.database);
   const users = createUserStore(db);
   try {
     switch (command) {
       case 'add': {
-        const user = await users.add(email!, await readPassword('Password: '));
+        const user = await users.add(email, await readPassword('Password: '));
         console.log(`Added user ${user.email} (sub ${user.id})`);
         break;
       }
       case 'passwd': {
-        const changed = await users.setPassword(email!, await readPassword('New password: '));
-        if (!changed) throw new UserInputError(`no user with email ${email}`);
-        console.log(`Password changed for ${email!.trim().toLowerCase()}`);
+        const changed = await users.setPassword(email, await readPassword('New password: '));
+        if (!changed) throw new UserInputError(`no user with email ${normaliseEmail(email)}`);
+        console.log(`Password changed for ${normaliseEmail(email)}`);
         break;
       }
       case 'remove': {
-        if (!(await users.remove(email!))) throw new UserInputError(`no user with email ${email}`);
-        console.log(`Removed user ${email!.trim().toLowerCase()}`);
+        if (!(await users.remove(email))) throw new UserInputError(`no user with email ${normaliseEmail(email)}`);
+        console.log(`Removed user ${normaliseEmail(email)}`);
         break;
       }
       case 'list': {
@@ -94,7 +102,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    console.error(e instanceof Error ? e.message : e);
+    // Configuration or database failures: still one readable message, no stack.
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);
   },
 );

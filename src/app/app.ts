@@ -121,7 +121,6 @@ export function buildApp(deps: AppDependencies): App {
       hydra: hydraAdmin,
       users,
       resources,
-      hydraPublicUrl: hydraBrowserUrl,
       signer,
       secureCookies,
       trustedClientIds: config.trustedClientIds,

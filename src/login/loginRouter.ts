@@ -17,8 +17,6 @@ export interface LoginRouterOptions {
   users: UserStore;
   /** This server's resource URLs, granted as token audience at consent (RFC 8707). */
   resources: ResourceSet;
-  /** Hydra's public URL as browsers see it (its issuer): our forms' submissions are redirected there. */
-  hydraPublicUrl: URL;
   /** Signs CSRF tokens; the same secret on every replica. */
   signer: Signer;
   /** Mark cookies Secure (the public URL is https). */
@@ -54,10 +52,15 @@ const ConsentForm = z.object({
   csrf: Csrf_,
   decision: z.enum(['allow', 'deny']),
   // One checked box arrives as a string, several as an array.
-  scope: z.union([z.string(), z.array(z.string())]).optional(),
+  scope: z.union([z.string().max(200), z.array(z.string().max(200)).max(64)]).optional(),
   remember: z.literal('yes').optional(),
 });
 const LogoutForm = z.object({ challenge: Challenge, csrf: Csrf_, decision: z.enum(['yes', 'no']) });
+// Hydra's redirect to urls.error (RFC 6749 §4.1.2.1 error fields); shown escaped, bounded.
+const OAuthErrorQuery = z.object({
+  error: z.string().min(1).max(100).catch('unknown_error'),
+  error_description: z.string().max(500).optional().catch(undefined),
+});
 
 const WRONG_CREDENTIALS = 'Wrong email or password.';
 
@@ -69,7 +72,6 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
   const { hydra, users, log, resources } = options;
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '16kb' });
-  const hydraOrigin = options.hydraPublicUrl.origin;
   const page = pageHandler(log);
   const csrf = new Csrf(options.signer, { secure: options.secureCookies });
   const throttle = options.throttle ?? new LoginThrottle();
@@ -92,7 +94,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
       return res.redirect(302, redirect_to);
     }
     const html = loginPage({ challenge, csrf: csrf.tokenFor(req, res, challenge), clientName: clientName(request.client) });
-    send(res, 200, html, [hydraOrigin]);
+    send(res, 200, html);
   }));
 
   router.post('/login', form, page(async (req, res) => {
@@ -102,7 +104,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     const account = input.email.trim().toLowerCase();
     const address = req.ip ?? 'unknown';
     const rerender = (status: number, error: string) =>
-      send(res, status, loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error }), [hydraOrigin]);
+      send(res, status, loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error }));
 
     const verdict = throttle.check(account, address);
     if (!verdict.allowed) {
@@ -134,7 +136,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     // Remembered consent (Hydra's skip) and first-party clients: no question asked.
     const clientId = request.client?.client_id ?? '';
     if (request.skip || trusted.has(clientId)) {
-      const grant = grantFor(request, request.requested_scope ?? [], resources, false);
+      const grant = grantFor(request, offeredScopes(request), resources, false);
       const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
       log.info('consent granted without asking', { sub: request.subject, client_id: clientId, reason: request.skip ? 'remembered' : 'trusted client' });
       return res.redirect(302, redirect_to);
@@ -148,11 +150,11 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
         uri: httpsUrl(request.client?.client_uri),
         logoUri: httpsUrl(request.client?.logo_uri),
       },
-      scopes: (request.requested_scope ?? []).map((name) => ({ name, description: describeScope(name), required: isRequiredScope(name) })),
+      scopes: offeredScopes(request).map((name) => ({ name, description: describe(name), required: isRequiredScope(name) })),
       resources: resources.audienceFor(request.request_url),
       userEmail: user?.email,
     });
-    send(res, 200, html, [hydraOrigin, ...redirectOrigins(request)]);
+    send(res, 200, html);
   }));
 
   router.post('/consent', form, page(async (req, res) => {
@@ -180,7 +182,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     const { logout_challenge: challenge } = parse(LogoutQuery, req.query, 'logout_challenge');
     const request = await hydra.getLogoutRequest(challenge);
     const html = logoutPage({ challenge, csrf: csrf.tokenFor(req, res, challenge), clientName: request.client?.client_name || request.client?.client_id });
-    send(res, 200, html, [hydraOrigin, ...(request.client?.redirect_uris ?? []).flatMap(originOf)]);
+    send(res, 200, html);
   }));
 
   router.post('/logout', form, page(async (req, res) => {
@@ -199,8 +201,8 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
 
   // urls.error: Hydra sends the browser here when a flow cannot continue.
   router.get('/oauth-error', (req, res) => {
-    const error = typeof req.query.error === 'string' ? req.query.error : 'unknown_error';
-    const description = typeof req.query.error_description === 'string' ? req.query.error_description : '';
+    const q = OAuthErrorQuery.safeParse(req.query);
+    const { error, error_description: description } = q.success ? q.data : { error: 'unknown_error', error_description: undefined };
     send(res, 400, errorPage({ title: 'Sign-in could not continue', message: `${error}${description ? `: ${description}` : ''}` }));
   });
 
@@ -208,27 +210,41 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
 }
 
 /**
- * What consent grants: the checked scopes that were actually requested (a
- * forged form field cannot widen the grant), required ones always, and this
- * server as audience. Policy: clients allowed the refresh_token grant also get
- * offline_access, so MCP clients that forget to ask for it do not log their
- * users out hourly.
+ * The scopes the consent page offers: those requested, plus our refresh-token
+ * policy. MCP clients often forget to ask for offline_access, and their users
+ * are then signed out every time the access token expires (an hour). So a
+ * client allowed the refresh_token grant, and registered for an offline scope,
+ * is offered it even unasked. It is shown like any other scope, checked by
+ * default, so the person sees it and can untick it.
+ */
+function offeredScopes(request: ConsentRequest): string[] {
+  const requested = [...new Set(request.requested_scope ?? [])];
+  const client = request.client;
+  if (!(client?.grant_types ?? []).includes('refresh_token') || requested.some((s) => OFFLINE_SCOPES.includes(s))) return requested;
+  const registered = (client?.scope ?? '').split(' ');
+  const offline = OFFLINE_SCOPES.find((s) => registered.includes(s));
+  return offline ? [...requested, offline] : requested;
+}
+
+/**
+ * What consent grants: the checked scopes among those offered (a forged form
+ * field cannot widen the grant), required ones always, and this server as
+ * audience.
  */
 function grantFor(request: ConsentRequest, checked: string[], resources: ResourceSet, remember: boolean) {
-  const requested = request.requested_scope ?? [];
-  const scopes = new Set(requested.filter((s) => checked.includes(s) || isRequiredScope(s)));
-  const clientScopes = (request.client?.scope ?? '').split(' ');
-  if ((request.client?.grant_types ?? []).includes('refresh_token') && !OFFLINE_SCOPES.some((s) => scopes.has(s))) {
-    const offline = OFFLINE_SCOPES.find((s) => clientScopes.includes(s));
-    if (offline) scopes.add(offline);
-  }
+  const scopes = offeredScopes(request).filter((s) => checked.includes(s) || isRequiredScope(s));
   return {
-    grant_scope: [...scopes],
-    // Hydra ignores RFC 8707 `resource`; consent is where it becomes `aud`.
+    grant_scope: scopes,
+    // Hydra ignores the RFC 8707 `resource` parameter; consent is where it becomes `aud`.
     grant_access_token_audience: resources.audienceFor(request.request_url),
     remember,
     ...(remember ? { remember_for: REMEMBER_SECONDS } : {}),
   };
+}
+
+/** Scope wording; Hydra's `offline` alias reads like offline_access. */
+function describe(scope: string): string {
+  return describeScope(OFFLINE_SCOPES.includes(scope) ? 'offline_access' : scope);
 }
 
 function clientName(client: { client_name?: string; client_id?: string } | undefined | null): string {
@@ -244,17 +260,3 @@ function httpsUrl(value: string | undefined): string | undefined {
     return undefined;
   }
 }
-
-function originOf(u: string): string[] {
-  try {
-    return [new URL(u).origin];
-  } catch {
-    return [];
-  }
-}
-
-/** Origins of the client's redirect URIs: where the browser goes after consent. */
-function redirectOrigins(request: ConsentRequest): string[] {
-  return (request.client?.redirect_uris ?? []).flatMap(originOf);
-}
-

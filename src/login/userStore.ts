@@ -1,7 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../store/database.js';
-import { hashPassword, verifyPassword } from './password.js';
+import { hashPassword, verifyNothing, verifyPassword } from './password.js';
 
 export interface User {
   /** The subject (`sub`) of this user's tokens. */
@@ -39,22 +39,21 @@ function checkPassword(password: string): string {
 }
 
 export interface UserStore {
+  /** Create a user with a fresh random id (the `sub`). Throws UserInputError (bad email or password) or DuplicateUserError. */
   add(email: string, password: string): Promise<User>;
   /** The user when email and password match; undefined otherwise (same time either way). */
   verify(email: string, password: string): Promise<User | undefined>;
+  /** The user whose tokens carry `sub` = `id`. */
   findById(id: string): Promise<User | undefined>;
+  /** Every user, by email. */
   list(): Promise<User[]>;
+  /** Delete the user; false when there was none. Throws UserInputError for a malformed email. */
   remove(email: string): Promise<boolean>;
+  /** Replace the password; false when there is no such user. Throws UserInputError for bad input. */
   setPassword(email: string, password: string): Promise<boolean>;
 }
 
 export function createUserStore(db: Db): UserStore {
-  // Unknown emails are checked against a throw-away hash, so timing does not tell which emails exist.
-  let dummyHash: Promise<string> | undefined;
-  const burnVerifyTime = async (password: string) => {
-    dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-    await verifyPassword(password, await dummyHash);
-  };
   const toUser = (r: { id: string; email: string; created_at: string }): User => ({ id: r.id, email: r.email, createdAt: r.created_at });
   return {
     async add(email, password) {
@@ -73,16 +72,11 @@ export function createUserStore(db: Db): UserStore {
       return toUser(row);
     },
     async verify(email, password) {
-      let normal: string;
-      try {
-        normal = normaliseEmail(email);
-      } catch {
-        await burnVerifyTime(password);
-        return undefined;
-      }
-      const row = await db.selectFrom('users').selectAll().where('email', '=', normal).executeTakeFirst();
+      const parsed = Email.safeParse(email);
+      const row = parsed.success ? await db.selectFrom('users').selectAll().where('email', '=', parsed.data).executeTakeFirst() : undefined;
+      // Unknown (or malformed) emails cost one scrypt too, so timing does not tell which emails exist.
       if (!row) {
-        await burnVerifyTime(password);
+        await verifyNothing(password);
         return undefined;
       }
       return (await verifyPassword(password, row.password_hash)) ? toUser(row) : undefined;

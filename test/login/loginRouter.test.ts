@@ -33,6 +33,7 @@ function stubHydra() {
   };
   const gone = (c: string) => {
     if (c === 'gone') throw new HydraError(410, 'not_found', 'used');
+    if (c === 'down') throw new HydraError(0, 'temporarily_unavailable', 'Hydra admin API unreachable');
   };
   const record = (method: string) => async (challenge: string, body?: unknown) => {
     gone(challenge);
@@ -50,7 +51,7 @@ function stubHydra() {
     acceptConsentRequest: record('acceptConsent'),
     rejectConsentRequest: record('rejectConsent'),
   } as unknown as HydraAdmin;
-  return { hydra, calls, consentClient: (client: typeof CLIENT) => void (consentRequest.client = client) };
+  return { hydra, calls, loginRequest, consentRequest, consentClient: (client: typeof CLIENT) => void (consentRequest.client = client) };
 }
 
 describe('login and consent pages (stub Hydra admin)', () => {
@@ -75,7 +76,6 @@ describe('login and consent pages (stub Hydra admin)', () => {
         hydra,
         users,
         resources: RESOURCES,
-        hydraPublicUrl: new URL('http://127.0.0.1:4444'),
         signer: new Signer('x'.repeat(32)),
         secureCookies: false,
         trustedClientIds: ['first-party'],
@@ -123,9 +123,34 @@ describe('login and consent pages (stub Hydra admin)', () => {
     expect(labels).toEqual([['Email', 'email'], ['Password', 'password'], ['Keep me signed in on this device', 'remember']]);
     expect(doc.querySelector('button')?.textContent.trim()).toBe('Sign in');
     expect(doc.toString()).toContain('Test &lt;Client&gt;');
-    expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
-    expect(res.headers.get('content-security-policy')).toContain('form-action');
+  });
+
+  // form-action is left out on purpose: Chrome applies it to the redirect chain after a submission (see pageKit.ts).
+  const CSP = "default-src 'none'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'";
+  it.each([
+    ['the login form', '/login?login_challenge=lc'],
+    ['the consent page', '/consent?consent_challenge=cc'],
+    ['a 400 page', '/login'],
+    ['a 410 page', '/consent?consent_challenge=gone'],
+    ['the OAuth error page', '/oauth-error?error=access_denied'],
+  ])('sends the security headers on %s', async (_case, path) => {
+    const res = await fetch(`${base}${path}`);
+    expect(res.headers.get('content-security-policy')).toBe(CSP);
     expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const html = await res.text();
+    // The CSP allows no inline style or script, so the pages must not need any.
+    expect(html).not.toMatch(/<script|<style|\sstyle=|\son\w+=/i);
+    expect(html).toContain('<meta name="viewport"');
+  });
+
+  it('serves the one stylesheet the pages link to', async () => {
+    const res = await fetch(`${base}/login-assets/style.css`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/css/);
+    expect(res.headers.get('x-content-type-options')).toBeNull(); // served as a plain asset, not a page
+    expect(await res.text()).toContain('body{');
   });
 
   it('shows an error for a wrong password with 401 and accepts nothing', async () => {
@@ -143,25 +168,81 @@ describe('login and consent pages (stub Hydra admin)', () => {
   });
 
   it('grants only requested scopes: a forged scope field does not widen the grant', async () => {
-    const res = await consent([['decision', 'allow'], ['scope', 'notes:read'], ['scope', 'admin:everything']]);
+    const res = await consent([['decision', 'allow'], ['scope', 'notes:read'], ['scope', 'offline_access'], ['scope', 'admin:everything']]);
     expect(res.status).toBe(302);
     const body = stub.calls.find((c) => c.method === 'acceptConsent')?.body as AcceptConsent;
-    // openid is required; offline_access comes from the refresh-token policy (client may use refresh_token).
+    // openid is required; offline_access is offered by the refresh-token policy (client may use refresh_token).
     expect(body.grant_scope.sort()).toEqual(['notes:read', 'offline_access', 'openid']);
     expect(body.remember).toBe(false);
     expect(body.grant_access_token_audience).toEqual(['http://127.0.0.1:3000/mcp']);
   });
 
+  it('offers offline_access unasked to a client allowed refresh tokens, checked, and respects unticking it', async () => {
+    const doc = parse(await (await fetch(`${base}/consent?consent_challenge=cc`)).text());
+    const boxes = doc.querySelectorAll('input[type=checkbox][name=scope]').map((i) => [i.getAttribute('value'), i.hasAttribute('checked')]);
+    expect(boxes).toEqual([['notes:read', true], ['notes:write', true], ['offline_access', true]]);
+    expect(doc.toString()).toContain('Stay connected without asking you to sign in again');
+    await consent([['decision', 'allow'], ['scope', 'notes:read']]);
+    expect((stub.calls.find((c) => c.method === 'acceptConsent')?.body as AcceptConsent).grant_scope).toEqual(['openid', 'notes:read']);
+  });
+
+  it.each([
+    ['lacks the refresh_token grant', { grant_types: ['authorization_code'] }],
+    ['is not registered for an offline scope', { scope: 'openid notes:read notes:write' }],
+  ])('never grants offline_access to a client that %s, even when the form asks', async (_case, change) => {
+    stub.consentClient({ ...CLIENT, ...change });
+    await consent([['decision', 'allow'], ['scope', 'notes:read'], ['scope', 'offline_access'], ['scope', 'offline']]);
+    expect((stub.calls.find((c) => c.method === 'acceptConsent')?.body as AcceptConsent).grant_scope).toEqual(['openid', 'notes:read']);
+  });
+
+  it('shows the client, each scope with its description and the audience on the consent page', async () => {
+    const doc = parse(await (await fetch(`${base}/consent?consent_challenge=cc`)).text());
+    const text = doc.textContent;
+    expect(doc.toString()).toContain('Test &lt;Client&gt;');
+    expect(text).toContain('Read your notes');
+    expect(text).toContain('Create and delete your notes');
+    expect(text).toContain('http://127.0.0.1:3000/mcp');
+    expect(doc.querySelector('input[name=challenge]')?.getAttribute('value')).toBe('cc');
+    const buttons = doc.querySelectorAll('button').map((b) => [b.textContent.trim(), b.getAttribute('name'), b.getAttribute('value')]);
+    expect(buttons).toEqual([['Allow', 'decision', 'allow'], ['Deny', 'decision', 'deny']]);
+  });
+
+  it('accepts a remembered login (skip) at once with the known subject', async () => {
+    Object.assign(stub.loginRequest, { skip: true, subject: sub });
+    const res = await fetch(`${base}/login?login_challenge=lc`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('http://127.0.0.1:4444/next?after=acceptLogin');
+    expect(stub.calls.find((c) => c.method === 'acceptLogin')?.body).toEqual({ subject: sub });
+  });
+
+  it('accepts a remembered consent (skip) at once with the requested scopes and our audience', async () => {
+    stub.consentRequest.skip = true;
+    const res = await fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(stub.calls.find((c) => c.method === 'acceptConsent')?.body).toEqual({
+      grant_scope: ['openid', 'notes:read', 'notes:write', 'offline_access'],
+      grant_access_token_audience: ['http://127.0.0.1:3000/mcp'],
+      remember: false,
+    });
+  });
+
   it('rejects with access_denied when the person clicks Deny', async () => {
     const res = await consent([['decision', 'deny']]);
     expect(res.status).toBe(302);
-    expect(stub.calls.find((c) => c.method === 'rejectConsent')?.body).toMatchObject({ error: 'access_denied' });
+    expect(stub.calls.find((c) => c.method === 'rejectConsent')?.body).toEqual({
+      error: 'access_denied',
+      error_description: 'The user denied access',
+      status_code: 403,
+    });
     expect(stub.calls.map((c) => c.method)).not.toContain('acceptConsent');
   });
 
   it.each([
     ['GET /login without a challenge', () => fetch(`${base}/login`)],
     ['GET /consent with an empty challenge', () => fetch(`${base}/consent?consent_challenge=`)],
+    ['GET /logout with a repeated challenge', () => fetch(`${base}/logout?logout_challenge=a&logout_challenge=b`)],
+    ['GET /login with an oversized challenge', () => fetch(`${base}/login?login_challenge=${'x'.repeat(3000)}`)],
+    ['POST /login without a challenge', async () => post('/login', [['email', 'alice@example.com'], ['password', 'correct horse']])],
     ['POST /consent with an unknown decision', async () => consent([['decision', 'maybe']])],
   ])('answers %s with 400 and never calls Hydra', async (_case, send) => {
     const res = await send();
@@ -243,5 +324,20 @@ describe('login and consent pages (stub Hydra admin)', () => {
     const text = await res.text();
     expect(text).toContain('Start again from your app');
     expect(text).not.toMatch(/at \w+ \(/); // no stack trace
+  });
+
+  it('shows a 503 page with Retry-After when Hydra cannot be reached', async () => {
+    const res = await fetch(`${base}/consent?consent_challenge=down`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(await res.text()).toContain('cannot be reached');
+  });
+
+  it("shows Hydra's error and description on /oauth-error, escaped", async () => {
+    const res = await fetch(`${base}/oauth-error?error=invalid_request&error_description=${encodeURIComponent('<b>bad</b> redirect_uri')}`);
+    expect(res.status).toBe(400);
+    const html = await res.text();
+    expect(html).toContain('invalid_request: &lt;b&gt;bad&lt;/b&gt; redirect_uri');
+    expect(html).not.toContain('<b>bad</b>');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashPassword, verifyPassword } from '../../src/login/password.js';
+import { hashPassword, verifyNothing, verifyPassword } from '../../src/login/password.js';
 
 describe('scrypt password hashing', () => {
   it('stores parameters and salt, and verifies the right password only', async () => {
@@ -17,8 +17,19 @@ describe('scrypt password hashing', () => {
     ['an unknown algorithm', (h: string) => h.replace(/^scrypt/, 'md5')],
     ['absurd parameters', (h: string) => h.replace('$32768$', '$1099511627776$')],
     ['a truncated string', (h: string) => h.split('$').slice(0, 4).join('$')],
+    ['N not a power of two', (h: string) => h.replace('$32768$', '$32767$')],
+    ['memory beyond the bound', (h: string) => h.replace('$32768$8$', '$1048576$32$')],
+    ['a tampered salt', (h: string) => h.split('$').map((x, i) => (i === 4 ? 'AAAAAAAAAAAAAAAAAAAAAA==' : x)).join('$')],
+    ['an empty string', () => ''],
   ])('rejects %s without throwing', async (_case, mangle) => {
     const hash = await hashPassword('pw-123456');
     expect(await verifyPassword('pw-123456', mangle(hash))).toBe(false);
+  });
+  it('verifies Unicode-normalised passwords (NFKC), so a composed and a decomposed é match', async () => {
+    const hash = await hashPassword('caf\u00e9 au lait');
+    expect(await verifyPassword('cafe\u0301 au lait', hash)).toBe(true);
+  });
+  it('verifyNothing answers false for any password (the unknown-user path)', async () => {
+    expect(await verifyNothing('whatever')).toBe(false);
   });
 });

@@ -18,6 +18,15 @@ describe('user store (SQLite in memory)', () => {
     expect((await users.verify('ALICE@example.com', 'long enough'))?.id).toBe(u.id);
     expect(await users.verify('alice@example.com', 'wrong password')).toBeUndefined();
     expect(await users.verify('nobody@example.com', 'long enough')).toBeUndefined();
+    expect(await users.verify('not an email', 'long enough')).toBeUndefined();
+  });
+
+  it('finds users by id (the token sub) and lists them by email', async () => {
+    const b = await users.add('bob@example.com', 'long enough');
+    const a = await users.add('alice@example.com', 'long enough');
+    expect(await users.findById(b.id)).toEqual(b);
+    expect(await users.findById('00000000-0000-0000-0000-000000000000')).toBeUndefined();
+    expect((await users.list()).map((u) => u.email)).toEqual([a.email, b.email]);
   });
 
   it('never stores the password itself', async () => {
@@ -48,5 +57,8 @@ describe('user store (SQLite in memory)', () => {
     expect(await users.verify('erin@example.com', 'second password')).toBeDefined();
     expect(await users.remove('ERIN@example.com')).toBe(true);
     expect(await users.remove('erin@example.com')).toBe(false);
+    expect(await users.verify('erin@example.com', 'second password')).toBeUndefined();
+    expect(await users.setPassword('erin@example.com', 'third password')).toBe(false);
+    await expect(users.setPassword('frank@example.com', 'short')).rejects.toThrow('at least 8 characters');
   });
 });
