@@ -1,12 +1,13 @@
 import 'dotenv/config';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { buildApp } from './app/app.js';
+import { buildApp, jwksUrlOf, resourcesOf } from './app/app.js';
 import { Metrics } from './app/metrics.js';
-import { createHydraAdmin } from './auth/hydraAdmin.js';
+import { createHydraAdmin, type HydraAdmin } from './auth/hydraAdmin.js';
 import { REGISTRABLE_SCOPES } from './auth/scopes.js';
-import { loadConfig } from './config/config.js';
-import { createLogger } from './log/logger.js';
+import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifier.js';
+import { type Config, loadConfig } from './config/config.js';
+import { createLogger, type Logger } from './log/logger.js';
 import { openDatabase } from './store/database.js';
 import { loadTools } from './tools/registry.js';
 
@@ -26,11 +27,43 @@ export interface RunningServer {
 const TOOLS_DIR = fileURLToPath(new URL('../tools/', import.meta.url));
 const VERSION = '0.1.0';
 
+/** What a token verifier is built from. */
+export interface VerifierParts {
+  config: Config;
+  hydraAdmin: HydraAdmin;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface StartOptions {
+  /** Where log lines go (default: stderr). */
+  logSink?: (line: string) => void;
+  /**
+   * Builds the token verifier (default: hydraTokenVerifier). A parameter of
+   * this function, not of the environment: only code that composes its own
+   * server (the benchmark's baseline and comparison verifiers) can swap it.
+   */
+  verifier?: (parts: VerifierParts) => AccessTokenVerifier;
+}
+
+/** JWTs checked against Hydra's JWKS, other tokens introspected, both cached within bounds. */
+export function hydraTokenVerifier({ config, hydraAdmin, log, metrics }: VerifierParts): AccessTokenVerifier {
+  const verifier = new HydraTokenVerifier({
+    issuer: config.hydra.issuer,
+    jwksUrl: jwksUrlOf(config),
+    resources: resourcesOf(config),
+    hydraAdmin,
+    log,
+    introspectionCacheSeconds: config.introspectionCacheSeconds,
+    alwaysIntrospect: config.alwaysIntrospect,
+    onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
+  });
+  metrics.tokenCacheGauge(() => verifier.cacheSizes());
+  return verifier;
+}
+
 /** Start the server from an environment; the composition root. */
-export async function startServer(
-  env: Record<string, string | undefined>,
-  options: { /** Where log lines go (default: stderr). */ logSink?: (line: string) => void } = {},
-): Promise<RunningServer> {
+export async function startServer(env: Record<string, string | undefined>, options: StartOptions = {}): Promise<RunningServer> {
   const config = loadConfig(env);
   const log = createLogger(config.logLevel, options.logSink);
   if (config.sessionSecretGenerated) {
@@ -39,15 +72,9 @@ export async function startServer(
   const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
   const db = await openDatabase(config.database);
   const metrics = new Metrics();
-  const { app, drain, closeSessions } = buildApp({
-    config,
-    db,
-    hydraAdmin: createHydraAdmin({ adminUrl: config.hydra.adminUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) }),
-    tools,
-    log,
-    version: VERSION,
-    metrics,
-  });
+  const hydraAdmin = createHydraAdmin({ adminUrl: config.hydra.adminUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
+  const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics });
+  const { app, drain, closeSessions } = buildApp({ config, db, hydraAdmin, tools, log, version: VERSION, metrics, verifier });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

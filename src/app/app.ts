@@ -7,7 +7,7 @@ import { type HydraAdmin } from '../auth/hydraAdmin.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
 import { ResourceSet } from '../auth/resource.js';
-import { HydraTokenVerifier } from '../auth/tokenVerifier.js';
+import type { AccessTokenVerifier } from '../auth/tokenVerifier.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { createAccountRouter } from '../login/accountRouter.js';
@@ -39,6 +39,8 @@ export interface AppDependencies {
   version: string;
   /** Where request, token, Hydra, session and tool metrics go. */
   metrics: Metrics;
+  /** Checks bearer tokens on /mcp, /sse and /messages (main.ts builds the Hydra one). */
+  verifier: AccessTokenVerifier;
 }
 
 export interface App {
@@ -53,19 +55,9 @@ const RESOURCE_NAME = 'hydra-mcp';
 
 /** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
 export function buildApp(deps: AppDependencies): App {
-  const { config, db, hydraAdmin, tools, log, metrics } = deps;
-  const resources = new ResourceSet([config.resourceUrl, config.sseUrl]);
-  const jwksUrl = new URL('/.well-known/jwks.json', config.hydra.publicUrl);
-  const verifier = new HydraTokenVerifier({
-    issuer: config.hydra.issuer,
-    jwksUrl,
-    resources,
-    hydraAdmin,
-    log,
-    introspectionCacheSeconds: config.introspectionCacheSeconds,
-    alwaysIntrospect: config.alwaysIntrospect,
-    onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
-  });
+  const { config, db, hydraAdmin, tools, log, metrics, verifier } = deps;
+  const resources = resourcesOf(config);
+  const jwksUrl = jwksUrlOf(config);
   const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
   const provider = new HydraProvider({
@@ -153,6 +145,15 @@ export function buildApp(deps: AppDependencies): App {
       await Promise.all([httpSessions.closeAll(), sseSessions.closeAll()]);
     },
   };
+}
+
+/** The server is one resource with two URLs: /mcp and /sse (each has its own PRM). */
+export function resourcesOf(config: Config): ResourceSet {
+  return new ResourceSet([config.resourceUrl, config.sseUrl]);
+}
+
+export function jwksUrlOf(config: Config): URL {
+  return new URL('/.well-known/jwks.json', config.hydra.publicUrl);
 }
 
 /** Body parser failures become specific JSON-RPC errors instead of HTML pages. */

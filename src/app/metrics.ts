@@ -49,6 +49,19 @@ export class Metrics {
     });
   }
 
+  /** Entries in the token verifier's caches, read when scraped (they are bounded; this shows how full). */
+  tokenCacheGauge(sizes: () => Record<string, number>): void {
+    new Gauge({
+      name: 'token_cache_entries',
+      help: 'Verified tokens held by the verifier caches, by cache',
+      labelNames: ['cache'],
+      registers: [this.registry],
+      collect() {
+        for (const [cache, n] of Object.entries(sizes())) this.set({ cache }, n);
+      },
+    });
+  }
+
   readonly middleware: RequestHandler = (req, res, next) => {
     const end = this.latency.startTimer();
     res.once('finish', () => {

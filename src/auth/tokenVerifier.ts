@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
@@ -15,6 +15,12 @@ export interface Principal {
   scopes: string[];
   /** Token expiry, seconds since the epoch. */
   expiresAt: number;
+}
+
+/** What the app needs of a token verifier: the SDK's check, plus an uncached one for onlineCheck tools. */
+export interface AccessTokenVerifier extends OAuthTokenVerifier {
+  /** Ask the authorization server now, bypassing every cache: is this access token still active? */
+  isActiveNow(token: string): Promise<boolean>;
 }
 
 export interface TokenVerifierOptions {
@@ -56,6 +62,8 @@ interface Check {
   token: string;
   key: string;
   cached: boolean;
+  /** What the JWT cache held for this key when the check began. */
+  jwtHit: Verified | undefined;
 }
 type IntrospectionOutcome = ({ ok: true } & Verified) | { ok: false; reason: string };
 
@@ -66,7 +74,7 @@ type IntrospectionOutcome = ({ ok: true } & Verified) | { ok: false; reason: str
  * cached by token hash for at most `introspectionCacheSeconds` and never past
  * `exp`, and concurrent checks of one token sharing one request.
  */
-export class HydraTokenVerifier implements OAuthTokenVerifier {
+export class HydraTokenVerifier implements AccessTokenVerifier {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
   private readonly cache: LruCache<IntrospectionOutcome>;
   /** Verified JWTs by hash: Hydra's RSA-4096 signatures cost ~0.5 ms each to check. */
@@ -84,9 +92,12 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
   }
 
   async verifyAccessToken(token: string): Promise<AuthInfo> {
-    const kind = looksLikeJwt(token) ? 'jwt' : 'introspection';
-    // Caches are keyed by a hash of the token, computed once per check.
-    const check: Check = { token, key: createHash('sha256').update(token).digest('base64url'), cached: false };
+    // Caches are keyed by a hash of the token (never the token), computed once per check.
+    const key = hash('sha256', token, 'base64url');
+    // A token in the JWT cache verified as a JWT before: no need to parse its header again.
+    const jwtHit = this.jwtCache.get(key);
+    const kind = jwtHit || looksLikeJwt(token) ? 'jwt' : 'introspection';
+    const check: Check = { token, key, cached: false, jwtHit };
     try {
       const info = await this.verify(check, kind === 'jwt');
       this.options.onVerification?.(kind, 'ok', check.cached);
@@ -111,6 +122,11 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
     };
   }
 
+  /** Entries held by each cache now (for metrics; both are bounded by introspectionCacheSize). */
+  cacheSizes(): { jwt: number; introspection: number } {
+    return { jwt: this.jwtCache.size, introspection: this.cache.size };
+  }
+
   /**
    * Ask Hydra now, bypassing every cache: is this access token still active?
    * For tools that must not act on a revoked token (ToolDefinition.onlineCheck).
@@ -126,7 +142,7 @@ export class HydraTokenVerifier implements OAuthTokenVerifier {
    * withdraws stops being honoured within it (as with the JWKS cache).
    */
   private async verifyJwt(check: Check): Promise<Verified> {
-    const hit = this.jwtCache.get(check.key);
+    const hit = check.jwtHit;
     if (hit && hit.principal.expiresAt > Date.now() / 1000) {
       check.cached = true;
       return hit;

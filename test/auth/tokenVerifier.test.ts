@@ -65,6 +65,24 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     expect(info.resource?.href).toBe(RESOURCE.href);
   });
 
+  it('keeps each cache within introspectionCacheSize however many distinct tokens arrive', async () => {
+    const v = new HydraTokenVerifier({
+      issuer: ISSUER,
+      jwksUrl,
+      resources: new ResourceSet([RESOURCE]),
+      hydraAdmin: { introspect: async () => ({ active: true, sub: 'u', exp: now() + 600, aud: [RESOURCE.href], token_use: 'access_token' }) } as unknown as HydraAdmin,
+      log: createLogger('silent'),
+      introspectionCacheSeconds: 60,
+      introspectionCacheSize: 3,
+    });
+    expect(v.cacheSizes()).toEqual({ jwt: 0, introspection: 0 });
+    for (let i = 0; i < 5; i++) {
+      await v.verifyAccessToken(await jwt({ jti: `t${i}` }));
+      await v.verifyAccessToken(`opaque-token-${i}`);
+    }
+    expect(v.cacheSizes()).toEqual({ jwt: 3, introspection: 3 });
+  });
+
   it.each([
     ['expired', { exp: now() - 60 }, 'Token has expired'],
     ['not yet valid', { nbf: now() + 600 }, 'Token is not yet valid'],

@@ -58,7 +58,7 @@ describe('logs and metrics (real Ory Hydra, every log line captured at debug lev
     expect(mcpCalls[0]!.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('Prometheus metrics on their own port count requests, token checks, Hydra calls, sessions and tool calls', async () => {
+  it('Prometheus metrics on their own port count requests, token checks, cache fill, Hydra calls, sessions and tool calls', async () => {
     expect(stack.server.metricsUrl).toBeDefined();
     const text = await (await fetch(stack.server.metricsUrl!)).text();
     expect(text).toMatch(/http_requests_total\{route="\/mcp",method="POST",status="200"\} \d+/);
@@ -66,6 +66,9 @@ describe('logs and metrics (real Ory Hydra, every log line captured at debug lev
     expect(text).toMatch(/hydra_request_duration_seconds_count\{call="POST \/admin\/oauth2\/introspect",ok="true"\} \d+/);
     expect(text).toMatch(/mcp_tool_calls_total\{tool="notes_add",outcome="ok"\} 1/);
     expect(text).toContain('mcp_sessions_active{transport="streamable-http"}');
+    // This stack caches nothing (INTROSPECTION_CACHE_SECONDS=0): the gauge is there and says so.
+    expect(text).toMatch(/token_cache_entries\{cache="introspection"\} 0\n/);
+    expect(text).toMatch(/token_cache_entries\{cache="jwt"\} 0\n/);
     expect((await fetch(`${stack.baseUrl}/metrics`)).status, 'the public port does not serve metrics').toBe(404);
   });
 });

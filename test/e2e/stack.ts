@@ -123,7 +123,7 @@ export async function startStack(opts: {
 }
 
 /** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */
-async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<TestUser> {
+export async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<TestUser> {
   const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), 'add', email], {
     cwd: ROOT,
     env: { ...process.env, ...env },

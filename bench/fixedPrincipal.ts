@@ -1,0 +1,23 @@
+import type { AccessTokenVerifier } from '../src/auth/tokenVerifier.js';
+import { REGISTRABLE_SCOPES } from '../src/auth/scopes.js';
+import type { VerifierParts } from '../src/main.js';
+
+/**
+ * The baseline: every bearer token "verifies" as one fixed person, at no cost.
+ * Bench-only, composed through startServer's verifier parameter: the rest of
+ * the app (header parsing, scopes, transports, the tool) runs unchanged.
+ */
+export function fixedPrincipalVerifier({ config }: VerifierParts): AccessTokenVerifier {
+  const expiresAt = Math.floor(Date.now() / 1000) + 24 * 3600;
+  return {
+    verifyAccessToken: async (token) => ({
+      token,
+      clientId: 'bench-baseline',
+      scopes: [...REGISTRABLE_SCOPES],
+      expiresAt,
+      resource: config.resourceUrl,
+      extra: { sub: 'bench-baseline-user' },
+    }),
+    isActiveNow: async () => true,
+  };
+}

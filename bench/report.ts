@@ -1,0 +1,184 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type BenchResults, type LoadResult, type Mode, SCENARIO_LABELS, type Scenario } from './results.js';
+
+const MODES: Mode[] = ['stateless', 'stateful'];
+const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything'];
+
+const x2 = (n: number) => `${n.toFixed(2)}×`;
+const ms = (n: number) => n.toFixed(2);
+const signed = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(2)}`;
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const mib = (n: number) => n.toFixed(1);
+
+function rowsOf(r: BenchResults, mode: Mode): LoadResult[] {
+  return ORDER.map((s) => r.load.find((l) => l.mode === mode && l.scenario === s)).filter((l): l is LoadResult => l !== undefined);
+}
+
+function find(r: BenchResults, mode: Mode, scenario: Scenario): LoadResult | undefined {
+  return r.load.find((l) => l.mode === mode && l.scenario === scenario);
+}
+
+interface Target {
+  name: string;
+  measured: string;
+  met: boolean;
+  /** What is missing, in the target's unit, when not met. */
+  short: string;
+}
+
+/** The issue's targets, each judged from this run. */
+export function targets(r: BenchResults): Target[] {
+  const out: Target[] = [];
+  for (const mode of MODES) {
+    const jwt = find(r, mode, 'jwt');
+    const cached = find(r, mode, 'opaque-cached');
+    const everything = find(r, mode, 'introspect-everything');
+    if (jwt) {
+      out.push({ name: `${mode}: JWT throughput ≥ 0.95× baseline`, measured: x2(jwt.ratio.rps), met: jwt.ratio.rps >= 0.95, short: `${(0.95 - jwt.ratio.rps).toFixed(2)}×` });
+      out.push({ name: `${mode}: JWT p99 added latency < 1 ms`, measured: `${signed(jwt.p99AddedMs)} ms`, met: jwt.p99AddedMs < 1, short: `${(jwt.p99AddedMs - 1).toFixed(2)} ms` });
+    }
+    if (cached) {
+      out.push({ name: `${mode}: warm introspection cache ≥ 0.90× baseline`, measured: x2(cached.ratio.rps), met: cached.ratio.rps >= 0.9, short: `${(0.9 - cached.ratio.rps).toFixed(2)}×` });
+    }
+    if (cached && everything) {
+      const times = cached.rps / everything.rps;
+      out.push({ name: `${mode}: ≥ 20× the introspect-everything pattern (${int(r.settings.registeredClients)} clients)`, measured: `${times.toFixed(0)}×`, met: times >= 20, short: `${(20 - times).toFixed(1)}×` });
+    }
+  }
+  for (const t of r.memory.tokens) {
+    const [, tenK, twentyK] = t.points;
+    if (!tenK || !twentyK) continue;
+    const change = (twentyK.rssMiB / tenK.rssMiB - 1) * 100;
+    out.push({
+      name: `${t.kind} tokens: RSS flat (within 10 %) from ${tenK.label} to ${twentyK.label}`,
+      measured: `${change >= 0 ? '+' : '−'}${Math.abs(change).toFixed(1)} %`,
+      met: change <= 10,
+      short: `${(change - 10).toFixed(1)} %`,
+    });
+  }
+  return out;
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const s = r.settings;
+  const lines: string[] = [
+    `Run ${r.date.slice(0, 10)} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), Node ${m.node}, ${m.os}, Ory Hydra ${m.hydra}. ` +
+      `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds, each scenario run next to a baseline run, the order flipping each round; ${s.cpuPlacement}. ` +
+      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it.',
+    '',
+  ];
+  for (const mode of MODES) {
+    const rows = rowsOf(r, mode);
+    if (rows.length === 0) continue;
+    lines.push(`**${mode === 'stateless' ? 'Stateless' : 'Stateful'} Streamable HTTP**`, '');
+    lines.push('| scenario | req/s | × baseline | p50 ms | × baseline | p99 ms | × baseline | p99 added ms |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const l of rows) {
+      const errors = l.rounds.reduce((a, x) => a + x.errors, 0);
+      const label = SCENARIO_LABELS[l.scenario] + (errors > 0 ? ` (errors: ${errors})` : '');
+      lines.push(`| ${label} | ${int(l.rps)} | ${x2(l.ratio.rps)} | ${ms(l.p50)} | ${x2(l.ratio.p50)} | ${ms(l.p99)} | ${x2(l.ratio.p99)} | ${l.scenario === 'baseline' ? '' : signed(l.p99AddedMs)} |`);
+    }
+    lines.push('');
+  }
+  lines.push('**Targets**', '', '| target | measured | met? |', '|---|---:|---|');
+  for (const t of targets(r)) lines.push(`| ${t.name} | ${t.measured} | ${t.met ? 'yes' : `**no** (short by ${t.short})`} |`);
+  lines.push('');
+
+  if (r.verifier.length > 0) {
+    const base = find(r, 'stateful', 'baseline');
+    const requestUs = base ? 1e6 / base.rps : undefined;
+    lines.push('**The check alone** (in-process, real Hydra tokens; median of 7 batches)', '');
+    lines.push(`| check | µs per call |${requestUs ? ' share of a stateful baseline request |' : ''}`, `|---|---:|${requestUs ? '---:|' : ''}`);
+    for (const v of r.verifier) {
+      const share = requestUs ? ` ${((v.microseconds / requestUs) * 100).toFixed(1)} % |` : '';
+      lines.push(`| ${v.check} | ${v.microseconds.toFixed(1)} |${share}`);
+    }
+    if (requestUs) lines.push('', `A stateful baseline request takes ${requestUs.toFixed(0)} µs of server time (1 / its req/s). Waits on Hydra overlap with other requests, so their share overstates their throughput cost.`);
+    lines.push('');
+  }
+
+  lines.push('**Memory** (server process, after a forced GC)', '');
+  lines.push('| server | point | RSS MiB | heap used MiB | entries |', '|---|---|---:|---:|---:|');
+  for (const t of r.memory.tokens) {
+    for (const p of t.points) lines.push(`| ${t.kind} token cache (bound ${int(t.bound)}) | ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
+  }
+  const sess = r.memory.sessions;
+  for (const p of sess.points) lines.push(`| session registry (bound ${int(sess.bound)}) | ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
+  const [none, full] = sess.points;
+  if (none && full && full.entries > 0) {
+    const perRss = ((full.rssMiB - none.rssMiB) * 1024) / full.entries;
+    const perHeap = ((full.heapUsedMiB - none.heapUsedMiB) * 1024) / full.entries;
+    lines.push('', `Sessions beyond the bound refused: ${int(sess.refused)}. One open session costs about ${perHeap.toFixed(0)} KiB of heap (${perRss.toFixed(0)} KiB of RSS).`);
+  }
+  lines.push('');
+
+  const f = r.flow;
+  lines.push(`**OAuth flow** (${f.runs} runs against the real Hydra: a new client registered each run, fresh browser, sign-in, consent, code exchange)`, '');
+  lines.push('| | ms |', '|---|---:|', `| whole flow, median | ${f.medianMs.toFixed(1)} |`, `| whole flow, p95 | ${f.p95Ms.toFixed(1)} |`);
+  for (const step of f.steps) lines.push(`| ${step.name} (median) | ${step.medianMs.toFixed(1)} |`);
+  lines.push('');
+  return lines.join('\n');
+}
+
+const escapeXml = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** Throughput of each scenario relative to its mode's baseline, as horizontal bars. */
+export function renderChart(r: BenchResults): string {
+  const colors: Record<Scenario, string> = {
+    baseline: '#8c8c8c',
+    jwt: '#2f6fb3',
+    'opaque-cached': '#3f9b5b',
+    'opaque-introspect': '#d08a2e',
+    'introspect-everything': '#b8463c',
+  };
+  const width = 760;
+  const labelW = 300;
+  const barMax = width - labelW - 70;
+  const rowH = 20;
+  const groups = MODES.map((mode) => ({ mode, rows: rowsOf(r, mode) })).filter((g) => g.rows.length > 0);
+  const max = Math.max(1.1, ...r.load.map((l) => l.ratio.rps));
+  const scale = (v: number) => (v / max) * barMax;
+  const parts: string[] = [];
+  let y = 44;
+  for (const g of groups) {
+    parts.push(`<text x="12" y="${y}" font-weight="bold">${escapeXml(g.mode)} Streamable HTTP</text>`);
+    y += 8;
+    for (const l of g.rows) {
+      const w = Math.max(1, scale(l.ratio.rps));
+      parts.push(`<text x="${labelW - 8}" y="${y + 14}" text-anchor="end">${escapeXml(SCENARIO_LABELS[l.scenario])}</text>`);
+      parts.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${colors[l.scenario]}"/>`);
+      parts.push(`<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 14}">${escapeXml(x2(l.ratio.rps))}</text>`);
+      y += rowH;
+    }
+    y += 22;
+  }
+  const height = y;
+  const one = labelW + scale(1);
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12" fill="#222">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="12" y="20" font-size="14" font-weight="bold">Throughput relative to no token check (higher is better)</text>`,
+    `<line x1="${one.toFixed(1)}" y1="30" x2="${one.toFixed(1)}" y2="${height - 16}" stroke="#555" stroke-dasharray="4 3"/>`,
+    `<text x="${one.toFixed(1)}" y="${height - 4}" text-anchor="middle" fill="#555">1.0× baseline</text>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/** latest.json, a dated copy, latest.md and chart.svg in `dir`. */
+export async function writeReport(r: BenchResults, dir: string): Promise<{ markdown: string; files: string[] }> {
+  await mkdir(dir, { recursive: true });
+  const markdown = renderMarkdown(r);
+  const json = `${JSON.stringify(r, null, 2)}\n`;
+  const files: [string, string][] = [
+    ['latest.json', json],
+    [`${r.date.slice(0, 10)}.json`, json],
+    ['latest.md', markdown],
+    ['chart.svg', renderChart(r)],
+  ];
+  for (const [name, text] of files) await writeFile(join(dir, name), text);
+  return { markdown, files: files.map(([name]) => join(dir, name)) };
+}

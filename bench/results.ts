@@ -1,0 +1,96 @@
+/** The shape of one `npm run bench` run: written as JSON, rendered as markdown and SVG. */
+
+export type Mode = 'stateless' | 'stateful';
+
+export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything';
+
+export const SCENARIO_LABELS: Record<Scenario, string> = {
+  baseline: 'baseline (fixed principal, no token check)',
+  jwt: 'JWT, verified locally',
+  'opaque-cached': 'opaque, introspection cache warm',
+  'opaque-introspect': 'opaque, introspect every call',
+  'introspect-everything': 'introspect + list every client (1,000 clients)',
+};
+
+/** One autocannon run of one scenario. Latencies in milliseconds. */
+export interface LoadSample {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  /** Connection errors, timeouts and non-2xx answers: any of these voids the sample. */
+  errors: number;
+}
+
+export interface LoadResult {
+  mode: Mode;
+  scenario: Scenario;
+  /** Medians over the rounds. */
+  rps: number;
+  p50: number;
+  p99: number;
+  /**
+   * Median over rounds of this scenario's value divided by that of the
+   * baseline run right next to it (so drift on the machine cancels); 1 for the baseline.
+   */
+  ratio: { rps: number; p50: number; p99: number };
+  /** Median over rounds of p99 minus the adjacent baseline run's p99, in ms. */
+  p99AddedMs: number;
+  /** Every run of this scenario, in the order run (the baseline: all its runs in this mode). */
+  rounds: LoadSample[];
+  /** The baseline run paired with each of `rounds` (empty for the baseline itself). */
+  pairedBaseline: LoadSample[];
+}
+
+export interface MemoryPoint {
+  /** What had happened when this was measured, e.g. "10,000 distinct JWTs". */
+  label: string;
+  /** After a forced GC in the server process. */
+  rssMiB: number;
+  heapUsedMiB: number;
+  /** Entries in the verifier's caches, or live sessions, at that point. */
+  entries: number;
+}
+
+export interface MemoryResult {
+  /** Token cache: the same server before any token, after 10,000 and after 20,000 distinct tokens. */
+  tokens: { kind: 'jwt' | 'opaque'; bound: number; points: MemoryPoint[] }[];
+  /** Session registry: before, after 1,000 sessions, after trying to open more than the bound. */
+  sessions: { bound: number; refused: number; points: MemoryPoint[] };
+}
+
+export interface FlowResult {
+  runs: number;
+  /** Whole flow: registration → authorize → login → consent → token. */
+  medianMs: number;
+  p95Ms: number;
+  /** Median of each step, in order. */
+  steps: { name: string; medianMs: number }[];
+}
+
+/** One token check on its own, in the bench process (no HTTP, no MCP). */
+export interface VerifierCost {
+  check: string;
+  /** Median µs per call. */
+  microseconds: number;
+}
+
+export interface BenchResults {
+  /** ISO time the run finished. */
+  date: string;
+  machine: { cpu: string; cores: number; memoryGiB: number; node: string; os: string; hydra: string };
+  settings: {
+    connections: number;
+    durationSeconds: number;
+    rounds: number;
+    registeredClients: number;
+    tool: string;
+    /** How the load generator and the servers were placed on CPUs, e.g. "load generator on CPU 0, server on CPU 1". */
+    cpuPlacement: string;
+  };
+  load: LoadResult[];
+  /** The check alone, to set against a whole request's time. */
+  verifier: VerifierCost[];
+  memory: MemoryResult;
+  flow: FlowResult;
+}

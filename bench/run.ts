@@ -1,0 +1,310 @@
+/**
+ * `npm run bench`: what auth costs, against the real Ory Hydra, as ratios to
+ * a baseline measured in the same run. Not part of `npm test`.
+ *
+ *  1. Load: `tools/call whoami` over keep-alive connections (autocannon) for
+ *     each scenario, stateless and stateful Streamable HTTP, each run paired
+ *     with an adjacent baseline run, in rounds that alternate the order.
+ *  2. Memory: RSS after 10,000 and 20,000 distinct tokens; after 1,000 sessions.
+ *  3. Flow: 20 whole OAuth flows (registration → … → token).
+ *  4. Report: bench/results/latest.{md,json}, chart.svg.
+ *
+ * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (3), BENCH_ROUNDS (6),
+ * BENCH_TOKENS (10000), BENCH_FLOWS (20), BENCH_PIN (on; "off" leaves CPU placement to the OS).
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, platform, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../scripts/hydra.js';
+import { DEFAULT_SESSION_LIMITS } from '../src/mcp/sessions.js';
+import { addUserWithCli } from '../test/e2e/stack.js';
+import { pinToCpu } from './cpu.js';
+import { summariseFlows, timeOneFlow } from './flow.js';
+import { type BenchClient, createClient, createIdleClients, mintToken, mintTokens } from './hydraTokens.js';
+import { callOnce, openSession, runLoad, type Target } from './load.js';
+import { sessionMemory, tokenMemory } from './memory.js';
+import { writeReport } from './report.js';
+import { verifierCost } from './verifierCost.js';
+import type { BenchResults, LoadResult, LoadSample, MemoryResult, Mode, Scenario } from './results.js';
+import { type BenchServer, startBenchServer } from './servers.js';
+
+const num = (name: string, fallback: number) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+  return v;
+};
+const CONNECTIONS = num('BENCH_CONNECTIONS', 10);
+const SECONDS = num('BENCH_SECONDS', 3);
+const ROUNDS = num('BENCH_ROUNDS', 6);
+const TOKENS = num('BENCH_TOKENS', 10_000);
+const FLOWS = num('BENCH_FLOWS', 20);
+const REGISTERED_CLIENTS = 1000;
+// The verifier's default cache bound (TokenVerifierOptions.introspectionCacheSize).
+const TOKEN_CACHE_BOUND = 10_000;
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+
+const MODES: Mode[] = ['stateless', 'stateful'];
+const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything'];
+
+/** Which Hydra issues the scenario's tokens, which verifier the server composes, and its cache. */
+const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string; cacheSeconds: number }> = {
+  baseline: { hydra: 'jwt', verifier: 'fixed', cacheSeconds: 60 },
+  jwt: { hydra: 'jwt', verifier: 'hydra', cacheSeconds: 60 },
+  'opaque-cached': { hydra: 'opaque', verifier: 'hydra', cacheSeconds: 60 },
+  'opaque-introspect': { hydra: 'opaque', verifier: 'hydra', cacheSeconds: 0 },
+  'introspect-everything': { hydra: 'opaque', verifier: 'introspect-everything', cacheSeconds: 0 },
+};
+
+const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-bench-'));
+  const cleanups: (() => Promise<void>)[] = [];
+  const hydraLog: string[] = [];
+  try {
+    // The load generator (this process) on CPU 0, every server on CPU 1; Hydra where the OS puts it.
+    const pinned = pinToCpu(process.pid, 0);
+    const serverCpu = pinned ? 1 : undefined;
+    const cpuPlacement = pinned ? 'main threads pinned: load generator to CPU 0, servers to CPU 1 (Hydra and helper threads unpinned)' : 'no CPU pinning';
+    log(cpuPlacement);
+    const binary = await ensureHydraBinary({ log: (l) => log(`hydra build: ${l}`) });
+    // Our login UI for the flow Hydra; the load Hydras never send anyone to log in.
+    const frontPort = await freeLoopbackPort();
+    const front = `http://127.0.0.1:${frontPort}`;
+    const startH = async (strategy: 'jwt' | 'opaque', env: Record<string, string> = {}) => {
+      const h = await startHydra({
+        binary,
+        dsn: 'memory',
+        accessTokenStrategy: strategy,
+        loginUrl: `${front}/login`,
+        consentUrl: `${front}/consent`,
+        logoutUrl: `${front}/logout`,
+        errorUrl: `${front}/oauth-error`,
+        secretsSystem: randomBytes(24).toString('hex'),
+        env: { LOG_LEVEL: 'warn', ...env },
+        log: (l) => hydraLog.push(l),
+      });
+      cleanups.push(() => h.stop());
+      return h;
+    };
+    // The load Hydras only mint client_credentials tokens in bulk: the lowest
+    // bcrypt cost for client secrets keeps minting 20,000 of them quick. It
+    // touches nothing measured (introspection does not hash secrets).
+    const fastMint = { OAUTH2_HASHERS_BCRYPT_COST: '4' };
+    const hydras = { jwt: await startH('jwt', fastMint), opaque: await startH('opaque', fastMint) };
+    const flowHydra = await startH('opaque');
+    log(`Hydra ${hydras.jwt.version}: jwt ${hydras.jwt.publicUrl}, opaque ${hydras.opaque.publicUrl}, flow ${flowHydra.publicUrl}`);
+
+    const envFor = async (name: string, hydra: RunningHydra, extra: Record<string, string>, port?: number) => ({
+      HOST: '127.0.0.1',
+      PORT: String(port ?? (await freeLoopbackPort())),
+      HYDRA_PUBLIC_URL: hydra.publicUrl,
+      HYDRA_ADMIN_URL: hydra.adminUrl,
+      HYDRA_ISSUER: hydra.issuer,
+      DATABASE_PATH: join(dir, `${name}.sqlite`),
+      SESSION_SECRET: randomBytes(32).toString('hex'),
+      // Request logs off in every scenario alike: we measure auth, not stderr.
+      LOG_LEVEL: 'warn',
+      METRICS_PORT: '0',
+      ...extra,
+    });
+    const start = async (name: string, verifier: string, hydra: RunningHydra, extra: Record<string, string>, port?: number) => {
+      // A free port can be taken by another process before the server binds it: try a fresh one.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const s = await startBenchServer(name, verifier, await envFor(name, hydra, extra, port), serverCpu);
+          cleanups.push(() => s.stop());
+          return s;
+        } catch (e) {
+          if (port !== undefined || attempt === 3) throw e;
+          log(`${name}: ${(e as Error).message}; retrying on another port`);
+        }
+      }
+    };
+
+    // ── servers: one per (mode, scenario), three for memory ──────────────
+    const load = new Map<string, BenchServer>();
+    await Promise.all(
+      MODES.flatMap((mode) =>
+        SCENARIOS.map(async (scenario) => {
+          const c = COMPOSITION[scenario];
+          const s = await start(`${mode}-${scenario}`, c.verifier, hydras[c.hydra], {
+            MCP_STATELESS: String(mode === 'stateless'),
+            INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds),
+          });
+          load.set(`${mode}/${scenario}`, s);
+        }),
+      ),
+    );
+    // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
+    const memJwt = await start('memory-jwt', 'hydra', hydras.jwt, { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600' });
+    const memOpaque = await start('memory-opaque', 'hydra', hydras.opaque, { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600' });
+    const memSessions = await start('memory-sessions', 'hydra', hydras.jwt, { MCP_STATELESS: 'false' });
+    log(`${load.size + 3} servers up`);
+
+    // ── tokens: one client per Hydra, allowed every server as audience ───
+    const all = [...load.values(), memJwt, memOpaque, memSessions];
+    const audiences = all.map((s) => s.mcpUrl.href);
+    const clients: Record<'jwt' | 'opaque', BenchClient> = {
+      jwt: await createClient(hydras.jwt.adminUrl, audiences),
+      opaque: await createClient(hydras.opaque.adminUrl, audiences),
+    };
+    // The comparison pattern pages through every registered client on every call.
+    await createIdleClients(hydras.opaque.adminUrl, REGISTERED_CLIENTS - 1);
+    log(`${REGISTERED_CLIENTS} clients registered in the opaque Hydra`);
+
+    const targets = new Map<string, { target: Target; sub: string }>();
+    for (const mode of MODES) {
+      for (const scenario of SCENARIOS) {
+        const server = load.get(`${mode}/${scenario}`)!;
+        const which = COMPOSITION[scenario].hydra;
+        const token = await mintToken(hydras[which].publicUrl, clients[which], server.mcpUrl.href);
+        // client_credentials: the subject is the client; the baseline names its fixed person.
+        const sub = scenario === 'baseline' ? 'bench-baseline-user' : clients[which].clientId;
+        const sessionId = mode === 'stateful' ? (await openSession(server.mcpUrl, token)).sessionId : undefined;
+        if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
+        const target = { url: server.mcpUrl, token, sessionId };
+        await callOnce(target, sub);
+        // Warm-up: JIT, connection pools, the introspection cache where there is one.
+        await runLoad(target, CONNECTIONS, 1);
+        targets.set(`${mode}/${scenario}`, { target, sub });
+      }
+    }
+
+    // ── 1. load: each scenario run next to a baseline run, in alternating order ──
+    // A scenario's ratio comes only from pairs of adjacent runs, so drift on a
+    // shared machine (minutes long) cancels; the order within a pair flips each
+    // round. Before each measured run, a pause lets the previous run's
+    // stragglers finish, and one unmeasured second warms the server: a server
+    // left idle for half a minute runs slower for its first second (V8 drops
+    // code it has not used), which otherwise penalised every scenario against
+    // the baseline, which runs every other time.
+    const samples = new Map<string, LoadSample[]>();
+    const measured = SCENARIOS.filter((s) => s !== 'baseline');
+    const pairs = new Map<string, { scenario: LoadSample; baseline: LoadSample }[]>();
+    const run = async (key: string, label: string) => {
+      await sleep(300);
+      const { target, sub } = targets.get(key)!;
+      await runLoad(target, CONNECTIONS, 1);
+      const sample = await runLoad(target, CONNECTIONS, SECONDS);
+      await callOnce(target, sub);
+      log(`${label} ${key}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, errors ${sample.errors}`);
+      samples.set(key, [...(samples.get(key) ?? []), sample]);
+      return sample;
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      const flip = round % 2 === 1;
+      for (const mode of MODES) {
+        for (const scenario of flip ? [...measured].reverse() : measured) {
+          const label = `round ${round + 1}/${ROUNDS}`;
+          const first = await run(`${mode}/${flip ? scenario : 'baseline'}`, label);
+          const second = await run(`${mode}/${flip ? 'baseline' : scenario}`, label);
+          const pair = flip ? { scenario: first, baseline: second } : { scenario: second, baseline: first };
+          pairs.set(`${mode}/${scenario}`, [...(pairs.get(`${mode}/${scenario}`) ?? []), pair]);
+        }
+      }
+    }
+    const loadResults: LoadResult[] = MODES.flatMap((mode) =>
+      SCENARIOS.map((scenario) => {
+        const rounds = samples.get(`${mode}/${scenario}`)!;
+        const own = pairs.get(`${mode}/${scenario}`) ?? [];
+        const ratio = (pick: (s: LoadSample) => number) => (scenario === 'baseline' ? 1 : median(own.map((p) => pick(p.scenario) / pick(p.baseline))));
+        return {
+          mode,
+          scenario,
+          rps: median(rounds.map((r) => r.rps)),
+          p50: median(rounds.map((r) => r.p50)),
+          p99: median(rounds.map((r) => r.p99)),
+          ratio: { rps: ratio((s) => s.rps), p50: ratio((s) => s.p50), p99: ratio((s) => s.p99) },
+          p99AddedMs: scenario === 'baseline' ? 0 : median(own.map((p) => p.scenario.p99 - p.baseline.p99)),
+          rounds,
+          pairedBaseline: own.map((p) => p.baseline),
+        };
+      }),
+    );
+    for (const s of load.values()) await s.stop();
+
+    // The check alone, in this process, with real tokens.
+    const resource = memJwt.mcpUrl;
+    const verifier = await verifierCost(hydras, resource, {
+      jwt: await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href),
+      opaque: await mintToken(hydras.opaque.publicUrl, clients.opaque, resource.href),
+    });
+    log(`check alone: ${verifier.map((v) => `${v.check} ${v.microseconds.toFixed(1)} µs`).join('; ')}`);
+
+    // ── 2. memory ─────────────────────────────────────────────────────────
+    const tokens: MemoryResult['tokens'] = [];
+    for (const [kind, server] of [['jwt', memJwt], ['opaque', memOpaque]] as const) {
+      log(`minting ${2 * TOKENS} ${kind} tokens`);
+      const batch1 = await mintTokens(hydras[kind].publicUrl, clients[kind], server.mcpUrl.href, TOKENS);
+      const batch2 = await mintTokens(hydras[kind].publicUrl, clients[kind], server.mcpUrl.href, TOKENS);
+      const result = await tokenMemory(server, kind, TOKEN_CACHE_BOUND, [batch1, batch2]);
+      log(`${kind}: ${result.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} cached)`).join('; ')}`);
+      tokens.push(result);
+    }
+    const { maxSessions, maxPerUser } = DEFAULT_SESSION_LIMITS;
+    const users = Math.ceil(maxSessions / maxPerUser) + 10;
+    const sessionTokens: string[] = [];
+    for (let i = 0; i < users; i++) {
+      // A client per user: client_credentials tokens name the client as `sub`.
+      const c = await createClient(hydras.jwt.adminUrl, [memSessions.mcpUrl.href], `bench user ${i}`);
+      sessionTokens.push(await mintToken(hydras.jwt.publicUrl, c, memSessions.mcpUrl.href));
+    }
+    const sessions = await sessionMemory(memSessions, sessionTokens, maxPerUser, maxSessions);
+    log(`sessions: ${sessions.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} live)`).join('; ')}; refused ${sessions.refused}`);
+
+    // ── 3. the whole OAuth flow ───────────────────────────────────────────
+    const frontServer = await start('front', 'hydra', flowHydra, { MCP_STATELESS: 'false' }, frontPort);
+    const user = await addUserWithCli(await envFor('front', flowHydra, {}, frontPort), 'bench@example.com', 'correct horse battery staple');
+    const flows: number[][] = [];
+    for (let i = 0; i < FLOWS; i++) {
+      const { ms, accessToken } = await timeOneFlow(frontServer.mcpUrl, user);
+      await callOnce({ url: frontServer.mcpUrl, token: accessToken, sessionId: (await openSession(frontServer.mcpUrl, accessToken)).sessionId }, user.sub);
+      flows.push(ms);
+    }
+    const flow = summariseFlows(flows);
+    log(`flow: median ${flow.medianMs.toFixed(1)} ms, p95 ${flow.p95Ms.toFixed(1)} ms`);
+
+    // ── 4. report ─────────────────────────────────────────────────────────
+    const results: BenchResults = {
+      date: new Date().toISOString(),
+      machine: {
+        cpu: cpus()[0]?.model.trim() ?? 'unknown',
+        cores: cpus().length,
+        memoryGiB: Math.round(totalmem() / 1024 ** 3),
+        node: process.version,
+        os: `${platform()} ${release()}`,
+        hydra: hydras.jwt.version,
+      },
+      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement },
+      load: loadResults,
+      verifier,
+      memory: { tokens, sessions },
+      flow,
+    };
+    const { markdown, files } = await writeReport(results, RESULTS_DIR);
+    console.log(markdown);
+    log(`written: ${files.join(', ')}`);
+  } catch (e) {
+    if (hydraLog.length) log(`Hydra's last lines:\n${hydraLog.slice(-20).join('\n')}`);
+    throw e;
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,43 @@
+/**
+ * One server under benchmark, in its own process (so the load generator and
+ * the server do not share an event loop). Started by bench/run.ts with an
+ * IPC channel and --expose-gc; told which verifier to compose by
+ * BENCH_VERIFIER. Reports { ready, url, metricsUrl }, answers { memory } with
+ * process.memoryUsage() taken after a full GC.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixedPrincipalVerifier } from './fixedPrincipal.js';
+import { introspectEverythingVerifier } from './introspectEverything.js';
+import { hydraTokenVerifier, startServer, type StartOptions } from '../src/main.js';
+
+const verifiers: Record<string, StartOptions['verifier']> = {
+  hydra: hydraTokenVerifier,
+  fixed: fixedPrincipalVerifier,
+  'introspect-everything': introspectEverythingVerifier,
+};
+
+const choice = process.env.BENCH_VERIFIER ?? 'hydra';
+const verifier = verifiers[choice];
+if (!verifier || !process.send) {
+  console.error(`bench/server.ts: unknown BENCH_VERIFIER "${choice}" or no IPC channel`);
+  process.exit(2);
+}
+
+const running = await startServer(process.env, { verifier });
+process.send({ ready: true, url: running.url, metricsUrl: running.metricsUrl });
+process.on('message', (msg: { memory?: boolean; stop?: boolean }) => {
+  if (msg.memory) {
+    // Full GCs with pauses between: the first may only finalise what the next
+    // frees, and V8 hands freed pages back to the OS a little later.
+    void (async () => {
+      for (let i = 0; i < 3; i++) {
+        globalThis.gc?.();
+        await sleep(500);
+      }
+      process.send!({ memory: process.memoryUsage() });
+    })();
+  }
+  if (msg.stop) void running.stop().then(() => process.exit(0));
+});
+// The parent going away ends us too.
+process.on('disconnect', () => void running.stop().then(() => process.exit(0)));

@@ -1,0 +1,79 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { pinToCpu } from './cpu.js';
+
+export interface BenchServer {
+  name: string;
+  /** http://127.0.0.1:<port>/mcp */
+  mcpUrl: URL;
+  metricsUrl: string;
+  /** process.memoryUsage() of the server, after a forced GC. */
+  memory(): Promise<NodeJS.MemoryUsage>;
+  /** One Prometheus sample, e.g. metric('token_cache_entries', { cache: 'jwt' }). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+/**
+ * Start bench/server.ts in its own Node process (tsx loader, --expose-gc,
+ * IPC). `verifier` names the composition (hydra, fixed, introspect-everything).
+ */
+export async function startBenchServer(
+  name: string,
+  verifier: string,
+  env: Record<string, string>,
+  /** Pin the server's threads to this CPU once it is up. */
+  cpu?: number,
+): Promise<BenchServer> {
+  const child: ChildProcess = fork(SERVER, [], {
+    cwd: ROOT,
+    execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env, BENCH_VERIFIER: verifier },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ready = await new Promise<{ url: string; metricsUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: not ready after 60 s`)), 60_000);
+    child.once('exit', (code) => reject(new Error(`${name}: exited with ${code} before it was ready`)));
+    child.on('message', (m: { ready?: boolean; url: string; metricsUrl: string }) => {
+      if (m.ready) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+  });
+  if (cpu !== undefined && child.pid !== undefined) pinToCpu(child.pid, cpu);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    name,
+    mcpUrl: new URL('/mcp', ready.url),
+    metricsUrl: ready.metricsUrl,
+    memory: () =>
+      new Promise((resolve) => {
+        const onMessage = (m: { memory?: NodeJS.MemoryUsage }) => {
+          if (!m.memory) return;
+          child.off('message', onMessage);
+          resolve(m.memory);
+        };
+        child.on('message', onMessage);
+        child.send({ memory: true });
+      }),
+    async metric(metricName, labels = {}) {
+      const text = await (await fetch(ready.metricsUrl)).text();
+      const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(`${metricName}{`) || l.startsWith(`${metricName} `) ? want.every((w) => l.includes(w)) : false);
+      if (!line) throw new Error(`${name}: no ${metricName} ${want.join(',')} in metrics`);
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    },
+    async stop() {
+      if (child.exitCode === null) child.send({ stop: true });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { createHydraAdmin } from '../src/auth/hydraAdmin.js';
+import { ResourceSet } from '../src/auth/resource.js';
+import { HydraTokenVerifier } from '../src/auth/tokenVerifier.js';
+import { createLogger } from '../src/log/logger.js';
+import type { RunningHydra } from '../scripts/hydra.js';
+import type { VerifierCost } from './results.js';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Median µs per call of `fn` over `batches` batches of `n` sequential calls. */
+async function perCall(fn: () => Promise<unknown>, n: number, batches = 7): Promise<number> {
+  for (let i = 0; i < Math.min(n, 200); i++) await fn();
+  const results: number[] = [];
+  for (let b = 0; b < batches; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await fn();
+    results.push(((performance.now() - t0) * 1000) / n);
+  }
+  return median(results);
+}
+
+/**
+ * The token check alone, in this process, against the real Hydra: far below
+ * the run-to-run noise of whole requests, so measured on its own. `tokens`
+ * are real Hydra tokens whose audience is `resource`.
+ */
+export async function verifierCost(
+  hydras: { jwt: RunningHydra; opaque: RunningHydra },
+  resource: URL,
+  tokens: { jwt: string; opaque: string },
+): Promise<VerifierCost[]> {
+  const make = (h: RunningHydra, cacheSeconds: number) =>
+    new HydraTokenVerifier({
+      issuer: h.issuer,
+      jwksUrl: new URL('/.well-known/jwks.json', h.publicUrl),
+      resources: new ResourceSet([resource]),
+      hydraAdmin: createHydraAdmin({ adminUrl: new URL(h.adminUrl) }),
+      log: createLogger('silent'),
+      introspectionCacheSeconds: cacheSeconds,
+    });
+  const jwtCached = make(hydras.jwt, 60);
+  const jwtEvery = make(hydras.jwt, 0);
+  const opaqueCached = make(hydras.opaque, 60);
+  const opaqueEvery = make(hydras.opaque, 0);
+  return [
+    { check: 'JWT, verified result cached', microseconds: await perCall(() => jwtCached.verifyAccessToken(tokens.jwt), 20_000) },
+    { check: "JWT, signature checked (Hydra's RSA key)", microseconds: await perCall(() => jwtEvery.verifyAccessToken(tokens.jwt), 300) },
+    { check: 'opaque, introspection cached', microseconds: await perCall(() => opaqueCached.verifyAccessToken(tokens.opaque), 20_000) },
+    { check: 'opaque, introspected at Hydra', microseconds: await perCall(() => opaqueEvery.verifyAccessToken(tokens.opaque), 300) },
+  ];
+}

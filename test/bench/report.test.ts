@@ -1,0 +1,134 @@
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderChart, renderMarkdown, targets, writeReport } from '../../bench/report.js';
+import type { BenchResults, LoadResult, Mode, Scenario } from '../../bench/results.js';
+
+const sample = (rps: number, p50: number, p99: number) => ({ rps, p50, p99, requests: rps * 4, errors: 0 });
+const row = (mode: Mode, scenario: Scenario, rps: number, ratio: number, p99Added: number, errors = 0): LoadResult => ({
+  mode,
+  scenario,
+  rps,
+  p50: 2,
+  p99: 5 + p99Added,
+  ratio: { rps: ratio, p50: 1 / ratio, p99: (5 + p99Added) / 5 },
+  p99AddedMs: p99Added,
+  rounds: [{ ...sample(rps, 2, 5 + p99Added), errors }],
+  pairedBaseline: [],
+});
+
+/** A run where the stateless JWT path meets every target and the stateful one misses the throughput target. */
+function fixture(): BenchResults {
+  return {
+    date: '2026-11-22T15:00:00.000Z',
+    machine: { cpu: 'AMD <EPYC> & co', cores: 2, memoryGiB: 24, node: 'v20.20.0', os: 'linux 6.1', hydra: 'v2.3.0' },
+    settings: { connections: 10, durationSeconds: 4, rounds: 5, registeredClients: 1000, tool: 'whoami', cpuPlacement: 'no CPU pinning' },
+    load: [
+      row('stateless', 'baseline', 10_000, 1, 0),
+      row('stateless', 'jwt', 9_500, 0.95, 0.31),
+      row('stateless', 'opaque-cached', 9_300, 0.93, 0.4),
+      row('stateless', 'opaque-introspect', 4_000, 0.4, 3),
+      row('stateless', 'introspect-everything', 100, 0.01, 400, 2),
+      row('stateful', 'baseline', 20_000, 1, 0),
+      row('stateful', 'jwt', 18_000, 0.9, 1.5),
+      row('stateful', 'opaque-cached', 19_000, 0.95, 0.2),
+      row('stateful', 'opaque-introspect', 8_000, 0.4, 3),
+      row('stateful', 'introspect-everything', 1_000, 0.05, 300),
+    ],
+    verifier: [
+      { check: 'JWT, verified result cached', microseconds: 4 },
+      { check: 'opaque, introspected at Hydra', microseconds: 2000 },
+    ],
+    memory: {
+      tokens: [
+        {
+          kind: 'jwt',
+          bound: 10_000,
+          points: [
+            { label: 'before any token', rssMiB: 100, heapUsedMiB: 24, entries: 0 },
+            { label: '10,000 distinct tokens', rssMiB: 200, heapUsedMiB: 34, entries: 10_000 },
+            { label: '20,000 distinct tokens', rssMiB: 205, heapUsedMiB: 34.5, entries: 10_000 },
+          ],
+        },
+        {
+          kind: 'opaque',
+          bound: 10_000,
+          points: [
+            { label: 'before any token', rssMiB: 100, heapUsedMiB: 24, entries: 0 },
+            { label: '10,000 distinct tokens', rssMiB: 200, heapUsedMiB: 36, entries: 10_000 },
+            { label: '20,000 distinct tokens', rssMiB: 240, heapUsedMiB: 40, entries: 10_000 },
+          ],
+        },
+      ],
+      sessions: {
+        bound: 1000,
+        refused: 200,
+        points: [
+          { label: 'no sessions', rssMiB: 100, heapUsedMiB: 24, entries: 0 },
+          { label: '1,000 sessions', rssMiB: 200, heapUsedMiB: 74, entries: 1000 },
+          { label: 'then 200 more attempts', rssMiB: 200, heapUsedMiB: 74, entries: 1000 },
+        ],
+      },
+    },
+    flow: { runs: 20, medianMs: 150, p95Ms: 190, steps: [{ name: 'discovery + registration', medianMs: 16 }] },
+  };
+}
+
+describe('bench report', () => {
+  it('prints each scenario with its ratio to the baseline and the p99 it adds', () => {
+    const md = renderMarkdown(fixture());
+    expect(md).toContain('| JWT, verified locally | 9,500 | 0.95× | 2.00 | 1.05× | 5.31 | 1.06× | +0.31 |');
+    expect(md).toContain('introspect + list every client (1,000 clients) (errors: 2)');
+    expect(md).toContain('AMD <EPYC> & co');
+  });
+
+  it('judges every target, naming the shortfall of a missed one', () => {
+    const t = targets(fixture());
+    const byName = (part: string) => t.filter((x) => x.name.includes(part));
+    expect(byName('stateless: JWT throughput')[0]).toMatchObject({ met: true, measured: '0.95×' });
+    expect(byName('stateful: JWT throughput')[0]).toMatchObject({ met: false, short: '0.05×' });
+    expect(byName('stateful: JWT p99')[0]).toMatchObject({ met: false, measured: '+1.50 ms' });
+    expect(byName('stateless: ≥ 20×')[0]).toMatchObject({ met: true, measured: '93×' });
+    expect(byName('stateful: ≥ 20×')[0]).toMatchObject({ met: false, measured: '19×' });
+    expect(byName('jwt tokens: RSS flat')[0]).toMatchObject({ met: true, measured: '+2.5 %' });
+    expect(byName('opaque tokens: RSS flat')[0]).toMatchObject({ met: false, measured: '+20.0 %' });
+    expect(renderMarkdown(fixture())).toContain('| stateful: JWT throughput ≥ 0.95× baseline | 0.90× | **no** (short by 0.05×) |');
+  });
+
+  it('sets the check alone against the time of a whole baseline request', () => {
+    const md = renderMarkdown(fixture());
+    // Stateful baseline: 20,000 req/s, so 50 µs a request.
+    expect(md).toContain('| JWT, verified result cached | 4.0 | 8.0 % |');
+    expect(md).toContain('| opaque, introspected at Hydra | 2000.0 | 4000.0 % |');
+  });
+
+  it('gives the cost of one session from the session points', () => {
+    expect(renderMarkdown(fixture())).toContain('Sessions beyond the bound refused: 200. One open session costs about 51 KiB of heap (102 KiB of RSS).');
+  });
+
+  it('draws a bar per scenario with its ratio, escaping text', () => {
+    const r = fixture();
+    r.settings.tool = 'x';
+    const svg = renderChart(r);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg.match(/<rect x=/g)).toHaveLength(10);
+    for (const label of ['0.95×', '0.93×', '0.40×', '0.01×', '0.90×', '0.05×']) expect(svg).toContain(`>${label}</text>`);
+    expect(svg).toContain('introspect + list every client (1,000 clients)');
+    expect(svg).not.toMatch(/<text[^>]*>[^<]*&(?!amp;|lt;|gt;|quot;)/);
+  });
+
+  it('writes latest.json (round-trips), a dated copy, latest.md and chart.svg', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bench-report-'));
+    try {
+      const { files } = await writeReport(fixture(), dir);
+      expect((await readdir(dir)).sort()).toEqual(['2026-11-22.json', 'chart.svg', 'latest.json', 'latest.md']);
+      expect(files).toHaveLength(4);
+      expect(JSON.parse(await readFile(join(dir, 'latest.json'), 'utf8'))).toEqual(fixture());
+      expect(await readFile(join(dir, 'latest.md'), 'utf8')).toBe(renderMarkdown(fixture()));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
