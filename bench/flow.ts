@@ -2,6 +2,7 @@ import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Browser } from '../test/e2e/browser.js';
 import { TestOAuthClient } from '../test/e2e/oauthClient.js';
 import type { FlowResult } from './results.js';
+import { quantile } from './stats.js';
 
 export const FLOW_STEPS = ['discovery + registration', 'authorize → login page', 'sign in → consent page', 'allow → code', 'code → tokens'] as const;
 
@@ -39,10 +40,7 @@ export async function timeOneFlow(mcpUrl: URL, user: { email: string; password: 
   return { ms, accessToken: oauth.tokens()!.access_token };
 }
 
-export function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-}
-
+/** Medians here are nearest-rank (quantile 0.5): always a run that happened. */
 export function summariseFlows(runs: number[][]): FlowResult {
   const median = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
   const totals = runs.map((r) => r.reduce((a, b) => a + b, 0)).sort((a, b) => a - b);

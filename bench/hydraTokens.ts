@@ -14,41 +14,41 @@ const SCOPE = 'notes:read notes:write';
 /** A confidential client allowed the client_credentials grant and the given audiences. */
 export async function createClient(adminUrl: string, audience: string[], name = 'bench'): Promise<BenchClient> {
   const secret = `bench-secret-${crypto.randomUUID()}`;
-  const res = await fetch(new URL('/admin/clients', adminUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      client_name: name,
-      client_secret: secret,
-      grant_types: ['client_credentials'],
-      response_types: ['token'],
-      token_endpoint_auth_method: 'client_secret_post',
-      scope: SCOPE,
-      audience,
-    }),
+  const { client_id } = await postClient(adminUrl, {
+    client_name: name,
+    client_secret: secret,
+    grant_types: ['client_credentials'],
+    response_types: ['token'],
+    token_endpoint_auth_method: 'client_secret_post',
+    scope: SCOPE,
+    audience,
   });
-  if (res.status !== 201) throw new Error(`creating a client failed: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { client_id: string };
-  return { clientId: body.client_id, secret };
+  return { clientId: client_id, secret };
 }
 
 /** Public clients that only sit in Hydra's list (the introspect-everything pattern has to page through them). */
 export async function createIdleClients(adminUrl: string, count: number, concurrency = 8): Promise<void> {
   await inParallel(count, concurrency, async (i) => {
-    const res = await fetch(new URL('/admin/clients', adminUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        client_name: `registered client ${i}`,
-        redirect_uris: [`http://127.0.0.1:${20000 + (i % 1000)}/callback`],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-        scope: 'openid offline_access notes:read',
-      }),
+    await postClient(adminUrl, {
+      client_name: `registered client ${i}`,
+      redirect_uris: [`http://127.0.0.1:${20000 + (i % 1000)}/callback`],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      scope: 'openid offline_access notes:read',
     });
-    if (res.status !== 201) throw new Error(`creating client ${i} failed: ${res.status} ${await res.text()}`);
   });
+}
+
+/** POST /admin/clients; any answer but 201 is an error naming what Hydra said. */
+async function postClient(adminUrl: string, client: Record<string, unknown>): Promise<{ client_id: string }> {
+  const res = await fetch(new URL('/admin/clients', adminUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(client),
+  });
+  if (res.status !== 201) throw new Error(`creating client "${String(client.client_name)}" failed: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { client_id: string };
 }
 
 /** One access token for `audience`. */

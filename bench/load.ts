@@ -9,7 +9,7 @@ export interface Target {
   sessionId?: string;
 }
 
-const headersFor = (t: Target): Record<string, string> => ({
+export const headersFor = (t: Target): Record<string, string> => ({
   'content-type': 'application/json',
   accept: 'application/json, text/event-stream',
   authorization: `Bearer ${t.token}`,

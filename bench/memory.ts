@@ -1,5 +1,5 @@
 import { inParallel } from './hydraTokens.js';
-import { openSession } from './load.js';
+import { headersFor, openSession } from './load.js';
 import type { MemoryPoint, MemoryResult } from './results.js';
 import type { BenchServer } from './servers.js';
 
@@ -15,7 +15,7 @@ async function presentEach(server: BenchServer, tokens: string[]): Promise<void>
   await inParallel(tokens.length, 8, async (i) => {
     const res = await fetch(server.mcpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${tokens[i]}` },
+      headers: headersFor({ url: server.mcpUrl, token: tokens[i]! }),
       body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/list' }),
     });
     await res.arrayBuffer();

@@ -30,6 +30,7 @@ import { writeReport } from './report.js';
 import { verifierCost } from './verifierCost.js';
 import type { BenchResults, LoadResult, LoadSample, MemoryResult, Mode, Scenario } from './results.js';
 import { type BenchServer, startBenchServer } from './servers.js';
+import { median } from './stats.js';
 
 const num = (name: string, fallback: number) => {
   const v = Number(process.env[name] ?? fallback);
@@ -59,10 +60,6 @@ const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string;
 };
 
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-bench-'));

@@ -4,8 +4,8 @@ import { HydraTokenVerifier } from '../src/auth/tokenVerifier.js';
 import { createLogger } from '../src/log/logger.js';
 import type { RunningHydra } from '../scripts/hydra.js';
 import type { VerifierCost } from './results.js';
+import { median } from './stats.js';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Median µs per call of `fn` over `batches` batches of `n` sequential calls. */
 async function perCall(fn: () => Promise<unknown>, n: number, batches = 7): Promise<number> {

@@ -38,26 +38,23 @@ export class Metrics {
 
   /** Active sessions per transport, read when scraped. */
   sessionsGauge(sizes: () => Record<string, number>): void {
-    new Gauge({
-      name: 'mcp_sessions_active',
-      help: 'Live MCP sessions by transport',
-      labelNames: ['transport'],
-      registers: [this.registry],
-      collect() {
-        for (const [transport, n] of Object.entries(sizes())) this.set({ transport }, n);
-      },
-    });
+    this.sizesGauge('mcp_sessions_active', 'Live MCP sessions by transport', 'transport', sizes);
   }
 
   /** Entries in the token verifier's caches, read when scraped (they are bounded; this shows how full). */
   tokenCacheGauge(sizes: () => Record<string, number>): void {
+    this.sizesGauge('token_cache_entries', 'Verified tokens held by the verifier caches, by cache', 'cache', sizes);
+  }
+
+  /** A gauge with one label whose values are read from `sizes` at scrape time. */
+  private sizesGauge(name: string, help: string, label: string, sizes: () => Record<string, number>): void {
     new Gauge({
-      name: 'token_cache_entries',
-      help: 'Verified tokens held by the verifier caches, by cache',
-      labelNames: ['cache'],
+      name,
+      help,
+      labelNames: [label],
       registers: [this.registry],
       collect() {
-        for (const [cache, n] of Object.entries(sizes())) this.set({ cache }, n);
+        for (const [value, n] of Object.entries(sizes())) this.set({ [label]: value }, n);
       },
     });
   }
