@@ -1,7 +1,8 @@
 import type { Response } from 'express';
 import type { AuthorizationParams, OAuthServerProvider, OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { CustomOAuthError, InvalidTargetError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { randomBytes } from 'node:crypto';
+import { CustomOAuthError, InvalidRequestError, InvalidTargetError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { Logger } from '../log/logger.js';
 import type { FetchLike } from './hydraAdmin.js';
@@ -62,6 +63,7 @@ export class HydraProvider implements OAuthServerProvider {
     if (params.resource && !this.options.resources.match(params.resource)) {
       throw new InvalidTargetError(`This server only issues tokens for ${this.options.resources.canonical.join(', ')}`);
     }
+    const state = stateForHydra(params.state);
     await this.options.clientsStore.allowLoopbackPort(client, params.redirectUri);
     const target = new URL('oauth2/auth', withSlash(this.options.hydraBrowserUrl));
     const q = target.searchParams;
@@ -71,7 +73,7 @@ export class HydraProvider implements OAuthServerProvider {
     q.set('code_challenge', params.codeChallenge);
     q.set('code_challenge_method', 'S256');
     if (params.scopes?.length) q.set('scope', params.scopes.join(' '));
-    if (params.state !== undefined) q.set('state', params.state);
+    q.set('state', state);
     if (params.resource) q.set('resource', params.resource.href);
     res.redirect(302, target.href);
   }
@@ -155,6 +157,26 @@ export class HydraProvider implements OAuthServerProvider {
     return answer.body as OAuthTokens;
   }
 }
+
+/**
+ * Hydra requires a `state` of at least 8 characters and refuses the request
+ * after sign-in otherwise (`invalid_state`). OAuth 2.1 §4.1.1 lets a PKCE
+ * client omit it, so one is supplied (the client gets it back and, having
+ * sent none, ignores it). A short one cannot be lengthened, since the client
+ * compares it on return: it is refused here, before the person signs in,
+ * with the rule named (redirected to the client as invalid_request).
+ */
+export function stateForHydra(state: string | undefined): string {
+  if (state === undefined || state === '') return randomBytes(16).toString('base64url');
+  if (state.length < MIN_STATE_LENGTH) {
+    throw new InvalidRequestError(
+      `state must be at least ${MIN_STATE_LENGTH} characters (the authorization server's minimum); send a longer state or none`,
+    );
+  }
+  return state;
+}
+
+const MIN_STATE_LENGTH = 8;
 
 /** Resolve relative to the issuer's path too (an issuer may be https://host/hydra). */
 function withSlash(u: URL): URL {

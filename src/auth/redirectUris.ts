@@ -1,9 +1,43 @@
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
- * Registration policy for redirect URIs (OAuth 2.1 §2.3.1, RFC 8252 §7.3):
- * https anywhere, or http only on a loopback host; no fragment (RFC 6749
- * §3.1.2); no wildcards. Returns why a URI is refused, or undefined if fine.
+ * Schemes a browser would run, render or hand to something other than the
+ * client app: never a place to send an authorization code. `ws(s)` and `ftp`
+ * are network schemes no browser navigates to; `intent` and `view-source`
+ * are browser-internal.
+ */
+const REFUSED_SCHEMES = new Set([
+  'javascript',
+  'data',
+  'file',
+  'vbscript',
+  'blob',
+  'about',
+  'ws',
+  'wss',
+  'ftp',
+  'filesystem',
+  'view-source',
+  'intent',
+  'chrome',
+  'mailto',
+  'tel',
+  'sms',
+]);
+
+/** RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
+const SCHEME = /^[a-z][a-z0-9+.-]*$/;
+
+/**
+ * Registration policy for redirect URIs (OAuth 2.1 §2.3.1, RFC 8252 §7):
+ * - https anywhere;
+ * - http only on a loopback host (RFC 8252 §7.3; any port, see HydraClientsStore);
+ * - a native app's private-use scheme (RFC 8252 §7.1): reverse-DNS
+ *   (`com.example.app:/cb`) and the short schemes real clients register
+ *   (`cursor://`, `claude://`, `vscode://`); the OS hands them to the app;
+ * - never a fragment (RFC 6749 §3.1.2), a wildcard, userinfo (`https://a@b`,
+ *   which reads as one host and goes to another), or a scheme in REFUSED_SCHEMES.
+ * Returns why a URI is refused, or undefined if it is fine.
  */
 export function checkRedirectUri(uri: string): string | undefined {
   let u: URL;
@@ -12,9 +46,22 @@ export function checkRedirectUri(uri: string): string | undefined {
   } catch {
     return 'is not an absolute URL';
   }
+  const scheme = u.protocol.replace(/:$/, '');
+  if (!SCHEME.test(scheme)) return `has an invalid scheme ${JSON.stringify(scheme)}`;
+  if (REFUSED_SCHEMES.has(scheme)) return `uses the scheme ${scheme}, which is not allowed for redirects`;
   if (u.hash || uri.includes('#')) return 'must not contain a fragment';
   if (uri.includes('*')) return 'must not contain wildcards';
-  if (u.protocol === 'https:') return undefined;
-  if (u.protocol === 'http:') return LOOPBACK.has(u.hostname) ? undefined : 'must use https unless the host is loopback (localhost, 127.0.0.1, [::1])';
-  return `uses the scheme ${u.protocol.replace(/:$/, '')}, only https (or http on loopback) is allowed`;
+  if (u.username || u.password || hasUserinfo(uri)) return 'must not contain user credentials (user@host)';
+  if (scheme === 'https') return u.hostname ? undefined : 'must name a host';
+  if (scheme === 'http') {
+    return LOOPBACK.has(u.hostname) ? undefined : 'must use https unless the host is loopback (localhost, 127.0.0.1, [::1])';
+  }
+  // A private-use scheme: the app owns everything after it; an empty one redirects nowhere.
+  return uri.length > scheme.length + 1 ? undefined : 'names a scheme but no path';
+}
+
+/** `scheme://user@host`: WHATWG URL drops an empty userinfo (`https://@host`), so look at the raw authority too. */
+function hasUserinfo(uri: string): boolean {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(uri)?.[1];
+  return authority !== undefined && authority.includes('@');
 }

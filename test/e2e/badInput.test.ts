@@ -96,6 +96,10 @@ describe('bad input is refused precisely and changes nothing (real Ory Hydra)', 
     ['a javascript: URI', 'invalid_client_metadata', 'javascript:alert(1)'],
     ['http on a non-loopback host', 'invalid_redirect_uri', 'http://evil.example/cb'],
     ['a fragment', 'invalid_redirect_uri', 'https://app.example.com/cb#frag'],
+    ['userinfo (reads as one host, goes to another)', 'invalid_redirect_uri', 'https://app.example.com@evil.example/cb'],
+    ['a file: URI', 'invalid_redirect_uri', 'file:///etc/passwd'],
+    ['a ws: URI', 'invalid_redirect_uri', 'ws://127.0.0.1:1/cb'],
+    ['a wildcard', 'invalid_redirect_uri', 'https://*.example.com/cb'],
   ])('dynamic registration with %s → 400 %s, no client created', async (_case, error, uri) => {
     const before = await countClients();
     const res = await register([uri]);
@@ -129,6 +133,34 @@ describe('bad input is refused precisely and changes nothing (real Ory Hydra)', 
     } finally {
       await a.close();
     }
+  });
+
+  it('a registration with one bad redirect URI among good ones → 400, no client created (all or nothing)', async () => {
+    const before = await countClients();
+    const res = await register(['cursor://anysphere.cursor-mcp/oauth/callback', 'https://app.example.com/cb', 'about:blank']);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_redirect_uri', error_description: expect.stringContaining('about:blank') });
+    expect(await countClients()).toBe(before);
+  });
+
+  it('a state shorter than 8 characters → invalid_request naming the rule, redirected to the client before sign-in', async () => {
+    const reg = (await (await register(['http://127.0.0.1:53682/callback'])).json()) as { client_id: string };
+    const url = new URL(`${stack.baseUrl}/authorize`);
+    url.search = new URLSearchParams({
+      client_id: reg.client_id,
+      response_type: 'code',
+      redirect_uri: 'http://127.0.0.1:53682/callback',
+      code_challenge: 'x'.repeat(43),
+      code_challenge_method: 'S256',
+      state: 'abc',
+    }).toString();
+    const res = await fetch(url, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    const back = new URL(res.headers.get('location')!);
+    expect(back.origin + back.pathname).toBe('http://127.0.0.1:53682/callback');
+    expect(back.searchParams.get('error')).toBe('invalid_request');
+    expect(back.searchParams.get('error_description')).toContain('state must be at least 8 characters');
+    expect(back.searchParams.get('state'), 'the client gets its own state back (RFC 6749 §4.1.2.1)').toBe('abc');
   });
 
   it('authorization for a resource that is not ours → invalid_target, no Hydra flow', async () => {
