@@ -1,3 +1,4 @@
+import { toAuthInfo } from '../src/auth/principal.js';
 import type { AccessTokenVerifier } from '../src/auth/tokenVerifier.js';
 import { REGISTRABLE_SCOPES } from '../src/auth/scopes.js';
 import type { VerifierParts } from '../src/main.js';
@@ -8,16 +9,14 @@ import type { VerifierParts } from '../src/main.js';
  * the app (header parsing, scopes, transports, the tool) runs unchanged.
  */
 export function fixedPrincipalVerifier({ config }: VerifierParts): AccessTokenVerifier {
-  const expiresAt = Math.floor(Date.now() / 1000) + 24 * 3600;
+  const principal = {
+    sub: 'bench-baseline-user',
+    clientId: 'bench-baseline',
+    scopes: [...REGISTRABLE_SCOPES],
+    expiresAt: Math.floor(Date.now() / 1000) + 24 * 3600,
+  };
   return {
-    verifyAccessToken: async (token) => ({
-      token,
-      clientId: 'bench-baseline',
-      scopes: [...REGISTRABLE_SCOPES],
-      expiresAt,
-      resource: config.resourceUrl,
-      extra: { sub: 'bench-baseline-user' },
-    }),
+    verifyAccessToken: async (token) => toAuthInfo(principal, token, config.resourceUrl),
     isActiveNow: async () => true,
   };
 }

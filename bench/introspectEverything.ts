@@ -1,4 +1,5 @@
 import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { toAuthInfo } from '../src/auth/principal.js';
 import type { AccessTokenVerifier } from '../src/auth/tokenVerifier.js';
 import type { VerifierParts } from '../src/main.js';
 
@@ -12,8 +13,9 @@ export function introspectEverythingVerifier({ config, hydraAdmin }: VerifierPar
   const admin = config.hydra.adminUrl;
   const introspect = async (token: string) => {
     const answer = await hydraAdmin.introspect(token);
-    if (!answer.active || !answer.sub || typeof answer.exp !== 'number') throw new InvalidTokenError('Token is not active');
-    return answer;
+    const { sub, exp } = answer;
+    if (!answer.active || !sub || typeof exp !== 'number') throw new InvalidTokenError('Token is not active');
+    return { ...answer, sub, exp };
   };
   return {
     async verifyAccessToken(token) {
@@ -21,14 +23,13 @@ export function introspectEverythingVerifier({ config, hydraAdmin }: VerifierPar
       const clients = await listAllClients(admin);
       const client = clients.find((c) => c.client_id === answer.client_id);
       if (!client) throw new InvalidTokenError('Unknown client');
-      return {
-        token,
+      const principal = {
+        sub: answer.sub,
         clientId: client.client_id,
         scopes: (answer.scope ?? '').split(' ').filter(Boolean),
         expiresAt: answer.exp,
-        resource: config.resourceUrl,
-        extra: { sub: answer.sub },
       };
+      return toAuthInfo(principal, token, config.resourceUrl);
     },
     isActiveNow: async (token) => (await introspect(token).then(() => true, () => false)),
   };

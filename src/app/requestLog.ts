@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
+import { principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -17,14 +18,14 @@ export function requestLog(log: Logger): RequestHandler {
     res.set('X-Request-Id', id);
     const start = process.hrtime.bigint();
     res.once('finish', () => {
-      const principal = req.auth?.extra?.sub;
+      const principal = principalOf(req.auth);
       log.info('request', {
         request_id: id,
         method: req.method,
         path: req.path,
         status: res.statusCode,
         duration_ms: Math.round(Number(process.hrtime.bigint() - start) / 1e4) / 100,
-        ...(typeof principal === 'string' ? { sub: principal, client_id: req.auth?.clientId } : {}),
+        ...(principal ? { sub: principal.sub, client_id: principal.clientId } : {}),
       });
     });
     next();

@@ -6,16 +6,8 @@ import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@mo
 import type { Logger } from '../log/logger.js';
 import { type HydraAdmin, HydraError, type Introspection } from './hydraAdmin.js';
 import { LruCache } from './lruCache.js';
+import { type Principal, toAuthInfo } from './principal.js';
 import type { ResourceSet } from './resource.js';
-
-/** Who is calling: what every tool receives, taken only from a verified token. */
-export interface Principal {
-  sub: string;
-  clientId: string;
-  scopes: string[];
-  /** Token expiry, seconds since the epoch. */
-  expiresAt: number;
-}
 
 /** What the app needs of a token verifier: the SDK's check, plus an uncached one for onlineCheck tools. */
 export interface AccessTokenVerifier extends OAuthTokenVerifier {
@@ -112,14 +104,7 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
     const { token } = check;
     const { principal, audience } = jwt ? await this.verifyJwt(check) : await this.introspect(check);
     if (jwt && this.options.alwaysIntrospect) await this.introspect(check);
-    return {
-      token,
-      clientId: principal.clientId,
-      scopes: principal.scopes,
-      expiresAt: principal.expiresAt,
-      resource: new URL(audience),
-      extra: { sub: principal.sub },
-    };
+    return toAuthInfo(principal, token, new URL(audience));
   }
 
   /** Entries held by each cache now (for metrics; both are bounded by introspectionCacheSize). */
@@ -268,11 +253,4 @@ function jwtFailure(e: InstanceType<typeof joseErrors.JOSEError>): string {
   if (e instanceof joseErrors.JWKSNoMatchingKey) return 'Token was signed with an unknown key';
   if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'Token signature is invalid';
   return 'Token is invalid';
-}
-
-/** The principal a verified AuthInfo carries (set by HydraTokenVerifier). */
-export function principalOf(auth: AuthInfo | undefined): Principal | undefined {
-  const sub = auth?.extra?.sub;
-  if (!auth || typeof sub !== 'string' || !sub) return undefined;
-  return { sub, clientId: auth.clientId, scopes: auth.scopes, expiresAt: auth.expiresAt ?? 0 };
 }

@@ -2,7 +2,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
-import { principalOf } from '../auth/tokenVerifier.js';
+import { principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { Db } from '../store/database.js';
 import { scopedStoreFor } from '../store/scopedStore.js';

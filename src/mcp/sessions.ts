@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/tokenVerifier.js';
+import type { Principal } from '../auth/principal.js';
 
 /** Who opened a session: later requests must come from the same user and client. */
 export interface SessionOwner {

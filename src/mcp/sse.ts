@@ -1,6 +1,6 @@
 import express, { type Request, type Response } from 'express';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
-import { principalOf } from '../auth/tokenVerifier.js';
+import { principalOf } from '../auth/principal.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
 import { ownSessionOr404, type TransportOptions } from './transportOptions.js';

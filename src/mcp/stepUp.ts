@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response, NextFunction } from 'express';
-import { principalOf } from '../auth/tokenVerifier.js';
+import { principalOf } from '../auth/principal.js';
 import { wwwAuthenticate } from '../auth/wwwAuthenticate.js';
 
 export interface StepUpOptions {

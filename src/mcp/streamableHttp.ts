@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { principalOf } from '../auth/tokenVerifier.js';
+import { principalOf } from '../auth/principal.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
 import { ownSessionOr404, type TransportOptions } from './transportOptions.js';

@@ -1,6 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { Principal } from '../auth/tokenVerifier.js';
+import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import type { Session, SessionRegistry } from './sessions.js';

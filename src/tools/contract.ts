@@ -4,11 +4,11 @@
  * input and a context holding the caller and that caller's own data.
  */
 import type { ZodRawShape, z } from 'zod';
-import type { Principal } from '../auth/tokenVerifier.js';
+import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { ScopedStore } from '../store/scopedStore.js';
 
-export type { Principal } from '../auth/tokenVerifier.js';
+export type { Principal } from '../auth/principal.js';
 export type { Logger } from '../log/logger.js';
 export type { Note } from '../store/notesStore.js';
 export type { ScopedStore } from '../store/scopedStore.js';

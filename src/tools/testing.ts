@@ -7,6 +7,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { toAuthInfo } from '../auth/principal.js';
 import { createLogger } from '../log/logger.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { type Db, openDatabase } from '../store/database.js';
@@ -38,13 +39,10 @@ export async function toolHarness(tools: ToolDefinition[]): Promise<ToolHarness>
     async call(name, args, caller, opts = {}) {
       const server = createMcpServer({ tools, db, log: createLogger('silent'), name: 'tool-test', version: '0' });
       const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-      const authInfo = {
-        token: 'test',
-        clientId: caller.clientId ?? 'test-client',
-        scopes: caller.scopes ?? [],
-        expiresAt: Math.floor(Date.now() / 1000) + 3600,
-        extra: { sub: caller.sub },
-      };
+      const authInfo = toAuthInfo(
+        { sub: caller.sub, clientId: caller.clientId ?? 'test-client', scopes: caller.scopes ?? [], expiresAt: Math.floor(Date.now() / 1000) + 3600 },
+        'test',
+      );
       // What the bearer middleware does on the HTTP transports: attach the verified token.
       const send = clientSide.send.bind(clientSide);
       clientSide.send = (message, options) => send(message, { ...options, authInfo });

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toAuthInfo } from '../../src/auth/principal.js';
 import type { AccessTokenVerifier } from '../../src/auth/tokenVerifier.js';
 import { startServer } from '../../src/main.js';
 import { freeLoopbackPort } from '../../scripts/hydra.js';
@@ -39,7 +40,7 @@ describe('composition root: the verifier parameter', () => {
 
   it('a verifier passed to startServer decides who the caller is', async () => {
     const fixed: AccessTokenVerifier = {
-      verifyAccessToken: async (token) => ({ token, clientId: 'c-fixed', scopes: [], expiresAt: Date.now() / 1000 + 60, extra: { sub: 'sub-fixed' } }),
+      verifyAccessToken: async (token) => toAuthInfo({ sub: 'sub-fixed', clientId: 'c-fixed', scopes: [], expiresAt: Date.now() / 1000 + 60 }, token),
       isActiveNow: async () => true,
     };
     const server = await startServer(await env(), { verifier: () => fixed });

@@ -3,6 +3,7 @@ import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTokenError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { bearerAuth } from '../../src/auth/bearerAuth.js';
+import { principalOf, toAuthInfo } from '../../src/auth/principal.js';
 import { createLogger } from '../../src/log/logger.js';
 
 const PRM = 'http://127.0.0.1:3000/.well-known/oauth-protected-resource/mcp';
@@ -18,14 +19,14 @@ describe('bearerAuth (stub verifier)', () => {
     const verifier = {
       async verifyAccessToken(token: string) {
         seen.push(token);
-        if (token === 'good') return { token, clientId: 'c', scopes: [], expiresAt: Math.floor(Date.now() / 1000) + 60, extra: { sub: 'u' } };
-        if (token === 'stale') return { token, clientId: 'c', scopes: [], expiresAt: Math.floor(Date.now() / 1000) - 1, extra: { sub: 'u' } };
+        if (token === 'good') return toAuthInfo({ sub: 'u', clientId: 'c', scopes: [], expiresAt: Math.floor(Date.now() / 1000) + 60 }, token);
+        if (token === 'stale') return toAuthInfo({ sub: 'u', clientId: 'c', scopes: [], expiresAt: Math.floor(Date.now() / 1000) - 1 }, token);
         if (token === 'outage') throw new TemporarilyUnavailableError('Hydra is down');
         throw new InvalidTokenError('Token is not active');
       },
     };
     app.get('/mcp', bearerAuth({ verifier, resourceMetadataUrl: PRM, log: createLogger('silent') }), (req, res) => {
-      res.json({ sub: req.auth?.extra?.sub });
+      res.json({ sub: principalOf(req.auth)?.sub });
     });
     await new Promise<void>((r) => (server = app.listen(0, '127.0.0.1', () => r())));
     base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;

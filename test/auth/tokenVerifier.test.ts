@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTokenError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../../src/auth/hydraAdmin.js';
+import { principalOf } from '../../src/auth/principal.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { HydraTokenVerifier } from '../../src/auth/tokenVerifier.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -60,7 +61,7 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
 
   it('accepts a Hydra-shaped JWT and yields sub, client id, scopes and expiry', async () => {
     const info = await verifier().verifyAccessToken(await jwt());
-    expect(info).toMatchObject({ clientId: 'c1', scopes: ['notes:read'], extra: { sub: 'user-1' } });
+    expect(principalOf(info)).toMatchObject({ sub: 'user-1', clientId: 'c1', scopes: ['notes:read'] });
     expect(info.expiresAt).toBeGreaterThan(now());
     expect(info.resource?.href).toBe(RESOURCE.href);
   });
@@ -141,7 +142,7 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
       const rotated = await new SignJWT({ iss: ISSUER, sub: 'user-9', aud: [RESOURCE.href], exp: now() + 600, client_id: 'c1', scp: [] })
         .setProtectedHeader({ alg: 'ES256', kid: 'k2' })
         .sign(next.privateKey);
-      await expect(v.verifyAccessToken(rotated)).resolves.toMatchObject({ extra: { sub: 'user-9' } });
+      expect(principalOf(await v.verifyAccessToken(rotated))?.sub).toBe('user-9');
     } finally {
       served = [publicJwk];
     }
@@ -172,7 +173,7 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     });
     const results = await Promise.all([1, 2, 3, 4, 5].map(() => v.verifyAccessToken('ory_at_opaque')));
     expect(calls).toBe(1);
-    expect(results[0]).toMatchObject({ clientId: 'c2', scopes: ['notes:read', 'notes:write'], extra: { sub: 'user-2' } });
+    expect(principalOf(results[0])).toMatchObject({ sub: 'user-2', clientId: 'c2', scopes: ['notes:read', 'notes:write'] });
     await v.verifyAccessToken('ory_at_opaque');
     expect(calls, 'the cached answer is reused').toBe(1);
   });
