@@ -24,6 +24,14 @@ export interface StartHydraOptions {
   consentUrl: string;
   logoutUrl: string;
   errorUrl: string;
+  /**
+   * The token endpoint clients are told about (ours, `<base>/token`). Hydra
+   * accepts a private_key_jwt assertion whose `aud` is this or its own
+   * `<public>/oauth2/token` (fositex GetTokenURLs), and advertises it in discovery.
+   */
+  tokenUrl?: string;
+  /** A PEM bundle of CAs Hydra trusts for outgoing https (a client's jwks_uri): Go's SSL_CERT_FILE. Tests only. */
+  caFile?: string;
   /** "memory"; the path of a SQLite file; or a full DSN (postgres://…). Anything but memory is migrated first. */
   dsn: string;
   accessTokenStrategy: 'opaque' | 'jwt';
@@ -106,6 +114,8 @@ export async function startHydra(opts: StartHydraOptions): Promise<RunningHydra>
       URLS_ERROR: opts.errorUrl,
       WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL: `${publicUrl}/oauth2/register`,
       STRATEGIES_ACCESS_TOKEN: opts.accessTokenStrategy,
+      ...(opts.tokenUrl ? { WEBFINGER_OIDC_DISCOVERY_TOKEN_URL: opts.tokenUrl } : {}),
+      ...(opts.caFile ? { SSL_CERT_FILE: opts.caFile } : {}),
       ...opts.env,
     };
     if (!migrated) {

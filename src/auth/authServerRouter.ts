@@ -1,6 +1,7 @@
 import express from 'express';
 import { metadataHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/metadata.js';
 import { createOAuthMetadata, getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import { CLIENT_ASSERTION_ALGS } from './cimd/clientMetadataDocument.js';
 import type { HydraProvider } from './hydraProvider.js';
 import type { ResourceSet } from './resource.js';
 import { SUPPORTED_SCOPES } from './scopes.js';
@@ -29,10 +30,16 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
 
   // RFC 8414 metadata: like the SDK's, plus client_secret_basic, which Hydra
   // uses by default for clients that register without an auth method.
+  // private_key_jwt is checked by Hydra (fosite) against the client's keys;
+  // the assertion's aud is our /token (Hydra's token_url is set to it).
+  // client_id_metadata_document_supported: draft-ietf-oauth-client-id-metadata-document,
+  // MCP 2025-11-25 (clients such as claude.ai use CIMD only when it is true).
   const asMetadata = {
     ...base,
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
-    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    client_id_metadata_document_supported: true,
   };
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
   // Registration bodies are small; a big one is refused as RFC 7591 metadata error

@@ -43,6 +43,11 @@ export interface HydraClient {
   client_secret_expires_at?: number;
   created_at?: string;
   metadata?: Record<string, unknown> | null;
+  owner?: string;
+  audience?: string[] | null;
+  jwks_uri?: string;
+  jwks?: { keys?: Record<string, unknown>[] } | null;
+  token_endpoint_auth_signing_alg?: string;
 }
 
 /** RFC 7662 answer as Hydra sends it. */
@@ -133,6 +138,14 @@ export interface HydraAdmin {
   getClient(clientId: string): Promise<HydraClient | undefined>;
   /** Replace a client's redirect URIs (JSON Patch on /admin/clients/{id}). */
   setRedirectUris(clientId: string, uris: string[]): Promise<HydraClient>;
+  /** Create a client with an id of our choosing (POST /admin/clients); an existing id is a HydraError with status 409. */
+  createClient(client: Record<string, unknown>): Promise<HydraClient>;
+  /**
+   * Clients whose `owner` is exactly `owner` (GET /admin/clients?owner=…): the
+   * only way to read back a client whose id contains "/", which
+   * /admin/clients/{id} cannot address (Hydra v2.3's router splits on it).
+   */
+  findClientsByOwner(owner: string): Promise<HydraClient[]>;
   introspect(token: string): Promise<Introspection>;
   getLoginRequest(challenge: string): Promise<LoginRequest>;
   acceptLoginRequest(challenge: string, body: AcceptLogin): Promise<RedirectTo>;
@@ -254,6 +267,9 @@ export function createHydraAdmin(options: HydraAdminOptions): HydraAdmin {
       call<HydraClient>('PATCH', endpoint(`/clients/${encodeURIComponent(clientId)}`), {
         json: [{ op: 'replace', path: '/redirect_uris', value: uris }],
       }),
+    createClient: (client) => call<HydraClient>('POST', endpoint('/clients'), { json: client }),
+    findClientsByOwner: async (owner) =>
+      (await call<HydraClient[] | null>('GET', endpoint('/clients', { owner, page_size: '10' }))) ?? [],
     introspect: (token) => call<Introspection>('POST', endpoint('/oauth2/introspect'), { form: new URLSearchParams({ token }) }),
     getLoginRequest: (c) => login.get<LoginRequest>(c),
     acceptLoginRequest: (c, b) => login.accept(c, b),

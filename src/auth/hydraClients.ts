@@ -2,6 +2,8 @@ import type { OAuthRegisteredClientsStore } from '@modelcontextprotocol/sdk/serv
 import { CustomOAuthError, InvalidClientMetadataError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { Logger } from '../log/logger.js';
+import { CimdClients } from './cimd/cimdClients.js';
+import { type ClientMetadataDocuments, isClientIdUrl } from './cimd/clientMetadataDocument.js';
 import { type FetchLike, type HydraAdmin, type HydraClient, hydraErrorFrom } from './hydraAdmin.js';
 import { LruCache } from './lruCache.js';
 import { checkRedirectUri } from './redirectUris.js';
@@ -20,6 +22,8 @@ export interface HydraClientsOptions {
   cacheTtlMs?: number;
   /** Most clients kept in the lookup cache. */
   cacheSize?: number;
+  /** Resolves `client_id` URLs (Client ID Metadata Documents); without it such ids are unknown clients. */
+  clientMetadataDocuments?: ClientMetadataDocuments;
 }
 
 /**
@@ -30,13 +34,19 @@ export interface HydraClientsOptions {
 export class HydraClientsStore implements OAuthRegisteredClientsStore {
   private readonly cache: LruCache<OAuthClientInformationFull>;
   private readonly fetch: FetchLike;
+  private readonly cimd: CimdClients | undefined;
 
   constructor(private readonly options: HydraClientsOptions) {
     this.fetch = options.fetch ?? fetch;
     this.cache = new LruCache(options.cacheSize ?? 1000);
+    const { clientMetadataDocuments: documents, hydraAdmin, resources, log } = options;
+    this.cimd = documents ? new CimdClients({ documents, hydraAdmin, resources, log }) : undefined;
   }
 
   async getClient(clientId: string): Promise<OAuthClientInformationFull | undefined> {
+    // A URL client_id names its metadata document: fetched (cached), checked,
+    // mirrored into Hydra; errors are invalid_client saying why.
+    if (this.cimd && isClientIdUrl(clientId)) return this.cimd.getClient(clientId);
     const hit = this.cache.get(clientId);
     if (hit) return hit;
     let found: HydraClient | undefined;
@@ -62,6 +72,8 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
    */
   async allowLoopbackPort(client: OAuthClientInformationFull, redirectUri: string): Promise<void> {
     if (client.redirect_uris.includes(redirectUri) || new URL(redirectUri).hostname !== 'localhost') return;
+    // Hydra v2.3 cannot patch a client whose id is a URL (see cimd/cimdClients.ts).
+    if (isClientIdUrl(client.client_id)) return;
     const withPort = (u: string) => new URL(u).hostname === 'localhost' && new URL(u).port !== '';
     const kept = client.redirect_uris.filter((u) => !withPort(u));
     const recent = client.redirect_uris.filter(withPort).slice(-(MAX_ADDED_LOOPBACK_PORTS - 1));

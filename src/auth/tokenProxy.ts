@@ -12,7 +12,13 @@ export interface TokenProxyOptions {
 
 // RFC 6749 §3.2: a parameter sent twice arrives as an array and fails `z.string()`.
 const field = z.string().min(1).max(4096);
-const ClientCredentials = { client_id: field.optional(), client_secret: field.optional() };
+// RFC 7523 §2.2 client assertions (private_key_jwt) ride along for Hydra to verify.
+const ClientCredentials = {
+  client_id: field.optional(),
+  client_secret: field.optional(),
+  client_assertion: field.optional(),
+  client_assertion_type: field.optional(),
+};
 
 const TokenRequest = z.discriminatedUnion('grant_type', [
   z.object({
