@@ -8,7 +8,7 @@ import 'dotenv/config';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadConfig } from '../src/config/config.js';
+import { loadStartConfig } from '../src/config/startConfig.js';
 import { startServer } from '../src/main.js';
 import { ensureHydraBinary, type RunningHydra, startHydra } from './hydra.js';
 
@@ -22,12 +22,13 @@ function hydraSecret(dataDir: string): string {
 }
 
 async function main() {
-  const config = loadConfig(process.env); // fail fast, naming the variable, before building anything
+  // Fail fast, naming each wrong variable (the server's and the embedded Hydra's), before building anything.
+  const { server: config, embeddedHydra } = loadStartConfig(process.env);
   const env: Record<string, string | undefined> = { ...process.env };
   let hydra: RunningHydra | undefined;
 
-  if (!process.env.HYDRA_PUBLIC_URL && !process.env.HYDRA_ADMIN_URL) {
-    const dataDir = resolve(process.env.HYDRA_DATA_DIR ?? './data');
+  if (embeddedHydra) {
+    const dataDir = resolve(embeddedHydra.dataDir);
     mkdirSync(dataDir, { recursive: true });
     say('Preparing Ory Hydra (the first run builds it from Go modules, a few minutes)…');
     const binary = await ensureHydraBinary({ log: (l) => process.stderr.write(`  ${l}\n`) });
@@ -37,13 +38,14 @@ async function main() {
       publicPort: Number(config.hydra.publicUrl.port || 4444),
       adminPort: Number(config.hydra.adminUrl.port || 4445),
       dsn: resolve(dataDir, 'hydra.sqlite'),
-      accessTokenStrategy: process.env.HYDRA_ACCESS_TOKEN_STRATEGY === 'jwt' ? 'jwt' : 'opaque',
+      accessTokenStrategy: embeddedHydra.accessTokenStrategy,
       loginUrl: `${base}/login`,
       consentUrl: `${base}/consent`,
       logoutUrl: `${base}/logout`,
       errorUrl: `${base}/oauth-error`,
+      tokenUrl: `${base}/token`,
       secretsSystem: hydraSecret(dataDir),
-      log: (line) => process.env.HYDRA_LOG === 'show' && process.stderr.write(`[hydra] ${line}\n`),
+      log: (line) => embeddedHydra.showLogs && process.stderr.write(`[hydra] ${line}\n`),
     });
     env.HYDRA_PUBLIC_URL = hydra.publicUrl;
     env.HYDRA_ADMIN_URL = hydra.adminUrl;

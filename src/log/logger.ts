@@ -1,4 +1,13 @@
-/** A structured logger: one JSON object per line on stderr. */
+import { pino } from 'pino';
+import { redact } from './redact.js';
+
+/**
+ * A structured logger: one JSON object per line on stderr (or `sink`), with
+ * `time` (ISO 8601), `level` (its name), the logger's and the call's fields,
+ * and `msg`.
+ *
+ * Choice: pino writes the lines; redaction stays our key pattern (./redact.ts, as pino's formatters.log), as pino's `redact` matches listed paths only and a tool's `{ github_token }` would leak.
+ */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -8,39 +17,45 @@ export interface Logger {
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
-// Field names whose values must never reach a log line (tokens, passwords, secrets).
-const SECRET_KEY = /token|secret|password|authorization|cookie|code_verifier|^code$|challenge/i;
+const redactFields = (fields: Record<string, unknown>) => redact(fields) as Record<string, unknown>;
 
-/** Replace the values of secret-looking keys, at any depth, with "[redacted]". */
-export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 5 || value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack };
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1);
-  }
-  return out;
+/**
+ * A logger at `level` ("silent" writes nothing). `sink` receives each line
+ * without its newline (the tests capture lines this way); by default lines go
+ * to stderr synchronously, so nothing is lost on exit and lines keep their order.
+ */
+export function createLogger(level: LogLevel, sink?: (line: string) => void): Logger {
+  const destination = sink
+    ? { write: (line: string) => sink(line.replace(/\n$/, '')) }
+    : level === 'silent'
+      ? { write: () => {} }
+      : pino.destination({ fd: 2, sync: true });
+  const root = pino(
+    {
+      level,
+      base: null, // no pid / hostname: the fields are ours
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Errors at any key were serialised (and redacted) by formatters.log; pino's
+      // default `err` serializer would take the result for an error again and rename its type.
+      serializers: { err: (value: unknown) => value },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: redactFields,
+      },
+    },
+    destination,
+  );
+  return wrap(root);
 }
 
-export function createLogger(
-  level: LogLevel,
-  write: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-  base: Record<string, unknown> = {},
-): Logger {
-  const min = RANK[level];
-  const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
-    if (RANK[lvl] < min) return;
-    const record = { time: new Date().toISOString(), level: lvl, msg, ...base, ...(redact(fields ?? {}) as object) };
-    write(JSON.stringify(record));
-  };
+function wrap(p: pino.Logger): Logger {
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(level, write, { ...base, ...fields }),
+    debug: (msg, fields) => p.debug(fields ?? {}, msg),
+    info: (msg, fields) => p.info(fields ?? {}, msg),
+    warn: (msg, fields) => p.warn(fields ?? {}, msg),
+    error: (msg, fields) => p.error(fields ?? {}, msg),
+    // pino's formatters.bindings sees only the root's bindings, never a child's: redact them here.
+    child: (fields) => wrap(p.child(redactFields(fields))),
   };
 }

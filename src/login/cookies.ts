@@ -1,13 +1,28 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { parse as parseCookies } from 'cookie';
 import type { Request, Response } from 'express';
 
-/** Read one cookie from the request (no parser dependency for two cookies). */
+// Split the header only; decoding is done below, where a bad value can be dropped.
+const keepRaw = (value: string) => value;
+
+/**
+ * Read one cookie from the request's Cookie header (RFC 6265 §4.2.1), split by
+ * the `cookie` package; of two with one name, the first is read. A value whose
+ * percent-encoding is broken is treated as absent: the package's own decoder
+ * would hand back the raw text instead, and we never write such a value, so it
+ * can only be a damaged or forged cookie (the caller then issues a fresh one).
+ */
 export function readCookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  const cookies = parseCookies(header, { decode: keepRaw });
+  // A plain object: "constructor" and the like must not be found on its prototype.
+  if (!Object.hasOwn(cookies, name)) return undefined;
+  try {
+    return decodeURIComponent(cookies[name]!);
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 export interface CookieOptions {

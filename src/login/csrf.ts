@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { type CookieOptions, randomToken, readCookie, setCookie, type Signer } from './cookies.js';
+import { BadRequest } from './pageKit.js';
 
 const COOKIE = 'hmcp_csrf';
 
@@ -22,7 +23,8 @@ export class Csrf {
       seed = randomToken();
       setCookie(res, COOKIE, seed, this.cookie);
       // Later code in this request may render again (e.g. an error) with the same seed.
-      req.headers.cookie = `${req.headers.cookie ? `${req.headers.cookie}; ` : ''}${COOKIE}=${seed}`;
+      // Put first: the first cookie of a name wins, and a short or damaged one may follow.
+      req.headers.cookie = `${COOKIE}=${seed}${req.headers.cookie ? `; ${req.headers.cookie}` : ''}`;
     }
     return this.signer.mac(`${seed}|${binding}`);
   }
@@ -31,5 +33,10 @@ export class Csrf {
   verify(req: Request, binding: string, token: unknown): boolean {
     const seed = readCookie(req, COOKIE);
     return typeof token === 'string' && !!seed && this.signer.check(`${seed}|${binding}`, token);
+  }
+
+  /** The one CSRF check of every form: throws BadRequest (nothing is done) unless `verify` holds. */
+  require(req: Request, binding: string, token: unknown): void {
+    if (!this.verify(req, binding, token)) throw new BadRequest('The form has expired or did not come from this site. Go back and try again.');
   }
 }

@@ -318,6 +318,13 @@ describe('login and consent pages (stub Hydra admin)', () => {
     expect(stub.calls.map((c) => c.method)).toContain('acceptLogout');
   });
 
+  it('shows the login form (200, fresh CSRF cookie) to a browser whose CSRF cookie has a bad percent-encoding, not a 500', async () => {
+    const res = await fetch(`${base}/login?login_challenge=lc`, { headers: { cookie: 'hmcp_csrf=%E0%A4%A' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.getSetCookie().filter((c) => c.startsWith('hmcp_csrf=')).length).toBe(1);
+    expect(parse(await res.text()).querySelector('input[name=csrf]')?.getAttribute('value')).toBeTruthy();
+  });
+
   it('shows a readable 410 page for a used or expired challenge', async () => {
     const res = await fetch(`${base}/login?login_challenge=gone`);
     expect(res.status).toBe(410);
