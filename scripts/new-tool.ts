@@ -1,6 +1,7 @@
 /**
- * `npm run new-tool -- <name> [scope ...]`: write tools/<name>.ts and
- * test/tools/<name>.test.ts from a template, ready to edit and run.
+ * `npm run new-tool -- <name> [scope ...] [--list]`: write tools/<name>.ts and
+ * test/tools/<name>.test.ts from a template, ready to edit and run. `--list`
+ * makes a list-shaped tool: pages of the caller's records with signed cursors.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +15,13 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-const [name, ...scopes] = process.argv.slice(2);
-if (!name) fail('usage: npm run new-tool -- <name> [scope ...]   e.g. npm run new-tool -- notes_count notes:read', 2);
+const args = process.argv.slice(2);
+const flags = args.filter((a) => a.startsWith('--'));
+const badFlags = flags.filter((f) => f !== '--list');
+if (badFlags.length) fail(`unknown option(s) ${badFlags.join(', ')}; the only option is --list (a list-shaped tool with cursors)`, 2);
+const listShaped = flags.includes('--list');
+const [name, ...scopes] = args.filter((a) => !a.startsWith('--'));
+if (!name) fail('usage: npm run new-tool -- <name> [scope ...] [--list]   e.g. npm run new-tool -- notes_count notes:read', 2);
 if (!NAME.test(name)) fail(`tool name "${name}" must be lower case letters, digits and underscores, starting with a letter`);
 const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.includes(s));
 if (unknown.length) fail(`unknown scope(s) ${unknown.join(', ')}; known: ${SUPPORTED_SCOPES.join(', ')} (add new ones to src/auth/scopes.ts)`);
@@ -27,9 +33,18 @@ for (const p of [toolPath, testPath]) if (existsSync(ROOT + p)) fail(`${p} alrea
 const title = name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
 const scopeList = scopes.map((s) => `'${s}'`).join(', ');
 
-writeFileSync(
-  ROOT + toolPath,
-  `import { z } from 'zod';
+const [toolSource, testSource] = listShaped ? listTemplates() : callTemplates();
+writeFileSync(ROOT + toolPath, toolSource);
+writeFileSync(ROOT + testPath, testSource);
+
+console.log(`Created ${toolPath} and ${testPath}.
+Next: edit the description, input and handler; run  npx vitest run ${testPath}
+then restart npm start: the tool is found automatically and listed to clients.`);
+
+/** A tool that does one thing per call (it counts its own calls in the caller's storage). */
+function callTemplates(): [string, string] {
+  return [
+    `import { z } from 'zod';
 import { defineTool } from '../src/tools/contract.js';
 
 export default defineTool({
@@ -53,11 +68,7 @@ export default defineTool({
   },
 });
 `,
-);
-
-writeFileSync(
-  ROOT + testPath,
-  `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+    `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
 import tool from '../../tools/${name}.js';
 
@@ -82,8 +93,92 @@ describe('${name}', () => {
   });
 });
 `,
-);
+  ];
+}
 
-console.log(`Created ${toolPath} and ${testPath}.
-Next: edit the description, input and handler; run  npx vitest run ${testPath}
-then restart npm start: the tool is found automatically and listed to clients.`);
+/**
+ * A list-shaped tool: one page of the caller's records per call, `limit` and
+ * `cursor` in, `nextCursor` out. The cursor holds a keyset position (the last
+ * key), signed and bound to the caller and the tool by ctx.cursors.
+ */
+function listTemplates(): [string, string] {
+  return [
+    `import { z } from 'zod';
+import { defineTool, pageInput } from '../src/tools/contract.js';
+
+// What this tool's cursors carry: the key of the last record on the page (a
+// keyset position, never an offset). ctx.cursors signs it for this caller and tool.
+const position = z.object({ key: z.string() });
+
+export default defineTool({
+  name: '${name}',
+  title: '${title}',
+  // Written for the model that decides whether to call this tool.
+  description: 'TODO: say what ${name} lists. When the result has nextCursor, call again with cursor set to it.',
+  // limit (1 to 100, default 20; anything else is an input error) and cursor.
+  input: { ...pageInput({ defaultLimit: 20, maxLimit: 100 }) },
+  // Scopes the access token must carry ([] = any signed-in user).
+  scopes: [${scopeList}],
+  annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+  handler: async ({ limit, cursor }, { store, cursors }) => {
+    // A forged, truncated or another person's or tool's cursor throws a ToolError naming the cursor.
+    const from = cursors.open(cursor, position);
+    // One keyset read of the caller's own records: the same cost on page 1 and page 1000.
+    const page = await store.records('${name}').page({ limit, after: from?.key });
+    return {
+      items: page.records,
+      ...(page.next ? { nextCursor: cursors.seal({ key: page.next }) } : {}),
+    };
+  },
+});
+`,
+    `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scopedStoreFor } from '../../src/store/scopedStore.js';
+import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
+import tool from '../../tools/${name}.js';
+
+describe('${name}', () => {
+  let h: ToolHarness;
+  const caller = { sub: 'user-1', scopes: [${scopeList}] };
+  beforeAll(async () => {
+    h = await toolHarness([tool]);
+    const records = scopedStoreFor(h.db, 'user-1').records('${name}');
+    for (const key of ['a', 'b', 'c', 'd', 'e']) await records.put(key, { key });
+  });
+  afterAll(() => h.close());
+
+  const list = async (args: Record<string, unknown>, who = caller) => {
+    const r = await h.call('${name}', args, who);
+    expect(r.isError, r.text).toBeFalsy();
+    return JSON.parse(r.text) as { items: { key: string }[]; nextCursor?: string };
+  };
+
+  it('pages through the caller\\'s records with cursors', async () => {
+    const keys: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await list({ limit: 2, ...(cursor ? { cursor } : {}) });
+      keys.push(page.items.map((i) => i.key));
+      cursor = page.nextCursor;
+    } while (cursor && keys.length < 10);
+    expect(keys).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+  });
+
+  it('shows another user none of them, and refuses this user\\'s cursor to them', async () => {
+    const other = { ...caller, sub: 'user-2' };
+    expect(await list({}, other)).toEqual({ items: [] });
+    const { nextCursor } = await list({ limit: 1 });
+    const r = await h.call('${name}', { cursor: nextCursor }, other);
+    expect(r.isError).toBe(true);
+    expect(r.text).toMatch(/^invalid_cursor: /);
+  });
+
+  it('refuses a page size of 0 as an input error', async () => {
+    const r = await h.call('${name}', { limit: 0 }, caller);
+    expect(r.isError).toBe(true);
+    expect(r.text).toContain('limit');
+  });
+});
+`,
+  ];
+}

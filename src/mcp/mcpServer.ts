@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { Db } from '../store/database.js';
 import { scopedStoreFor } from '../store/scopedStore.js';
 import { type ToolContext, type ToolDefinition, ToolError } from '../tools/contract.js';
+import type { CursorKey } from '../tools/cursor.js';
 
 export interface McpServerOptions {
   tools: readonly ToolDefinition[];
@@ -15,6 +16,8 @@ export interface McpServerOptions {
   /** Asks Hydra, uncached, whether a token is active (tools with onlineCheck). */
   isActiveNow?: (token: string) => Promise<boolean>;
   db: Db;
+  /** Signs the page cursors tools hand out (from the composition root; tools never see it). */
+  cursorKey: CursorKey;
   log: Logger;
   name: string;
   version: string;
@@ -60,7 +63,7 @@ async function runTool(
   tool: ToolDefinition,
   input: Record<string, unknown>,
   extra: Extra,
-  { db, log, isActiveNow, onToolCall }: McpServerOptions,
+  { db, cursorKey, log, isActiveNow, onToolCall }: McpServerOptions,
 ): Promise<CallToolResult> {
   const principal = principalOf(extra.authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
@@ -81,6 +84,7 @@ async function runTool(
   const ctx: ToolContext = {
     principal,
     store: scopedStoreFor(db, principal.sub),
+    cursors: cursorKey.cursorsFor(principal.sub, tool.name),
     log: toolLog,
     signal: extra.signal,
     progress: async (progress, total, message) => {

@@ -17,9 +17,13 @@ export type Lookup<S extends Session> =
   | { found: false; reason: 'unknown' | 'not_owner' };
 
 export interface SessionLimits {
-  /** Most live sessions in this registry. */
+  /**
+   * Most live sessions in this registry: the bound on memory. When it is
+   * reached, a person who holds a session gets their own least recently used
+   * one replaced; a person who holds none is refused (503).
+   */
   maxSessions: number;
-  /** Most live sessions one user (sub) may hold. */
+  /** Most live sessions one user (sub) may hold; one more closes their least recently used. */
   maxPerUser: number;
   /** Sessions unused this long are closed. */
   idleMs: number;
@@ -33,6 +37,15 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = { maxSessions: 1000, maxPer
  * global), each bound to the principal that created it (MCP 2025-06-18
  * security best practices: session ids must not stand in for authentication),
  * bounded in number, and closed when idle.
+ *
+ * A person at their cap never gets refused: clients often drop connections
+ * without the closing DELETE, and lose the ids, so a refusal would lock the
+ * person out until the idle timeout. Their least recently used session is
+ * closed instead. MCP 2025-06-18 basic/transports, "Session Management": the
+ * server MAY terminate a session at any time, then MUST answer its id with
+ * 404, and a client that gets 404 MUST start a new session.
+ * The map is kept in recency order (every request moves its session to the
+ * end), so "least recently used" is the first entry of that person.
  */
 export class SessionRegistry<S extends Session> {
   private readonly sessions = new Map<string, { session: S; lastUsed: number }>();
@@ -46,17 +59,57 @@ export class SessionRegistry<S extends Session> {
     this.sweeper.unref();
   }
 
-  /** Why a new session for `principal` cannot be opened now, if it cannot. */
+  /**
+   * Why a new session for `principal` cannot be opened now, if it cannot:
+   * only when the server is full and the person holds no session of their
+   * own to give up. Full or not, one person's new session never closes
+   * another person's.
+   */
   refusal(principal: Principal): string | undefined {
-    if (this.sessions.size >= this.limits.maxSessions) return 'Too many open sessions on this server; try again later';
-    let mine = 0;
-    for (const { session } of this.sessions.values()) if (session.owner.sub === principal.sub) mine++;
-    if (mine >= this.limits.maxPerUser) return `Too many open sessions for this user (at most ${this.limits.maxPerUser}); close one first`;
-    return undefined;
+    if (this.sessions.size < this.limits.maxSessions) return undefined;
+    if (this.heldBy(principal.sub).count > 0) return undefined;
+    return 'Too many open sessions on this server; try again later';
   }
 
-  add(id: string, session: S): void {
+  /**
+   * Registers a new session. If its owner is at the per-user cap, or the
+   * server is full and the owner holds a session, the owner's least recently
+   * used sessions are closed first; returns their ids.
+   */
+  add(id: string, session: S): string[] {
+    const evicted: string[] = [];
+    // A loop, not one eviction: concurrent initializes of one person may all
+    // have passed refusal(). (Those of people holding nothing, racing into a
+    // full server, overshoot the bound by at most their number.)
+    for (;;) {
+      const { count, oldest } = this.heldBy(session.owner.sub);
+      const full = this.sessions.size >= this.limits.maxSessions;
+      if (oldest === undefined || (count < this.limits.maxPerUser && !full)) break;
+      this.evict(oldest);
+      evicted.push(oldest);
+    }
     this.sessions.set(id, { session, lastUsed: this.limits.now() });
+    return evicted;
+  }
+
+  /** How many sessions `sub` holds, and the id of its least recently used. */
+  private heldBy(sub: string): { count: number; oldest?: string } {
+    let count = 0;
+    let oldest: string | undefined;
+    for (const [id, { session }] of this.sessions) {
+      if (session.owner.sub !== sub) continue;
+      count++;
+      oldest ??= id;
+    }
+    return { count, oldest };
+  }
+
+  private evict(id: string): void {
+    const entry = this.sessions.get(id);
+    if (!entry) return;
+    this.sessions.delete(id);
+    // Closing ends its streams; the transport's onclose then finds the id already gone.
+    void Promise.allSettled([entry.session.close()]);
   }
 
   /** The session `id`, only if `principal` owns it; using it keeps it alive. */
@@ -66,6 +119,9 @@ export class SessionRegistry<S extends Session> {
     const { owner } = entry.session;
     if (owner.sub !== principal.sub || owner.clientId !== principal.clientId) return { found: false, reason: 'not_owner' };
     entry.lastUsed = this.limits.now();
+    // Move to the end: the map's order is recency order (see the class comment).
+    this.sessions.delete(id);
+    this.sessions.set(id, entry);
     return { found: true, session: entry.session };
   }
 
@@ -84,6 +140,14 @@ export class SessionRegistry<S extends Session> {
     for (const [id] of idle) this.sessions.delete(id);
     await Promise.allSettled(idle.map(([, e]) => e.session.close()));
     return idle.length;
+  }
+
+  /** Close every session of `sub` (their account was removed); returns how many. */
+  async closeOwnedBy(sub: string): Promise<number> {
+    const owned = [...this.sessions].filter(([, e]) => e.session.owner.sub === sub);
+    for (const [id] of owned) this.sessions.delete(id);
+    await Promise.allSettled(owned.map(([, e]) => e.session.close()));
+    return owned.length;
   }
 
   async closeAll(): Promise<void> {

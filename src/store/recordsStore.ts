@@ -13,12 +13,20 @@ export interface RecordsStore {
   get<T extends Json = Json>(key: string): Promise<T | undefined>;
   /** Records in key order, optionally only keys starting with `prefix`. */
   list<T extends Json = Json>(opts?: { prefix?: string; limit?: number }): Promise<{ key: string; value: T }[]>;
+  /**
+   * One page in key order, starting after the key `after` (exclusive): a
+   * keyset read of at most `limit` + 1 rows. `next` is the key to continue
+   * from, absent on the last page.
+   */
+  page<T extends Json = Json>(opts: { limit: number; prefix?: string; after?: string }): Promise<{ records: { key: string; value: T }[]; next?: string }>;
   delete(key: string): Promise<boolean>;
 }
 
 const NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
 const MAX_KEY = 256;
 const MAX_VALUE_BYTES = 256 * 1024;
+/** Largest page `page()` reads. */
+export const MAX_RECORDS_PAGE = 1000;
 
 /** Bad input to a records store: a wrong collection name, key or value. */
 export class RecordsInputError extends TypeError {
@@ -64,6 +72,19 @@ export function recordsStoreFor(db: Db, sub: string, collection: string): Record
       if (prefix) q = q.where('key', '>=', prefix).where('key', '<', `${prefix}\uffff`);
       const rows = await q.orderBy('key').limit(Math.min(Math.max(limit, 1), 1000)).execute();
       return rows.map((r) => ({ key: r.key, value: JSON.parse(r.value) as T }));
+    },
+    async page<T extends Json>({ limit, prefix, after }: { limit: number; prefix?: string; after?: string }) {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RECORDS_PAGE) {
+        throw new RecordsInputError(`page limit must be an integer from 1 to ${MAX_RECORDS_PAGE}`);
+      }
+      let q = db.selectFrom('records').select(['key', 'value']).where('sub', '=', sub).where('collection', '=', collection);
+      if (prefix) q = q.where('key', '>=', prefix).where('key', '<', `${prefix}\uffff`);
+      // The primary key (sub, collection, key) serves this range read.
+      if (after !== undefined) q = q.where('key', '>', after);
+      const rows = await q.orderBy('key').limit(limit + 1).execute();
+      const records = rows.slice(0, limit).map((r) => ({ key: r.key, value: JSON.parse(r.value) as T }));
+      const last = records[records.length - 1];
+      return rows.length > limit && last ? { records, next: last.key } : { records };
     },
     async delete(key) {
       checkKey(key);

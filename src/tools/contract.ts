@@ -7,17 +7,25 @@ import type { ZodRawShape, z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { ScopedStore } from '../store/scopedStore.js';
+import type { PageCursors } from './cursor.js';
 
 export type { Principal } from '../auth/principal.js';
 export type { Logger } from '../log/logger.js';
 export type { Note } from '../store/notesStore.js';
 export type { ScopedStore } from '../store/scopedStore.js';
+// Pagination for list-shaped tools: keyset positions in opaque, signed cursors.
+export { type CursorPosition, InvalidCursorError, type PageCursors, pageInput } from './cursor.js';
 
 export interface ToolContext {
   /** The verified caller: `sub`, client id, scopes, token expiry. */
   principal: Principal;
   /** Storage already scoped to `principal.sub`. */
   store: ScopedStore;
+  /**
+   * Seal and open page cursors, bound to this caller and this tool: a cursor
+   * from another person or tool, or an altered one, is refused (see pageInput).
+   */
+  cursors: PageCursors;
   log: Logger;
   /** Aborted when the client cancels the call or the session ends. */
   signal: AbortSignal;
@@ -72,6 +80,4 @@ export function defineTool<Shape extends ZodRawShape, Out extends ZodRawShape = 
 }
 
 /** Throw this from a handler for an error the caller should see verbatim. */
-export class ToolError extends Error {
-  override name = 'ToolError';
-}
+export { ToolError } from './toolError.js';

@@ -12,6 +12,7 @@ import { createLogger } from '../log/logger.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { type Db, openDatabase } from '../store/database.js';
 import type { ToolDefinition } from './contract.js';
+import { CursorKey } from './cursor.js';
 
 export interface Caller {
   sub: string;
@@ -34,10 +35,12 @@ export interface ToolHarness {
 export async function toolHarness(tools: ToolDefinition[]): Promise<ToolHarness> {
   const db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
   const clients: { close(): Promise<void> }[] = [];
+  // One key per harness, so a cursor from one call opens in the next.
+  const cursorKey = CursorKey.random();
   return {
     db,
     async call(name, args, caller, opts = {}) {
-      const server = createMcpServer({ tools, db, log: createLogger('silent'), name: 'tool-test', version: '0' });
+      const server = createMcpServer({ tools, db, cursorKey, log: createLogger('silent'), name: 'tool-test', version: '0' });
       const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
       const authInfo = toAuthInfo(
         { sub: caller.sub, clientId: caller.clientId ?? 'test-client', scopes: caller.scopes ?? [], expiresAt: Math.floor(Date.now() / 1000) + 3600 },

@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { CompiledQuery, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
 import { createUserStore, DuplicateUserError } from '../../src/login/userStore.js';
 import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
+import { type NotePosition } from '../../src/store/notesStore.js';
 import { RecordsInputError } from '../../src/store/recordsStore.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -71,6 +73,139 @@ describe.each(['sqlite', 'postgres'] as const)('store contract on %s', (kind) =>
     const s = scopedStoreFor(db, 'carol').notes;
     for (const t of ['a', 'b', 'c']) await s.add({ title: t, body: '' });
     expect((await s.list({ limit: 2 })).map((n) => n.title)).toEqual(['a', 'b']);
+  });
+
+  /** Notes of `sub` with the given created_at values (ties on purpose), written straight to the table. */
+  async function seedNotes(sub: string, stamps: string[]) {
+    const rows = stamps.map((createdAt, i) => ({ id: `${sub}-${String(i).padStart(4, '0')}-${Math.random().toString(36).slice(2, 8)}`, sub, title: `#${i}`, body: '', created_at: createdAt }));
+    await db.insertInto('notes').values(rows).execute();
+    return rows;
+  }
+
+  /** Every page of `sub`'s notes in `order`, walking the `next` positions. */
+  async function walk(sub: string, order: 'newest' | 'oldest', limit: number, store = scopedStoreFor(db, sub).notes) {
+    const pages: string[][] = [];
+    let after: NotePosition | undefined;
+    do {
+      const page = await store.page({ limit, order, after });
+      pages.push(page.notes.map((n) => n.id));
+      after = page.next;
+      expect(pages.length, 'the walk ends').toBeLessThan(100);
+    } while (after);
+    return pages;
+  }
+
+  it('notes: pages newest first and oldest first by (created_at, id), each note once, ties included', async () => {
+    // 23 notes over 8 timestamps: several notes share a millisecond, as concurrent writes do.
+    const stamps = Array.from({ length: 23 }, (_, i) => `2026-11-25T10:00:00.00${i % 8}Z`);
+    const rows = await seedNotes('pia', stamps);
+    await seedNotes('quinn', stamps.slice(0, 5));
+    const expected = [...rows]
+      .sort((a, b) => (a.created_at === b.created_at ? 0 : a.created_at < b.created_at ? -1 : 1))
+      .map((r) => r.created_at);
+    const newest = await walk('pia', 'newest', 5);
+    expect(newest.map((p) => p.length)).toEqual([5, 5, 5, 5, 3]);
+    const ids = newest.flat();
+    expect(new Set(ids)).toEqual(new Set(rows.map((r) => r.id)));
+    const stampOf = new Map(rows.map((r) => [r.id, r.created_at]));
+    expect(ids.map((id) => stampOf.get(id))).toEqual([...expected].reverse());
+    // The same order, read from the other end.
+    expect((await walk('pia', 'oldest', 4)).flat()).toEqual([...ids].reverse());
+  });
+
+  it('notes: a page exactly as long as what is left ends without a next position', async () => {
+    await seedNotes('rita', ['2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']);
+    const s = scopedStoreFor(db, 'rita').notes;
+    expect((await s.page({ limit: 2 })).next).toBeUndefined();
+    const first = await s.page({ limit: 1 });
+    expect(first.notes.map((n) => n.createdAt)).toEqual(['2026-01-02T00:00:00.000Z']);
+    expect(first.next).toEqual({ createdAt: '2026-01-02T00:00:00.000Z', id: first.notes[0]!.id });
+    const second = await s.page({ limit: 1, after: first.next });
+    expect(second.notes.map((n) => n.createdAt)).toEqual(['2026-01-01T00:00:00.000Z']);
+    expect(second.next).toBeUndefined();
+    expect(await scopedStoreFor(db, 'nobody').notes.page({ limit: 10 })).toEqual({ notes: [] });
+  });
+
+  it("notes: a position from another user's list reads only the caller's own notes", async () => {
+    const theirs = await seedNotes('sam', ['2026-05-01T00:00:00.000Z']);
+    await seedNotes('tess', ['2026-01-01T00:00:00.000Z', '2026-09-01T00:00:00.000Z']);
+    const page = await scopedStoreFor(db, 'tess').notes.page({ limit: 10, after: { createdAt: theirs[0]!.created_at, id: theirs[0]!.id } });
+    expect(page.notes.map((n) => n.createdAt)).toEqual(['2026-01-01T00:00:00.000Z']);
+  });
+
+  it('notes: a page reads at most limit + 1 rows, however many notes there are', async () => {
+    await seedNotes('uma', Array.from({ length: 300 }, (_, i) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString()));
+    const rowsRead: number[] = [];
+    const counter: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => {
+        rowsRead.push(args.result.rows.length);
+        return args.result;
+      },
+    };
+    const pages = await walk('uma', 'newest', 40, scopedStoreFor(db.withPlugin(counter), 'uma').notes);
+    expect(pages.flat()).toHaveLength(300);
+    expect(rowsRead).toHaveLength(8);
+    expect(Math.max(...rowsRead)).toBe(41);
+  });
+
+  it('notes: the page query is an index range scan with no sort step (keyset, not OFFSET)', async () => {
+    await seedNotes('vic', Array.from({ length: 50 }, (_, i) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString()));
+    const nodes: RootOperationNode[] = [];
+    const capture: KyselyPlugin = {
+      transformQuery: (args) => {
+        nodes.push(args.node);
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    };
+    const first = await scopedStoreFor(db.withPlugin(capture), 'vic').notes.page({ limit: 10 });
+    await scopedStoreFor(db.withPlugin(capture), 'vic').notes.page({ limit: 10, after: first.next });
+    const query = db.getExecutor().compileQuery(nodes[1]!, { queryId: 'explain' });
+    const plan = await db.connection().execute(async (c) => {
+      if (kind === 'sqlite') {
+        const r = await c.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${query.sql}`, [...query.parameters]));
+        return r.rows.map((row) => row.detail).join('\n');
+      }
+      // A 50-row table would be read whole by choice; forbid that to see which index the query can use.
+      await sql`SET enable_seqscan = off`.execute(c);
+      await sql`SET enable_bitmapscan = off`.execute(c);
+      try {
+        const r = await c.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`EXPLAIN ${query.sql}`, [...query.parameters]));
+        return r.rows.map((row) => row['QUERY PLAN']).join('\n');
+      } finally {
+        await sql`RESET enable_seqscan`.execute(c);
+        await sql`RESET enable_bitmapscan`.execute(c);
+      }
+    });
+    expect(plan).toContain('notes_sub_created_at_id');
+    if (kind === 'sqlite') {
+      expect(plan).toMatch(/USING (COVERING )?INDEX notes_sub_created_at_id \(sub=\? AND \(created_at,id\)<\(\?,\?\)\)/);
+      expect(plan).not.toContain('TEMP B-TREE');
+    } else {
+      expect(plan).toMatch(/Index Cond: .*sub = .*ROW\(created_at, id\) < ROW/);
+      expect(plan).not.toMatch(/\bSort\b/);
+    }
+  });
+
+  it.each([0, -1, 1.5, 1001])('notes: refuses a page limit of %s', async (limit) => {
+    await expect(scopedStoreFor(db, 'x').notes.page({ limit })).rejects.toThrow(RangeError);
+  });
+
+  it('records: pages in key order from a key, within a prefix, each record once', async () => {
+    const mine = scopedStoreFor(db, 'wes').records('links');
+    for (const k of ['web:5', 'web:1', 'mail:1', 'web:3', 'web:2', 'web:4']) await mine.put(k, k);
+    await scopedStoreFor(db, 'xena').records('links').put('web:0', 'theirs');
+    const keys: string[][] = [];
+    let after: string | undefined;
+    do {
+      const page = await mine.page({ prefix: 'web:', limit: 2, after });
+      keys.push(page.records.map((r) => r.key));
+      after = page.next;
+    } while (after);
+    expect(keys).toEqual([['web:1', 'web:2'], ['web:3', 'web:4'], ['web:5']]);
+    expect((await mine.page({ limit: 10 })).records.map((r) => r.value)).toEqual(['mail:1', 'web:1', 'web:2', 'web:3', 'web:4', 'web:5']);
+    await expect(mine.page({ limit: 0 })).rejects.toBeInstanceOf(RecordsInputError);
   });
 
   it('records: put, overwrite, get, list by prefix and delete, per user and collection', async () => {
