@@ -36,6 +36,12 @@ export interface TokenVerifierOptions {
   onVerification?: (kind: 'jwt' | 'introspection', outcome: 'ok' | 'invalid' | 'unavailable', cached: boolean) => void;
   /** Allowed JWS algorithms: asymmetric only, so no `none` and no HMAC confusion. */
   algorithms?: string[];
+  /**
+   * Subjects whose account was removed (src/account/removedSubjects.ts): their
+   * tokens are refused, JWTs included, however valid they still look. Checked
+   * after verification, on cached answers too; must be O(1).
+   */
+  removedSubjects?: { has(sub: string): boolean };
 }
 
 const DEFAULT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -104,6 +110,7 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
     const { token } = check;
     const { principal, audience } = jwt ? await this.verifyJwt(check) : await this.introspect(check);
     if (jwt && this.options.alwaysIntrospect) await this.introspect(check);
+    this.refuseRemoved(principal);
     return toAuthInfo(principal, token, new URL(audience));
   }
 
@@ -118,7 +125,12 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
    */
   async isActiveNow(token: string): Promise<boolean> {
     const outcome = await this.introspectOnce(token, undefined);
-    return outcome.ok;
+    return outcome.ok && !this.options.removedSubjects?.has(outcome.principal.sub);
+  }
+
+  /** A JWT stays valid until it expires, whatever Hydra revoked: a removed account's tokens end here. */
+  private refuseRemoved(principal: Principal): void {
+    if (this.options.removedSubjects?.has(principal.sub)) throw new InvalidTokenError('The account this token was issued for has been removed');
   }
 
   /**

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../store/database.js';
 import { hashPassword, verifyNothing, verifyPassword } from './password.js';
@@ -32,7 +32,8 @@ export function normaliseEmail(email: string): string {
   return r.data;
 }
 
-function checkPassword(password: string): string {
+/** The password rules every way of setting one follows; throws UserInputError naming the rule broken. */
+export function checkPassword(password: string): string {
   const r = Password.safeParse(password);
   if (!r.success) throw new UserInputError(`password ${r.error.issues[0]?.message ?? 'is invalid'}`);
   return password;
@@ -45,12 +46,23 @@ export interface UserStore {
   verify(email: string, password: string): Promise<User | undefined>;
   /** The user whose tokens carry `sub` = `id`. */
   findById(id: string): Promise<User | undefined>;
+  /** The user with this email (normalised first). Throws UserInputError for a malformed email. */
+  findByEmail(email: string): Promise<User | undefined>;
   /** Every user, by email. */
   list(): Promise<User[]>;
   /** Delete the user; false when there was none. Throws UserInputError for a malformed email. */
   remove(email: string): Promise<boolean>;
+  /** Delete the user whose `sub` is `id`; false when there was none. Account removal (src/account/) calls it last. */
+  removeById(id: string): Promise<boolean>;
   /** Replace the password; false when there is no such user. Throws UserInputError for bad input. */
   setPassword(email: string, password: string): Promise<boolean>;
+  /**
+   * A digest of the stored password hash; undefined when there is no such
+   * user. It changes whenever the password does (every hash has a fresh
+   * salt), so a session bound to it ends on a change (/account does this).
+   * Not the hash: a digest of it is no help to someone guessing passwords.
+   */
+  passwordStamp(id: string): Promise<string | undefined>;
 }
 
 export function createUserStore(db: Db): UserStore {
@@ -85,11 +97,19 @@ export function createUserStore(db: Db): UserStore {
       const row = await db.selectFrom('users').select(['id', 'email', 'created_at']).where('id', '=', id).executeTakeFirst();
       return row && toUser(row);
     },
+    async findByEmail(email) {
+      const row = await db.selectFrom('users').select(['id', 'email', 'created_at']).where('email', '=', normaliseEmail(email)).executeTakeFirst();
+      return row && toUser(row);
+    },
     async list() {
       return (await db.selectFrom('users').select(['id', 'email', 'created_at']).orderBy('email').execute()).map(toUser);
     },
     async remove(email) {
       const r = await db.deleteFrom('users').where('email', '=', normaliseEmail(email)).executeTakeFirst();
+      return r.numDeletedRows > 0n;
+    },
+    async removeById(id) {
+      const r = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
       return r.numDeletedRows > 0n;
     },
     async setPassword(email, password) {
@@ -100,6 +120,10 @@ export function createUserStore(db: Db): UserStore {
         .where('email', '=', normaliseEmail(email))
         .executeTakeFirst();
       return r.numUpdatedRows > 0n;
+    },
+    async passwordStamp(id) {
+      const row = await db.selectFrom('users').select('password_hash').where('id', '=', id).executeTakeFirst();
+      return row && createHash('sha256').update(row.password_hash).digest('base64url').slice(0, 22);
     },
   };
 }

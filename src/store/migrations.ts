@@ -47,6 +47,28 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_removed_subjects': {
+      async up(db: Kysely<any>) {
+        // Subjects whose account is being or was removed (src/account/): written
+        // first by a removal, read by every replica to refuse the sub's tokens.
+        await db.schema
+          .createTable('removed_subjects')
+          .addColumn('sub', 'text', (c) => c.primaryKey())
+          .addColumn('email_digest', 'text', (c) => c.notNull())
+          .addColumn('removed_at', 'text', (c) => c.notNull())
+          .addColumn('completed_at', 'text')
+          .execute();
+        await db.schema.createIndex('removed_subjects_email_digest').on('removed_subjects').column('email_digest').execute();
+        await db.schema.createIndex('removed_subjects_removed_at').on('removed_subjects').column('removed_at').execute();
+      },
+    },
+    '0004_notes_keyset_index': {
+      async up(db: Kysely<any>) {
+        // Keyset pages of notes (notesStore.page): newest or oldest first by
+        // (created_at, id) within one sub; each page is one range scan of this index.
+        await db.schema.createIndex('notes_sub_created_at_id').on('notes').columns(['sub', 'created_at', 'id']).execute();
+      },
+    },
   };
 }
 

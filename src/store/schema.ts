@@ -5,6 +5,7 @@ export interface Database {
   users: UsersTable;
   notes: NotesTable;
   records: RecordsTable;
+  removed_subjects: RemovedSubjectsTable;
 }
 
 export interface UsersTable {
@@ -34,4 +35,18 @@ export interface RecordsTable {
   /** JSON text. */
   value: string;
   updated_at: string;
+}
+
+/**
+ * One row per removed account: written first by a removal, so every replica
+ * refuses the subject's tokens, and kept a while after it completes.
+ */
+export interface RemovedSubjectsTable {
+  sub: string;
+  /** SHA-256 (hex) of the normalised email, so a re-run by email finds the removal without keeping the address. */
+  email_digest: string;
+  /** ISO-8601; when the removal began (tokens refused from then on). */
+  removed_at: string;
+  /** ISO-8601 once every step is done; null while the removal is unfinished. */
+  completed_at: string | null;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeLoopbackPort } from '../../scripts/hydra.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -15,8 +16,8 @@ describe('npm run user (the CLI, on a SQLite file)', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   /** Run scripts/user.ts like `npm run user -- …`, stdin piped (not a terminal). */
-  function user(args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
-    const env: Record<string, string | undefined> = { ...process.env, DATABASE_PATH: join(dir, 'users.sqlite') };
+  function user(args: string[], stdin = '', extraEnv: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+    const env: Record<string, string | undefined> = { ...process.env, DATABASE_PATH: join(dir, 'users.sqlite'), ...extraEnv };
     delete env.DATABASE_URL;
     // cwd is the temporary directory, so no .env of the checkout is loaded.
     const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
@@ -63,9 +64,17 @@ describe('npm run user (the CLI, on a SQLite file)', () => {
     expect(r.err).toContain('usage: npm run user');
   });
 
-  it('changes a password and removes a user', async () => {
+  it('changes a password', async () => {
     expect((await user(['passwd', 'alice@example.com'], 'a new password\n')).out).toBe('Password changed for alice@example.com\n');
-    expect((await user(['remove', 'ALICE@example.com'])).out).toBe('Removed user alice@example.com\n');
-    expect((await user(['list'])).out).toBe('0 users in the sqlite database\n');
+  });
+
+  // The whole removal, against the real Hydra, is test/e2e/removal.test.ts.
+  it('remove with Hydra unreachable: exit 1 saying to run it again; the account and its data stay until Hydra confirms', async () => {
+    const closed = `http://127.0.0.1:${await freeLoopbackPort()}`;
+    const r = await user(['remove', 'ALICE@example.com'], '', { HYDRA_ADMIN_URL: closed });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error: removal of [0-9a-f-]{36} stopped at the hydra step \(.*unreachable.*\).*run the removal again to finish it\n$/);
+    expect(r.out).toBe('');
+    expect((await user(['list'])).out).toContain('alice@example.com\t');
   });
 });
