@@ -1,5 +1,5 @@
 /**
- * User management: `npm run user -- add|list|remove|passwd [email]`.
+ * User management: `npm run user -- add|list|remove|passwd|export [email]`.
  * Exit codes: 0 done, 1 bad input or failure, 2 usage error.
  * Passwords come from stdin: a prompt without echo on a terminal, else the
  * first line (so scripts can pipe them in). Never from the command line,
@@ -7,14 +7,25 @@
  */
 import 'dotenv/config';
 import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createAccountRemoval, RemovalIncompleteError, type RemovalReport } from '../src/account/accountRemoval.js';
+import { createHydraAdmin } from '../src/auth/hydraAdmin.js';
 import { loadConfig } from '../src/config/config.js';
+import { createLogger } from '../src/log/logger.js';
 import { createUserStore, normaliseEmail, UserInputError } from '../src/login/userStore.js';
 import { openDatabase } from '../src/store/database.js';
+import { exportSubjectData } from '../src/store/export.js';
+import { removedSubjectsStore } from '../src/store/removedSubjectsStore.js';
 
 const USAGE = `usage: npm run user -- <command>
   add <email>      create a user (password from stdin)
   passwd <email>   set a new password (from stdin)
-  remove <email>   delete a user
+  remove <email>   remove a person: refuse their tokens, revoke their Hydra
+                   consents and sign-ins, delete their data and account
+                   (running it again finishes a removal that stopped half-way)
+  export <email>   print everything stored for a person as one JSON
+                   document (the same as "Download my data" on /account)
   list             list users`;
 
 async function readPassword(prompt: string): Promise<string> {
@@ -46,7 +57,7 @@ async function readPassword(prompt: string): Promise<string> {
 }
 
 /** How many arguments each command takes after its name. */
-const ARITY: Record<string, number> = { add: 1, passwd: 1, remove: 1, list: 0 };
+const ARITY: Record<string, number> = { add: 1, passwd: 1, remove: 1, export: 1, list: 0 };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -76,8 +87,22 @@ async function main(argv: string[]): Promise<number> {
         break;
       }
       case 'remove': {
-        if (!(await users.remove(email))) throw new UserInputError(`no user with email ${normaliseEmail(email)}`);
-        console.log(`Removed user ${normaliseEmail(email)}`);
+        const removeAccount = createAccountRemoval({
+          db,
+          users,
+          hydra: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
+          removed: removedSubjectsStore(db),
+          // The CLI reports on stdout/stderr itself.
+          log: createLogger('silent'),
+        });
+        console.log(describeRemoval(normaliseEmail(email), await removeAccount({ email })));
+        break;
+      }
+      case 'export': {
+        const user = await users.findByEmail(email);
+        if (!user) throw new UserInputError(`no user with email ${normaliseEmail(email)}`);
+        // Page by page to stdout, never the whole document in memory; stdout stays open.
+        await pipeline(Readable.from(exportSubjectData(db, user.id)), process.stdout, { end: false });
         break;
       }
       case 'list': {
@@ -89,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (e instanceof UserInputError) {
+    if (e instanceof UserInputError || e instanceof RemovalIncompleteError) {
       console.error(`error: ${e.message}`);
       return 1;
     }
@@ -97,6 +122,17 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await db.destroy();
   }
+}
+
+/** One line saying what a removal did. */
+function describeRemoval(email: string, r: RemovalReport): string {
+  if (r.outcome === 'nothing-left') return `Nothing left of ${email} (sub ${r.sub}): already removed`;
+  const rows = Object.entries(r.deleted)
+    .filter(([table]) => table !== 'users')
+    .map(([table, n]) => `${n} ${table}`)
+    .join(', ');
+  const what = r.outcome === 'removed' ? 'Removed user' : 'Finished removing user';
+  return `${what} ${email} (sub ${r.sub}): Hydra consents, tokens and sign-ins revoked; deleted ${rows}${r.deleted.users ? ' and the account' : ''}`;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,13 +1,17 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { HydraAdmin } from '../auth/hydraAdmin.js';
+import { HydraError, type HydraAdmin } from '../auth/hydraAdmin.js';
 import type { Logger } from '../log/logger.js';
+import { changePasswordPage, type ChangePasswordErrors, deleteAccountPage, type DeleteAccountErrors } from './accountPages.js';
 import { clearCookie, readCookie, setCookie, type Signer } from './cookies.js';
 import { Csrf } from './csrf.js';
-import { BadRequest, pageHandler, parse, send } from './pageKit.js';
+import { BadRequest, pageHandler, parse, SECURITY_HEADERS, send } from './pageKit.js';
 import { accountPage, accountSignInPage, messagePage } from './pages.js';
+import { CsrfField, createSignIn, SignInFields } from './signIn.js';
 import type { LoginThrottle } from './throttle.js';
-import type { UserStore } from './userStore.js';
+import { checkPassword, type User, UserInputError, type UserStore } from './userStore.js';
 
 export interface AccountRouterOptions {
   hydra: HydraAdmin;
@@ -16,22 +20,49 @@ export interface AccountRouterOptions {
   secureCookies: boolean;
   /** Shared with the OAuth sign-in page, so both count the same failures. */
   throttle: LoginThrottle;
+  /** How to wait out a throttle delay (tests pass a recorder). */
+  wait?: (ms: number) => Promise<unknown>;
+  /**
+   * Everything stored for a person, as the pieces of one JSON document
+   * (src/store/export.ts; the CLI's `export` prints the same).
+   */
+  exportData: (sub: string) => AsyncIterable<string>;
+  /** The one account-removal path (src/account/accountRemoval.ts), as this page needs it. */
+  deleteAccount: (sub: string) => Promise<void>;
   log: Logger;
   now?: () => number;
 }
 
 const COOKIE = 'hmcp_account';
 const SESSION_SECONDS = 15 * 60;
+/** The account page's forms (sign-in, remove access, sign out everywhere, download). */
 const CSRF_BINDING = 'account';
-const SignInForm = z.object({ csrf: z.string().max(200).default(''), email: z.string().max(320), password: z.string().max(1024) });
-const RevokeForm = z.object({ csrf: z.string().max(200).default(''), client: z.string().min(1).max(255) });
-const CsrfForm = z.object({ csrf: z.string().max(200).default('') });
-const NOTICES: Record<string, string> = { revoked: 'Access removed. The app must ask you again to use your account.' };
+/** The two forms that change the account itself: bound to the signed-in person as well. */
+const passwordBinding = (sub: string) => `account-password|${sub}`;
+const deleteBinding = (sub: string) => `account-delete|${sub}`;
+const RevokeForm = z.object({ csrf: CsrfField, client: z.string().min(1).max(255) });
+const CsrfForm = z.object({ csrf: CsrfField });
+const Password = z.string().max(1024).default('');
+const PasswordForm = z.object({ csrf: CsrfField, 'current-password': Password, 'new-password': Password, 'repeat-password': Password });
+const DeleteForm = z.object({ csrf: CsrfField, password: Password, confirm: z.literal('yes').optional().catch(undefined) });
+const NOTICES: Record<string, string> = {
+  revoked: 'Access removed. The app must ask you again to use your account.',
+  password: 'Password changed. Every other sign-in has ended.',
+  'password-sessions-pending':
+    'Password changed, but other sign-ins could not be ended just now (the authorization server did not answer). Use "Sign out everywhere" below in a moment.',
+};
 
 /**
  * /account: people see which apps hold a consent from them and withdraw it
- * (Hydra then revokes that app's tokens), or sign out everywhere. A short
- * signed cookie holds the signed-in `sub`; nothing else identifies the user.
+ * (Hydra then revokes that app's tokens), sign out everywhere, change their
+ * password, download their data and delete their account.
+ *
+ * The session is our own short signed cookie, `sub|expiry|password stamp`:
+ * nothing else identifies the person, and it is not Hydra's login session.
+ * The stamp changes with the password, so a password change ends every
+ * other /account session at once while this browser gets a fresh cookie and
+ * stays signed in; Hydra's login sessions of the person (remembered sign-ins,
+ * this browser's included) are all ended through its admin API.
  */
 export function createAccountRouter(options: AccountRouterOptions): express.Router {
   const { hydra, users, signer, log, throttle } = options;
@@ -40,24 +71,50 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
   const page = pageHandler(log);
   const cookieOpts = { secure: options.secureCookies };
   const csrf = new Csrf(signer, cookieOpts);
+  const signIn = createSignIn({ users, csrf, log, throttle, ...(options.wait ? { wait: options.wait } : {}) });
   const now = options.now ?? Date.now;
 
-  const sessionSub = (req: Request): string | undefined => {
+  const startSession = async (res: Response, user: User) => {
+    const stamp = await users.passwordStamp(user.id);
+    setCookie(res, COOKIE, signer.sign(`${user.id}|${now() + SESSION_SECONDS * 1000}|${stamp}`), { ...cookieOpts, maxAgeSeconds: SESSION_SECONDS });
+  };
+  /** The signed-in person: a well-signed, unexpired cookie whose stamp matches their password now. */
+  const sessionSub = async (req: Request): Promise<string | undefined> => {
     const raw = readCookie(req, COOKIE);
     const value = raw ? signer.unsign(raw) : undefined;
-    const [sub, exp] = value?.split('|') ?? [];
-    return sub && Number(exp) > now() ? sub : undefined;
+    const [sub, exp, stamp] = value?.split('|') ?? [];
+    if (!sub || !stamp || !(Number(exp) > now())) return undefined;
+    return (await users.passwordStamp(sub)) === stamp ? sub : undefined;
   };
-  const requireSession = (req: Request, token: string): string => {
-    if (!csrf.verify(req, CSRF_BINDING, token)) throw new BadRequest('The form has expired or did not come from this site. Go back and try again.');
-    const sub = sessionSub(req);
-    if (!sub) throw new BadRequest('Your account session has ended. Sign in again.');
+  const sessionUser = async (req: Request): Promise<User | undefined> => {
+    const sub = await sessionSub(req);
+    return sub ? users.findById(sub) : undefined;
+  };
+  const SESSION_ENDED = 'Your account session has ended. Sign in again.';
+  const requireSession = async (req: Request, token: string): Promise<string> => {
+    csrf.require(req, CSRF_BINDING, token);
+    const sub = await sessionSub(req);
+    if (!sub) throw new BadRequest(SESSION_ENDED);
     return sub;
+  };
+  /** For the forms bound to the person: the session first, then the token issued for it. */
+  const requireUserFor = async (req: Request, binding: (sub: string) => string, token: string): Promise<User> => {
+    const user = await sessionUser(req);
+    if (!user) throw new BadRequest(SESSION_ENDED);
+    csrf.require(req, binding(user.id), token);
+    return user;
+  };
+  /** Check the person's current password behind the sign-in throttle: undefined when right, else the status and message. */
+  const recheckPassword = async (req: Request, res: Response, user: User, password: string, pageName: string) => {
+    const outcome = await signIn.attempt(req, res, { csrf: '', email: user.email, password }, { page: pageName, sub: user.id });
+    if (outcome.ok) return undefined;
+    return outcome.status === 429
+      ? { status: 429, errors: { form: outcome.error } }
+      : { status: 401, errors: { field: 'That is not your current password.' } };
   };
 
   router.get('/account', page(async (req, res) => {
-    const sub = sessionSub(req);
-    const user = sub ? await users.findById(sub) : undefined;
+    const user = await sessionUser(req);
     const token = csrf.tokenFor(req, res, CSRF_BINDING);
     if (!user) return send(res, 200, accountSignInPage({ csrf: token }));
     const sessions = await hydra.listConsentSessions(user.id);
@@ -70,33 +127,22 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     }));
     // One line per app: Hydra keeps a consent per authorization.
     const byClient = [...new Map(grants.filter((g) => g.clientId).map((g) => [g.clientId, g])).values()];
-    const notice = typeof req.query.done === 'string' ? NOTICES[req.query.done] : undefined;
+    const done = typeof req.query.done === 'string' ? req.query.done : undefined;
+    const notice = done && Object.hasOwn(NOTICES, done) ? NOTICES[done] : undefined;
     send(res, 200, accountPage({ csrf: token, email: user.email, grants: byClient, notice }));
   }));
 
   router.post('/account/sign-in', form, page(async (req, res) => {
-    const input = parse(SignInForm, req.body, 'sign-in form');
-    if (!csrf.verify(req, CSRF_BINDING, input.csrf)) throw new BadRequest('The form has expired or did not come from this site. Go back and try again.');
-    const account = input.email.trim().toLowerCase();
-    const address = req.ip ?? 'unknown';
-    const verdict = throttle.check(account, address);
-    if (!verdict.allowed) {
-      res.set('Retry-After', String(verdict.retryAfterSeconds));
-      return send(res, 429, accountSignInPage({ csrf: input.csrf, email: input.email, error: 'Too many failed attempts. Try again later.' }));
-    }
-    const user = await users.verify(input.email, input.password);
-    if (!user) {
-      throttle.recordFailure(account, address);
-      return send(res, 401, accountSignInPage({ csrf: input.csrf, email: input.email, error: 'Wrong email or password.' }));
-    }
-    throttle.recordSuccess(account);
-    setCookie(res, COOKIE, signer.sign(`${user.id}|${now() + SESSION_SECONDS * 1000}`), { ...cookieOpts, maxAgeSeconds: SESSION_SECONDS });
+    const input = signIn.readForm(req, SignInFields, () => CSRF_BINDING);
+    const outcome = await signIn.attempt(req, res, input, { page: 'account' });
+    if (!outcome.ok) return send(res, outcome.status, accountSignInPage({ csrf: input.csrf, email: input.email, error: outcome.error }));
+    await startSession(res, outcome.user);
     res.redirect(303, '/account');
   }));
 
   router.post('/account/revoke', form, page(async (req, res) => {
     const input = parse(RevokeForm, req.body, 'form');
-    const sub = requireSession(req, input.csrf);
+    const sub = await requireSession(req, input.csrf);
     await hydra.revokeConsentSessions(sub, input.client);
     log.info('consent withdrawn by user', { sub, client_id: input.client });
     res.redirect(303, '/account?done=revoked');
@@ -104,11 +150,115 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
 
   router.post('/account/sign-out-everywhere', form, page(async (req: Request, res: Response) => {
     const input = parse(CsrfForm, req.body, 'form');
-    const sub = requireSession(req, input.csrf);
+    const sub = await requireSession(req, input.csrf);
     await hydra.revokeLoginSessions(sub);
     clearCookie(res, COOKIE, cookieOpts);
     log.info('signed out everywhere', { sub });
     send(res, 200, messagePage({ title: 'Signed out everywhere', message: 'Every remembered sign-in has ended. Apps keep their access until you remove it.' }));
+  }));
+
+  // --- Change password -------------------------------------------------------
+
+  router.get('/account/password', page(async (req, res) => {
+    const user = await sessionUser(req);
+    if (!user) return res.redirect(303, '/account');
+    send(res, 200, changePasswordPage({ csrf: csrf.tokenFor(req, res, passwordBinding(user.id)), email: user.email }));
+  }));
+
+  router.post('/account/password', form, page(async (req, res) => {
+    const input = parse(PasswordForm, req.body, 'form');
+    const user = await requireUserFor(req, passwordBinding, input.csrf);
+    const again = (status: number, errors: ChangePasswordErrors) => send(res, status, changePasswordPage({ csrf: input.csrf, email: user.email, errors }));
+    const current = input['current-password'];
+    const next = input['new-password'];
+    // The new password's own checks first: they cost no password check and count no failure.
+    const errors: ChangePasswordErrors = {};
+    if (!current) errors.current = 'Enter your current password.';
+    try {
+      checkPassword(next);
+      if (next !== input['repeat-password']) errors.repeat = 'The two new passwords are not the same.';
+    } catch (e) {
+      if (!(e instanceof UserInputError)) throw e;
+      errors.next = next ? `The new ${e.message}.` : 'Enter a new password.';
+    }
+    if (Object.keys(errors).length) return again(400, errors);
+    const refused = await recheckPassword(req, res, user, current, 'account-password');
+    if (refused) return again(refused.status, { form: refused.errors.form, current: refused.errors.field });
+
+    await users.setPassword(user.email, next);
+    // Every other sign-in ends: other /account cookies by the new stamp,
+    // Hydra's remembered sign-ins here. This browser gets a fresh cookie.
+    await startSession(res, user);
+    let done = 'password';
+    try {
+      await hydra.revokeLoginSessions(user.id);
+    } catch (e) {
+      if (!(e instanceof HydraError)) throw e;
+      log.warn('password changed; Hydra login sessions not ended', { sub: user.id, status: e.status, error: e.error });
+      done = 'password-sessions-pending';
+    }
+    log.info('password changed by user', { sub: user.id });
+    res.redirect(303, `/account?done=${done}`);
+  }));
+
+  // --- Download my data ------------------------------------------------------
+
+  router.post('/account/export', form, page(async (req, res) => {
+    const input = parse(CsrfForm, req.body, 'form');
+    const sub = await requireSession(req, input.csrf);
+    const pieces = options.exportData(sub)[Symbol.asyncIterator]();
+    // The first piece before any header: a failing database still gets the usual error page.
+    const first = await pieces.next();
+    const rest = { [Symbol.asyncIterator]: () => pieces };
+    res
+      .status(200)
+      .set({ ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8' })
+      .attachment(`hydra-mcp-data-${new Date(now()).toISOString().slice(0, 10)}.json`);
+    log.info('data export by user', { sub });
+    try {
+      await pipeline(Readable.from((async function* () {
+        if (!first.done) yield first.value;
+        yield* rest;
+      })()), res);
+    } catch (e) {
+      // Headers are gone: the download is cut short (the browser reports it failed), never a page.
+      log.error('data export failed part-way', { sub, error: e });
+    }
+  }));
+
+  // --- Delete my account -----------------------------------------------------
+
+  router.get('/account/delete', page(async (req, res) => {
+    const user = await sessionUser(req);
+    if (!user) return res.redirect(303, '/account');
+    send(res, 200, deleteAccountPage({ csrf: csrf.tokenFor(req, res, deleteBinding(user.id)), exportCsrf: csrf.tokenFor(req, res, CSRF_BINDING), email: user.email }));
+  }));
+
+  router.post('/account/delete', form, page(async (req, res) => {
+    const input = parse(DeleteForm, req.body, 'form');
+    const user = await requireUserFor(req, deleteBinding, input.csrf);
+    const again = (status: number, errors: DeleteAccountErrors) =>
+      send(res, status, deleteAccountPage({ csrf: input.csrf, exportCsrf: csrf.tokenFor(req, res, CSRF_BINDING), email: user.email, errors }));
+    const errors: DeleteAccountErrors = {};
+    if (!input.password) errors.password = 'Enter your password.';
+    if (input.confirm !== 'yes') errors.confirm = 'Tick the box to confirm that you want your account deleted.';
+    if (Object.keys(errors).length) return again(400, errors);
+    const refused = await recheckPassword(req, res, user, input.password, 'account-delete');
+    if (refused) return again(refused.status, { form: refused.errors.form, password: refused.errors.field });
+
+    try {
+      await options.deleteAccount(user.id);
+    } catch (e) {
+      log.error('account deletion by user did not finish', { sub: user.id, error: e });
+      res.set('Retry-After', '5');
+      return send(res, 503, messagePage({
+        title: 'Your account was not fully deleted',
+        message: 'Deleting stopped part-way. Sign in and try again in a moment: it continues where it stopped. If it keeps failing, ask the operator.',
+      }));
+    }
+    clearCookie(res, COOKIE, cookieOpts);
+    log.info('account deleted by user', { sub: user.id });
+    send(res, 200, messagePage({ title: 'Your account has been deleted', message: 'Your account and everything stored for it are gone, and no app can use it any more.' }));
   }));
 
   return router;

@@ -1,5 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import express, { type Request } from 'express';
+import express from 'express';
 import { z } from 'zod';
 import type { ConsentRequest, HydraAdmin } from '../auth/hydraAdmin.js';
 import type { ResourceSet } from '../auth/resource.js';
@@ -7,8 +6,9 @@ import { describeScope, isRequiredScope, OFFLINE_SCOPES } from '../auth/scopes.j
 import type { Logger } from '../log/logger.js';
 import type { Signer } from './cookies.js';
 import { Csrf } from './csrf.js';
-import { BadRequest, pageHandler, parse, send } from './pageKit.js';
+import { pageHandler, parse, send } from './pageKit.js';
 import { consentPage, errorPage, loginPage, logoutPage, messagePage, STYLESHEET, STYLESHEET_PATH } from './pages.js';
+import { CsrfField, createSignIn, SignInFields } from './signIn.js';
 import { LoginThrottle } from './throttle.js';
 import type { UserStore } from './userStore.js';
 
@@ -35,34 +35,24 @@ export const REMEMBER_SECONDS = 30 * 24 * 3600;
 
 // Hydra's challenges are opaque strings; bound their size before they reach Hydra.
 const Challenge = z.string().min(1).max(2048);
-// Missing is allowed here so the CSRF check, not the schema, explains the refusal.
-const Csrf_ = z.string().max(200).default('');
 const LoginQuery = z.object({ login_challenge: Challenge });
 const ConsentQuery = z.object({ consent_challenge: Challenge });
 const LogoutQuery = z.object({ logout_challenge: Challenge });
-const LoginForm = z.object({
-  challenge: Challenge,
-  csrf: Csrf_,
-  email: z.string().max(320),
-  password: z.string().max(1024),
-  remember: z.literal('yes').optional(),
-});
+const LoginForm = SignInFields.extend({ challenge: Challenge, remember: z.literal('yes').optional() });
 const ConsentForm = z.object({
   challenge: Challenge,
-  csrf: Csrf_,
+  csrf: CsrfField,
   decision: z.enum(['allow', 'deny']),
   // One checked box arrives as a string, several as an array.
   scope: z.union([z.string().max(200), z.array(z.string().max(200)).max(64)]).optional(),
   remember: z.literal('yes').optional(),
 });
-const LogoutForm = z.object({ challenge: Challenge, csrf: Csrf_, decision: z.enum(['yes', 'no']) });
+const LogoutForm = z.object({ challenge: Challenge, csrf: CsrfField, decision: z.enum(['yes', 'no']) });
 // Hydra's redirect to urls.error (RFC 6749 §4.1.2.1 error fields); shown escaped, bounded.
 const OAuthErrorQuery = z.object({
   error: z.string().min(1).max(100).catch('unknown_error'),
   error_description: z.string().max(500).optional().catch(undefined),
 });
-
-const WRONG_CREDENTIALS = 'Wrong email or password.';
 
 /**
  * The identity side Hydra delegates to (urls.login / urls.consent /
@@ -74,12 +64,15 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
   const form = express.urlencoded({ extended: false, limit: '16kb' });
   const page = pageHandler(log);
   const csrf = new Csrf(options.signer, { secure: options.secureCookies });
-  const throttle = options.throttle ?? new LoginThrottle();
-  const wait = options.wait ?? ((ms: number) => sleep(ms));
+  const signIn = createSignIn({
+    users,
+    csrf,
+    log,
+    throttle: options.throttle ?? new LoginThrottle(),
+    ...(options.wait ? { wait: options.wait } : {}),
+  });
   const trusted = new Set(options.trustedClientIds);
-  const checkCsrf = (req: Request, binding: string, token: string) => {
-    if (!csrf.verify(req, binding, token)) throw new BadRequest('The form has expired or did not come from this site. Go back and try again.');
-  };
+  const checkCsrf = csrf.require.bind(csrf);
 
   router.get(STYLESHEET_PATH, (_req, res) => {
     res.type('text/css').set('Cache-Control', 'public, max-age=3600').send(STYLESHEET);
@@ -98,28 +91,14 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
   }));
 
   router.post('/login', form, page(async (req, res) => {
-    const input = parse(LoginForm, req.body, 'sign-in form');
-    checkCsrf(req, input.challenge, input.csrf);
+    const input = signIn.readForm(req, LoginForm, (form) => form.challenge);
     const request = await hydra.getLoginRequest(input.challenge);
-    const account = input.email.trim().toLowerCase();
-    const address = req.ip ?? 'unknown';
-    const rerender = (status: number, error: string) =>
-      send(res, status, loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error }));
-
-    const verdict = throttle.check(account, address);
-    if (!verdict.allowed) {
-      log.warn('sign-in throttled', { client_id: request.client?.client_id, retry_after: verdict.retryAfterSeconds });
-      res.set('Retry-After', String(verdict.retryAfterSeconds));
-      return rerender(429, `Too many failed attempts. Try again in ${Math.ceil(verdict.retryAfterSeconds / 60)} minutes.`);
+    const outcome = await signIn.attempt(req, res, input, { client_id: request.client?.client_id });
+    if (!outcome.ok) {
+      const html = loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error: outcome.error });
+      return send(res, outcome.status, html);
     }
-    if (verdict.delayMs) await wait(verdict.delayMs);
-    const user = await users.verify(input.email, input.password);
-    if (!user) {
-      throttle.recordFailure(account, address);
-      log.info('sign-in failed', { client_id: request.client?.client_id });
-      return rerender(401, WRONG_CREDENTIALS);
-    }
-    throttle.recordSuccess(account);
+    const { user } = outcome;
     const remember = input.remember === 'yes';
     const { redirect_to } = await hydra.acceptLoginRequest(input.challenge, {
       subject: user.id,
@@ -149,6 +128,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
         name: clientName(request.client),
         uri: httpsUrl(request.client?.client_uri),
         logoUri: httpsUrl(request.client?.logo_uri),
+        documentHost: documentHost(request.client),
       },
       scopes: offeredScopes(request).map((name) => ({ name, description: describe(name), required: isRequiredScope(name) })),
       resources: resources.audienceFor(request.request_url),
@@ -245,6 +225,12 @@ function grantFor(request: ConsentRequest, checked: string[], resources: Resourc
 /** Scope wording; Hydra's `offline` alias reads like offline_access. */
 function describe(scope: string): string {
   return describeScope(OFFLINE_SCOPES.includes(scope) ? 'offline_access' : scope);
+}
+
+/** The host of a client mirrored from its metadata document (marked by auth/cimd), else undefined. */
+function documentHost(client: ConsentRequest['client']): string | undefined {
+  if (client?.metadata?.cimd !== true || !URL.canParse(client.client_id)) return undefined;
+  return new URL(client.client_id).host;
 }
 
 function clientName(client: { client_name?: string; client_id?: string } | undefined | null): string {

@@ -8,7 +8,8 @@ export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]
 
 export const STYLESHEET_PATH = '/login-assets/style.css';
 
-function layout(title: string, body: string): string {
+/** The page around `body` (already escaped markup); the account pages build theirs with ./html.ts. */
+export function layout(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -56,6 +57,11 @@ export interface ConsentClient {
   name: string;
   uri?: string;
   logoUri?: string;
+  /**
+   * For a client identified by a metadata document: the host serving it. The
+   * name is whatever the document says; the host is what an impostor cannot copy.
+   */
+  documentHost?: string;
 }
 
 export function consentPage(opts: {
@@ -80,10 +86,14 @@ export function consentPage(opts: {
     : '<p class="error">This request names no resource of this server; the app will get no access to its tools.</p>';
   const logo = opts.client.logoUri ? `<img class="logo" src="${escapeHtml(opts.client.logoUri)}" alt="" width="48" height="48">` : '';
   const site = opts.client.uri ? `<p class="muted">${escapeHtml(opts.client.uri)}</p>` : '';
+  const origin = opts.client.documentHost
+    ? `<p class="client-host">Identified by its client metadata document at <strong>${escapeHtml(opts.client.documentHost)}</strong></p>`
+    : '';
   return layout(
     'Allow access',
     `${logo}<h1>Allow access?</h1>
 <p><strong>${escapeHtml(opts.client.name)}</strong> wants to use your account${opts.userEmail ? ` <strong>${escapeHtml(opts.userEmail)}</strong>` : ''}.</p>
+${origin}
 ${site}
 ${resources}
 <form method="post" action="/consent">
@@ -165,10 +175,21 @@ export function accountPage(opts: { csrf: string; email: string; grants: Account
 ${notice}
 <h2>Apps with access</h2>
 ${rows}
+<h2>Sign-in and password</h2>
+<p><a href="/account/password">Change password</a></p>
 <form method="post" action="/account/sign-out-everywhere">
 <input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
 <button type="submit" class="secondary">Sign out everywhere</button>
-</form>`,
+</form>
+<h2>Your data</h2>
+<p>Everything stored for your account (notes and every tool's records), as one JSON file.</p>
+<form method="post" action="/account/export">
+<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<button type="submit" class="secondary">Download my data</button>
+</form>
+<h2>Delete account</h2>
+<p>Delete your account and everything stored for it. You will be asked to confirm.</p>
+<p><a href="/account/delete">Delete my account</a></p>`,
   );
 }
 
@@ -213,5 +234,12 @@ ul.grants{list-style:none;padding:0}
 ul.grants li{border-top:1px solid #e4e6eb;padding:.75rem 0}
 ul.grants li span{display:block}
 ul.grants button{margin-top:.5rem}
+a{color:#3451d1}
+a:focus{outline:3px solid #4c6ef5;outline-offset:2px}
+.hint{color:#5c5f66;font-size:.9em;margin:0 0 .25rem}
+.field-error{color:#a4161a;font-weight:600;margin:0 0 .25rem}
+input+.field-error{margin-top:1rem}
+input[aria-invalid=true]{border:2px solid #a4161a}
+button.danger{background:#a4161a}
 @media (max-width:30rem){main{margin:0;border-radius:0;box-shadow:none;min-height:100vh}}
 `;

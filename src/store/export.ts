@@ -1,0 +1,91 @@
+import type { Db } from './database.js';
+import type { Json } from './recordsStore.js';
+import type { SubjectTable } from './subjectData.js';
+
+/** Names the document, so a reader years later knows what it holds. */
+export const EXPORT_FORMAT = 'hydra-mcp-export';
+/** Raised when the document's shape changes incompatibly. */
+export const EXPORT_VERSION = 1;
+
+export interface ExportOptions {
+  /** Rows read per query: a page at a time, so an account of any size is never held in memory. */
+  pageSize?: number;
+  now?: () => Date;
+}
+
+/** Reads one collection of `sub`, a page (at most `limit` rows) at a time. */
+type CollectionReader = (db: Db, sub: string, limit: number) => AsyncGenerator<Json[], void, undefined>;
+
+/**
+ * One reader per table in SUBJECT_TABLES. Typed by that list, so a table added
+ * there (and so deleted when a person is removed) does not compile until its
+ * export is written here too: what we delete is what we hand back. Each pages
+ * by keyset on an indexed order, never OFFSET.
+ */
+const COLLECTIONS: { [T in SubjectTable]: CollectionReader } = {
+  // Insertion order: `seq` (index notes_sub_seq).
+  async *notes(db, sub, limit) {
+    let after: string | number | undefined;
+    for (;;) {
+      let q = db.selectFrom('notes').select(['seq', 'id', 'title', 'body', 'created_at']).where('sub', '=', sub);
+      if (after !== undefined) q = q.where('seq', '>', after);
+      const rows = await q.orderBy('seq').limit(limit).execute();
+      if (rows.length) yield rows.map((r) => ({ id: r.id, title: r.title, body: r.body, createdAt: r.created_at }));
+      if (rows.length < limit) return;
+      after = rows[rows.length - 1]!.seq;
+    }
+  },
+  // Primary-key order: (sub, collection, key).
+  async *records(db, sub, limit) {
+    let after: { collection: string; key: string } | undefined;
+    for (;;) {
+      let q = db.selectFrom('records').select(['collection', 'key', 'value', 'updated_at']).where('sub', '=', sub);
+      if (after) {
+        const { collection, key } = after;
+        q = q.where((eb) => eb.or([eb('collection', '>', collection), eb.and([eb('collection', '=', collection), eb('key', '>', key)])]));
+      }
+      const rows = await q.orderBy('collection').orderBy('key').limit(limit).execute();
+      // Stored by RecordsStore.put as JSON text: handed back as the value itself.
+      if (rows.length) yield rows.map((r) => ({ collection: r.collection, key: r.key, value: JSON.parse(r.value) as Json, updatedAt: r.updated_at }));
+      if (rows.length < limit) return;
+      after = rows[rows.length - 1]!;
+    }
+  },
+};
+
+/**
+ * Everything stored for `sub`, as one JSON document produced piece by piece
+ * (each piece a string; their concatenation parses with JSON.parse):
+ *
+ *     { "format": "hydra-mcp-export", "version": 1, "exportedAt": "…",
+ *       "sub": "…", "account": { "email": "…", "createdAt": "…" } | null,
+ *       "notes": [ … ], "records": [ … ] }
+ *
+ * Every collection is always present, empty when the person has nothing in
+ * it. The password hash is never included. Pages are read one after another,
+ * not in one transaction: a write during a long export may or may not appear.
+ * The first piece is produced only after the account row was read, so a
+ * caller that awaits it learns of an unreachable database before it commits
+ * to sending anything.
+ */
+export async function* exportSubjectData(db: Db, sub: string, options: ExportOptions = {}): AsyncGenerator<string, void, undefined> {
+  if (!sub) throw new TypeError('exportSubjectData: sub must be a non-empty string');
+  const pageSize = options.pageSize ?? 500;
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new TypeError('exportSubjectData: pageSize must be a positive integer');
+  const exportedAt = (options.now?.() ?? new Date()).toISOString();
+  const row = await db.selectFrom('users').select(['email', 'created_at']).where('id', '=', sub).executeTakeFirst();
+  const account = row ? { email: row.email, createdAt: row.created_at } : null;
+  const field = (name: string, value: Json) => `  ${JSON.stringify(name)}: ${JSON.stringify(value)},\n`;
+  yield `{\n${field('format', EXPORT_FORMAT)}${field('version', EXPORT_VERSION)}${field('exportedAt', exportedAt)}${field('sub', sub)}${field('account', account)}`;
+  const names = Object.keys(COLLECTIONS) as SubjectTable[];
+  for (const [i, name] of names.entries()) {
+    yield `  ${JSON.stringify(name)}: [`;
+    let first = true;
+    for await (const items of COLLECTIONS[name](db, sub, pageSize)) {
+      yield `${first ? '' : ','}\n${items.map((item) => `    ${JSON.stringify(item)}`).join(',\n')}`;
+      first = false;
+    }
+    yield `${first ? '' : '\n  '}]${i < names.length - 1 ? ',' : ''}\n`;
+  }
+  yield '}\n';
+}
