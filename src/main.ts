@@ -3,12 +3,15 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { buildApp, jwksUrlOf, resourcesOf } from './app/app.js';
 import { Metrics } from './app/metrics.js';
+import type { RemoveAccount } from './account/accountRemoval.js';
+import { RemovedSubjects } from './account/removedSubjects.js';
 import { createHydraAdmin, type HydraAdmin } from './auth/hydraAdmin.js';
 import { REGISTRABLE_SCOPES } from './auth/scopes.js';
 import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifier.js';
 import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { openDatabase } from './store/database.js';
+import { removedSubjectsStore } from './store/removedSubjectsStore.js';
 import { loadTools } from './tools/registry.js';
 
 export interface RunningServer {
@@ -21,6 +24,8 @@ export interface RunningServer {
    * remaining connections and the database.
    */
   stop(): Promise<void>;
+  /** Remove an account in this process: refused and its sessions closed here at once, other replicas within seconds (src/account/). */
+  removeAccount: RemoveAccount;
 }
 
 // tools/ sits beside src/ both in the repo and in the compiled dist/.
@@ -33,6 +38,8 @@ export interface VerifierParts {
   hydraAdmin: HydraAdmin;
   log: Logger;
   metrics: Metrics;
+  /** Removed accounts, whose tokens must be refused. */
+  removedSubjects: RemovedSubjects;
 }
 
 export interface StartOptions {
@@ -47,7 +54,7 @@ export interface StartOptions {
 }
 
 /** JWTs checked against Hydra's JWKS, other tokens introspected, both cached within bounds. */
-export function hydraTokenVerifier({ config, hydraAdmin, log, metrics }: VerifierParts): AccessTokenVerifier {
+export function hydraTokenVerifier({ config, hydraAdmin, log, metrics, removedSubjects }: VerifierParts): AccessTokenVerifier {
   const verifier = new HydraTokenVerifier({
     issuer: config.hydra.issuer,
     jwksUrl: jwksUrlOf(config),
@@ -57,6 +64,7 @@ export function hydraTokenVerifier({ config, hydraAdmin, log, metrics }: Verifie
     introspectionCacheSeconds: config.introspectionCacheSeconds,
     alwaysIntrospect: config.alwaysIntrospect,
     onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
+    removedSubjects,
   });
   metrics.tokenCacheGauge(() => verifier.cacheSizes());
   return verifier;
@@ -73,8 +81,11 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const db = await openDatabase(config.database);
   const metrics = new Metrics();
   const hydraAdmin = createHydraAdmin({ adminUrl: config.hydra.adminUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
-  const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics });
-  const { app, drain, closeSessions } = buildApp({ config, db, hydraAdmin, tools, log, version: VERSION, metrics, verifier });
+  // Read before the first request is served, then every few seconds (another replica or the CLI may remove someone).
+  const removedSubjects = new RemovedSubjects({ store: removedSubjectsStore(db), retentionSeconds: config.removedSubjectRetentionSeconds, log });
+  await removedSubjects.start();
+  const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics, removedSubjects });
+  const { app, drain, closeSessions, removeAccount } = buildApp({ config, db, hydraAdmin, tools, log, version: VERSION, metrics, verifier, removedSubjects });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
@@ -91,6 +102,7 @@ export async function startServer(env: Record<string, string | undefined>, optio
     const finished = await drain(config.shutdownTimeoutSeconds * 1000);
     if (!finished) log.warn('shutdown deadline passed with requests in flight; closing them');
     await closeSessions();
+    removedSubjects.stop();
     server.closeAllConnections();
     await closed;
     await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
@@ -101,6 +113,7 @@ export async function startServer(env: Record<string, string | undefined>, optio
     url: `http://${config.host}:${port}`,
     metricsUrl: metricsServer ? `http://${config.metrics!.host}:${(metricsServer.address() as { port: number }).port}/metrics` : undefined,
     stop: () => (stopped ??= stop()),
+    removeAccount,
   };
 }
 

@@ -1,9 +1,12 @@
 import cors from 'cors';
 import express, { type ErrorRequestHandler } from 'express';
 import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import { createAccountRemoval, type RemoveAccount } from '../account/accountRemoval.js';
+import type { RemovedSubjects } from '../account/removedSubjects.js';
 import { authServerRouter } from '../auth/authServerRouter.js';
 import { bearerAuth } from '../auth/bearerAuth.js';
 import { type HydraAdmin } from '../auth/hydraAdmin.js';
+import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
 import { ResourceSet } from '../auth/resource.js';
@@ -27,7 +30,10 @@ import { type SseSession, sseRouter } from '../mcp/sse.js';
 import { requireToolScopes } from '../mcp/stepUp.js';
 import { type HttpSession, streamableHttpRouter } from '../mcp/streamableHttp.js';
 import type { Db } from '../store/database.js';
+import { exportSubjectData } from '../store/export.js';
+import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
 import type { ToolDefinition } from '../tools/contract.js';
+import { CursorKey } from '../tools/cursor.js';
 
 export interface AppDependencies {
   config: Config;
@@ -41,6 +47,8 @@ export interface AppDependencies {
   metrics: Metrics;
   /** Checks bearer tokens on /mcp, /sse and /messages (main.ts builds the Hydra one). */
   verifier: AccessTokenVerifier;
+  /** Removed accounts: the same list the verifier refuses; a removal in this process adds to it at once. */
+  removedSubjects: RemovedSubjects;
 }
 
 export interface App {
@@ -49,6 +57,8 @@ export interface App {
   drain(deadlineMs: number): Promise<boolean>;
   /** Ends every live MCP session and its event stream (for shutdown). */
   closeSessions(): Promise<void>;
+  /** Remove an account in this process: its tokens are refused and its open sessions closed at once (src/account/). */
+  removeAccount: RemoveAccount;
 }
 
 const RESOURCE_NAME = 'hydra-mcp';
@@ -58,7 +68,8 @@ export function buildApp(deps: AppDependencies): App {
   const { config, db, hydraAdmin, tools, log, metrics, verifier } = deps;
   const resources = resourcesOf(config);
   const jwksUrl = jwksUrlOf(config);
-  const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log });
+  const clientMetadataDocuments = new ClientMetadataDocuments({ testLoopbackCa: config.cimd.testLoopbackCa });
+  const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log, clientMetadataDocuments });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
   const provider = new HydraProvider({
     hydraPublicUrl: config.hydra.publicUrl,
@@ -80,7 +91,9 @@ export function buildApp(deps: AppDependencies): App {
   };
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
   const onToolCall = metrics.toolCall.bind(metrics);
-  const createServer = () => createMcpServer({ tools, db, log, isActiveNow, onToolCall, name: RESOURCE_NAME, version: deps.version });
+  // Page cursors are signed with a key derived from SESSION_SECRET (HKDF, own purpose label): every replica accepts them.
+  const cursorKey = CursorKey.fromSecret(config.sessionSecret);
+  const createServer = () => createMcpServer({ tools, db, cursorKey, log, isActiveNow, onToolCall, name: RESOURCE_NAME, version: deps.version });
   const httpSessions = new SessionRegistry<HttpSession>();
   const sseSessions = new SessionRegistry<SseSession>();
   metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));
@@ -105,6 +118,18 @@ export function buildApp(deps: AppDependencies): App {
   );
   app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resources, resourceName: RESOURCE_NAME }));
   const users = createUserStore(db);
+  // One removal path for the CLI's process and this one; here it also ends the person's live sessions at once.
+  const removeAccount = createAccountRemoval({
+    db,
+    users,
+    hydra: hydraAdmin,
+    removed: removedSubjectsStore(db),
+    log,
+    onRecorded: async (sub) => {
+      deps.removedSubjects.add(sub);
+      await Promise.all([httpSessions.closeOwnedBy(sub), sseSessions.closeOwnedBy(sub)]);
+    },
+  });
   const signer = new Signer(config.sessionSecret);
   const secureCookies = config.publicBaseUrl.protocol === 'https:';
   const throttle = new LoginThrottle();
@@ -120,7 +145,19 @@ export function buildApp(deps: AppDependencies): App {
       log,
     }),
   );
-  app.use(createAccountRouter({ hydra: hydraAdmin, users, signer, secureCookies, throttle, log }));
+  app.use(
+    createAccountRouter({
+      hydra: hydraAdmin,
+      users,
+      signer,
+      secureCookies,
+      throttle,
+      exportData: (sub) => exportSubjectData(db, sub),
+      // "Delete my account" takes the same path as the operator's `npm run user -- remove`.
+      deleteAccount: async (sub) => void (await removeAccount({ sub })),
+      log,
+    }),
+  );
   // Browser clients call the MCP endpoints cross-origin with a bearer token
   // (no cookies), and must be able to read the 401 challenge and session id.
   app.use(
@@ -144,6 +181,7 @@ export function buildApp(deps: AppDependencies): App {
     closeSessions: async () => {
       await Promise.all([httpSessions.closeAll(), sseSessions.closeAll()]);
     },
+    removeAccount,
   };
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -41,11 +42,18 @@ export interface Config {
   introspectionCacheSeconds: number;
   /** Introspect JWT access tokens as well (revocation seen within the cache bound). */
   alwaysIntrospect: boolean;
+  /** How long a removed account's tokens stay refused after its removal, in seconds (≥ Hydra's longest access-token lifetime). */
+  removedSubjectRetentionSeconds: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** How long a stop waits for requests in flight. */
   shutdownTimeoutSeconds: number;
   /** Streamable HTTP without sessions (any replica serves any request). */
   statelessHttp: boolean;
+  /**
+   * Client ID Metadata Documents. `testLoopbackCa` (PEM, from CIMD_TEST_LOOPBACK_CA)
+   * lets documents come from loopback addresses under that CA: tests only.
+   */
+  cimd: { testLoopbackCa?: string };
   /** Prometheus listener; undefined when METRICS_PORT=off. Port 0 picks a free one. */
   metrics?: { host: string; port: number };
 }
@@ -68,6 +76,7 @@ const EnvSchema = z.object({
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   INTROSPECTION_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
   TOKEN_INTROSPECTION: z.enum(['auto', 'always']).default('auto'),
+  REMOVED_SUBJECT_RETENTION_SECONDS: z.coerce.number().int().min(60).max(30 * 86400).default(86400),
   SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   TRUSTED_CLIENT_IDS: z.string().default(''),
   ALLOWED_HOSTS: z.string().default(''),
@@ -77,6 +86,7 @@ const EnvSchema = z.object({
   MCP_STATELESS: z.enum(['true', 'false']).default('false'),
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
   NODE_ENV: z.string().optional(),
+  CIMD_TEST_LOOPBACK_CA: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -104,6 +114,24 @@ function refuseDevelopmentSecrets(e: z.infer<typeof EnvSchema>): void {
   if (problems.length) throw new ConfigError(`Refusing to start with development secrets (NODE_ENV=production):\n${problems.join('\n')}`);
 }
 
+/**
+ * CIMD_TEST_LOOPBACK_CA opens the metadata-document fetcher to loopback
+ * addresses (an SSRF hole by design, for tests): never in production.
+ */
+function readTestCa(path: string, nodeEnv: string | undefined): string {
+  if (nodeEnv === 'production') {
+    throw new ConfigError('Invalid configuration:\n  CIMD_TEST_LOOPBACK_CA: must not be set with NODE_ENV=production (it lets client metadata documents be fetched from loopback)');
+  }
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  CIMD_TEST_LOOPBACK_CA: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`Invalid configuration:\n  CIMD_TEST_LOOPBACK_CA: ${path} is not a PEM certificate`);
+  return pem;
+}
+
 /** Parse and validate `env`; throws ConfigError naming the offending variables. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -113,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   if (e.NODE_ENV === 'production') refuseDevelopmentSecrets(e);
+  const testLoopbackCa = e.CIMD_TEST_LOOPBACK_CA === undefined ? undefined : readTestCa(e.CIMD_TEST_LOOPBACK_CA, e.NODE_ENV);
   const base = stripSlash(e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.PORT}`);
   const publicBaseUrl = new URL(base);
   if (publicBaseUrl.search || publicBaseUrl.hash) {
@@ -143,9 +172,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     allowedOrigins: list(e.ALLOWED_ORIGINS),
     introspectionCacheSeconds: e.INTROSPECTION_CACHE_SECONDS,
     alwaysIntrospect: e.TOKEN_INTROSPECTION === 'always',
+    removedSubjectRetentionSeconds: e.REMOVED_SUBJECT_RETENTION_SECONDS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     statelessHttp: e.MCP_STATELESS === 'true',
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
+    cimd: testLoopbackCa === undefined ? {} : { testLoopbackCa },
   };
 }

@@ -31,6 +31,8 @@ export interface Stack {
   /** Stop Hydra and start it again on the same ports and storage (needs hydraStorage 'file'). */
   restartHydra(): Promise<void>;
   addUser(email: string, password: string): Promise<TestUser>;
+  /** The environment our server runs with: a CLI given it works on the same database and Hydra. */
+  env: Record<string, string>;
   /** What the long_task tool recorded for `sub`, read straight from the server's database. */
   lastRunOfLongTask(sub: string): Promise<unknown>;
   stop(): Promise<void>;
@@ -53,6 +55,12 @@ export async function startStack(opts: {
   captureLogs?: boolean;
   /** Hydra's storage: in memory (default), or a SQLite file that survives restartHydra(). */
   hydraStorage?: 'memory' | 'file';
+  /**
+   * A test CA's PEM file: our server may fetch client metadata documents from
+   * loopback under it (CIMD_TEST_LOOPBACK_CA), and Hydra trusts it for a
+   * client's https jwks_uri (SSL_CERT_FILE, which replaces Go's system roots).
+   */
+  cimdTestCaFile?: string;
 }): Promise<Stack> {
   const appPort = await freeLoopbackPort();
   const base = `http://127.0.0.1:${appPort}`;
@@ -67,6 +75,9 @@ export async function startStack(opts: {
     consentUrl: `${base}/consent`,
     logoutUrl: `${base}/logout`,
     errorUrl: `${base}/oauth-error`,
+    // private_key_jwt assertions are signed for the token endpoint our metadata names.
+    tokenUrl: `${base}/token`,
+    ...(opts.cimdTestCaFile ? { caFile: opts.cimdTestCaFile } : {}),
     secretsSystem: randomBytes(24).toString('hex'),
     log: (line: string) => hydraLog.push(line),
   };
@@ -85,6 +96,7 @@ export async function startStack(opts: {
     ...(pgDb ? { DATABASE_URL: pgDb.url } : {}),
     // Several servers share one test process: a free port each, reported in server.metricsUrl.
     METRICS_PORT: '0',
+    ...(opts.cimdTestCaFile ? { CIMD_TEST_LOOPBACK_CA: opts.cimdTestCaFile } : {}),
   };
   const logs: string[] = [];
   const server = await startServer(env, opts.captureLogs ? { logSink: (line) => logs.push(line) } : {});
@@ -104,6 +116,7 @@ export async function startStack(opts: {
     hydraLog,
     logs,
     addUser: (email, password) => addUserWithCli(env, email, password),
+    env,
     async lastRunOfLongTask(sub) {
       const db = await openDatabase(loadConfig(env).database);
       try {
@@ -122,9 +135,9 @@ export async function startStack(opts: {
   };
 }
 
-/** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */
-export async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<TestUser> {
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), 'add', email], {
+/** Run `npm run user -- <args>` (scripts/user.ts under tsx) with `env`, `stdin` piped in. */
+export async function runUserCli(env: Record<string, string>, args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -133,8 +146,14 @@ export async function addUserWithCli(env: Record<string, string>, email: string,
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
   child.stderr.on('data', (d: Buffer) => (err += d));
-  child.stdin.end(`${password}\n`);
+  child.stdin.end(stdin);
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, out, err };
+}
+
+/** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */
+export async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<TestUser> {
+  const { code, out, err } = await runUserCli(env, ['add', email], `${password}\n`);
   const sub = /sub ([0-9a-f-]{36})/.exec(out)?.[1];
   if (code !== 0 || !sub) throw new Error(`user add failed (exit ${code}):\n${out}\n${err}`);
   return { email, password, sub };
