@@ -58,6 +58,9 @@ const OAuthErrorQuery = z.object({
  * The identity side Hydra delegates to (urls.login / urls.consent /
  * urls.logout): our pages, accepted or rejected through Hydra's admin API.
  */
+/** Hydra still holds a sign-in for a subject whose account was removed. */
+const ACCOUNT_GONE = { error: 'access_denied', error_description: 'This account no longer exists', status_code: 403 };
+
 export function createLoginRouter(options: LoginRouterOptions): express.Router {
   const { hydra, users, log, resources } = options;
   const router = express.Router();
@@ -72,6 +75,11 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     ...(options.wait ? { wait: options.wait } : {}),
   });
   const trusted = new Set(options.trustedClientIds);
+  const refuseGone = async (res: express.Response, challenge: string, sub: string | undefined) => {
+    const { redirect_to } = await hydra.rejectConsentRequest(challenge, ACCOUNT_GONE);
+    log.info('consent refused: account removed', { sub });
+    res.redirect(302, redirect_to);
+  };
   const checkCsrf = csrf.require.bind(csrf);
 
   router.get(STYLESHEET_PATH, (_req, res) => {
@@ -82,7 +90,13 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     const { login_challenge: challenge } = parse(LoginQuery, req.query, 'login_challenge');
     const request = await hydra.getLoginRequest(challenge);
     if (request.skip) {
-      // Hydra remembers this browser's sign-in ("keep me signed in"): no form.
+      // Hydra remembers this browser's sign-in ("keep me signed in"): no form,
+      // unless the account was removed since (its sessions may outlive the row by a moment).
+      if (!(await users.findById(request.subject))) {
+        const { redirect_to } = await hydra.rejectLoginRequest(challenge, ACCOUNT_GONE);
+        log.info('remembered sign-in refused: account removed', { sub: request.subject });
+        return res.redirect(302, redirect_to);
+      }
       const { redirect_to } = await hydra.acceptLoginRequest(challenge, { subject: request.subject });
       return res.redirect(302, redirect_to);
     }
@@ -114,13 +128,15 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     const request = await hydra.getConsentRequest(challenge);
     // Remembered consent (Hydra's skip) and first-party clients: no question asked.
     const clientId = request.client?.client_id ?? '';
+    // A sign-in accepted just before its account was removed must not become a grant.
+    if (!(request.subject && (await users.findById(request.subject)))) return refuseGone(res, challenge, request.subject);
     if (request.skip || trusted.has(clientId)) {
       const grant = grantFor(request, offeredScopes(request), resources, false);
       const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
       log.info('consent granted without asking', { sub: request.subject, client_id: clientId, reason: request.skip ? 'remembered' : 'trusted client' });
       return res.redirect(302, redirect_to);
     }
-    const user = request.subject ? await users.findById(request.subject) : undefined;
+    const user = await users.findById(request.subject!);
     const html = consentPage({
       challenge,
       csrf: csrf.tokenFor(req, res, challenge),
@@ -150,6 +166,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
       log.info('consent denied', { sub: request.subject, client_id: request.client?.client_id });
       return res.redirect(302, redirect_to);
     }
+    if (!(request.subject && (await users.findById(request.subject)))) return refuseGone(res, input.challenge, request.subject);
     const checked = input.scope === undefined ? [] : Array.isArray(input.scope) ? input.scope : [input.scope];
     const grant = grantFor(request, checked, resources, input.remember === 'yes');
     const { redirect_to } = await hydra.acceptConsentRequest(input.challenge, grant);

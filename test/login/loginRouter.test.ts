@@ -21,12 +21,12 @@ const CLIENT = {
 };
 
 /** Records what the pages ask of Hydra; challenges "gone" behave like used ones (stub Hydra admin). */
-function stubHydra() {
+function stubHydra(subject = 'sub-1') {
   const calls: { method: string; challenge: string; body?: unknown }[] = [];
   const loginRequest: LoginRequest = { challenge: 'lc', skip: false, subject: '', client: CLIENT, request_url: 'http://h/oauth2/auth' };
   const consentRequest: ConsentRequest = {
     challenge: 'cc',
-    subject: 'sub-1',
+    subject,
     client: CLIENT,
     requested_scope: ['openid', 'notes:read', 'notes:write'],
     request_url: `http://h/oauth2/auth?resource=${encodeURIComponent('http://127.0.0.1:3000/mcp')}`,
@@ -67,7 +67,7 @@ describe('login and consent pages (stub Hydra admin)', () => {
     db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
     const users = createUserStore(db);
     sub = (await users.add('alice@example.com', 'correct horse')).id;
-    stub = stubHydra();
+    stub = stubHydra(sub);
     const app = express();
     // The stub is swapped per test through this indirection.
     const hydra = new Proxy({} as HydraAdmin, { get: (_t, k) => (stub.hydra as never)[k] });
@@ -88,7 +88,7 @@ describe('login and consent pages (stub Hydra admin)', () => {
     base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   });
   beforeEach(() => {
-    stub = stubHydra();
+    stub = stubHydra(sub);
     throttle = new LoginThrottle();
     waits = [];
   });
@@ -224,6 +224,34 @@ describe('login and consent pages (stub Hydra admin)', () => {
       grant_access_token_audience: ['http://127.0.0.1:3000/mcp'],
       remember: false,
     });
+  });
+
+  it('refuses a remembered login (skip) for a subject whose account was removed: rejectLogin, no acceptLogin', async () => {
+    Object.assign(stub.loginRequest, { skip: true, subject: 'removed-sub' });
+    const res = await fetch(`${base}/login?login_challenge=lc`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(stub.calls.find((c) => c.method === 'rejectLogin')?.body).toMatchObject({ error: 'access_denied', error_description: 'This account no longer exists' });
+    expect(stub.calls.map((c) => c.method)).not.toContain('acceptLogin');
+  });
+
+  it.each([
+    ['a remembered consent (skip)', async () => ((stub.consentRequest.skip = true), fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' }))],
+    ['the consent page', () => fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' })],
+  ])('refuses %s for a subject whose account was removed mid-flow: rejectConsent, no grant', async (_case, open) => {
+    stub.consentRequest.subject = 'removed-sub';
+    const res = await open();
+    expect(res.status).toBe(302);
+    expect(stub.calls.find((c) => c.method === 'rejectConsent')?.body).toMatchObject({ error: 'access_denied', error_description: 'This account no longer exists' });
+    expect(stub.calls.map((c) => c.method)).not.toContain('acceptConsent');
+  });
+
+  it('refuses Allow for a subject whose account was removed after the page was shown: rejectConsent, no grant', async () => {
+    const shown = await formOf('/consent?consent_challenge=cc');
+    stub.consentRequest.subject = 'removed-sub';
+    const res = await post('/consent', [['challenge', 'cc'], ['decision', 'allow'], ['scope', 'notes:read']], shown);
+    expect(res.status).toBe(302);
+    expect(stub.calls.map((c) => c.method)).toContain('rejectConsent');
+    expect(stub.calls.map((c) => c.method)).not.toContain('acceptConsent');
   });
 
   it('rejects with access_denied when the person clicks Deny', async () => {
