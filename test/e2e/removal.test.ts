@@ -9,6 +9,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { createUserStore } from '../../src/login/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
+import { Browser } from './browser.js';
 import { call, type Connected, connectAs } from './flow.js';
 import { TestOAuthClient } from './oauthClient.js';
 import { runUserCli, type Stack, startStack, type TestUser } from './stack.js';
@@ -163,6 +164,30 @@ describe.each(KINDS)('account removal with $tokens access tokens on $database (r
     expect(await sessions(), "the person's open session was closed").toBe(before - 1);
     expect(await refreshAtOurTokenEndpoint(c)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     expect(await rowsOf(frank.sub)).toEqual({ notes: 0, records: 0, users: 0 });
+  });
+
+  it('"Delete my account" on /account (password, confirmation, CSRF): open session, refresh token and unexpired access token refused at once, no row remains', async () => {
+    const { user: hana, c } = await activePerson(`hana-${tokens}@example.com`);
+    const accessToken = c.oauth.tokens()!.access_token;
+    const browser = new Browser();
+    const signIn = await browser.open(`${stack.baseUrl}/account`);
+    const account = await signIn.submit('Sign in', { fill: { Email: hana.email, Password: hana.password } });
+    expect(account.url.pathname).toBe('/account');
+    const confirm = await browser.open(`${stack.baseUrl}/account/delete`);
+    expect(confirm.status).toBe(200);
+    const deleted = await confirm.submit('Delete my account', {
+      fill: { 'Your password': hana.password },
+      check: ['I understand that my account and its data will be deleted for good'],
+    });
+    expect(deleted.status, deleted.text()).toBe(200);
+    expect(deleted.text()).toContain('Your account has been deleted');
+
+    expect(await nextCallStatus(c), 'removed in this process: refused on the first try').toBe(401);
+    if (tokens === 'jwt') expect(decodeJwt(accessToken).exp! * 1000, 'the JWT has not expired').toBeGreaterThan(Date.now() + 60_000);
+    expect((await post(accessToken, initialize)).status).toBe(401);
+    expect(await refreshAtOurTokenEndpoint(c)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect(await rowsOf(hana.sub)).toEqual({ notes: 0, records: 0, users: 0 });
+    expect(await createHydraAdmin({ adminUrl: new URL(stack.hydra.adminUrl) }).listConsentSessions(hana.sub)).toEqual([]);
   });
 
   it('a sign-in that completes during the removal (account row still there) gets nothing that lasts', async () => {
