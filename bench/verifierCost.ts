@@ -1,4 +1,4 @@
-import { createHydraAdmin } from '../src/auth/hydraAdmin.js';
+import { createHydraAdmin } from '../src/hydra/index.js';
 import { ResourceSet } from '../src/auth/resource.js';
 import { HydraTokenVerifier } from '../src/auth/tokenVerifier.js';
 import { createLogger } from '../src/log/logger.js';

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hydraAdminUrls, hydraPublicUrls } from '../src/hydra/endpoints.js';
 
 const HYDRA_DIR = fileURLToPath(new URL('../hydra/', import.meta.url));
 const CONFIG = `${HYDRA_DIR}hydra.yml`;
@@ -26,8 +27,8 @@ export interface StartHydraOptions {
   errorUrl: string;
   /**
    * The token endpoint clients are told about (ours, `<base>/token`). Hydra
-   * accepts a private_key_jwt assertion whose `aud` is this or its own
-   * `<public>/oauth2/token` (fositex GetTokenURLs), and advertises it in discovery.
+   * accepts a private_key_jwt assertion whose `aud` is this or its own token
+   * endpoint (fositex GetTokenURLs), and advertises it in discovery.
    */
   tokenUrl?: string;
   /** A PEM bundle of CAs Hydra trusts for outgoing https (a client's jwks_uri): Go's SSL_CERT_FILE. Tests only. */
@@ -41,7 +42,7 @@ export interface StartHydraOptions {
   env?: Record<string, string>;
   /** Receives each line Hydra prints (stdout and stderr). */
   log?: (line: string) => void;
-  /** How long to wait for /health/ready, in milliseconds (default 30 s). */
+  /** How long to wait for Hydra's readiness check, in milliseconds (default 30 s). */
   readyTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL, in milliseconds (default 5 s). */
   stopTimeoutMs?: number;
@@ -112,7 +113,7 @@ export async function startHydra(opts: StartHydraOptions): Promise<RunningHydra>
       URLS_CONSENT: opts.consentUrl,
       URLS_LOGOUT: opts.logoutUrl,
       URLS_ERROR: opts.errorUrl,
-      WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL: `${publicUrl}/oauth2/register`,
+      WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL: hydraPublicUrls(publicUrl).register.href,
       STRATEGIES_ACCESS_TOKEN: opts.accessTokenStrategy,
       ...(opts.tokenUrl ? { WEBFINGER_OIDC_DISCOVERY_TOKEN_URL: opts.tokenUrl } : {}),
       ...(opts.caFile ? { SSL_CERT_FILE: opts.caFile } : {}),
@@ -167,9 +168,9 @@ async function serve(
   };
 
   try {
-    await waitUntilReady(`${adminUrl}/health/ready`, opts.readyTimeoutMs ?? 30_000, () => exited);
-    const discovery = await getJson<{ issuer?: string }>(`${publicUrl}/.well-known/openid-configuration`);
-    const version = await getJson<{ version?: string }>(`${adminUrl}/version`);
+    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, opts.readyTimeoutMs ?? 30_000, () => exited);
+    const discovery = await getJson<{ issuer?: string }>(hydraPublicUrls(publicUrl).discovery.href);
+    const version = await getJson<{ version?: string }>(hydraAdminUrls(adminUrl).version.href);
     if (!discovery.issuer) throw new Error('discovery document has no issuer');
     return { publicUrl, adminUrl, issuer: discovery.issuer, version: version.version ?? 'unknown', stop };
   } catch (e) {

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createAccountRemoval, RemovalIncompleteError, type RemovalReport } from '../src/account/accountRemoval.js';
-import { createHydraAdmin } from '../src/auth/hydraAdmin.js';
+import { createHydraAdmin } from '../src/hydra/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
 import { createUserStore, normaliseEmail, UserInputError } from '../src/login/userStore.js';

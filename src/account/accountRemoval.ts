@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { HydraAdmin } from '../auth/hydraAdmin.js';
+import type { HydraAdmin } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import { normaliseEmail, type User, UserInputError, type UserStore } from '../login/userStore.js';
 import type { Db } from '../store/database.js';

@@ -29,7 +29,7 @@ export class Metrics {
   });
   private readonly hydraLatency = new Histogram({
     name: 'hydra_request_duration_seconds',
-    help: "Latency of calls to Hydra's admin API",
+    help: 'Latency of calls to Hydra (admin and public ports), by call',
     labelNames: ['call', 'ok'],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],

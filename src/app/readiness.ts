@@ -1,15 +1,14 @@
 import type { RequestHandler } from 'express';
 import { sql } from 'kysely';
+import type { HydraPublic } from '../hydra/index.js';
 import type { Db, Dialect } from '../store/database.js';
 import { pendingMigrations } from '../store/migrations.js';
 
 export interface ReadinessOptions {
   db: Db;
   dialect: Dialect;
-  /** Hydra's admin URL; its /health/ready is asked. */
-  hydraAdminUrl: URL;
-  /** Hydra's JWKS, needed to verify JWT access tokens. */
-  jwksUrl: URL;
+  /** Hydra's side of the checks: its admin health and its JWKS (needed to verify JWT access tokens). */
+  hydra: Pick<HydraPublic, 'adminReady' | 'jwksReachable'>;
   timeoutMs?: number;
 }
 
@@ -22,11 +21,6 @@ type Check = () => Promise<void>;
  */
 export function readinessHandler(options: ReadinessOptions): RequestHandler {
   const timeoutMs = options.timeoutMs ?? 2000;
-  const reach = (url: URL): Check => async () => {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-    if (!res.ok) throw new Error(`status ${res.status}`);
-  };
   const checks: Record<string, Check> = {
     database: async () => {
       await sql`select 1`.execute(options.db);
@@ -35,8 +29,8 @@ export function readinessHandler(options: ReadinessOptions): RequestHandler {
       const pending = await pendingMigrations(options.db, options.dialect);
       if (pending.length) throw new Error(`pending: ${pending.join(', ')}`);
     },
-    hydra_admin: reach(new URL('/health/ready', options.hydraAdminUrl)),
-    hydra_jwks: reach(options.jwksUrl),
+    hydra_admin: () => options.hydra.adminReady(),
+    hydra_jwks: () => options.hydra.jwksReachable(),
   };
   const withTimeout = (check: Check) =>
     Promise.race([check(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref())]);

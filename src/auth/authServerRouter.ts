@@ -1,7 +1,9 @@
+import cors from 'cors';
 import express from 'express';
 import { metadataHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/metadata.js';
 import { createOAuthMetadata, getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import { CLIENT_ASSERTION_ALGS } from './cimd/clientMetadataDocument.js';
+import { endpointRateLimit, type EndpointRateLimitOptions } from './endpointRateLimits.js';
 import type { HydraProvider } from './hydraProvider.js';
 import type { ResourceSet } from './resource.js';
 import { SUPPORTED_SCOPES } from './scopes.js';
@@ -14,6 +16,11 @@ export interface AuthServerRouterOptions {
   /** Our resource URLs (RFC 9728): the MCP endpoint first, then the legacy SSE endpoint. */
   resources: ResourceSet;
   resourceName: string;
+  /**
+   * Per-address limits on /token, /revoke and /register (ENDPOINT_LIMITS) and
+   * the store they are counted in (default: this process's memory).
+   */
+  rateLimits?: EndpointRateLimitOptions;
 }
 
 /**
@@ -21,6 +28,8 @@ export interface AuthServerRouterOptions {
  * The SDK's mcpAuthRouter serves PRM, /authorize and /register through the
  * Hydra provider; /token, /revoke and the AS metadata are ours, mounted first,
  * so confidential clients are authenticated by Hydra with what they sent.
+ * Our limiters replace the SDK's on /token, /revoke and /register, with one
+ * injectable store.
  */
 export function authServerRouter(options: AuthServerRouterOptions): express.Router {
   const router = express.Router();
@@ -39,12 +48,15 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // RFC 7009: ours (tokenProxy.ts); the provider has no revokeToken, so `base` lacks it.
+    revocation_endpoint: new URL('/revoke', publicBaseUrl).href,
     client_id_metadata_document_supported: true,
   };
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
   // Registration bodies are small; a big one is refused as RFC 7591 metadata error
   // before the SDK's handler parses it. (Unknown fields are ignored, as §2 requires.)
   const registrationBody = express.json({ limit: '16kb' });
+  router.use('/register', cors(), endpointRateLimit('register', options.rateLimits));
   router.use('/register', (req, res, next) =>
     registrationBody(req, res, (err?: unknown) => {
       if (!err) return next();
@@ -55,7 +67,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
       });
     }),
   );
-  router.use(tokenProxyRouter({ provider, resources }));
+  router.use(tokenProxyRouter({ provider, resources, rateLimits: options.rateLimits }));
   router.use(
     mcpAuthRouter({
       provider,
@@ -63,6 +75,8 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
       resourceServerUrl: resources.primary,
       scopesSupported,
       resourceName: options.resourceName,
+      // Counted by our limiter above, in the injectable store.
+      clientRegistrationOptions: { rateLimit: false },
     }),
   );
   // RFC 9728 §3.1: one document per resource URL, at the path-specific

@@ -4,20 +4,19 @@ import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/share
 import type { Logger } from '../log/logger.js';
 import { CimdClients } from './cimd/cimdClients.js';
 import { type ClientMetadataDocuments, isClientIdUrl } from './cimd/clientMetadataDocument.js';
-import { type FetchLike, type HydraAdmin, type HydraClient, hydraErrorFrom } from './hydraAdmin.js';
+import { type HydraAdmin, type HydraClient, HydraError, type HydraPublic } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
 import { checkRedirectUri } from './redirectUris.js';
 import type { ResourceSet } from './resource.js';
 import { REGISTRABLE_SCOPES } from './scopes.js';
 
 export interface HydraClientsOptions {
-  /** Hydra's public URL; registration goes to its RFC 7591 endpoint `/oauth2/register`. */
-  hydraPublicUrl: URL;
+  /** Hydra's public API; registration goes to its RFC 7591 endpoint. */
+  hydraPublic: HydraPublic;
   hydraAdmin: HydraAdmin;
   /** Our resource URLs, put on every client's audience allow-list. */
   resources: ResourceSet;
   log: Logger;
-  fetch?: FetchLike;
   /** How long a looked-up client is reused before asking Hydra again. */
   cacheTtlMs?: number;
   /** Most clients kept in the lookup cache. */
@@ -33,11 +32,9 @@ export interface HydraClientsOptions {
  */
 export class HydraClientsStore implements OAuthRegisteredClientsStore {
   private readonly cache: LruCache<OAuthClientInformationFull>;
-  private readonly fetch: FetchLike;
   private readonly cimd: CimdClients | undefined;
 
   constructor(private readonly options: HydraClientsOptions) {
-    this.fetch = options.fetch ?? fetch;
     this.cache = new LruCache(options.cacheSize ?? 1000);
     const { clientMetadataDocuments: documents, hydraAdmin, resources, log } = options;
     this.cimd = documents ? new CimdClients({ documents, hydraAdmin, resources, log }) : undefined;
@@ -111,28 +108,22 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
       // URLs go here. A client-declared audience is never trusted.
       audience: [...this.options.resources.canonical],
     };
-    let res: Response;
+    let answer: HydraClient & { client_secret?: string };
     try {
-      res = await this.fetch(new URL('/oauth2/register', this.options.hydraPublicUrl), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (cause) {
-      this.options.log.error('registration: Hydra unreachable', { error: cause });
-      throw new CustomOAuthError('temporarily_unavailable', 'The authorization server is unavailable, try again');
-    }
-    if (!res.ok) {
-      const err = await hydraErrorFrom(res);
-      this.options.log.info('registration refused by Hydra', { status: err.status, hydra_error: err.error, detail: err.description });
-      if (err.unavailable) throw new ServerError('The authorization server failed to register the client');
+      answer = await this.options.hydraPublic.register(body);
+    } catch (e) {
+      if (!(e instanceof HydraError) || e.status === 0) {
+        this.options.log.error('registration: Hydra unreachable', { error: e });
+        throw new CustomOAuthError('temporarily_unavailable', 'The authorization server is unavailable, try again');
+      }
+      this.options.log.info('registration refused by Hydra', { status: e.status, hydra_error: e.error, detail: e.description });
+      if (e.unavailable) throw new ServerError('The authorization server failed to register the client');
       // RFC 7591 §3.2.2: pass Hydra's error code on as the same error.
-      throw err.error === 'invalid_client_metadata' || err.error === 'invalid_request'
-        ? new InvalidClientMetadataError(err.description || 'Invalid client metadata')
-        : new CustomOAuthError(err.error, err.description || 'Registration refused');
+      throw e.error === 'invalid_client_metadata' || e.error === 'invalid_request'
+        ? new InvalidClientMetadataError(e.description || 'Invalid client metadata')
+        : new CustomOAuthError(e.error, e.description || 'Registration refused');
     }
-    const created = toClientInformation((await res.json()) as HydraClient & { client_secret?: string });
+    const created = toClientInformation(answer);
     this.options.log.info('client registered', { client_id: created.client_id, client_name: created.client_name });
     return created;
   }

@@ -2,18 +2,18 @@ import type { Response } from 'express';
 import type { AuthorizationParams, OAuthServerProvider, OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { randomBytes } from 'node:crypto';
-import { CustomOAuthError, InvalidRequestError, InvalidTargetError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { InvalidRequestError, InvalidTargetError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import type { OAuthClientInformationFull, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { type ForwardedResponse, HydraError, type HydraPublic, hydraAuthorizationUrl } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
-import type { FetchLike } from './hydraAdmin.js';
 import type { HydraClientsStore } from './hydraClients.js';
 import type { ResourceSet } from './resource.js';
 
 export interface HydraProviderOptions {
-  /** Hydra's public URL as this server reaches it: /oauth2/token and /oauth2/revoke. */
-  hydraPublicUrl: URL;
+  /** Hydra's public API as this server reaches it: token and revocation are forwarded there. */
+  hydraPublic: HydraPublic;
   /**
-   * Hydra's public URL as browsers reach it, for the /oauth2/auth redirect.
+   * Hydra's public URL as browsers reach it, for the authorization redirect.
    * Hydra's issuer is that URL; in a container network it differs from
    * `hydraPublicUrl` (http://hydra:4444 vs http://127.0.0.1:4444).
    */
@@ -23,13 +23,6 @@ export interface HydraProviderOptions {
   /** This server's resource URLs; the only `resource` values we accept (RFC 8707). */
   resources: ResourceSet;
   log: Logger;
-  fetch?: FetchLike;
-}
-
-/** What Hydra answered to a forwarded token or revocation request, passed on verbatim. */
-export interface ForwardedResponse {
-  status: number;
-  body: unknown;
 }
 
 /**
@@ -37,18 +30,20 @@ export interface ForwardedResponse {
  * authorization server: it checks PKCE, client secrets, codes and refresh
  * tokens. This class only moves requests to it, so nothing here stores tokens.
  *
- * Token and revocation requests arrive through `forward()` (see tokenProxy.ts)
- * with the client's credentials exactly as presented, because Hydra never
- * returns client secrets and so it alone can authenticate confidential clients.
+ * Token and revocation requests have one path: tokenProxy.ts calls `forward()`
+ * with the client's credentials exactly as presented (Basic header, form
+ * secret or RFC 7523 `client_assertion`), because Hydra never returns client
+ * secrets and so it alone can authenticate confidential clients. The SDK's
+ * own /token handler, which would call `exchangeAuthorizationCode` and
+ * `exchangeRefreshToken` with a secret it compared itself, is never reached
+ * (tokenProxy answers every method on /token first); the two methods exist
+ * only because the SDK's provider type requires them, and refuse. No
+ * `revokeToken`, so the SDK mounts no /revoke of its own.
  */
 export class HydraProvider implements OAuthServerProvider {
   /** Hydra validates PKCE at its token endpoint (oauth2.pkce.enforced_for_public_clients). */
   readonly skipLocalPkceValidation = true;
-  private readonly fetch: FetchLike;
-
-  constructor(private readonly options: HydraProviderOptions) {
-    this.fetch = options.fetch ?? fetch;
-  }
+  constructor(private readonly options: HydraProviderOptions) {}
 
   get clientsStore(): HydraClientsStore {
     return this.options.clientsStore;
@@ -65,7 +60,7 @@ export class HydraProvider implements OAuthServerProvider {
     }
     const state = stateForHydra(params.state);
     await this.options.clientsStore.allowLoopbackPort(client, params.redirectUri);
-    const target = new URL('oauth2/auth', withSlash(this.options.hydraBrowserUrl));
+    const target = hydraAuthorizationUrl(this.options.hydraBrowserUrl);
     const q = target.searchParams;
     q.set('client_id', client.client_id);
     q.set('response_type', 'code');
@@ -83,29 +78,14 @@ export class HydraProvider implements OAuthServerProvider {
     throw new ServerError('PKCE is verified by Hydra');
   }
 
-  async exchangeAuthorizationCode(
-    client: OAuthClientInformationFull,
-    code: string,
-    codeVerifier?: string,
-    redirectUri?: string,
-  ): Promise<OAuthTokens> {
-    const form = new URLSearchParams({ grant_type: 'authorization_code', code, client_id: client.client_id });
-    if (codeVerifier) form.set('code_verifier', codeVerifier);
-    if (redirectUri) form.set('redirect_uri', redirectUri);
-    return this.tokensOrThrow(await this.forward('/oauth2/token', form, clientAuth(client)));
+  /** Never called: /token is tokenProxy.ts (see the class comment). */
+  async exchangeAuthorizationCode(): Promise<OAuthTokens> {
+    throw new ServerError('Token requests are forwarded to the authorization server');
   }
 
-  async exchangeRefreshToken(client: OAuthClientInformationFull, refreshToken: string, scopes?: string[]): Promise<OAuthTokens> {
-    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id });
-    if (scopes?.length) form.set('scope', scopes.join(' '));
-    return this.tokensOrThrow(await this.forward('/oauth2/token', form, clientAuth(client)));
-  }
-
-  async revokeToken(client: OAuthClientInformationFull, request: OAuthTokenRevocationRequest): Promise<void> {
-    const form = new URLSearchParams({ token: request.token, client_id: client.client_id });
-    if (request.token_type_hint) form.set('token_type_hint', request.token_type_hint);
-    const answer = await this.forward('/oauth2/revoke', form, clientAuth(client));
-    if (answer.status >= 400) throw oauthErrorFrom(answer);
+  /** Never called: /token is tokenProxy.ts (see the class comment). */
+  async exchangeRefreshToken(): Promise<OAuthTokens> {
+    throw new ServerError('Token requests are forwarded to the authorization server');
   }
 
   verifyAccessToken(token: string): Promise<AuthInfo> {
@@ -113,48 +93,27 @@ export class HydraProvider implements OAuthServerProvider {
   }
 
   /**
-   * POST a form to Hydra's public `path` with the client's own authentication
-   * (an `Authorization: Basic` header, or client_id/client_secret in the form)
-   * and return Hydra's status and JSON body unchanged.
+   * Forward a token or revocation form to Hydra with the client's own
+   * authentication and return Hydra's status and JSON body unchanged; an
+   * unreachable Hydra is a 503 `temporarily_unavailable` (RFC 6749 §5.2).
    */
-  async forward(path: '/oauth2/token' | '/oauth2/revoke', form: URLSearchParams, authorization?: string): Promise<ForwardedResponse> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/x-www-form-urlencoded',
-      accept: 'application/json',
-    };
-    if (authorization) headers.authorization = authorization;
-    let res: globalThis.Response;
+  async forward(endpoint: 'token' | 'revoke', form: URLSearchParams, authorization?: string): Promise<ForwardedResponse> {
+    let answer: ForwardedResponse;
     try {
-      res = await this.fetch(new URL(path, this.options.hydraPublicUrl), {
-        method: 'POST',
-        headers,
-        body: form.toString(),
-        signal: AbortSignal.timeout(10_000),
-      });
+      answer = await this.options.hydraPublic.forward(endpoint, form, authorization);
     } catch (error) {
-      this.options.log.error('Hydra unreachable', { path, error });
+      if (!(error instanceof HydraError)) throw error;
+      this.options.log.error('Hydra unreachable', { endpoint, error });
       return {
         status: 503,
         body: { error: 'temporarily_unavailable', error_description: 'The authorization server is unavailable, try again' },
       };
     }
-    const text = await res.text();
-    let body: unknown = {};
-    try {
-      body = text ? JSON.parse(text) : {};
-    } catch {
-      body = { error: 'server_error', error_description: 'The authorization server sent an unreadable answer' };
+    if (answer.status >= 400) {
+      const b = answer.body as { error?: string; error_description?: string };
+      this.options.log.info('Hydra refused', { endpoint, status: answer.status, hydra_error: b.error, detail: b.error_description });
     }
-    if (res.status >= 400) {
-      const b = body as { error?: string; error_description?: string };
-      this.options.log.info('Hydra refused', { path, status: res.status, hydra_error: b.error, detail: b.error_description });
-    }
-    return { status: res.status, body };
-  }
-
-  private tokensOrThrow(answer: ForwardedResponse): OAuthTokens {
-    if (answer.status >= 400) throw oauthErrorFrom(answer);
-    return answer.body as OAuthTokens;
+    return answer;
   }
 }
 
@@ -177,21 +136,3 @@ export function stateForHydra(state: string | undefined): string {
 }
 
 const MIN_STATE_LENGTH = 8;
-
-/** Resolve relative to the issuer's path too (an issuer may be https://host/hydra). */
-function withSlash(u: URL): URL {
-  return new URL(u.href.endsWith('/') ? u.href : `${u.href}/`);
-}
-
-/** Basic credentials for a client whose secret we hold (only the SDK's own handlers pass one). */
-function clientAuth(client: OAuthClientInformationFull): string | undefined {
-  if (!client.client_secret) return undefined;
-  const enc = (s: string) => encodeURIComponent(s);
-  return `Basic ${Buffer.from(`${enc(client.client_id)}:${enc(client.client_secret)}`).toString('base64')}`;
-}
-
-/** Hydra's OAuth error, passed on as the same OAuth error (not a 500). */
-function oauthErrorFrom(answer: ForwardedResponse): CustomOAuthError {
-  const b = answer.body as { error?: string; error_description?: string };
-  return new CustomOAuthError(b.error ?? 'server_error', b.error_description ?? 'Request refused by the authorization server');
-}

@@ -1,6 +1,7 @@
 import cors from 'cors';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
+import { endpointRateLimit, type EndpointRateLimitOptions } from './endpointRateLimits.js';
 import type { HydraProvider } from './hydraProvider.js';
 import type { ResourceSet } from './resource.js';
 
@@ -8,6 +9,8 @@ export interface TokenProxyOptions {
   provider: HydraProvider;
   /** This server's resource URLs: the only `resource` a token request may name (RFC 8707 §2.2). */
   resources: ResourceSet;
+  /** Per-address limits on /token and /revoke, and where they are counted. */
+  rateLimits?: EndpointRateLimitOptions;
 }
 
 // RFC 6749 §3.2: a parameter sent twice arrives as an array and fails `z.string()`.
@@ -49,14 +52,18 @@ const oauthError = (res: Response, status: number, error: string, description: s
 
 /**
  * POST /token and /revoke, forwarded to Hydra with the client's credentials as
- * presented (Basic header or form), mounted ahead of the SDK's mcpAuthRouter.
+ * presented (Basic header, form secret or RFC 7523 client_assertion), mounted
+ * ahead of the SDK's mcpAuthRouter: the only token and revocation path.
  * The SDK's own token handler only reads secrets from the body and compares
  * them with a stored copy, which Hydra never gives out.
  */
-export function tokenProxyRouter({ provider, resources }: TokenProxyOptions): express.Router {
+export function tokenProxyRouter({ provider, resources, rateLimits }: TokenProxyOptions): express.Router {
   const router = express.Router();
   // Browser clients (MCP Inspector) call these cross-origin; no cookies are involved.
   router.use(['/token', '/revoke'], cors({ origin: '*', methods: ['POST', 'OPTIONS'] }));
+  // After CORS, so a browser client can read the 429; before parsing, so a flood costs little.
+  router.use('/token', endpointRateLimit('token', rateLimits));
+  router.use('/revoke', endpointRateLimit('revoke', rateLimits));
   const form = express.urlencoded({ extended: false, limit: '16kb' });
 
   router.post('/token', form, async (req: Request, res: Response) => {
@@ -71,7 +78,7 @@ export function tokenProxyRouter({ provider, resources }: TokenProxyOptions): ex
     if (resource !== undefined && !resources.match(resource)) {
       return oauthError(res, 400, 'invalid_target', `This server only issues tokens for ${resources.canonical.join(', ')}`);
     }
-    const answer = await provider.forward('/oauth2/token', toForm(params), req.get('authorization'));
+    const answer = await provider.forward('token', toForm(params), req.get('authorization'));
     res.status(answer.status).json(answer.body);
   });
 
@@ -79,7 +86,7 @@ export function tokenProxyRouter({ provider, resources }: TokenProxyOptions): ex
     res.set('Cache-Control', 'no-store');
     const parsed = RevokeRequest.safeParse(req.body ?? {});
     if (!parsed.success) return oauthError(res, 400, 'invalid_request', describe(parsed.error));
-    const answer = await provider.forward('/oauth2/revoke', toForm(parsed.data), req.get('authorization'));
+    const answer = await provider.forward('revoke', toForm(parsed.data), req.get('authorization'));
     // RFC 7009 §2.2: success is an empty 200.
     if (answer.status < 400) return res.status(200).end();
     res.status(answer.status).json(answer.body);

@@ -4,7 +4,7 @@ import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/p
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { Logger } from '../log/logger.js';
-import { type HydraAdmin, HydraError, type Introspection } from './hydraAdmin.js';
+import { type HydraAdmin, HydraError, type Introspection } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
 import { type Principal, toAuthInfo } from './principal.js';
 import type { ResourceSet } from './resource.js';
@@ -18,7 +18,7 @@ export interface AccessTokenVerifier extends OAuthTokenVerifier {
 export interface TokenVerifierOptions {
   /** `iss` Hydra writes into tokens, compared exactly. */
   issuer: string;
-  /** Hydra's JWKS: `<hydra public>/.well-known/jwks.json`. */
+  /** Hydra's JWKS (hydraPublicUrls(…).jwks in src/hydra/). */
   jwksUrl: URL;
   /** This server's resource URLs; tokens must name one in `aud` (RFC 8707, RFC 9068 §4). */
   resources: ResourceSet;

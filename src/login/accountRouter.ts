@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import { HydraError, type HydraAdmin } from '../auth/hydraAdmin.js';
+import { HydraError, type HydraAdmin } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import { changePasswordPage, type ChangePasswordErrors, deleteAccountPage, type DeleteAccountErrors } from './accountPages.js';
 import { clearCookie, readCookie, setCookie, type Signer } from './cookies.js';

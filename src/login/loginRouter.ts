@@ -1,6 +1,6 @@
 import express from 'express';
 import { z } from 'zod';
-import type { ConsentRequest, HydraAdmin } from '../auth/hydraAdmin.js';
+import type { ConsentRequest, HydraAdmin } from '../hydra/index.js';
 import type { ResourceSet } from '../auth/resource.js';
 import { describeScope, isRequiredScope, OFFLINE_SCOPES } from '../auth/scopes.js';
 import type { Logger } from '../log/logger.js';

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
-import { HydraError } from '../auth/hydraAdmin.js';
+import { HydraError } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import { errorPage } from './pages.js';
 

@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CimdClients } from '../../src/auth/cimd/cimdClients.js';
 import { ClientMetadataDocuments } from '../../src/auth/cimd/clientMetadataDocument.js';
-import { createHydraAdmin } from '../../src/auth/hydraAdmin.js';
+import { createHydraAdmin } from '../../src/hydra/index.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { createLogger } from '../../src/log/logger.js';
 import { type DocumentServer, makeTestCa, startDocumentServer, type TestCa } from '../support/testCa.js';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createAccountRemoval } from '../../src/account/accountRemoval.js';
 import { DEFAULT_REFRESH_MS } from '../../src/account/removedSubjects.js';
-import { createHydraAdmin } from '../../src/auth/hydraAdmin.js';
+import { createHydraAdmin } from '../../src/hydra/index.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createUserStore } from '../../src/login/userStore.js';

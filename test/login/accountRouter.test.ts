@@ -3,7 +3,7 @@ import express from 'express';
 import { type HTMLElement, parse } from 'node-html-parser';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAccountRemoval } from '../../src/account/accountRemoval.js';
-import { type HydraAdmin, HydraError } from '../../src/auth/hydraAdmin.js';
+import { type HydraAdmin, HydraError } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createAccountRouter } from '../../src/login/accountRouter.js';
 import { Signer } from '../../src/login/cookies.js';

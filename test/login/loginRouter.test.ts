@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import { parse } from 'node-html-parser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type AcceptConsent, type ConsentRequest, type HydraAdmin, HydraError, type LoginRequest } from '../../src/auth/hydraAdmin.js';
+import { type AcceptConsent, type ConsentRequest, type HydraAdmin, HydraError, type LoginRequest } from '../../src/hydra/index.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Signer } from '../../src/login/cookies.js';

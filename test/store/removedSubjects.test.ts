@@ -10,7 +10,7 @@ import {
   UnknownAccountError,
 } from '../../src/account/accountRemoval.js';
 import { RemovedSubjects } from '../../src/account/removedSubjects.js';
-import { HydraError } from '../../src/auth/hydraAdmin.js';
+import { HydraError } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createUserStore, UserInputError } from '../../src/login/userStore.js';
 import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';

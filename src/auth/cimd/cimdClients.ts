@@ -1,7 +1,7 @@
 import { InvalidClientError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { Logger } from '../../log/logger.js';
-import { type HydraAdmin, type HydraClient, HydraError } from '../hydraAdmin.js';
+import { type HydraAdmin, type HydraClient, HydraError } from '../../hydra/index.js';
 import { LruCache } from '../lruCache.js';
 import type { ResourceSet } from '../resource.js';
 import { REGISTRABLE_SCOPES } from '../scopes.js';
@@ -25,8 +25,8 @@ export const CIMD_MARK = { cimd: true } as const;
  * The Hydra client id is the URL itself: fosite finds the client by the
  * assertion's `sub` and requires `iss` = `sub` = client id (RFC 7523 §3), and
  * a client signs with its own client_id, so no other id would let Hydra
- * authenticate it. Hydra v2.3 accepts such an id on POST /admin/clients and in
- * every OAuth flow, but its /admin/clients/{id} routes cannot address an id
+ * authenticate it. Hydra v2.3 accepts such an id when a client is created and in
+ * every OAuth flow, but its admin routes by client id cannot address an id
  * containing "/" (the router decodes %2F and splits on it), so the client is
  * read back by its `owner` (set to the URL) and can never be updated. Hence:
  * the first document seen is mirrored; a later document may drop redirect
