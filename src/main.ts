@@ -5,7 +5,7 @@ import { buildApp, jwksUrlOf, resourcesOf } from './app/app.js';
 import { Metrics } from './app/metrics.js';
 import type { RemoveAccount } from './account/accountRemoval.js';
 import { RemovedSubjects } from './account/removedSubjects.js';
-import { createHydraAdmin, type HydraAdmin } from './auth/hydraAdmin.js';
+import { createHydra, type HydraAdmin } from './hydra/index.js';
 import { REGISTRABLE_SCOPES } from './auth/scopes.js';
 import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifier.js';
 import { type Config, loadConfig } from './config/config.js';
@@ -80,12 +80,14 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
   const db = await openDatabase(config.database);
   const metrics = new Metrics();
-  const hydraAdmin = createHydraAdmin({ adminUrl: config.hydra.adminUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
+  // One transport for both of Hydra's ports: one timeout, every call timed in hydra_request_duration_seconds.
+  const hydra = createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
+  const hydraAdmin = hydra.admin;
   // Read before the first request is served, then every few seconds (another replica or the CLI may remove someone).
   const removedSubjects = new RemovedSubjects({ store: removedSubjectsStore(db), retentionSeconds: config.removedSubjectRetentionSeconds, log });
   await removedSubjects.start();
   const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics, removedSubjects });
-  const { app, drain, closeSessions, removeAccount } = buildApp({ config, db, hydraAdmin, tools, log, version: VERSION, metrics, verifier, removedSubjects });
+  const { app, drain, closeSessions, removeAccount } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {

@@ -5,7 +5,7 @@ import { createAccountRemoval, type RemoveAccount } from '../account/accountRemo
 import type { RemovedSubjects } from '../account/removedSubjects.js';
 import { authServerRouter } from '../auth/authServerRouter.js';
 import { bearerAuth } from '../auth/bearerAuth.js';
-import { type HydraAdmin } from '../auth/hydraAdmin.js';
+import { createHydra, type HydraAdmin, type HydraPublic, hydraPublicUrls } from '../hydra/index.js';
 import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
@@ -18,6 +18,7 @@ import { Signer } from '../login/cookies.js';
 import { createLoginRouter } from '../login/loginRouter.js';
 import { LoginThrottle } from '../login/throttle.js';
 import { createUserStore } from '../login/userStore.js';
+import { sharedRateLimitStores } from '../limits/sharedRateLimitStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
@@ -32,6 +33,7 @@ import { type HttpSession, streamableHttpRouter } from '../mcp/streamableHttp.js
 import type { Db } from '../store/database.js';
 import { exportSubjectData } from '../store/export.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
+import { rateCountersStore } from '../store/rateCounters.js';
 import type { ToolDefinition } from '../tools/contract.js';
 import { CursorKey } from '../tools/cursor.js';
 
@@ -39,6 +41,8 @@ export interface AppDependencies {
   config: Config;
   db: Db;
   hydraAdmin: HydraAdmin;
+  /** Hydra's public API (token/revoke forwarding, registration, health); main.ts builds it with hydraAdmin over one transport. Default: built from config. */
+  hydraPublic?: HydraPublic;
   tools: readonly ToolDefinition[];
   log: Logger;
   /** Reported in MCP serverInfo. */
@@ -67,12 +71,12 @@ const RESOURCE_NAME = 'hydra-mcp';
 export function buildApp(deps: AppDependencies): App {
   const { config, db, hydraAdmin, tools, log, metrics, verifier } = deps;
   const resources = resourcesOf(config);
-  const jwksUrl = jwksUrlOf(config);
+  const hydraPublic = deps.hydraPublic ?? createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl }).public;
   const clientMetadataDocuments = new ClientMetadataDocuments({ testLoopbackCa: config.cimd.testLoopbackCa });
-  const clientsStore = new HydraClientsStore({ hydraPublicUrl: config.hydra.publicUrl, hydraAdmin, resources, log, clientMetadataDocuments });
+  const clientsStore = new HydraClientsStore({ hydraPublic, hydraAdmin, resources, log, clientMetadataDocuments });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
   const provider = new HydraProvider({
-    hydraPublicUrl: config.hydra.publicUrl,
+    hydraPublic,
     hydraBrowserUrl,
     clientsStore,
     verifier,
@@ -112,11 +116,20 @@ export function buildApp(deps: AppDependencies): App {
     readinessHandler({
       db,
       dialect: config.database.kind,
-      hydraAdminUrl: config.hydra.adminUrl,
-      jwksUrl,
+      hydra: hydraPublic,
     }),
   );
-  app.use(authServerRouter({ provider, publicBaseUrl: config.publicBaseUrl, resources, resourceName: RESOURCE_NAME }));
+  // Counters in the database every replica shares: the endpoint limits and the sign-in throttle hold across replicas.
+  const rateCounters = rateCountersStore(db);
+  app.use(
+    authServerRouter({
+      provider,
+      publicBaseUrl: config.publicBaseUrl,
+      resources,
+      resourceName: RESOURCE_NAME,
+      rateLimits: { store: sharedRateLimitStores(rateCounters) },
+    }),
+  );
   const users = createUserStore(db);
   // One removal path for the CLI's process and this one; here it also ends the person's live sessions at once.
   const removeAccount = createAccountRemoval({
@@ -132,7 +145,7 @@ export function buildApp(deps: AppDependencies): App {
   });
   const signer = new Signer(config.sessionSecret);
   const secureCookies = config.publicBaseUrl.protocol === 'https:';
-  const throttle = new LoginThrottle();
+  const throttle = new LoginThrottle({ counters: rateCounters });
   app.use(
     createLoginRouter({
       hydra: hydraAdmin,
@@ -191,7 +204,7 @@ export function resourcesOf(config: Config): ResourceSet {
 }
 
 export function jwksUrlOf(config: Config): URL {
-  return new URL('/.well-known/jwks.json', config.hydra.publicUrl);
+  return hydraPublicUrls(config.hydra.publicUrl).jwks;
 }
 
 /** Body parser failures become specific JSON-RPC errors instead of HTML pages. */

@@ -72,7 +72,7 @@ export function createSignIn(options: SignInOptions): SignIn {
     async attempt(req, res, form, context = {}) {
       const account = accountKey(form.email);
       const address = req.ip ?? 'unknown';
-      const verdict = throttle.check(account, address);
+      const verdict = await throttle.begin(account, address);
       if (!verdict.allowed) {
         log.warn('sign-in throttled', { ...context, retry_after: verdict.retryAfterSeconds });
         // RFC 6585 §4: 429 may say how long to wait.
@@ -83,11 +83,11 @@ export function createSignIn(options: SignInOptions): SignIn {
       if (verdict.delayMs) await wait(verdict.delayMs);
       const user = await users.verify(form.email, form.password);
       if (!user) {
-        throttle.recordFailure(account, address);
+        // begin() counted the attempt: it stays counted as a failure.
         log.info('sign-in failed', context);
         return { ok: false, status: 401, error: WRONG_CREDENTIALS };
       }
-      throttle.recordSuccess(account);
+      await throttle.recordSuccess(account, address);
       return { ok: true, user };
     },
   };

@@ -1,4 +1,5 @@
-import { LruCache } from '../auth/lruCache.js';
+import { createHash } from 'node:crypto';
+import { memoryRateCounters, type RateCounters } from '../store/rateCounters.js';
 
 export interface ThrottleOptions {
   /** Failures tolerated before delays start. */
@@ -8,29 +9,31 @@ export interface ThrottleOptions {
   maxDelayMs?: number;
   /** Failures within the window after which attempts are refused outright. */
   lockAfter?: { account: number; address: number };
-  /** How long failures are remembered. */
+  /** How long failures are remembered, from the first one. */
   windowMs?: number;
+  /**
+   * Where failures are counted: the shared `rate_counters` table in a
+   * deployment, so failures on any replica count on all; this process's
+   * memory when not given (tests, a single process).
+   */
+  counters?: RateCounters;
   now?: () => number;
 }
 
 export type Verdict = { allowed: true; delayMs: number } | { allowed: false; retryAfterSeconds: number };
 
-interface Failures {
-  count: number;
-  first: number;
-}
-
 /**
  * Slows down password guessing, per account and per client address: after a
  * few failures every attempt waits longer (exponential, capped), and past a
- * limit within the window attempts are refused with 429. State is in memory,
- * bounded; with several replicas each keeps its own (documented).
+ * limit within the window attempts are refused with 429. The counts live in
+ * the counters it is given, shared by every replica on the same database.
  */
 export class LoginThrottle {
-  private readonly failures: LruCache<Failures>;
-  private readonly o: Required<ThrottleOptions>;
+  private readonly o: Required<Omit<ThrottleOptions, 'counters'>>;
+  private readonly counters: RateCounters;
 
   constructor(options: ThrottleOptions = {}) {
+    const { counters, ...rest } = options;
     this.o = {
       freeFailures: 3,
       baseDelayMs: 500,
@@ -38,35 +41,41 @@ export class LoginThrottle {
       lockAfter: { account: 10, address: 50 },
       windowMs: 15 * 60_000,
       now: Date.now,
-      ...options,
+      ...rest,
     };
-    this.failures = new LruCache(50_000, this.o.now);
+    this.counters = counters ?? memoryRateCounters();
   }
 
-  /** What to do before checking a password for `account` from `address`. */
-  check(account: string, address: string): Verdict {
-    const acc = this.failures.get(`a:${account}`);
-    const addr = this.failures.get(`i:${address}`);
-    const locked = (f: Failures | undefined, limit: number) => f !== undefined && f.count >= limit;
-    if (locked(acc, this.o.lockAfter.account) || locked(addr, this.o.lockAfter.address)) {
-      const first = Math.min(acc?.first ?? Infinity, addr?.first ?? Infinity);
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((first + this.o.windowMs - this.o.now()) / 1000)) };
+  /**
+   * Count an attempt for `account` from `address` before its password is
+   * checked, and say what to do. Counting first (one atomic increment per
+   * key) means attempts made at the same time, on any replica, each see the
+   * ones before them: sending many at once earns no free guesses. A wrong
+   * password leaves the attempt counted as a failure; a right one is taken
+   * back by `recordSuccess`; a refused one is taken back here.
+   */
+  async begin(account: string, address: string): Promise<Verdict> {
+    const now = this.o.now();
+    const keys = [accountKey(account), addressKey(address)] as const;
+    const [acc, addr] = await Promise.all(keys.map((key) => this.counters.increment(key, this.o.windowMs, now)));
+    // The failures before this attempt.
+    const before = { account: acc!.hits - 1, address: addr!.hits - 1 };
+    if (before.account >= this.o.lockAfter.account || before.address >= this.o.lockAfter.address) {
+      await Promise.all(keys.map((key) => this.counters.decrement(key, now)));
+      // The window of whichever count locked first ends first.
+      const resetAt = Math.min(acc!.resetAt, addr!.resetAt);
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((resetAt - now) / 1000)) };
     }
-    const worst = Math.max(acc?.count ?? 0, addr?.count ?? 0);
-    const over = worst - this.o.freeFailures;
+    const over = Math.max(before.account, before.address) - this.o.freeFailures;
     return { allowed: true, delayMs: over < 0 ? 0 : Math.min(this.o.baseDelayMs * 2 ** over, this.o.maxDelayMs) };
   }
 
-  recordFailure(account: string, address: string): void {
-    for (const key of [`a:${account}`, `i:${address}`]) {
-      const f = this.failures.get(key) ?? { count: 0, first: this.o.now() };
-      f.count++;
-      this.failures.set(key, f, f.first + this.o.windowMs - this.o.now());
-    }
-  }
-
-  /** A right password clears the account's failures (not the address's). */
-  recordSuccess(account: string): void {
-    this.failures.delete(`a:${account}`);
+  /** A right password clears the account's failures, and takes back the address's count of this attempt. */
+  async recordSuccess(account: string, address: string): Promise<void> {
+    await Promise.all([this.counters.reset(accountKey(account)), this.counters.decrement(addressKey(address), this.o.now())]);
   }
 }
+
+/** Accounts are counted by a digest of the typed email: the table keeps no address a stranger typed, and keys stay short. */
+const accountKey = (account: string) => `login:a:${createHash('sha256').update(account).digest('base64url')}`;
+const addressKey = (address: string) => `login:i:${address.slice(0, 100)}`;

@@ -69,6 +69,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('notes_sub_created_at_id').on('notes').columns(['sub', 'created_at', 'id']).execute();
       },
     },
+    '0005_rate_counters': {
+      async up(db: Kysely<any>) {
+        // Hit counters every replica shares (src/store/rateCounters.ts). Times are
+        // epoch milliseconds, not ISO text: the window arithmetic happens in SQL.
+        await db.schema
+          .createTable('rate_counters')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('hits', 'integer', (c) => c.notNull())
+          .addColumn('reset_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The sweep deletes ended windows by this index.
+        await db.schema.createIndex('rate_counters_reset_at').on('rate_counters').column('reset_at').execute();
+      },
+    },
   };
 }
 

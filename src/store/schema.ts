@@ -6,6 +6,7 @@ export interface Database {
   notes: NotesTable;
   records: RecordsTable;
   removed_subjects: RemovedSubjectsTable;
+  rate_counters: RateCountersTable;
 }
 
 export interface UsersTable {
@@ -49,4 +50,16 @@ export interface RemovedSubjectsTable {
   removed_at: string;
   /** ISO-8601 once every step is done; null while the removal is unfinished. */
   completed_at: string | null;
+}
+
+/**
+ * Fixed-window hit counters shared by every replica (sign-in throttle,
+ * endpoint rate limits). Keys are namespaced by their user ("login:", "rl:");
+ * a row whose window has ended counts as absent and is swept.
+ */
+export interface RateCountersTable {
+  key: string;
+  hits: number;
+  /** End of the current window, milliseconds since the epoch (PostgreSQL bigint comes back as text). */
+  reset_at: ColumnType<number | string, number, number>;
 }

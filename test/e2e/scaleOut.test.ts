@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
+import { parse } from 'node-html-parser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { createUserStore } from '../../src/login/userStore.js';
@@ -38,6 +39,24 @@ function roundRobin(ports: number[]): Server {
       };
       attempt(ports.length);
     });
+  });
+}
+
+/** One request straight to a replica's port, as the balancer sends it (the public Host). */
+function toReplica(
+  port: number,
+  publicHost: string,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers: { ...init.headers, host: publicHost }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
   });
 }
 
@@ -154,6 +173,73 @@ describe('scale-out: two replicas on one PostgreSQL behind a round-robin proxy (
     }
     } finally {
       await db.destroy();
+    }
+  });
+
+  // DESIGN "A person's life": limits hold across replicas. The throttle counts in the shared
+  // rate_counters table.
+  it('sign-in failures spread over both replicas lock the account as on one: 10 let through, then 429 on either, even with the right password', async () => {
+    const db = await openDatabase({ kind: 'postgres', url: databaseUrl });
+    const person = { email: 'spread@example.com', password: 'the right password' };
+    try {
+      await createUserStore(db).add(person.email, person.password);
+    } finally {
+      await db.destroy();
+    }
+    const publicHost = new URL(base).host;
+    /** Open the /account sign-in form on one replica and post it there. */
+    const signIn = async (replica: number, password: string) => {
+      const port = replicaPorts[replica]!;
+      const form = await toReplica(port, publicHost, '/account');
+      const cookie = (form.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+      const csrf = parse(form.text).querySelector('input[name=csrf]')?.getAttribute('value') ?? '';
+      return toReplica(port, publicHost, '/account/sign-in', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ csrf, email: person.email, password }).toString(),
+      });
+    };
+    // Fifteen wrong passwords at once, alternating replicas: each attempt is counted (one atomic
+    // increment in PostgreSQL) before its password is checked, so exactly ten are let through, as
+    // on one replica. Counted per process, each replica would have let all of its 7 or 8 through.
+    const attempts = await Promise.all(Array.from({ length: 15 }, (_, i) => signIn(i % 2, `wrong password ${i}`)));
+    const statuses = attempts.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401), statuses.join(' ')).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429), statuses.join(' ')).toHaveLength(5);
+    for (const replica of [0, 1]) {
+      const locked = await signIn(replica, person.password);
+      expect(locked.status, `replica ${replica}`).toBe(429);
+      expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+      expect(locked.text).toContain('Too many failed attempts.');
+      expect(locked.headers['set-cookie']?.some((c) => c.startsWith('hmcp_account=')) ?? false).toBe(false);
+    }
+  });
+
+  it('dynamic registration is limited per address across both replicas: 20 an hour in all, then 429 on either', async () => {
+    const db = await openDatabase({ kind: 'postgres', url: databaseUrl });
+    try {
+      // A fresh allowance: the clients connected by the tests above registered from this address too.
+      await db.deleteFrom('rate_counters').where('key', 'like', 'rl:register:%').execute();
+    } finally {
+      await db.destroy();
+    }
+    const publicHost = new URL(base).host;
+    const register = (replica: number, i: number) =>
+      toReplica(replicaPorts[replica]!, publicHost, '/register', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: `spread ${i}`, redirect_uris: [`http://127.0.0.1:${41000 + i}/cb`], token_endpoint_auth_method: 'none' }),
+      });
+    // One after another: Hydra's in-memory store is not built for concurrent writes.
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await register(i % 2, i)).status);
+    expect(statuses).toEqual(Array(20).fill(201));
+    // Counted per process, each replica would have seen 10 of its 20 and registered these too.
+    for (const replica of [0, 1]) {
+      const refused = await register(replica, 20 + replica);
+      expect(refused.status, `replica ${replica}`).toBe(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(JSON.parse(refused.text)).toMatchObject({ error: 'too_many_requests' });
     }
   });
 });

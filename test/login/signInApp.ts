@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import express from 'express';
 import { parse } from 'node-html-parser';
-import type { HydraAdmin, LoginRequest } from '../../src/auth/hydraAdmin.js';
+import type { HydraAdmin, LoginRequest } from '../../src/hydra/index.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createAccountRouter } from '../../src/login/accountRouter.js';
@@ -10,13 +10,15 @@ import { createLoginRouter } from '../../src/login/loginRouter.js';
 import { LoginThrottle } from '../../src/login/throttle.js';
 import { createUserStore } from '../../src/login/userStore.js';
 import { openDatabase } from '../../src/store/database.js';
+import { rateCountersStore } from '../../src/store/rateCounters.js';
 
 export const ALICE = { email: 'alice@example.com', password: 'correct horse' };
 
 /**
  * Both sign-in endpoints (/login and /account/sign-in) in one real Express
- * app, as app.ts wires them: one user store, one throttle shared by both, and
- * a recorder in place of the throttle's sleep. Hydra's admin API is a stub
+ * app, as app.ts wires them: one user store, one throttle shared by both
+ * (counting in the database's table), and a recorder in place of the
+ * throttle's sleep. Hydra's admin API is a stub
  * that answers the login challenge "lc" and lists no consents.
  */
 export async function startSignInApp(options: { throttle?: LoginThrottle } = {}) {
@@ -37,7 +39,7 @@ export async function startSignInApp(options: { throttle?: LoginThrottle } = {})
     listConsentSessions: async () => [],
   } as unknown as HydraAdmin;
   const signer = new Signer('s'.repeat(32));
-  const throttle = options.throttle ?? new LoginThrottle();
+  const throttle = options.throttle ?? new LoginThrottle({ counters: rateCountersStore(db) });
   const waits: number[] = [];
   const wait = async (ms: number) => void waits.push(ms);
   const log = createLogger('silent');

@@ -6,6 +6,7 @@ import { CompiledQuery, type KyselyPlugin, type RootOperationNode, sql } from 'k
 import { createUserStore, DuplicateUserError } from '../../src/login/userStore.js';
 import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
 import { type NotePosition } from '../../src/store/notesStore.js';
+import { rateCountersStore } from '../../src/store/rateCounters.js';
 import { RecordsInputError } from '../../src/store/recordsStore.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -45,6 +46,7 @@ describe.each(['sqlite', 'postgres'] as const)('store contract on %s', (kind) =>
     await db.deleteFrom('notes').execute();
     await db.deleteFrom('records').execute();
     await db.deleteFrom('users').execute();
+    await db.deleteFrom('rate_counters').execute();
   });
   afterEach(async () => {
     await db.destroy();
@@ -262,5 +264,67 @@ describe.each(['sqlite', 'postgres'] as const)('store contract on %s', (kind) =>
       const records = await scopedStoreFor(db, sub).records('c').list();
       expect(records.map((r) => (r.value as { sub: string }).sub)).toEqual(Array(5).fill(sub));
     }
+  });
+  it('rate counters: 50 concurrent increments of one key from two "replicas" count 50, each total returned once', async () => {
+    const other = await openDatabase(backend.target);
+    try {
+      const replicas = [rateCountersStore(db), rateCountersStore(other)];
+      const now = 1_000_000;
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => replicas[i % 2]!.increment('rl:test:1.2.3.4', 60_000, now)));
+      expect(results.map((r) => r.hits).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect(new Set(results.map((r) => r.resetAt))).toEqual(new Set([now + 60_000]));
+      expect(await replicas[1]!.get('rl:test:1.2.3.4', now)).toEqual({ hits: 50, resetAt: now + 60_000 });
+    } finally {
+      await other.destroy();
+    }
+  });
+
+  it('rate counters: a window opens with the first hit and ends at resetAt; the next hit starts again at 1', async () => {
+    const c = rateCountersStore(db);
+    expect(await c.increment('k', 1000, 5000)).toEqual({ hits: 1, resetAt: 6000 });
+    expect(await c.increment('k', 1000, 5999)).toEqual({ hits: 2, resetAt: 6000 });
+    expect(await c.get('k', 5999)).toEqual({ hits: 2, resetAt: 6000 });
+    expect(await c.get('k', 6000)).toBeUndefined();
+    expect(await c.increment('k', 1000, 6000)).toEqual({ hits: 1, resetAt: 7000 });
+    expect(await c.get('other', 6000)).toBeUndefined();
+  });
+
+  it('rate counters: decrement stops at zero and leaves an ended window alone; reset forgets the key', async () => {
+    const c = rateCountersStore(db);
+    await c.increment('k', 1000, 0);
+    await c.decrement('k', 10);
+    await c.decrement('k', 10);
+    expect(await c.get('k', 10)).toEqual({ hits: 0, resetAt: 1000 });
+    await c.increment('k', 1000, 20);
+    await c.reset('k');
+    expect(await c.get('k', 20)).toBeUndefined();
+    await c.increment('j', 1000, 0);
+    await c.decrement('j', 1000);
+    expect(await db.selectFrom('rate_counters').select('hits').where('key', '=', 'j').executeTakeFirst()).toEqual({ hits: 1 });
+  });
+
+  it('rate counters: the sweep deletes ended windows only, and runs on an increment at most once per sweepEveryMs', async () => {
+    const c = rateCountersStore(db, { sweepEveryMs: 10_000 });
+    await c.increment('short', 100, 0);
+    await c.increment('long', 60_000, 0);
+    expect(await c.sweep(100)).toBe(1);
+    const keys = async () => (await db.selectFrom('rate_counters').select('key').orderBy('key').execute()).map((r) => r.key);
+    expect(await keys()).toEqual(['long']);
+    await c.increment('short', 100, 200); // within 10 s of the first increment's sweep: no sweep
+    await c.increment('long', 60_000, 5_000);
+    expect(await keys()).toEqual(['long', 'short']);
+    await c.increment('long', 60_000, 10_000); // 10 s after: sweeps "short" (ended at 300)
+    expect(await keys()).toEqual(['long']);
+  });
+
+  it.each([
+    ['an empty key', () => rateCountersStore(db).increment('', 1000, 0), 'rate counter key'],
+    ['a key over 512 characters', () => rateCountersStore(db).increment('k'.repeat(513), 1000, 0), 'rate counter key'],
+    ['a zero window', () => rateCountersStore(db).increment('k', 0, 0), 'windowMs must be a positive integer, got 0'],
+    ['a fractional window', () => rateCountersStore(db).increment('k', 1.5, 0), 'windowMs must be a positive integer, got 1.5'],
+  ])('rate counters: refuse %s with a TypeError and write nothing', async (_name, run, message) => {
+    await expect(run()).rejects.toThrow(new RegExp(message.replace(/[.]/g, '\\.')));
+    await expect(run()).rejects.toBeInstanceOf(TypeError);
+    expect(await db.selectFrom('rate_counters').selectAll().execute()).toEqual([]);
   });
 });
