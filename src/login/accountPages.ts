@@ -64,7 +64,7 @@ ${passwordInput({
 ${passwordInput({ id: 'repeat-password', label: 'Repeat the new password', autocomplete: 'new-password', error: e.repeat, autofocus: focus === 'repeat' })}
 <button type="submit">Change password</button>
 </form>
-<p><a href="/account">Back to your account</a></p>`.text,
+<p><a href="/account">Back to your account</a></p>`,
   );
 }
 
@@ -106,6 +106,6 @@ ${e.confirm && html`<p class="field-error" id="confirm-error">${e.confirm}</p>`}
 <p class="hint" id="confirm-hint">Nothing is deleted until you press the button below with this box ticked.</p>
 <button type="submit" class="danger">Delete my account</button>
 </form>
-<p><a href="/account">Cancel and go back to your account</a></p>`.text,
+<p><a href="/account">Cancel and go back to your account</a></p>`,
   );
 }

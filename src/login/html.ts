@@ -1,4 +1,7 @@
-import { escapeHtml } from './pages.js';
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** The one place text becomes markup; not exported, so a page cannot forget it by calling it by hand. */
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 
 /** Markup that is already safe: produced by `html`, so it is not escaped again. */
 export class SafeHtml {
@@ -28,4 +31,9 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): SafeHtm
   let out = strings[0]!;
   values.forEach((v, i) => (out += render(v) + strings[i + 1]!));
   return new SafeHtml(out);
+}
+
+/** Fragments with `separator` (text, escaped like any value) between them. */
+export function join(parts: readonly SafeHtml[], separator: string): SafeHtml {
+  return new SafeHtml(parts.map((p) => p.text).join(escapeHtml(separator)));
 }

@@ -1,21 +1,21 @@
 /**
- * Server-rendered pages for sign-in and consent: plain HTML that works
- * without JavaScript, one stylesheet, every interpolated value escaped here.
+ * Server-rendered pages for sign-in, consent, sign-out, errors and the
+ * account overview: plain HTML that works without JavaScript, one
+ * stylesheet. Every page is built with `html` (./html.ts), so every
+ * interpolated value is escaped unless it is itself an `html` fragment.
  */
-
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+import { html, join, type SafeHtml } from './html.js';
 
 export const STYLESHEET_PATH = '/login-assets/style.css';
 
-/** The page around `body` (already escaped markup); the account pages build theirs with ./html.ts. */
-export function layout(title: string, body: string): string {
-  return `<!doctype html>
+/** The page around `body`: an `html` fragment, so a plain string cannot reach it unescaped. */
+export function layout(title: string, body: SafeHtml): string {
+  return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} · hydra-mcp</title>
+<title>${title} · hydra-mcp</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 </head>
 <body>
@@ -23,23 +23,24 @@ export function layout(title: string, body: string): string {
 ${body}
 </main>
 </body>
-</html>`;
+</html>`.text;
 }
 
+const pageError = (error: string | undefined) => error && html`<p class="error" role="alert">${error}</p>`;
+
 export function loginPage(opts: { challenge: string; csrf: string; clientName: string; email?: string; error?: string }): string {
-  const error = opts.error ? `<p class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
   return layout(
     'Sign in',
-    `<h1>Sign in</h1>
-<p>to continue to <strong>${escapeHtml(opts.clientName)}</strong></p>
-${error}
+    html`<h1>Sign in</h1>
+<p>to continue to <strong>${opts.clientName}</strong></p>
+${pageError(opts.error)}
 <form method="post" action="/login">
-<input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
-<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<input type="hidden" name="challenge" value="${opts.challenge}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
 <label for="email">Email</label>
-<input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(opts.email ?? '')}" ${opts.email ? '' : 'autofocus'}>
+<input id="email" name="email" type="email" autocomplete="username" required value="${opts.email ?? ''}" ${!opts.email && html`autofocus`}>
 <label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required ${opts.email ? 'autofocus' : ''}>
+<input id="password" name="password" type="password" autocomplete="current-password" required ${!!opts.email && html`autofocus`}>
 <p class="check"><input type="checkbox" id="remember" name="remember" value="yes"> <label for="remember">Keep me signed in on this device</label></p>
 <button type="submit">Sign in</button>
 </form>`,
@@ -72,33 +73,30 @@ export function consentPage(opts: {
   resources: string[];
   userEmail?: string;
 }): string {
-  const scopes = opts.scopes
-    .map((s, i) =>
+  const scopes = join(
+    opts.scopes.map((s, i) =>
       s.required
-        ? `<li><input type="checkbox" id="scope-${i}" checked disabled><input type="hidden" name="scope" value="${escapeHtml(s.name)}">
-<label for="scope-${i}">${escapeHtml(s.description)} <code>${escapeHtml(s.name)}</code> <span class="required">(required)</span></label></li>`
-        : `<li><input type="checkbox" id="scope-${i}" name="scope" value="${escapeHtml(s.name)}" checked>
-<label for="scope-${i}">${escapeHtml(s.description)} <code>${escapeHtml(s.name)}</code></label></li>`,
-    )
-    .join('\n');
+        ? html`<li><input type="checkbox" id="scope-${i}" checked disabled><input type="hidden" name="scope" value="${s.name}">
+<label for="scope-${i}">${s.description} <code>${s.name}</code> <span class="required">(required)</span></label></li>`
+        : html`<li><input type="checkbox" id="scope-${i}" name="scope" value="${s.name}" checked>
+<label for="scope-${i}">${s.description} <code>${s.name}</code></label></li>`,
+    ),
+    '\n',
+  );
   const resources = opts.resources.length
-    ? `<p>Access is for: ${opts.resources.map((r) => `<code>${escapeHtml(r)}</code>`).join(', ')}</p>`
-    : '<p class="error">This request names no resource of this server; the app will get no access to its tools.</p>';
-  const logo = opts.client.logoUri ? `<img class="logo" src="${escapeHtml(opts.client.logoUri)}" alt="" width="48" height="48">` : '';
-  const site = opts.client.uri ? `<p class="muted">${escapeHtml(opts.client.uri)}</p>` : '';
-  const origin = opts.client.documentHost
-    ? `<p class="client-host">Identified by its client metadata document at <strong>${escapeHtml(opts.client.documentHost)}</strong></p>`
-    : '';
+    ? html`<p>Access is for: ${join(opts.resources.map((r) => html`<code>${r}</code>`), ', ')}</p>`
+    : html`<p class="error">This request names no resource of this server; the app will get no access to its tools.</p>`;
+  const { logoUri, uri, documentHost } = opts.client;
   return layout(
     'Allow access',
-    `${logo}<h1>Allow access?</h1>
-<p><strong>${escapeHtml(opts.client.name)}</strong> wants to use your account${opts.userEmail ? ` <strong>${escapeHtml(opts.userEmail)}</strong>` : ''}.</p>
-${origin}
-${site}
+    html`${logoUri && html`<img class="logo" src="${logoUri}" alt="" width="48" height="48">`}<h1>Allow access?</h1>
+<p><strong>${opts.client.name}</strong> wants to use your account${opts.userEmail && html` <strong>${opts.userEmail}</strong>`}.</p>
+${documentHost && html`<p class="client-host">Identified by its client metadata document at <strong>${documentHost}</strong></p>`}
+${uri && html`<p class="muted">${uri}</p>`}
 ${resources}
 <form method="post" action="/consent">
-<input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
-<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<input type="hidden" name="challenge" value="${opts.challenge}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
 <fieldset>
 <legend>It asks to:</legend>
 <ul class="scopes">
@@ -118,11 +116,11 @@ ${scopes}
 export function logoutPage(opts: { challenge: string; csrf: string; clientName?: string }): string {
   return layout(
     'Sign out',
-    `<h1>Sign out?</h1>
-<p>${opts.clientName ? `<strong>${escapeHtml(opts.clientName)}</strong> asks to sign you out.` : 'You are about to sign out.'}</p>
+    html`<h1>Sign out?</h1>
+<p>${opts.clientName ? html`<strong>${opts.clientName}</strong> asks to sign you out.` : 'You are about to sign out.'}</p>
 <form method="post" action="/logout">
-<input type="hidden" name="challenge" value="${escapeHtml(opts.challenge)}">
-<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<input type="hidden" name="challenge" value="${opts.challenge}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
 <div class="actions">
 <button type="submit" name="decision" value="yes">Sign out</button>
 <button type="submit" name="decision" value="no" class="secondary">Stay signed in</button>
@@ -140,16 +138,15 @@ export interface AccountGrant {
 }
 
 export function accountSignInPage(opts: { csrf: string; email?: string; error?: string }): string {
-  const error = opts.error ? `<p class="error" role="alert">${escapeHtml(opts.error)}</p>` : '';
   return layout(
     'Your account',
-    `<h1>Your account</h1>
+    html`<h1>Your account</h1>
 <p>Sign in to see which apps can use your account.</p>
-${error}
+${pageError(opts.error)}
 <form method="post" action="/account/sign-in">
-<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
 <label for="email">Email</label>
-<input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(opts.email ?? '')}">
+<input id="email" name="email" type="email" autocomplete="username" required value="${opts.email ?? ''}">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
@@ -158,33 +155,29 @@ ${error}
 }
 
 export function accountPage(opts: { csrf: string; email: string; grants: AccountGrant[]; notice?: string }): string {
-  const notice = opts.notice ? `<p class="notice" role="status">${escapeHtml(opts.notice)}</p>` : '';
+  const grant = (g: AccountGrant) => html`<li><strong>${g.clientName}</strong>
+<span class="muted">${join(g.scopes.map((s) => html`<code>${s}</code>`), ' ')}${g.remembered && ' · remembered'}${g.grantedAt && html` · since ${g.grantedAt.slice(0, 10)}`}</span>
+<form method="post" action="/account/revoke"><input type="hidden" name="csrf" value="${opts.csrf}"><input type="hidden" name="client" value="${g.clientId}"><button type="submit" class="secondary">Remove access</button></form></li>`;
   const rows = opts.grants.length
-    ? `<ul class="grants">${opts.grants
-        .map(
-          (g) => `<li><strong>${escapeHtml(g.clientName)}</strong>
-<span class="muted">${g.scopes.map((s) => `<code>${escapeHtml(s)}</code>`).join(' ')}${g.remembered ? ' · remembered' : ''}${g.grantedAt ? ` · since ${escapeHtml(g.grantedAt.slice(0, 10))}` : ''}</span>
-<form method="post" action="/account/revoke"><input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}"><input type="hidden" name="client" value="${escapeHtml(g.clientId)}"><button type="submit" class="secondary">Remove access</button></form></li>`,
-        )
-        .join('\n')}</ul>`
-    : '<p>No app has access to your account.</p>';
+    ? html`<ul class="grants">${join(opts.grants.map(grant), '\n')}</ul>`
+    : html`<p>No app has access to your account.</p>`;
   return layout(
     'Your account',
-    `<h1>Your account</h1>
-<p>Signed in as <strong>${escapeHtml(opts.email)}</strong>.</p>
-${notice}
+    html`<h1>Your account</h1>
+<p>Signed in as <strong>${opts.email}</strong>.</p>
+${opts.notice && html`<p class="notice" role="status">${opts.notice}</p>`}
 <h2>Apps with access</h2>
 ${rows}
 <h2>Sign-in and password</h2>
 <p><a href="/account/password">Change password</a></p>
 <form method="post" action="/account/sign-out-everywhere">
-<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
 <button type="submit" class="secondary">Sign out everywhere</button>
 </form>
 <h2>Your data</h2>
 <p>Everything stored for your account (notes and every tool's records), as one JSON file.</p>
 <form method="post" action="/account/export">
-<input type="hidden" name="csrf" value="${escapeHtml(opts.csrf)}">
+<input type="hidden" name="csrf" value="${opts.csrf}">
 <button type="submit" class="secondary">Download my data</button>
 </form>
 <h2>Delete account</h2>
@@ -196,14 +189,14 @@ ${rows}
 export function errorPage(opts: { title: string; message: string }): string {
   return layout(
     opts.title,
-    `<h1>${escapeHtml(opts.title)}</h1>
-<p role="alert">${escapeHtml(opts.message)}</p>
+    html`<h1>${opts.title}</h1>
+<p role="alert">${opts.message}</p>
 <p>Go back to the app you came from and start signing in again.</p>`,
   );
 }
 
 export function messagePage(opts: { title: string; message: string }): string {
-  return layout(opts.title, `<h1>${escapeHtml(opts.title)}</h1>\n<p>${escapeHtml(opts.message)}</p>`);
+  return layout(opts.title, html`<h1>${opts.title}</h1>\n<p>${opts.message}</p>`);
 }
 
 export const STYLESHEET = `*{box-sizing:border-box}
