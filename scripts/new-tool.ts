@@ -68,18 +68,8 @@ export default defineTool({
   },
 });
 `,
-    `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
-import tool from '../../tools/${name}.js';
-
-describe('${name}', () => {
-  let h: ToolHarness;
-  const caller = { sub: 'user-1', scopes: [${scopeList}] };
-  beforeAll(async () => {
-    h = await toolHarness([tool]);
-  });
-  afterAll(() => h.close());
-
+    testTemplate({
+      body: `
   it('answers with the caller\\'s own data', async () => {
     const r = await h.call('${name}', { text: 'hello' }, caller);
     expect(r.isError).toBeFalsy();
@@ -91,8 +81,8 @@ describe('${name}', () => {
     expect(r.isError).toBe(true);
     expect(r.text).toContain('text');
   });
-});
 `,
+    }),
   ];
 }
 
@@ -132,21 +122,13 @@ export default defineTool({
   },
 });
 `,
-    `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
-import tool from '../../tools/${name}.js';
-
-describe('${name}', () => {
-  let h: ToolHarness;
-  const caller = { sub: 'user-1', scopes: [${scopeList}] };
-  beforeAll(async () => {
-    h = await toolHarness([tool]);
+    testTemplate({
+      imports: `import { scopedStoreFor } from '../../src/store/scopedStore.js';
+`,
+      seed: `
     const records = scopedStoreFor(h.db, 'user-1').records('${name}');
-    for (const key of ['a', 'b', 'c', 'd', 'e']) await records.put(key, { key });
-  });
-  afterAll(() => h.close());
-
+    for (const key of ['a', 'b', 'c', 'd', 'e']) await records.put(key, { key });`,
+      body: `
   const list = async (args: Record<string, unknown>, who = caller) => {
     const r = await h.call('${name}', args, who);
     expect(r.isError, r.text).toBeFalsy();
@@ -178,7 +160,28 @@ describe('${name}', () => {
     expect(r.isError).toBe(true);
     expect(r.text).toContain('limit');
   });
-});
 `,
+    }),
   ];
+}
+
+/**
+ * The generated test file both shapes share: a harness holding the tool and a
+ * caller with its scopes; `imports`, `seed` (more of beforeAll) and `body`
+ * (the cases) are the shape's own.
+ */
+function testTemplate(parts: { imports?: string; seed?: string; body: string }): string {
+  return `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+${parts.imports ?? ''}import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
+import tool from '../../tools/${name}.js';
+
+describe('${name}', () => {
+  let h: ToolHarness;
+  const caller = { sub: 'user-1', scopes: [${scopeList}] };
+  beforeAll(async () => {
+    h = await toolHarness([tool]);${parts.seed ?? ''}
+  });
+  afterAll(() => h.close());
+${parts.body}});
+`;
 }

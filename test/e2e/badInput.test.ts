@@ -143,42 +143,39 @@ describe('bad input is refused precisely and changes nothing (real Ory Hydra)', 
     expect(await countClients()).toBe(before);
   });
 
-  it('a state shorter than 8 characters → invalid_request naming the rule, redirected to the client before sign-in', async () => {
-    const reg = (await (await register(['http://127.0.0.1:53682/callback'])).json()) as { client_id: string };
+  /**
+   * GET /authorize for a freshly registered client: a PKCE request plus
+   * `params`. The refusal must go back to the client's redirect URI
+   * (RFC 6749 §4.1.2.1); returns that URL.
+   */
+  async function refusedAtClient(params: Record<string, string>): Promise<URL> {
+    const callback = 'http://127.0.0.1:53682/callback';
+    const reg = (await (await register([callback])).json()) as { client_id: string };
     const url = new URL(`${stack.baseUrl}/authorize`);
     url.search = new URLSearchParams({
       client_id: reg.client_id,
       response_type: 'code',
-      redirect_uri: 'http://127.0.0.1:53682/callback',
+      redirect_uri: callback,
       code_challenge: 'x'.repeat(43),
       code_challenge_method: 'S256',
-      state: 'abc',
+      ...params,
     }).toString();
     const res = await fetch(url, { redirect: 'manual' });
     expect(res.status).toBe(302);
     const back = new URL(res.headers.get('location')!);
-    expect(back.origin + back.pathname).toBe('http://127.0.0.1:53682/callback');
+    expect(back.origin + back.pathname).toBe(callback);
+    return back;
+  }
+
+  it('a state shorter than 8 characters → invalid_request naming the rule, redirected to the client before sign-in', async () => {
+    const back = await refusedAtClient({ state: 'abc' });
     expect(back.searchParams.get('error')).toBe('invalid_request');
     expect(back.searchParams.get('error_description')).toContain('state must be at least 8 characters');
     expect(back.searchParams.get('state'), 'the client gets its own state back (RFC 6749 §4.1.2.1)').toBe('abc');
   });
 
   it('authorization for a resource that is not ours → invalid_target, no Hydra flow', async () => {
-    const reg = (await (await register(['http://127.0.0.1:53682/callback'])).json()) as { client_id: string };
-    const url = new URL(`${stack.baseUrl}/authorize`);
-    url.search = new URLSearchParams({
-      client_id: reg.client_id,
-      response_type: 'code',
-      redirect_uri: 'http://127.0.0.1:53682/callback',
-      code_challenge: 'x'.repeat(43),
-      code_challenge_method: 'S256',
-      state: 'state-12345678',
-      resource: 'https://other.example/mcp',
-    }).toString();
-    const res = await fetch(url, { redirect: 'manual' });
-    expect(res.status).toBe(302);
-    const back = new URL(res.headers.get('location')!);
-    expect(back.origin + back.pathname).toBe('http://127.0.0.1:53682/callback');
+    const back = await refusedAtClient({ state: 'state-12345678', resource: 'https://other.example/mcp' });
     expect(back.searchParams.get('error')).toBe('invalid_target');
   });
 

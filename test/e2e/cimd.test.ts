@@ -59,6 +59,20 @@ describe('Client ID Metadata Documents (real Ory Hydra)', () => {
     return { back: page.url, consentText };
   }
 
+  /** GET /authorize as claude.ai asks for `clientId`, without following the answer (a refusal is checked as is). */
+  const authorizeWithoutFollowing = (clientId: string) =>
+    fetch(
+      authorizeUrl(stack, [
+        ['response_type', 'code'],
+        ['client_id', clientId],
+        ['redirect_uri', CLAUDE_CALLBACK],
+        ['code_challenge', pkcePair().challenge],
+        ['code_challenge_method', 'S256'],
+        ['state', 'state-123456'],
+      ]),
+      { redirect: 'manual' },
+    );
+
   it('authorization server metadata advertises CIMD, private_key_jwt and its algorithms', async () => {
     const meta = (await (await fetch(`${stack.baseUrl}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
     expect(meta.client_id_metadata_document_supported).toBe(true);
@@ -265,17 +279,7 @@ describe('Client ID Metadata Documents (real Ory Hydra)', () => {
       const clientId = url(docs.origin);
       if (route) docs.route(new URL(clientId).pathname, route(clientId));
       const before = await countClients();
-      const res = await fetch(
-        authorizeUrl(stack, [
-          ['response_type', 'code'],
-          ['client_id', clientId],
-          ['redirect_uri', CLAUDE_CALLBACK],
-          ['code_challenge', pkcePair().challenge],
-          ['code_challenge_method', 'S256'],
-          ['state', 'state-123456'],
-        ]),
-        { redirect: 'manual' },
-      );
+      const res = await authorizeWithoutFollowing(clientId);
       const body = (await res.json()) as { error: string; error_description: string };
       expect(res.status).toBe(400);
       expect(body.error).toBe('invalid_client');
@@ -321,17 +325,7 @@ describe('Client ID Metadata Documents (real Ory Hydra)', () => {
       body: JSON.stringify({ client_id: clientId, owner: clientId, redirect_uris: ['https://attacker.example/cb'], token_endpoint_auth_method: 'none' }),
     });
     expect(created.status).toBe(201);
-    const res = await fetch(
-      authorizeUrl(stack, [
-        ['response_type', 'code'],
-        ['client_id', clientId],
-        ['redirect_uri', CLAUDE_CALLBACK],
-        ['code_challenge', pkcePair().challenge],
-        ['code_challenge_method', 'S256'],
-        ['state', 'state-123456'],
-      ]),
-      { redirect: 'manual' },
-    );
+    const res = await authorizeWithoutFollowing(clientId);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: 'invalid_client', error_description: `client_id ${clientId} belongs to a client that was not registered from its metadata document` });
   });

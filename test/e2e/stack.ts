@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { type RunningServer, startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createTestDatabase } from '../support/postgres.js';
+import { type CliRun, runUserScript } from '../support/userCli.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
 
 export interface TestUser {
@@ -136,19 +136,8 @@ export async function startStack(opts: {
 }
 
 /** Run `npm run user -- <args>` (scripts/user.ts under tsx) with `env`, `stdin` piped in. */
-export async function runUserCli(env: Record<string, string>, args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (err += d));
-  child.stdin.end(stdin);
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { code, out, err };
+export function runUserCli(env: Record<string, string>, args: string[], stdin = ''): Promise<CliRun> {
+  return runUserScript(args, { cwd: ROOT, env, stdin });
 }
 
 /** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */

@@ -1,12 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freeLoopbackPort } from '../../scripts/hydra.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { runUserScript } from '../support/userCli.js';
 
 describe('npm run user (the CLI, on a SQLite file)', () => {
   let dir: string;
@@ -16,22 +13,9 @@ describe('npm run user (the CLI, on a SQLite file)', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   /** Run scripts/user.ts like `npm run user -- …`, stdin piped (not a terminal). */
-  function user(args: string[], stdin = '', extraEnv: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-    const env: Record<string, string | undefined> = { ...process.env, DATABASE_PATH: join(dir, 'users.sqlite'), ...extraEnv };
-    delete env.DATABASE_URL;
+  const user = (args: string[], stdin = '', extraEnv: Record<string, string> = {}) =>
     // cwd is the temporary directory, so no .env of the checkout is loaded.
-    const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
-      cwd: dir,
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.stdin.end(stdin);
-    return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-  }
+    runUserScript(args, { cwd: dir, env: { DATABASE_PATH: join(dir, 'users.sqlite'), DATABASE_URL: undefined, ...extraEnv }, stdin });
 
   it('adds a user with the password from stdin and prints the sub', async () => {
     const r = await user(['add', ' Alice@Example.com '], 'correct horse\nignored second line\n');

@@ -1,13 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/store/database.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { runUserScript } from '../support/userCli.js';
 
 describe('npm run user -- export (the CLI, on a SQLite file)', () => {
   let dir: string;
@@ -19,17 +16,7 @@ describe('npm run user -- export (the CLI, on a SQLite file)', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   /** Run scripts/user.ts like `npm run user -- …`, stdin piped, cwd outside the checkout (no .env). */
-  function user(args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
-    const env: Record<string, string | undefined> = { ...process.env, DATABASE_PATH: path };
-    delete env.DATABASE_URL;
-    const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.stdin.end(stdin);
-    return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-  }
+  const user = (args: string[], stdin = '') => runUserScript(args, { cwd: dir, env: { DATABASE_PATH: path, DATABASE_URL: undefined }, stdin });
 
   it('prints an empty, valid document for a person with no data', async () => {
     const added = await user(['add', 'alice@example.com'], 'correct horse\n');

@@ -1,0 +1,34 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/**
+ * Run scripts/user.ts under tsx, as `npm run user -- <args>` does, with
+ * `stdin` piped in (never a terminal, so the password is read from it).
+ * `env` is laid over this process's environment; a variable set to undefined
+ * is left out. `cwd` decides which .env the script loads: the checkout's, or
+ * none from a scratch directory.
+ */
+export function runUserScript(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdin?: string }): Promise<CliRun> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
+    cwd: opts.cwd,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  child.stdin.end(opts.stdin ?? '');
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+}
