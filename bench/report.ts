@@ -11,6 +11,12 @@ const signed = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(2)}`
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const mib = (n: number) => n.toFixed(1);
 
+/** Range of a scenario's per-round throughput ratios to the baseline run beside it. */
+function rpsRange(l: LoadResult): string {
+  const ratios = l.rounds.map((r, i) => (l.pairedBaseline[i] ? r.rps / l.pairedBaseline[i]!.rps : NaN)).filter((x) => Number.isFinite(x));
+  return ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : '';
+}
+
 function rowsOf(r: BenchResults, mode: Mode): LoadResult[] {
   return ORDER.map((s) => r.load.find((l) => l.mode === mode && l.scenario === s)).filter((l): l is LoadResult => l !== undefined);
 }
@@ -46,6 +52,17 @@ export function targets(r: BenchResults): Target[] {
       out.push({ name: `${mode}: ≥ 20× the introspect-everything pattern (${int(r.settings.registeredClients)} clients)`, measured: `${times.toFixed(0)}×`, met: times >= 20, short: `${(20 - times).toFixed(1)}×` });
     }
   }
+  if (r.removedCheck) {
+    const base = find(r, 'stateful', 'jwt') ?? find(r, 'stateless', 'jwt');
+    if (base) {
+      const share = (r.removedCheck.addedMicroseconds / (1e6 / base.rps)) * 100;
+      out.push({ name: 'removed-subject check ≤ 1 % of a JWT tool call', measured: `${share.toFixed(3)} %`, met: share <= 1, short: `${(share - 1).toFixed(3)} %` });
+    }
+  }
+  if (r.pagination) {
+    const p = r.pagination;
+    out.push({ name: `page ${int(p.page)} of ${int(p.notes)} notes within 1.25× of page 1 (keyset)`, measured: x2(p.ratio), met: p.ratio <= 1.25, short: `${(p.ratio - 1.25).toFixed(2)}×` });
+  }
   for (const t of r.memory.tokens) {
     const [, tenK, twentyK] = t.points;
     if (!tenK || !twentyK) continue;
@@ -66,7 +83,7 @@ export function renderMarkdown(r: BenchResults): string {
   const lines: string[] = [
     `Run ${r.date.slice(0, 10)} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), Node ${m.node}, ${m.os}, Ory Hydra ${m.hydra}. ` +
       `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds, each scenario run next to a baseline run, the order flipping each round; ${s.cpuPlacement}. ` +
-      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it.',
+      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it, with the range of those per-round ratios in brackets.',
     '',
   ];
   for (const mode of MODES) {
@@ -78,7 +95,7 @@ export function renderMarkdown(r: BenchResults): string {
     for (const l of rows) {
       const errors = l.rounds.reduce((a, x) => a + x.errors, 0);
       const label = SCENARIO_LABELS[l.scenario] + (errors > 0 ? ` (errors: ${errors})` : '');
-      lines.push(`| ${label} | ${int(l.rps)} | ${x2(l.ratio.rps)} | ${ms(l.p50)} | ${x2(l.ratio.p50)} | ${ms(l.p99)} | ${x2(l.ratio.p99)} | ${l.scenario === 'baseline' ? '' : signed(l.p99AddedMs)} |`);
+      lines.push(`| ${label} | ${int(l.rps)} | ${x2(l.ratio.rps)}${rpsRange(l)} | ${ms(l.p50)} | ${x2(l.ratio.p50)} | ${ms(l.p99)} | ${x2(l.ratio.p99)} | ${l.scenario === 'baseline' ? '' : signed(l.p99AddedMs)} |`);
     }
     lines.push('');
   }
@@ -99,6 +116,20 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push('');
   }
 
+  if (r.removedCheck) {
+    const c = r.removedCheck;
+    lines.push(`**Removed-subject check** (cached-JWT path, in process, ${int(c.removedSubjects)} removed subjects listed; 11 alternating batches of 20,000 checks)`, '');
+    lines.push('| | µs per check |', '|---|---:|');
+    lines.push(`| without the check | ${c.withoutMicroseconds.toFixed(3)} |`, `| with the check | ${c.withMicroseconds.toFixed(3)} |`);
+    lines.push(`| added (median of pairs, range) | ${c.addedMicroseconds.toFixed(3)} (${c.addedRange[0].toFixed(3)} to ${c.addedRange[1].toFixed(3)}) |`, '');
+  }
+  if (r.pagination) {
+    const p = r.pagination;
+    lines.push(`**Pagination** (\`notes_list\`'s store query, ${int(p.notes)} notes of one person, ${p.pageSize} per page, SQLite, in process; 9 alternating batches)`, '');
+    lines.push('| query | µs per page |', '|---|---:|');
+    lines.push(`| page 1 (no cursor) | ${p.firstPageMicroseconds.toFixed(0)} |`, `| page ${int(p.page)} (keyset cursor) | ${p.deepPageMicroseconds.toFixed(0)} |`, `| page ${int(p.page)} by OFFSET, for contrast | ${p.offsetMicroseconds.toFixed(0)} |`);
+    lines.push('', `Page ${int(p.page)} ÷ page 1: ${x2(p.ratio)} (range ${p.ratioRange[0].toFixed(2)}–${p.ratioRange[1].toFixed(2)}).`, '');
+  }
   lines.push('**Memory** (server process, after a forced GC)', '');
   lines.push('| server | point | RSS MiB | heap used MiB | entries |', '|---|---|---:|---:|---:|');
   for (const t of r.memory.tokens) {
@@ -119,6 +150,11 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push('| | ms |', '|---|---:|', `| whole flow, median | ${f.medianMs.toFixed(1)} |`, `| whole flow, p95 | ${f.p95Ms.toFixed(1)} |`);
   for (const step of f.steps) lines.push(`| ${step.name} (median) | ${step.medianMs.toFixed(1)} |`);
   lines.push('');
+  if (r.phases?.length) {
+    lines.push(`**Phases** (whole run ${int(r.phases.reduce((a, p) => a + p.seconds, 0))} s)`, '', '| phase | s |', '|---|---:|');
+    for (const p of r.phases) lines.push(`| ${p.name} | ${int(p.seconds)} |`);
+    lines.push('');
+  }
   return lines.join('\n');
 }
 

@@ -75,6 +75,31 @@ export interface VerifierCost {
   microseconds: number;
 }
 
+/** The removed-subject check (issue 18) on the cached-JWT path, in process: with and without it, batch by batch in turn. */
+export interface RemovedCheckCost {
+  /** How many subjects the list held. */
+  removedSubjects: number;
+  withoutMicroseconds: number;
+  withMicroseconds: number;
+  /** Median over batch pairs of with − without, µs. */
+  addedMicroseconds: number;
+  /** Range of the per-pair differences, µs. */
+  addedRange: [number, number];
+}
+
+/** Page 1 and page N of one person's notes, keyset cursor vs OFFSET, in process on SQLite. */
+export interface PaginationResult {
+  notes: number;
+  pageSize: number;
+  page: number;
+  firstPageMicroseconds: number;
+  deepPageMicroseconds: number;
+  offsetMicroseconds: number;
+  /** Median over batch pairs of deep / first page time. */
+  ratio: number;
+  ratioRange: [number, number];
+}
+
 export interface BenchResults {
   /** ISO time the run finished. */
   date: string;
@@ -93,4 +118,8 @@ export interface BenchResults {
   verifier: VerifierCost[];
   memory: MemoryResult;
   flow: FlowResult;
+  removedCheck?: RemovedCheckCost;
+  pagination?: PaginationResult;
+  /** Seconds each phase of the run took. */
+  phases?: { name: string; seconds: number }[];
 }

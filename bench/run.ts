@@ -5,12 +5,21 @@
  *  1. Load: `tools/call whoami` over keep-alive connections (autocannon) for
  *     each scenario, stateless and stateful Streamable HTTP, each run paired
  *     with an adjacent baseline run, in rounds that alternate the order.
- *  2. Memory: RSS after 10,000 and 20,000 distinct tokens; after 1,000 sessions.
- *  3. Flow: 20 whole OAuth flows (registration → … → token).
- *  4. Report: bench/results/latest.{md,json}, chart.svg.
+ *     The introspect-everything comparison (a hundredfold slower) runs in the
+ *     first two rounds only.
+ *  2. The check alone, and the removed-subject check with and without, in process.
+ *  3. Memory: RSS after N and 2N distinct tokens against a token cache bounded
+ *     at N (quick: N = 1,000 on a smaller bound; BENCH_MEMORY=full: N = 10,000,
+ *     the production bound, which takes ~10 more minutes of minting); after
+ *     1,000 sessions.
+ *  4. Flow: 20 whole OAuth flows (registration → … → token).
+ *  5. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
+ *  6. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
  *
- * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (3), BENCH_ROUNDS (6),
- * BENCH_TOKENS (10000), BENCH_FLOWS (20), BENCH_PIN (on; "off" leaves CPU placement to the OS).
+ * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (3), BENCH_ROUNDS (5),
+ * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20),
+ * BENCH_PIN (on; "off" leaves CPU placement to the OS). The default run takes
+ * under 10 minutes on 2 cores.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +36,8 @@ import { type BenchClient, createClient, createIdleClients, mintToken, mintToken
 import { callOnce, openSession, runLoad, type Target } from './load.js';
 import { sessionMemory, tokenMemory } from './memory.js';
 import { writeReport } from './report.js';
-import { verifierCost } from './verifierCost.js';
+import { paginationCost } from './pagination.js';
+import { removedCheckCost, verifierCost } from './verifierCost.js';
 import type { BenchResults, LoadResult, LoadSample, MemoryResult, Mode, Scenario } from './results.js';
 import { type BenchServer, startBenchServer } from './servers.js';
 import { median } from './stats.js';
@@ -39,12 +49,16 @@ const num = (name: string, fallback: number) => {
 };
 const CONNECTIONS = num('BENCH_CONNECTIONS', 10);
 const SECONDS = num('BENCH_SECONDS', 3);
-const ROUNDS = num('BENCH_ROUNDS', 6);
-const TOKENS = num('BENCH_TOKENS', 10_000);
+const ROUNDS = num('BENCH_ROUNDS', 5);
+const FULL_MEMORY = (process.env.BENCH_MEMORY ?? 'quick') === 'full';
+if (!['quick', 'full'].includes(process.env.BENCH_MEMORY ?? 'quick')) throw new Error('BENCH_MEMORY must be quick or full');
+// The production cache bound for the full run; a smaller bound (same code) for the quick one.
+const TOKEN_CACHE_BOUND = FULL_MEMORY ? 10_000 : 1_000;
+const TOKENS = num('BENCH_TOKENS', TOKEN_CACHE_BOUND);
+/** Rounds in which the introspect-everything comparison runs: it is 100× off, so two pairs say enough. */
+const EVERYTHING_ROUNDS = 2;
 const FLOWS = num('BENCH_FLOWS', 20);
 const REGISTERED_CLIENTS = 1000;
-// The verifier's default cache bound (TokenVerifierOptions.introspectionCacheSize).
-const TOKEN_CACHE_BOUND = 10_000;
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
 const MODES: Mode[] = ['stateless', 'stateful'];
@@ -62,6 +76,16 @@ const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string;
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 async function main() {
+  const phases: { name: string; seconds: number }[] = [];
+  let phaseStart = performance.now();
+  let phaseName = 'start: Hydras, servers, clients, tokens';
+  const phase = (next: string) => {
+    const seconds = (performance.now() - phaseStart) / 1000;
+    phases.push({ name: phaseName, seconds });
+    log(`phase "${phaseName}" took ${seconds.toFixed(0)} s`);
+    phaseName = next;
+    phaseStart = performance.now();
+  };
   const dir = await mkdtemp(join(tmpdir(), 'hydra-mcp-bench-'));
   const cleanups: (() => Promise<void>)[] = [];
   const hydraLog: string[] = [];
@@ -141,8 +165,10 @@ async function main() {
       ),
     );
     // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
-    const memJwt = await start('memory-jwt', 'hydra', hydras.jwt, { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600' });
-    const memOpaque = await start('memory-opaque', 'hydra', hydras.opaque, { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600' });
+    const memVerifier = FULL_MEMORY ? 'hydra' : 'hydra-small-cache';
+    const memEnv = { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600', BENCH_CACHE_BOUND: String(TOKEN_CACHE_BOUND) };
+    const memJwt = await start('memory-jwt', memVerifier, hydras.jwt, memEnv);
+    const memOpaque = await start('memory-opaque', memVerifier, hydras.opaque, memEnv);
     const memSessions = await start('memory-sessions', 'hydra', hydras.jwt, { MCP_STATELESS: 'false' });
     log(`${load.size + 3} servers up`);
 
@@ -183,6 +209,7 @@ async function main() {
     // left idle for half a minute runs slower for its first second (V8 drops
     // code it has not used), which otherwise penalised every scenario against
     // the baseline, which runs every other time.
+    phase('load');
     const samples = new Map<string, LoadSample[]>();
     const measured = SCENARIOS.filter((s) => s !== 'baseline');
     const pairs = new Map<string, { scenario: LoadSample; baseline: LoadSample }[]>();
@@ -199,7 +226,8 @@ async function main() {
     for (let round = 0; round < ROUNDS; round++) {
       const flip = round % 2 === 1;
       for (const mode of MODES) {
-        for (const scenario of flip ? [...measured].reverse() : measured) {
+        const inRound = measured.filter((s) => s !== 'introspect-everything' || round < EVERYTHING_ROUNDS);
+        for (const scenario of flip ? [...inRound].reverse() : inRound) {
           const label = `round ${round + 1}/${ROUNDS}`;
           const first = await run(`${mode}/${flip ? scenario : 'baseline'}`, label);
           const second = await run(`${mode}/${flip ? 'baseline' : scenario}`, label);
@@ -229,14 +257,18 @@ async function main() {
     for (const s of load.values()) await s.stop();
 
     // The check alone, in this process, with real tokens.
+    phase('the check alone, in process');
     const resource = memJwt.mcpUrl;
     const verifier = await verifierCost(hydras, resource, {
       jwt: await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href),
       opaque: await mintToken(hydras.opaque.publicUrl, clients.opaque, resource.href),
     });
     log(`check alone: ${verifier.map((v) => `${v.check} ${v.microseconds.toFixed(1)} µs`).join('; ')}`);
+    const removedCheck = await removedCheckCost(hydras.jwt, resource, await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href));
+    log(`removed-subject check: +${removedCheck.addedMicroseconds.toFixed(3)} µs per cached JWT check (range ${removedCheck.addedRange.map((x) => x.toFixed(3)).join(' to ')})`);
 
     // ── 2. memory ─────────────────────────────────────────────────────────
+    phase(`memory (${FULL_MEMORY ? 'full' : 'quick'}: ${TOKENS.toLocaleString('en-US')} + ${TOKENS.toLocaleString('en-US')} tokens, bound ${TOKEN_CACHE_BOUND.toLocaleString('en-US')})`);
     const tokens: MemoryResult['tokens'] = [];
     for (const [kind, server] of [['jwt', memJwt], ['opaque', memOpaque]] as const) {
       log(`minting ${2 * TOKENS} ${kind} tokens`);
@@ -258,6 +290,7 @@ async function main() {
     log(`sessions: ${sessions.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} live)`).join('; ')}; refused ${sessions.refused}`);
 
     // ── 3. the whole OAuth flow ───────────────────────────────────────────
+    phase('OAuth flows');
     const frontServer = await start('front', 'hydra', flowHydra, { MCP_STATELESS: 'false' }, frontPort);
     const user = await addUserWithCli(await envFor('front', flowHydra, {}, frontPort), 'bench@example.com', 'correct horse battery staple');
     const flows: number[][] = [];
@@ -268,6 +301,12 @@ async function main() {
     }
     const flow = summariseFlows(flows);
     log(`flow: median ${flow.medianMs.toFixed(1)} ms, p95 ${flow.p95Ms.toFixed(1)} ms`);
+
+    // ── 4. pagination ─────────────────────────────────────────────────────
+    phase('pagination (100,000 notes)');
+    const pagination = await paginationCost(dir, { notes: 100_000, pageSize: 100, page: 1000 });
+    log(`pagination: page 1 ${pagination.firstPageMicroseconds.toFixed(0)} µs, page 1000 ${pagination.deepPageMicroseconds.toFixed(0)} µs (${pagination.ratio.toFixed(2)}×), OFFSET ${pagination.offsetMicroseconds.toFixed(0)} µs`);
+    phase('report');
 
     // ── 4. report ─────────────────────────────────────────────────────────
     const results: BenchResults = {
@@ -285,6 +324,9 @@ async function main() {
       verifier,
       memory: { tokens, sessions },
       flow,
+      removedCheck,
+      pagination,
+      phases,
     };
     const { markdown, files } = await writeReport(results, RESULTS_DIR);
     console.log(markdown);

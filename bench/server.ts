@@ -11,7 +11,9 @@ import { introspectEverythingVerifier } from './introspectEverything.js';
 import { hydraTokenVerifier, startServer, type StartOptions } from '../src/main.js';
 
 const verifiers: Record<string, StartOptions['verifier']> = {
-  hydra: hydraTokenVerifier,
+  hydra: (parts) => hydraTokenVerifier(parts),
+  // The quick memory run: the same verifier with a smaller cache bound to cross.
+  'hydra-small-cache': (parts) => hydraTokenVerifier(parts, { cacheSize: Number(process.env.BENCH_CACHE_BOUND) }),
   fixed: fixedPrincipalVerifier,
   'introspect-everything': introspectEverythingVerifier,
 };

@@ -3,7 +3,7 @@ import { ResourceSet } from '../src/auth/resource.js';
 import { HydraTokenVerifier } from '../src/auth/tokenVerifier.js';
 import { createLogger } from '../src/log/logger.js';
 import type { RunningHydra } from '../scripts/hydra.js';
-import type { VerifierCost } from './results.js';
+import type { RemovedCheckCost, VerifierCost } from './results.js';
 import { median } from './stats.js';
 
 
@@ -48,4 +48,39 @@ export async function verifierCost(
     { check: 'opaque, introspection cached', microseconds: await perCall(() => opaqueCached.verifyAccessToken(tokens.opaque), 20_000) },
     { check: 'opaque, introspected at Hydra', microseconds: await perCall(() => opaqueEvery.verifyAccessToken(tokens.opaque), 300) },
   ];
+}
+
+/**
+ * The removed-subject check on the cached-JWT path (the cheapest path, where
+ * any added cost shows most): the same verifier with and without a list of
+ * `listSize` removed subjects, batch by batch in turn.
+ */
+export async function removedCheckCost(hydra: RunningHydra, resource: URL, token: string, listSize = 1000): Promise<RemovedCheckCost> {
+  const removed = new Set(Array.from({ length: listSize }, (_, i) => `removed-${i}`));
+  const make = (removedSubjects?: Set<string>) =>
+    new HydraTokenVerifier({
+      issuer: hydra.issuer,
+      jwksUrl: new URL('/.well-known/jwks.json', hydra.publicUrl),
+      resources: new ResourceSet([resource]),
+      hydraAdmin: createHydraAdmin({ adminUrl: new URL(hydra.adminUrl) }),
+      log: createLogger('silent'),
+      introspectionCacheSeconds: 60,
+      ...(removedSubjects ? { removedSubjects } : {}),
+    });
+  const without = make();
+  const withList = make(removed);
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < 11; i++) {
+    a.push(await perCall(() => without.verifyAccessToken(token), 20_000, 1));
+    b.push(await perCall(() => withList.verifyAccessToken(token), 20_000, 1));
+  }
+  const added = a.map((x, i) => b[i]! - x);
+  return {
+    removedSubjects: listSize,
+    withoutMicroseconds: median(a),
+    withMicroseconds: median(b),
+    addedMicroseconds: median(added),
+    addedRange: [Math.min(...added), Math.max(...added)],
+  };
 }

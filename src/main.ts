@@ -53,8 +53,11 @@ export interface StartOptions {
   verifier?: (parts: VerifierParts) => AccessTokenVerifier;
 }
 
-/** JWTs checked against Hydra's JWKS, other tokens introspected, both cached within bounds. */
-export function hydraTokenVerifier({ config, hydraAdmin, log, metrics, removedSubjects }: VerifierParts): AccessTokenVerifier {
+/**
+ * JWTs checked against Hydra's JWKS, other tokens introspected, both cached within bounds.
+ * `cacheSize` exists for the benchmark's quick memory run (a smaller bound to cross).
+ */
+export function hydraTokenVerifier({ config, hydraAdmin, log, metrics, removedSubjects }: VerifierParts, tuning: { cacheSize?: number } = {}): AccessTokenVerifier {
   const verifier = new HydraTokenVerifier({
     issuer: config.hydra.issuer,
     jwksUrl: jwksUrlOf(config),
@@ -65,6 +68,7 @@ export function hydraTokenVerifier({ config, hydraAdmin, log, metrics, removedSu
     alwaysIntrospect: config.alwaysIntrospect,
     onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
     removedSubjects,
+    ...(tuning.cacheSize ? { introspectionCacheSize: tuning.cacheSize } : {}),
   });
   metrics.tokenCacheGauge(() => verifier.cacheSizes());
   return verifier;
