@@ -35,7 +35,10 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
     }),
   );
   // toNodeHandler reads `req.auth` (set by options.authenticate) and hands it to tools.
-  const isModern = async (req: Request) => !(await isLegacyRequest(await toWebRequest(req, req.body), req.body));
+  // A body that is not JSON-RPC at all claims no era; it gets the 2025 answer
+  // ("send initialize first"), as before the 2026 path existed.
+  const isModern = async (req: Request) =>
+    isJsonRpc(req.body) && !(await isLegacyRequest(await toWebRequest(req, req.body), req.body));
 
   router.use('/mcp', options.authenticate);
   if (options.stateless) {
@@ -102,6 +105,9 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
 
   return router;
 }
+
+const isJsonRpc = (body: unknown): boolean =>
+  Array.isArray(body) ? body.length > 0 && body.every(isJsonRpc) : typeof body === 'object' && body !== null && (body as { jsonrpc?: unknown }).jsonrpc === '2.0';
 
 export interface HttpSession extends Session {
   transport: StreamableHTTPServerTransport;
