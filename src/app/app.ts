@@ -177,7 +177,8 @@ export function buildApp(deps: AppDependencies): App {
     ['/mcp', '/sse', '/messages'],
     cors({
       origin: '*',
-      allowedHeaders: ['Authorization', 'Content-Type', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Last-Event-ID'],
+      // Mcp-Method / Mcp-Name: required on every MCP 2026-07-28 request.
+      allowedHeaders: ['Authorization', 'Content-Type', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Last-Event-ID', 'Mcp-Method', 'Mcp-Name'],
       exposedHeaders: ['WWW-Authenticate', 'Mcp-Session-Id', 'MCP-Protocol-Version'],
     }),
   );
@@ -185,7 +186,8 @@ export function buildApp(deps: AppDependencies): App {
   app.use(
     streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl), sessions: httpSessions, log, stateless: config.statelessHttp }),
   );
-  app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl), sessions: sseSessions, log }));
+  // HTTP+SSE is deprecated by MCP 2026-07-28; LEGACY_SSE=off stops serving it.
+  if (config.legacySse) app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl), sessions: sseSessions, log }));
   app.use(bodyErrors(log));
 
   return {

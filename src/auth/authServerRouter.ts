@@ -35,6 +35,10 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
   const router = express.Router();
   const { provider, publicBaseUrl, resources } = options;
   const scopesSupported = [...SUPPORTED_SCOPES];
+  // SEP-2207 (MCP 2026-07-28): protected resource metadata SHOULD NOT list
+  // `offline_access`: it is a matter between client and authorization server,
+  // whose RFC 8414 metadata (above) still lists it.
+  const resourceScopes = scopesSupported.filter((s) => s !== 'offline_access');
   const base = createOAuthMetadata({ provider, issuerUrl: publicBaseUrl, scopesSupported });
 
   // RFC 8414 metadata: like the SDK's, plus client_secret_basic, which Hydra
@@ -73,7 +77,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
       provider,
       issuerUrl: publicBaseUrl,
       resourceServerUrl: resources.primary,
-      scopesSupported,
+      scopesSupported: resourceScopes,
       resourceName: options.resourceName,
       // Counted by our limiter above, in the injectable store.
       clientRegistrationOptions: { rateLimit: false },
@@ -84,7 +88,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
   const prm = (resource: URL) => ({
     resource: resource.href,
     authorization_servers: [asMetadata.issuer],
-    scopes_supported: scopesSupported,
+    scopes_supported: resourceScopes,
     bearer_methods_supported: ['header'],
     resource_name: options.resourceName,
   });

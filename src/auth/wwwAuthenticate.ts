@@ -11,7 +11,11 @@ export function wwwAuthenticate(params: {
   const parts: string[] = [];
   if (params.error) parts.push(`error=${q(params.error)}`);
   if (params.description) parts.push(`error_description=${q(params.description)}`);
-  if (params.scope) parts.push(`scope=${q(params.scope)}`);
+  // SEP-2207 (MCP 2026-07-28): servers SHOULD NOT put `offline_access` in
+  // challenges; whether to hold a refresh token is the client's choice with its
+  // authorization server (our consent still offers it to refresh-grant clients).
+  const scope = params.scope?.split(' ').filter((s) => s && s !== 'offline_access').join(' ');
+  if (scope) parts.push(`scope=${q(scope)}`);
   parts.push(`resource_metadata=${q(params.resourceMetadataUrl)}`);
   return `Bearer ${parts.join(', ')}`;
 }

@@ -49,6 +49,8 @@ export interface Config {
   shutdownTimeoutSeconds: number;
   /** Streamable HTTP without sessions (any replica serves any request). */
   statelessHttp: boolean;
+  /** Serve the HTTP+SSE transport (/sse + /messages), deprecated by MCP 2026-07-28. */
+  legacySse: boolean;
   /**
    * Client ID Metadata Documents. `testLoopbackCa` (PEM, from CIMD_TEST_LOOPBACK_CA)
    * lets documents come from loopback addresses under that CA: tests only.
@@ -84,6 +86,7 @@ const EnvSchema = z.object({
   METRICS_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65535)]).default(9464),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   MCP_STATELESS: z.enum(['true', 'false']).default('false'),
+  LEGACY_SSE: z.enum(['on', 'off']).default('on'),
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
   NODE_ENV: z.string().optional(),
   CIMD_TEST_LOOPBACK_CA: z.string().min(1).optional(),
@@ -176,6 +179,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     statelessHttp: e.MCP_STATELESS === 'true',
+    legacySse: e.LEGACY_SSE === 'on',
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     cimd: testLoopbackCa === undefined ? {} : { testLoopbackCa },
   };

@@ -1,7 +1,8 @@
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+// The MCP side runs on the SDK's v2 line (@modelcontextprotocol/server): one
+// factory serves 2026-07-28 per request and 2025-era sessions (see streamableHttp.ts).
+import { type CallToolResult, McpServer, type ServerContext } from '@modelcontextprotocol/server';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
+import { z } from 'zod';
 import { principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { Db } from '../store/database.js';
@@ -40,8 +41,9 @@ export function createMcpServer(options: McpServerOptions): McpServer {
       {
         title: tool.title,
         description: tool.description,
-        inputSchema: tool.input,
-        outputSchema: tool.output,
+        // The contract keeps zod shapes (unchanged for tool authors); v2 takes schemas.
+        inputSchema: z.object(tool.input),
+        outputSchema: tool.output ? z.object(tool.output) : undefined,
         annotations: { title: tool.title, ...tool.annotations },
       },
       ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options)) as never,
@@ -50,7 +52,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
   return server;
 }
 
-type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+type Extra = ServerContext;
 
 const errorResult = (text: string): CallToolResult => ({ isError: true, content: [{ type: 'text', text }] });
 
@@ -65,7 +67,8 @@ async function runTool(
   extra: Extra,
   { db, cursorKey, log, isActiveNow, onToolCall }: McpServerOptions,
 ): Promise<CallToolResult> {
-  const principal = principalOf(extra.authInfo);
+  const authInfo = extra.http?.authInfo;
+  const principal = principalOf(authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
   const missing = tool.scopes.filter((s) => !principal.scopes.includes(s));
   if (missing.length) {
@@ -75,21 +78,25 @@ async function runTool(
       `insufficient_scope: ${tool.name} needs scope ${tool.scopes.join(' ')}; the token is missing ${missing.join(' ')}`,
     );
   }
-  if (tool.onlineCheck && isActiveNow && !(await isActiveNow(extra.authInfo!.token))) {
+  if (tool.onlineCheck && isActiveNow && !(await isActiveNow(authInfo!.token))) {
     onToolCall?.(tool.name, 'revoked');
     return errorResult('invalid_token: the access token has been revoked or has expired; sign in again');
   }
   const toolLog = log.child({ tool: tool.name, sub: principal.sub, client_id: principal.clientId });
-  const progressToken = extra._meta?.progressToken;
+  // Both eras carry progress the same way: the request's `_meta.progressToken`
+  // and `notifications/progress` on that request's response stream.
+  const progressToken = extra.mcpReq._meta?.progressToken;
   const ctx: ToolContext = {
     principal,
     store: scopedStoreFor(db, principal.sub),
     cursors: cursorKey.cursorsFor(principal.sub, tool.name),
     log: toolLog,
-    signal: extra.signal,
+    // 2025: `notifications/cancelled`; 2026-07-28: the client closes the
+    // request's response stream. The SDK turns both into this signal.
+    signal: extra.mcpReq.signal,
     progress: async (progress, total, message) => {
       if (progressToken === undefined) return;
-      await extra.sendNotification({
+      await extra.mcpReq.notify({
         method: 'notifications/progress',
         params: { progressToken, progress, total, message },
       });

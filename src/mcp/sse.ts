@@ -1,5 +1,6 @@
 import express, { type Request, type Response } from 'express';
-import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+// The SDK's v2 server has no HTTP+SSE transport; server-legacy keeps a frozen copy (deprecated).
+import { SSEServerTransport } from '@modelcontextprotocol/server-legacy/sse';
 import { principalOf } from '../auth/principal.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
@@ -10,7 +11,8 @@ export interface SseSession extends Session {
 }
 
 /**
- * The deprecated HTTP+SSE transport (MCP 2024-11-05): GET /sse opens the
+ * The deprecated HTTP+SSE transport (MCP 2024-11-05; deprecated again by
+ * 2026-07-28, off with LEGACY_SSE=off): GET /sse opens the
  * stream and names a /messages endpoint; POST /messages?sessionId= carries
  * client messages. Both need a bearer token, and the session belongs to the
  * user and client that opened the stream.

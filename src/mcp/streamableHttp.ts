@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
 import { principalOf } from '../auth/principal.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
@@ -9,17 +9,41 @@ import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
 
 
 /**
- * The Streamable HTTP transport at /mcp (MCP 2025-03-26 and later), stateful:
- * `initialize` opens a session bound to the caller; every later request must
- * present the session id with a token of the same user and client.
+ * The Streamable HTTP transport at /mcp, serving two protocol eras:
+ *
+ * - MCP 2026-07-28: every request carries its protocol version in `_meta`
+ *   (no `initialize`, no sessions); the SDK's per-request entry
+ *   (`createMcpHandler`, strict) answers it, `server/discover` included, and
+ *   checks the `Mcp-Method`/`Mcp-Name` headers against the body.
+ * - MCP 2025-03-26 … 2025-11-25, stateful: `initialize` opens a session bound
+ *   to the caller; every later request must present the session id with a
+ *   token of the same user and client.
+ *
+ * The SDK's own `isLegacyRequest` picks the era, so our routing never
+ * disagrees with the SDK's classification. Both eras pass the same bearer
+ * check and step-up scope check first (router middleware below).
  */
 export function streamableHttpRouter(options: TransportOptions<HttpSession>): express.Router {
   const router = express.Router();
   const { sessions, log } = options;
+  // `legacy: 'reject'`: 2025-era traffic never reaches this handler (it is
+  // routed to the sessions below), so nothing is served statelessly by accident.
+  const modern = toNodeHandler(
+    createMcpHandler(() => options.createServer(), {
+      legacy: 'reject',
+      onerror: (error) => log.warn('2026-07-28 request refused', { error: error.message }),
+    }),
+  );
+  // toNodeHandler reads `req.auth` (set by options.authenticate) and hands it to tools.
+  // A body that is not JSON-RPC at all claims no era; it gets the 2025 answer
+  // ("send initialize first"), as before the 2026 path existed.
+  const isModern = async (req: Request) =>
+    isJsonRpc(req.body) && !(await isLegacyRequest(await toWebRequest(req, req.body), req.body));
 
   router.use('/mcp', options.authenticate);
   if (options.stateless) {
     router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
+      if (await isModern(req)) return modern(req, res, req.body);
       const server = options.createServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       res.on('close', () => {
@@ -39,6 +63,7 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
   router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');
+    if (!sessionId && (await isModern(req))) return modern(req, res, req.body);
     if (sessionId) return withSession(req, res, sessionId, (t) => t.handleRequest(req, res, req.body));
     if (!isInitializeRequest(req.body)) {
       return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id; send initialize first');
@@ -80,6 +105,9 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
 
   return router;
 }
+
+const isJsonRpc = (body: unknown): boolean =>
+  Array.isArray(body) ? body.length > 0 && body.every(isJsonRpc) : typeof body === 'object' && body !== null && (body as { jsonrpc?: unknown }).jsonrpc === '2.0';
 
 export interface HttpSession extends Session {
   transport: StreamableHTTPServerTransport;

@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { McpServer } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import { jsonRpcError } from './jsonRpcError.js';

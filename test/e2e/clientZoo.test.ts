@@ -78,7 +78,7 @@ describe('client zoo: real MCP client shapes against the real Ory Hydra', () => 
 
   // Source: modelcontextprotocol/inspector client/src/lib/auth.ts (InspectorOAuthClientProvider.clientMetadata,
   // redirect_uris, state from client/src/utils/oauthUtils.ts generateOAuthState) — Inspector drives the SDK's auth().
-  it('MCP Inspector (modelcontextprotocol/inspector client/src/lib/auth.ts): DCR body as Inspector sends it; resource, offline_access and prompt=consent; refresh', async () => {
+  it('MCP Inspector (modelcontextprotocol/inspector client/src/lib/auth.ts): DCR body as Inspector sends it; resource; offline_access granted though not asked (SEP-2207); refresh', async () => {
     const origin = 'http://localhost:6274';
     const provider = new ShapedOAuthProvider(
       `${origin}/oauth/callback`,
@@ -97,8 +97,11 @@ describe('client zoo: real MCP client shapes against the real Ory Hydra', () => 
     try {
       const q = authorizationUrl.searchParams;
       expect(q.get('resource')).toBe(mcp);
-      expect(q.get('scope')!.split(' ')).toContain('offline_access');
-      expect(q.get('prompt')).toBe('consent');
+      // The SDK v1 client asks for what the PRM lists, which leaves offline_access
+      // out since SEP-2207 (so no prompt=consent either); consent still grants it
+      // to a refresh-grant client (below), and the refresh at the end works.
+      expect(q.get('scope')!.split(' ')).toEqual(['openid', 'notes:read', 'notes:write']);
+      expect(q.get('prompt')).toBeNull();
       expect(state).toBe(q.get('state'));
       const reg = provider.clientInformation() as Registration;
       expect(reg.redirect_uris).toEqual([`${origin}/oauth/callback`, `${origin}/oauth/callback/debug`]);

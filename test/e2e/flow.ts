@@ -54,7 +54,7 @@ export async function connectAs(
 }
 
 /** The person's part: sign in (unless remembered), allow (unless remembered), back to the client. */
-async function signInAndAllow(browser: Browser, oauth: TestOAuthClient, user: TestUser, opts: { uncheck?: string[]; remember?: boolean }) {
+export async function signInAndAllow(browser: Browser, oauth: TestOAuthClient, user: TestUser, opts: { uncheck?: string[]; remember?: boolean }) {
   const atClient = (u: URL) => u.href.startsWith(oauth.redirectUrl);
   let page = await browser.open(oauth.authorizationUrl!.href, atClient);
   if (page.url.pathname === '/login') {
