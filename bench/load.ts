@@ -7,17 +7,36 @@ export interface Target {
   token: string;
   /** Stateful servers: the session every request belongs to. */
   sessionId?: string;
+  /**
+   * Which revision's request shape to send. '2026-07-28': no initialize, no
+   * session; the revision and capabilities ride in `params._meta` and the
+   * method and tool name are repeated in `Mcp-Method` / `Mcp-Name`. Default: 2025.
+   */
+  revision?: '2026-07-28';
 }
+
+export const REVISION_2026 = '2026-07-28';
 
 export const headersFor = (t: Target): Record<string, string> => ({
   'content-type': 'application/json',
   accept: 'application/json, text/event-stream',
   authorization: `Bearer ${t.token}`,
   ...(t.sessionId ? { 'mcp-session-id': t.sessionId, 'mcp-protocol-version': '2025-06-18' } : {}),
+  ...(t.revision === REVISION_2026 ? { 'mcp-protocol-version': REVISION_2026, 'mcp-method': 'tools/call', 'mcp-name': 'whoami' } : {}),
 });
 
 let nextId = 1;
-const callWhoami = () => JSON.stringify({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+/** `tools/call whoami` in the target's revision (2026-07-28 carries its revision and capabilities in `_meta`). */
+const callWhoami = (t: Target) =>
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'tools/call',
+    params:
+      t.revision === REVISION_2026
+        ? { name: 'whoami', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': REVISION_2026, 'io.modelcontextprotocol/clientCapabilities': {} } }
+        : { name: 'whoami', arguments: {} },
+  });
 
 /** Open a Streamable HTTP session (initialize, then initialized) and return its id. */
 export async function openSession(url: URL, token: string): Promise<{ status: number; sessionId?: string }> {
@@ -50,9 +69,11 @@ export async function openSession(url: URL, token: string): Promise<{ status: nu
  * scenario that answers 200 with an error cannot pass as fast.
  */
 export async function callOnce(t: Target, expectSub: string): Promise<void> {
-  const res = await fetch(t.url, { method: 'POST', headers: headersFor(t), body: callWhoami() });
+  const res = await fetch(t.url, { method: 'POST', headers: headersFor(t), body: callWhoami(t) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`whoami answered ${res.status}: ${text}`);
+  // A 2026-07-28 call must be answered without opening a session (it would otherwise be a 2025 path in disguise).
+  if (t.revision === REVISION_2026 && res.headers.get('mcp-session-id')) throw new Error('a 2026-07-28 call was answered with a session id');
   const json = text.startsWith('{') ? text : /^data: (.*)$/m.exec(text)?.[1];
   const result = json ? (JSON.parse(json) as { result?: { content?: { text?: string }[]; isError?: boolean } }).result : undefined;
   const sub = result && !result.isError ? (JSON.parse(result.content?.[0]?.text ?? '{}') as { sub?: string }).sub : undefined;
@@ -73,7 +94,7 @@ export async function runLoad(t: Target, connections: number, seconds: number): 
         connections,
         duration: seconds,
         headers: headersFor(t),
-        requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: callWhoami() }) }],
+        requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: callWhoami(t) }) }],
       },
       (err, res) => (err ? reject(err) : resolve(res)),
     );

@@ -1,8 +1,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BenchResults, type LoadResult, type Mode, SCENARIO_LABELS, type Scenario } from './results.js';
+import { type BenchResults, type LoadResult, type Mode, MODE_TITLES, SCENARIO_LABELS, type Scenario } from './results.js';
 
-const MODES: Mode[] = ['stateless', 'stateful'];
+const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
+/** Issue 13: a cached opaque check does the same work as a cached JWT check, so the same bar for both. */
+const JWT_TARGET = 0.95;
+const WARM_INTROSPECTION_TARGET = 0.95;
 const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything'];
 
 const x2 = (n: number) => `${n.toFixed(2)}×`;
@@ -41,11 +44,21 @@ export function targets(r: BenchResults): Target[] {
     const cached = find(r, mode, 'opaque-cached');
     const everything = find(r, mode, 'introspect-everything');
     if (jwt) {
-      out.push({ name: `${mode}: JWT throughput ≥ 0.95× baseline`, measured: x2(jwt.ratio.rps), met: jwt.ratio.rps >= 0.95, short: `${(0.95 - jwt.ratio.rps).toFixed(2)}×` });
+      out.push({
+        name: `${mode}: JWT throughput ≥ ${JWT_TARGET.toFixed(2)}× baseline`,
+        measured: x2(jwt.ratio.rps),
+        met: jwt.ratio.rps >= JWT_TARGET,
+        short: `${(JWT_TARGET - jwt.ratio.rps).toFixed(2)}×`,
+      });
       out.push({ name: `${mode}: JWT p99 added latency < 1 ms`, measured: `${signed(jwt.p99AddedMs)} ms`, met: jwt.p99AddedMs < 1, short: `${(jwt.p99AddedMs - 1).toFixed(2)} ms` });
     }
     if (cached) {
-      out.push({ name: `${mode}: warm introspection cache ≥ 0.90× baseline`, measured: x2(cached.ratio.rps), met: cached.ratio.rps >= 0.9, short: `${(0.9 - cached.ratio.rps).toFixed(2)}×` });
+      out.push({
+        name: `${mode}: warm introspection cache ≥ ${WARM_INTROSPECTION_TARGET.toFixed(2)}× baseline`,
+        measured: x2(cached.ratio.rps),
+        met: cached.ratio.rps >= WARM_INTROSPECTION_TARGET,
+        short: `${(WARM_INTROSPECTION_TARGET - cached.ratio.rps).toFixed(2)}×`,
+      });
     }
     if (cached && everything) {
       const times = cached.rps / everything.rps;
@@ -89,7 +102,7 @@ export function renderMarkdown(r: BenchResults): string {
   for (const mode of MODES) {
     const rows = rowsOf(r, mode);
     if (rows.length === 0) continue;
-    lines.push(`**${mode === 'stateless' ? 'Stateless' : 'Stateful'} Streamable HTTP**`, '');
+    lines.push(`**${MODE_TITLES[mode]}**`, '');
     lines.push('| scenario | req/s | × baseline | p50 ms | × baseline | p99 ms | × baseline | p99 added ms |');
     lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const l of rows) {
@@ -179,7 +192,7 @@ export function renderChart(r: BenchResults): string {
   const parts: string[] = [];
   let y = 44;
   for (const g of groups) {
-    parts.push(`<text x="12" y="${y}" font-weight="bold">${escapeXml(g.mode)} Streamable HTTP</text>`);
+    parts.push(`<text x="12" y="${y}" font-weight="bold">${escapeXml(MODE_TITLES[g.mode])}</text>`);
     y += 8;
     for (const l of g.rows) {
       const w = Math.max(1, scale(l.ratio.rps));

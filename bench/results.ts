@@ -1,6 +1,19 @@
 /** The shape of one `npm run bench` run: written as JSON, rendered as markdown and SVG. */
 
-export type Mode = 'stateless' | 'stateful';
+/**
+ * The request path measured: 'stateless' and 'stateful' are 2025-era Streamable
+ * HTTP (stateless: no session; stateful: initialize, then every call in its
+ * session); 'stateless-2026' is MCP 2026-07-28 (no initialize, revision and
+ * capabilities in `_meta`, `Mcp-Method`/`Mcp-Name` headers), served by the
+ * same stateless server processes.
+ */
+export type Mode = 'stateless' | 'stateful' | 'stateless-2026';
+
+export const MODE_TITLES: Record<Mode, string> = {
+  stateless: '2025-era stateless Streamable HTTP',
+  stateful: '2025-era stateful Streamable HTTP (sessions)',
+  'stateless-2026': '2026-07-28 (stateless, no initialize)',
+};
 
 export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything';
 

@@ -3,10 +3,13 @@
  * a baseline measured in the same run. Not part of `npm test`.
  *
  *  1. Load: `tools/call whoami` over keep-alive connections (autocannon) for
- *     each scenario, stateless and stateful Streamable HTTP, each run paired
- *     with an adjacent baseline run, in rounds that alternate the order.
- *     The introspect-everything comparison (a hundredfold slower) runs in the
- *     first two rounds only.
+ *     each scenario, in three modes: 2025-era stateless and stateful Streamable
+ *     HTTP, and 2026-07-28 (stateless, no initialize; the same server processes
+ *     as 2025 stateless, only the request shape differs). Each run is paired
+ *     with an adjacent baseline run of its own mode, in rounds that alternate
+ *     the order. The introspect-everything comparison (a hundredfold slower, a
+ *     contrast, not a target per mode) runs in 2025 stateless only, in the
+ *     first two rounds.
  *  2. The check alone, and the removed-subject check with and without, in process.
  *  3. Memory: RSS after N and 2N distinct tokens against a token cache bounded
  *     at N (quick: N = 1,000 on a smaller bound; BENCH_MEMORY=full: N = 10,000,
@@ -33,7 +36,7 @@ import { addUserWithCli } from '../test/e2e/stack.js';
 import { pinToCpu } from './cpu.js';
 import { summariseFlows, timeOneFlow } from './flow.js';
 import { type BenchClient, createClient, createIdleClients, mintToken, mintTokens } from './hydraTokens.js';
-import { callOnce, openSession, runLoad, type Target } from './load.js';
+import { callOnce, openSession, REVISION_2026, runLoad, type Target } from './load.js';
 import { sessionMemory, tokenMemory } from './memory.js';
 import { writeReport } from './report.js';
 import { paginationCost } from './pagination.js';
@@ -61,8 +64,18 @@ const FLOWS = num('BENCH_FLOWS', 20);
 const REGISTERED_CLIENTS = 1000;
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
-const MODES: Mode[] = ['stateless', 'stateful'];
+const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
 const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything'];
+/**
+ * The contrast is measured once (2025 stateless), and the 2026 mode measures
+ * what its targets name (JWT, warm introspection): a third mode must not
+ * lengthen the run past 10 minutes.
+ */
+const scenariosOf = (mode: Mode): Scenario[] =>
+  SCENARIOS.filter((s) => (s !== 'introspect-everything' || mode === 'stateless') && (s !== 'opaque-introspect' || mode !== 'stateless-2026'));
+/** Server processes: 2026-07-28 requests go to the 2025 stateless servers (2 cores: no more processes than needed). */
+const SERVER_MODES = ['stateless', 'stateful'] as const;
+const serverModeOf = (mode: Mode): (typeof SERVER_MODES)[number] => (mode === 'stateful' ? 'stateful' : 'stateless');
 
 /** Which Hydra issues the scenario's tokens, which verifier the server composes, and its cache. */
 const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string; cacheSeconds: number }> = {
@@ -150,11 +163,11 @@ async function main() {
       }
     };
 
-    // ── servers: one per (mode, scenario), three for memory ──────────────
+    // ── servers: one per (server mode, scenario), three for memory ───────
     const load = new Map<string, BenchServer>();
     await Promise.all(
-      MODES.flatMap((mode) =>
-        SCENARIOS.map(async (scenario) => {
+      SERVER_MODES.flatMap((mode) =>
+        scenariosOf(mode).map(async (scenario) => {
           const c = COMPOSITION[scenario];
           const s = await start(`${mode}-${scenario}`, c.verifier, hydras[c.hydra], {
             MCP_STATELESS: String(mode === 'stateless'),
@@ -185,15 +198,15 @@ async function main() {
 
     const targets = new Map<string, { target: Target; sub: string }>();
     for (const mode of MODES) {
-      for (const scenario of SCENARIOS) {
-        const server = load.get(`${mode}/${scenario}`)!;
+      for (const scenario of scenariosOf(mode)) {
+        const server = load.get(`${serverModeOf(mode)}/${scenario}`)!;
         const which = COMPOSITION[scenario].hydra;
         const token = await mintToken(hydras[which].publicUrl, clients[which], server.mcpUrl.href);
         // client_credentials: the subject is the client; the baseline names its fixed person.
         const sub = scenario === 'baseline' ? 'bench-baseline-user' : clients[which].clientId;
         const sessionId = mode === 'stateful' ? (await openSession(server.mcpUrl, token)).sessionId : undefined;
         if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
-        const target = { url: server.mcpUrl, token, sessionId };
+        const target: Target = { url: server.mcpUrl, token, sessionId, ...(mode === 'stateless-2026' ? { revision: REVISION_2026 } : {}) };
         await callOnce(target, sub);
         // Warm-up: JIT, connection pools, the introspection cache where there is one.
         await runLoad(target, CONNECTIONS, 1);
@@ -211,7 +224,6 @@ async function main() {
     // the baseline, which runs every other time.
     phase('load');
     const samples = new Map<string, LoadSample[]>();
-    const measured = SCENARIOS.filter((s) => s !== 'baseline');
     const pairs = new Map<string, { scenario: LoadSample; baseline: LoadSample }[]>();
     const run = async (key: string, label: string) => {
       await sleep(300);
@@ -226,7 +238,7 @@ async function main() {
     for (let round = 0; round < ROUNDS; round++) {
       const flip = round % 2 === 1;
       for (const mode of MODES) {
-        const inRound = measured.filter((s) => s !== 'introspect-everything' || round < EVERYTHING_ROUNDS);
+        const inRound = scenariosOf(mode).filter((s) => s !== 'baseline' && (s !== 'introspect-everything' || round < EVERYTHING_ROUNDS));
         for (const scenario of flip ? [...inRound].reverse() : inRound) {
           const label = `round ${round + 1}/${ROUNDS}`;
           const first = await run(`${mode}/${flip ? scenario : 'baseline'}`, label);
@@ -237,7 +249,7 @@ async function main() {
       }
     }
     const loadResults: LoadResult[] = MODES.flatMap((mode) =>
-      SCENARIOS.map((scenario) => {
+      scenariosOf(mode).map((scenario) => {
         const rounds = samples.get(`${mode}/${scenario}`)!;
         const own = pairs.get(`${mode}/${scenario}`) ?? [];
         const ratio = (pick: (s: LoadSample) => number) => (scenario === 'baseline' ? 1 : median(own.map((p) => pick(p.scenario) / pick(p.baseline))));
