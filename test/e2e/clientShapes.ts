@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
-import { type OAuthClientProvider, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { Browser } from './browser.js';
 import { call } from './flow.js';
+import { TestOAuthClient } from './oauthClient.js';
 import type { Stack, TestUser } from './stack.js';
 
 /**
@@ -151,42 +152,9 @@ export async function endSession(client: Client, transport: StreamableHTTPClient
  * redirect URL and registration metadata, and a `state()` only if that client
  * has one (the SDK sends no `state` when the provider has no such method).
  */
-export class ShapedOAuthProvider implements OAuthClientProvider {
-  authorizationUrl?: URL;
-  state?: () => string;
-  private info?: OAuthClientInformationMixed;
-  private saved?: OAuthTokens;
-  private verifier?: string;
-
-  constructor(
-    readonly redirectUrl: string,
-    readonly clientMetadata: OAuthClientMetadata,
-    state?: () => string,
-  ) {
-    if (state) this.state = state;
-  }
-
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url;
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v;
-  }
-  codeVerifier() {
-    if (!this.verifier) throw new Error('No code verifier saved');
-    return this.verifier;
+export class ShapedOAuthProvider extends TestOAuthClient {
+  constructor(redirectUrl: string, clientMetadata: OAuthClientMetadata, state?: () => string) {
+    super(redirectUrl, clientMetadata, { exactMetadata: true, state: state ?? null });
   }
 }
 

@@ -1,22 +1,37 @@
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 
+export interface TestOAuthClientOptions {
+  /**
+   * The client's own `state()`; `null` for a client that has none (the SDK
+   * then sends no `state`, as its example OAuth client does).
+   */
+  state?: (() => string) | null;
+  /** Register exactly this metadata, without the defaults filled in (a real client's shape). */
+  exactMetadata?: boolean;
+}
+
 /**
  * What an MCP client keeps between steps of the OAuth flow, in memory. The
  * SDK calls redirectToAuthorization; the test's Browser then plays the person.
  */
 export class TestOAuthClient implements OAuthClientProvider {
   authorizationUrl?: URL;
+  state?: () => string;
   private info?: OAuthClientInformationMixed;
   private saved?: OAuthTokens;
-  private verifier = '';
+  private verifier?: string;
 
   constructor(
     readonly redirectUrl: string,
     private readonly metadata: Partial<OAuthClientMetadata> = {},
-  ) {}
+    private readonly options: TestOAuthClientOptions = {},
+  ) {
+    if (options.state !== null) this.state = options.state ?? (() => 'state-' + Math.random().toString(36).slice(2, 12));
+  }
 
   get clientMetadata(): OAuthClientMetadata {
+    if (this.options.exactMetadata) return this.metadata as OAuthClientMetadata;
     return {
       client_name: 'hydra-mcp e2e',
       redirect_uris: [this.redirectUrl],
@@ -27,9 +42,6 @@ export class TestOAuthClient implements OAuthClientProvider {
     };
   }
 
-  state(): string {
-    return 'state-' + Math.random().toString(36).slice(2, 12);
-  }
   clientInformation() {
     return this.info;
   }
@@ -49,6 +61,7 @@ export class TestOAuthClient implements OAuthClientProvider {
     this.verifier = v;
   }
   codeVerifier() {
+    if (!this.verifier) throw new Error('No code verifier saved');
     return this.verifier;
   }
 }
