@@ -32,8 +32,10 @@ export function readinessHandler(options: ReadinessOptions): RequestHandler {
     hydra_admin: () => options.hydra.adminReady(),
     hydra_jwks: () => options.hydra.jwksReachable(),
   };
+  // One immediate retry inside the same budget: a pooled keep-alive socket the
+  // peer has just closed fails a request once without anything being down.
   const withTimeout = (check: Check) =>
-    Promise.race([check(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref())]);
+    Promise.race([check().catch(() => check()), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref())]);
 
   return async (_req, res) => {
     const names = Object.keys(checks);

@@ -25,7 +25,8 @@ describe('Hydra outage and recovery (real Ory Hydra on a SQLite file)', () => {
     await close();
     const token = oauth.tokens()!.access_token;
     expect((await initialize(stack, token)).status).toBe(200);
-    expect((await fetch(`${stack.baseUrl}/readyz`)).status).toBe(200);
+    const ready = await fetch(`${stack.baseUrl}/readyz`);
+    expect(ready.status, JSON.stringify(await ready.json())).toBe(200);
 
     await stack.hydra.stop();
     const down = await initialize(stack, token);
