@@ -20,6 +20,12 @@ function rpsRange(l: LoadResult): string {
   return ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : '';
 }
 
+/** Range of a scenario's per-round capacity ratios (baseline CPU µs per request over the scenario's). */
+function cpuRange(l: LoadResult): string {
+  const ratios = l.rounds.map((r, i) => (l.pairedBaseline[i]?.cpuUs && r.cpuUs ? l.pairedBaseline[i]!.cpuUs! / r.cpuUs : NaN)).filter((x) => Number.isFinite(x));
+  return ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})` : '';
+}
+
 function rowsOf(r: BenchResults, mode: Mode): LoadResult[] {
   return ORDER.map((s) => r.load.find((l) => l.mode === mode && l.scenario === s)).filter((l): l is LoadResult => l !== undefined);
 }
@@ -50,6 +56,14 @@ export function targets(r: BenchResults): Target[] {
         met: jwt.ratio.rps >= JWT_TARGET,
         short: `${(JWT_TARGET - jwt.ratio.rps).toFixed(2)}×`,
       });
+      if (jwt.ratio.cpu !== undefined) {
+        out.push({
+          name: `${mode}: JWT server CPU per request ≥ ${JWT_TARGET.toFixed(2)}× baseline capacity`,
+          measured: x2(jwt.ratio.cpu),
+          met: jwt.ratio.cpu >= JWT_TARGET,
+          short: `${(JWT_TARGET - jwt.ratio.cpu).toFixed(2)}×`,
+        });
+      }
       out.push({ name: `${mode}: JWT p99 added latency < 1 ms`, measured: `${signed(jwt.p99AddedMs)} ms`, met: jwt.p99AddedMs < 1, short: `${(jwt.p99AddedMs - 1).toFixed(2)} ms` });
     }
     if (cached) {
@@ -59,6 +73,14 @@ export function targets(r: BenchResults): Target[] {
         met: cached.ratio.rps >= WARM_INTROSPECTION_TARGET,
         short: `${(WARM_INTROSPECTION_TARGET - cached.ratio.rps).toFixed(2)}×`,
       });
+      if (cached.ratio.cpu !== undefined) {
+        out.push({
+          name: `${mode}: warm introspection server CPU per request ≥ ${WARM_INTROSPECTION_TARGET.toFixed(2)}× baseline capacity`,
+          measured: x2(cached.ratio.cpu),
+          met: cached.ratio.cpu >= WARM_INTROSPECTION_TARGET,
+          short: `${(WARM_INTROSPECTION_TARGET - cached.ratio.cpu).toFixed(2)}×`,
+        });
+      }
     }
     if (cached && everything) {
       const times = cached.rps / everything.rps;
@@ -96,19 +118,22 @@ export function renderMarkdown(r: BenchResults): string {
   const lines: string[] = [
     `Run ${r.date.slice(0, 10)} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), Node ${m.node}, ${m.os}, Ory Hydra ${m.hydra}. ` +
       `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds, each scenario run next to a baseline run, the order flipping each round; ${s.cpuPlacement}. ` +
-      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it, with the range of those per-round ratios in brackets.',
+      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it, with the range of those per-round ratios in brackets. ' +
+      "Capacity is the baseline run's server CPU µs per request over the scenario's: what the check costs the server, which other load on a shared machine barely moves (throughput ratios swing with it).",
     '',
   ];
   for (const mode of MODES) {
     const rows = rowsOf(r, mode);
     if (rows.length === 0) continue;
+    const withCpu = rows.every((l) => l.cpuUs !== undefined && l.ratio.cpu !== undefined);
     lines.push(`**${MODE_TITLES[mode]}**`, '');
-    lines.push('| scenario | req/s | × baseline | p50 ms | × baseline | p99 ms | × baseline | p99 added ms |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push(`| scenario | req/s | × baseline | p50 ms | × baseline | p99 ms | × baseline | p99 added ms |${withCpu ? ' server CPU µs/req | capacity × baseline |' : ''}`);
+    lines.push(`|---|---:|---:|---:|---:|---:|---:|---:|${withCpu ? '---:|---:|' : ''}`);
     for (const l of rows) {
       const errors = l.rounds.reduce((a, x) => a + x.errors, 0);
       const label = SCENARIO_LABELS[l.scenario] + (errors > 0 ? ` (errors: ${errors})` : '');
-      lines.push(`| ${label} | ${int(l.rps)} | ${x2(l.ratio.rps)}${rpsRange(l)} | ${ms(l.p50)} | ${x2(l.ratio.p50)} | ${ms(l.p99)} | ${x2(l.ratio.p99)} | ${l.scenario === 'baseline' ? '' : signed(l.p99AddedMs)} |`);
+      const cpu = withCpu ? ` ${int(l.cpuUs!)} | ${x2(l.ratio.cpu!)}${cpuRange(l)} |` : '';
+      lines.push(`| ${label} | ${int(l.rps)} | ${x2(l.ratio.rps)}${rpsRange(l)} | ${ms(l.p50)} | ${x2(l.ratio.p50)} | ${ms(l.p99)} | ${x2(l.ratio.p99)} | ${l.scenario === 'baseline' ? '' : signed(l.p99AddedMs)} |${cpu}`);
     }
     lines.push('');
   }

@@ -33,6 +33,12 @@ export interface LoadSample {
   requests: number;
   /** Connection errors, timeouts and non-2xx answers: any of these voids the sample. */
   errors: number;
+  /**
+   * Server CPU time per answered request, µs (the server process's user +
+   * system time over the run, every thread, divided by its answers). Other
+   * processes on the machine slow a run's throughput but barely change this.
+   */
+  cpuUs?: number;
 }
 
 export interface LoadResult {
@@ -46,7 +52,20 @@ export interface LoadResult {
    * Median over rounds of this scenario's value divided by that of the
    * baseline run right next to it (so drift on the machine cancels); 1 for the baseline.
    */
-  ratio: { rps: number; p50: number; p99: number };
+  ratio: {
+    rps: number;
+    p50: number;
+    p99: number;
+    /**
+     * Capacity: the adjacent baseline run's CPU µs per request divided by this
+     * scenario's, median over rounds (1 = the check costs nothing; 0.95 = the
+     * server does 5 % less work per core-second). Absent in results from
+     * before it was measured.
+     */
+    cpu?: number;
+  };
+  /** Median over rounds of server CPU µs per request. */
+  cpuUs?: number;
   /** Median over rounds of p99 minus the adjacent baseline run's p99, in ms. */
   p99AddedMs: number;
   /** Every run of this scenario, in the order run (the baseline: all its runs in this mode). */

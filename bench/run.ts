@@ -196,7 +196,7 @@ async function main() {
     await createIdleClients(hydras.opaque.adminUrl, REGISTERED_CLIENTS - 1);
     log(`${REGISTERED_CLIENTS} clients registered in the opaque Hydra`);
 
-    const targets = new Map<string, { target: Target; sub: string }>();
+    const targets = new Map<string, { target: Target; sub: string; server: BenchServer }>();
     for (const mode of MODES) {
       for (const scenario of scenariosOf(mode)) {
         const server = load.get(`${serverModeOf(mode)}/${scenario}`)!;
@@ -210,7 +210,7 @@ async function main() {
         await callOnce(target, sub);
         // Warm-up: JIT, connection pools, the introspection cache where there is one.
         await runLoad(target, CONNECTIONS, 1);
-        targets.set(`${mode}/${scenario}`, { target, sub });
+        targets.set(`${mode}/${scenario}`, { target, sub, server });
       }
     }
 
@@ -227,11 +227,14 @@ async function main() {
     const pairs = new Map<string, { scenario: LoadSample; baseline: LoadSample }[]>();
     const run = async (key: string, label: string) => {
       await sleep(300);
-      const { target, sub } = targets.get(key)!;
+      const { target, sub, server } = targets.get(key)!;
       await runLoad(target, CONNECTIONS, 1);
+      const cpuBefore = await server.cpuMicros();
       const sample = await runLoad(target, CONNECTIONS, SECONDS);
+      // Read after the last answers are in; the few µs of the IPC round trip are noise.
+      sample.cpuUs = ((await server.cpuMicros()) - cpuBefore) / Math.max(1, sample.requests);
       await callOnce(target, sub);
-      log(`${label} ${key}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, errors ${sample.errors}`);
+      log(`${label} ${key}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ${sample.cpuUs.toFixed(0)} µs CPU/req, errors ${sample.errors}`);
       samples.set(key, [...(samples.get(key) ?? []), sample]);
       return sample;
     };
@@ -259,7 +262,9 @@ async function main() {
           rps: median(rounds.map((r) => r.rps)),
           p50: median(rounds.map((r) => r.p50)),
           p99: median(rounds.map((r) => r.p99)),
-          ratio: { rps: ratio((s) => s.rps), p50: ratio((s) => s.p50), p99: ratio((s) => s.p99) },
+          // Capacity is the inverse cost ratio: baseline µs per request over the scenario's.
+          ratio: { rps: ratio((s) => s.rps), p50: ratio((s) => s.p50), p99: ratio((s) => s.p99), cpu: ratio((s) => 1 / s.cpuUs!) },
+          cpuUs: median(rounds.map((r) => r.cpuUs!)),
           p99AddedMs: scenario === 'baseline' ? 0 : median(own.map((p) => p.scenario.p99 - p.baseline.p99)),
           rounds,
           pairedBaseline: own.map((p) => p.baseline),

@@ -9,6 +9,8 @@ export interface BenchServer {
   metricsUrl: string;
   /** process.memoryUsage() of the server, after a forced GC. */
   memory(): Promise<NodeJS.MemoryUsage>;
+  /** CPU time the server process has used so far (user + system, every thread), µs. */
+  cpuMicros(): Promise<number>;
   /** One Prometheus sample, e.g. metric('token_cache_entries', { cache: 'jwt' }). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   stop(): Promise<void>;
@@ -59,6 +61,16 @@ export async function startBenchServer(
         };
         child.on('message', onMessage);
         child.send({ memory: true });
+      }),
+    cpuMicros: () =>
+      new Promise((resolve) => {
+        const onMessage = (m: { cpu?: number }) => {
+          if (m.cpu === undefined) return;
+          child.off('message', onMessage);
+          resolve(m.cpu);
+        };
+        child.on('message', onMessage);
+        child.send({ cpu: true });
       }),
     async metric(metricName, labels = {}) {
       const text = await (await fetch(ready.metricsUrl)).text();

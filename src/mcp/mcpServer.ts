@@ -29,6 +29,18 @@ export interface McpServerOptions {
 // (CPU profile of `npm run bench`); one shared instance serves every server.
 const sharedValidator = new AjvJsonSchemaValidator();
 
+// Likewise the zod objects: zod compiles a parser on a schema's first use, so a
+// schema built per server was compiled again on every stateless request.
+const schemas = new WeakMap<ToolDefinition, { input: z.ZodObject; output?: z.ZodObject }>();
+const schemasOf = (tool: ToolDefinition) => {
+  let s = schemas.get(tool);
+  if (!s) {
+    s = { input: z.object(tool.input), output: tool.output ? z.object(tool.output) : undefined };
+    schemas.set(tool, s);
+  }
+  return s;
+};
+
 /** Build the MCP server of one session (or, stateless, one request) from the tool registry. */
 export function createMcpServer(options: McpServerOptions): McpServer {
   const server = new McpServer(
@@ -42,8 +54,8 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         title: tool.title,
         description: tool.description,
         // The contract keeps zod shapes (unchanged for tool authors); v2 takes schemas.
-        inputSchema: z.object(tool.input),
-        outputSchema: tool.output ? z.object(tool.output) : undefined,
+        inputSchema: schemasOf(tool).input,
+        outputSchema: schemasOf(tool).output,
         annotations: { title: tool.title, ...tool.annotations },
       },
       ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options)) as never,

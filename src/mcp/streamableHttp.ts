@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
-import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
-import { createMcpHandler, isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
+import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
+import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
 import { principalOf } from '../auth/principal.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
@@ -19,8 +19,10 @@ import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
  *   to the caller; every later request must present the session id with a
  *   token of the same user and client.
  *
- * The SDK's own `isLegacyRequest` picks the era, so our routing never
- * disagrees with the SDK's classification. Both eras pass the same bearer
+ * The SDK's own classifier (`classifyInboundRequest`, the step behind its
+ * `isLegacyRequest`) picks the era, so our routing never disagrees with the
+ * SDK's. It is called with the parsed body and headers directly: building a
+ * web Request for `isLegacyRequest` on every call cost more than the token check. Both eras pass the same bearer
  * check and step-up scope check first (router middleware below).
  */
 export function streamableHttpRouter(options: TransportOptions<HttpSession>): express.Router {
@@ -37,13 +39,20 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
   // toNodeHandler reads `req.auth` (set by options.authenticate) and hands it to tools.
   // A body that is not JSON-RPC at all claims no era; it gets the 2025 answer
   // ("send initialize first"), as before the 2026 path existed.
-  const isModern = async (req: Request) =>
-    isJsonRpc(req.body) && !(await isLegacyRequest(await toWebRequest(req, req.body), req.body));
+  const isModern = (req: Request) =>
+    isJsonRpc(req.body) &&
+    classifyInboundRequest({
+      httpMethod: req.method,
+      protocolVersionHeader: req.get('mcp-protocol-version'),
+      mcpMethodHeader: req.get('mcp-method'),
+      mcpNameHeader: req.get('mcp-name'),
+      body: req.body,
+    }).kind !== 'legacy';
 
   router.use('/mcp', options.authenticate);
   if (options.stateless) {
     router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
-      if (await isModern(req)) return modern(req, res, req.body);
+      if (isModern(req)) return modern(req, res, req.body);
       const server = options.createServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       res.on('close', () => {
@@ -63,7 +72,7 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
   router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');
-    if (!sessionId && (await isModern(req))) return modern(req, res, req.body);
+    if (!sessionId && isModern(req)) return modern(req, res, req.body);
     if (sessionId) return withSession(req, res, sessionId, (t) => t.handleRequest(req, res, req.body));
     if (!isInitializeRequest(req.body)) {
       return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id; send initialize first');

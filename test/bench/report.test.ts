@@ -116,6 +116,29 @@ describe('bench report', () => {
     expect(renderMarkdown(fixture())).toContain('| stateful: JWT throughput ≥ 0.95× baseline | 0.90× | **no** (short by 0.05×) |');
   });
 
+  it('adds server CPU per request and capacity (baseline µs ÷ scenario µs) when the run measured them', () => {
+    const r = fixture();
+    // Results from before CPU was measured have no such columns or targets.
+    expect(renderMarkdown(r)).not.toContain('capacity × baseline');
+    expect(targets(r).some((t) => t.name.includes('capacity'))).toBe(false);
+    for (const l of r.load.filter((x) => x.mode === 'stateless')) {
+      const baseUs = 400;
+      const us = l.scenario === 'baseline' ? baseUs : l.scenario === 'jwt' ? 408 : 440;
+      l.cpuUs = us;
+      l.ratio.cpu = baseUs / us;
+      l.rounds = [{ ...l.rounds[0]!, cpuUs: us }, { ...l.rounds[0]!, cpuUs: us * 1.02 }];
+      l.pairedBaseline = l.scenario === 'baseline' ? [] : [{ ...l.rounds[0]!, cpuUs: baseUs }, { ...l.rounds[0]!, cpuUs: baseUs }];
+    }
+    const md = renderMarkdown(r);
+    expect(md).toContain('server CPU µs/req | capacity × baseline |');
+    expect(md).toMatch(/\| JWT, verified locally \| 9,500 \|.*\| 408 \| 0\.98× \(0\.96–0\.98\) \|/);
+    const t = targets(r);
+    expect(t.find((x) => x.name === 'stateless: JWT server CPU per request ≥ 0.95× baseline capacity')).toMatchObject({ met: true, measured: '0.98×' });
+    expect(t.find((x) => x.name === 'stateless: warm introspection server CPU per request ≥ 0.95× baseline capacity')).toMatchObject({ met: false, measured: '0.91×', short: '0.04×' });
+    // Modes without the measure get no capacity column.
+    expect(md.slice(md.indexOf('**2025-era stateful'))).not.toContain('capacity × baseline |\n');
+  });
+
   it('sets the check alone against the time of a whole baseline request', () => {
     const md = renderMarkdown(fixture());
     // Stateful baseline: 20,000 req/s, so 50 µs a request.
