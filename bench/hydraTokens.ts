@@ -2,7 +2,12 @@
  * Real tokens in bulk, straight from Hydra: client_credentials clients made
  * at the admin API, tokens from the public token endpoint. Each token names
  * one of our servers as its audience, as a token from the user flow does.
+ * The clients are machine clients, as `npm run client -- add --machine`
+ * makes them (metadata and owner from src/auth/machineClients.ts): the
+ * server refuses client-credentials tokens of any other client, and lets a
+ * machine call only tools open to machines (the bench calls whoami).
  */
+import { MACHINE_METADATA, MACHINE_OWNER } from '../src/auth/machineClients.js';
 
 export interface BenchClient {
   clientId: string;
@@ -11,7 +16,7 @@ export interface BenchClient {
 
 const SCOPE = 'notes:read notes:write';
 
-/** A confidential client allowed the client_credentials grant and the given audiences. */
+/** A confidential machine client allowed the client_credentials grant and the given audiences. */
 export async function createClient(adminUrl: string, audience: string[], name = 'bench'): Promise<BenchClient> {
   const secret = `bench-secret-${crypto.randomUUID()}`;
   const { client_id } = await postClient(adminUrl, {
@@ -22,6 +27,8 @@ export async function createClient(adminUrl: string, audience: string[], name = 
     token_endpoint_auth_method: 'client_secret_post',
     scope: SCOPE,
     audience,
+    metadata: MACHINE_METADATA,
+    owner: MACHINE_OWNER,
   });
   return { clientId: client_id, secret };
 }

@@ -1,4 +1,5 @@
 import { createHydraAdmin } from '../src/hydra/index.js';
+import { MachineClients } from '../src/auth/machineClients.js';
 import { ResourceSet } from '../src/auth/resource.js';
 import { HydraTokenVerifier } from '../src/auth/tokenVerifier.js';
 import { createLogger } from '../src/log/logger.js';
@@ -37,6 +38,8 @@ export async function verifierCost(
       hydraAdmin: createHydraAdmin({ adminUrl: new URL(h.adminUrl) }),
       log: createLogger('silent'),
       introspectionCacheSeconds: cacheSeconds,
+      // The bench's tokens are client-credentials tokens of machine clients (hydraTokens.ts), as in the server.
+      machineClients: new MachineClients({ hydraAdmin: createHydraAdmin({ adminUrl: new URL(h.adminUrl) }), log: createLogger('silent') }),
     });
   const jwtCached = make(hydras.jwt, 60);
   const jwtEvery = make(hydras.jwt, 0);
@@ -65,6 +68,7 @@ export async function removedCheckCost(hydra: RunningHydra, resource: URL, token
       hydraAdmin: createHydraAdmin({ adminUrl: new URL(hydra.adminUrl) }),
       log: createLogger('silent'),
       introspectionCacheSeconds: 60,
+      machineClients: new MachineClients({ hydraAdmin: createHydraAdmin({ adminUrl: new URL(hydra.adminUrl) }), log: createLogger('silent') }),
       ...(removedSubjects ? { removedSubjects } : {}),
     });
   const without = make();

@@ -58,6 +58,9 @@ export default defineTool({
   },
   // Scopes the access token must carry ([] = any signed-in user).
   scopes: [${scopeList}],
+  // Who may call it: people only by default. Uncomment to let machine clients
+  // (client credentials, no person present) call it too; their data is keyed by their client id.
+  // callers: 'people-and-machines',
   annotations: { readOnlyHint: true, openWorldHint: false },
   // ctx.store is scoped to the caller (ctx.principal.sub): it cannot reach other users' data.
   handler: async ({ text }, { principal, store }) => {
@@ -109,6 +112,9 @@ export default defineTool({
   input: { ...pageInput({ defaultLimit: 20, maxLimit: 100 }) },
   // Scopes the access token must carry ([] = any signed-in user).
   scopes: [${scopeList}],
+  // Who may call it: people only by default. Uncomment to let machine clients
+  // (client credentials, no person present) call it too; their data is keyed by their client id.
+  // callers: 'people-and-machines',
   annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
   handler: async ({ limit, cursor }, { store, cursors }) => {
     // A forged, truncated or another person's or tool's cursor throws a ToolError naming the cursor.

@@ -128,7 +128,8 @@ async function main(argv: string[]): Promise<number> {
 function describeRemoval(email: string, r: RemovalReport): string {
   if (r.outcome === 'nothing-left') return `Nothing left of ${email} (sub ${r.sub}): already removed`;
   const rows = Object.entries(r.deleted)
-    .filter(([table]) => table !== 'users')
+    // Pending connect attempts are bookkeeping, not data a person would name.
+    .filter(([table]) => table !== 'users' && table !== 'connect_states')
     .map(([table, n]) => `${n} ${table}`)
     .join(', ');
   const what = r.outcome === 'removed' ? 'Removed user' : 'Finished removing user';

@@ -6,13 +6,15 @@ import { Metrics } from './app/metrics.js';
 import type { RemoveAccount } from './account/accountRemoval.js';
 import { RemovedSubjects } from './account/removedSubjects.js';
 import { createHydra, type HydraAdmin } from './hydra/index.js';
+import { MachineClients } from './auth/machineClients.js';
 import { REGISTRABLE_SCOPES } from './auth/scopes.js';
 import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifier.js';
 import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { openDatabase } from './store/database.js';
 import { removedSubjectsStore } from './store/removedSubjectsStore.js';
-import { loadTools } from './tools/registry.js';
+import { checkTool, loadTools } from './tools/registry.js';
+import type { ToolDefinition } from './tools/contract.js';
 
 export interface RunningServer {
   url: string;
@@ -51,6 +53,11 @@ export interface StartOptions {
    * server (the benchmark's baseline and comparison verifiers) can swap it.
    */
   verifier?: (parts: VerifierParts) => AccessTokenVerifier;
+  /**
+   * Tools served beside those in tools/ (checked the same way). A parameter,
+   * not a setting: the end-to-end tests add a tool that calls their upstream API.
+   */
+  extraTools?: readonly ToolDefinition[];
 }
 
 /**
@@ -68,6 +75,8 @@ export function hydraTokenVerifier({ config, hydraAdmin, log, metrics, removedSu
     alwaysIntrospect: config.alwaysIntrospect,
     onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
     removedSubjects,
+    // Client-credentials tokens: machines only when an operator made the client (npm run client -- add --machine).
+    machineClients: new MachineClients({ hydraAdmin, log }),
     ...(tuning.cacheSize ? { introspectionCacheSize: tuning.cacheSize } : {}),
   });
   metrics.tokenCacheGauge(() => verifier.cacheSizes());
@@ -81,7 +90,7 @@ export async function startServer(env: Record<string, string | undefined>, optio
   if (config.sessionSecretGenerated) {
     log.warn('SESSION_SECRET is not set: using a random one for this process; set it when running several replicas');
   }
-  const tools = await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES);
+  const tools = [...(await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES)), ...(options.extraTools ?? []).map((t) => checkTool(t, `extraTools/${t.name}`, REGISTRABLE_SCOPES))];
   const db = await openDatabase(config.database);
   const metrics = new Metrics();
   // One transport for both of Hydra's ports: one timeout, every call timed in hydra_request_duration_seconds.

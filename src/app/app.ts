@@ -20,6 +20,8 @@ import { LoginThrottle } from '../login/throttle.js';
 import { createUserStore } from '../login/userStore.js';
 import { sharedRateLimitStores } from '../limits/sharedRateLimitStore.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
+import { createConnections, toolsWithProviders } from '../connections/index.js';
+import { type ConnectionPromptOptions, requestStateCodec } from '../mcp/connectionPrompt.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { InFlight } from './inFlight.js';
@@ -69,7 +71,10 @@ const RESOURCE_NAME = 'hydra-mcp';
 
 /** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
 export function buildApp(deps: AppDependencies): App {
-  const { config, db, hydraAdmin, tools, log, metrics, verifier } = deps;
+  const { config, db, hydraAdmin, log, metrics, verifier } = deps;
+  const connections = createConnections({ settings: config.connections, db, dialect: config.database.kind, publicBaseUrl: config.publicBaseUrl, secret: config.sessionSecret, log, onCredentialUse: (p, o) => metrics.credentialUse(p, o) });
+  const { tools, skipped } = toolsWithProviders(deps.tools, connections && new Set(connections.providers.keys()));
+  for (const t of skipped) log.warn('tool not served: it needs a connected account and CONNECTIONS_FILE is not set', { tool: t.name, credentials: t.credentials });
   const resources = resourcesOf(config);
   const hydraPublic = deps.hydraPublic ?? createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl }).public;
   const clientMetadataDocuments = new ClientMetadataDocuments({ testLoopbackCa: config.cimd.testLoopbackCa });
@@ -86,18 +91,38 @@ export function buildApp(deps: AppDependencies): App {
   // Each endpoint's 401 names its own PRM (RFC 9728 §5.1); the verifier
   // accepts a token whose audience is any of our URLs: one resource server.
   const toolScopes = new Map(tools.map((t) => [t.name, t.scopes]));
+  const toolCallers = new Map(tools.map((t) => [t.name, t.callers]));
   const guardsFor = (resource: URL) => {
     const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(resource);
     return {
       authenticate: bearerAuth({ verifier, resourceMetadataUrl, log }),
-      authorizeCalls: requireToolScopes({ toolScopes, resourceMetadataUrl }),
+      authorizeCalls: requireToolScopes({ toolScopes, toolCallers, resourceMetadataUrl }),
     };
   };
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
   const onToolCall = metrics.toolCall.bind(metrics);
   // Page cursors are signed with a key derived from SESSION_SECRET (HKDF, own purpose label): every replica accepts them.
   const cursorKey = CursorKey.fromSecret(config.sessionSecret);
-  const createServer = () => createMcpServer({ tools, db, cursorKey, log, isActiveNow, onToolCall, name: RESOURCE_NAME, version: deps.version });
+  const connectionPrompt: ConnectionPromptOptions | undefined = connections && {
+    links: connections.links,
+    isConnected: (sub, provider) => connections.credentials.isConnected(sub, provider),
+    displayName: (provider) => connections.flow.displayName(provider),
+    codec: requestStateCodec(config.sessionSecret, connections.waitMs),
+    waitMs: connections.waitMs,
+    log,
+  };
+  const createServer = () =>
+    createMcpServer({
+      tools,
+      db,
+      cursorKey,
+      log,
+      isActiveNow,
+      onToolCall,
+      name: RESOURCE_NAME,
+      version: deps.version,
+      ...(connections ? { credentials: connections.credentials, connectionPrompt } : {}),
+    });
   const httpSessions = new SessionRegistry<HttpSession>();
   const sseSessions = new SessionRegistry<SseSession>();
   metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));
@@ -169,6 +194,7 @@ export function buildApp(deps: AppDependencies): App {
       // "Delete my account" takes the same path as the operator's `npm run user -- remove`.
       deleteAccount: async (sub) => void (await removeAccount({ sub })),
       log,
+      ...(connections ? { connections: { flow: connections.flow, links: connections.links } } : {}),
     }),
   );
   // Browser clients call the MCP endpoints cross-origin with a bearer token

@@ -34,6 +34,12 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
+  private readonly credentialUses = new Counter({
+    name: 'connected_account_uses_total',
+    help: 'Uses of a stored third-party credential by tools, by provider and outcome (ok, refreshed, reconnect, unavailable)',
+    labelNames: ['provider', 'outcome'],
+    registers: [this.registry],
+  });
   private readonly toolCalls = new Counter({ name: 'mcp_tool_calls_total', help: 'Tool calls by tool and outcome', labelNames: ['tool', 'outcome'], registers: [this.registry] });
 
   /** Active sessions per transport, read when scraped. */
@@ -76,6 +82,10 @@ export class Metrics {
 
   hydraCall(call: string, seconds: number, ok: boolean): void {
     this.hydraLatency.observe({ call, ok: String(ok) }, seconds);
+  }
+
+  credentialUse(provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable'): void {
+    this.credentialUses.inc({ provider, outcome });
   }
 
   toolCall(tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked'): void {

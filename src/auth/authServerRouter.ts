@@ -55,6 +55,9 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
     // RFC 7009: ours (tokenProxy.ts); the provider has no revokeToken, so `base` lacks it.
     revocation_endpoint: new URL('/revoke', publicBaseUrl).href,
     client_id_metadata_document_supported: true,
+    // MCP client-credentials extension: operator-made machine clients (npm run client -- add --machine)
+    // get tokens with client_credentials at /token; registration refuses that grant.
+    grant_types_supported: [...(base.grant_types_supported ?? ['authorization_code', 'refresh_token']), 'client_credentials'],
   };
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
   // Registration bodies are small; a big one is refused as RFC 7591 metadata error

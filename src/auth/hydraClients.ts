@@ -91,6 +91,14 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
       client_id_issued_at: _issued,
       ...metadata
     } = requested as OAuthClientInformationFull;
+    // MCP client-credentials extension (io.modelcontextprotocol/oauth-client-credentials):
+    // that flow "requires pre-registered client credentials ... established out-of-band
+    // through administrative channels. Dynamic Client Registration is not used".
+    if (metadata.grant_types?.includes('client_credentials')) {
+      throw new InvalidClientMetadataError(
+        'grant_types must not include client_credentials: machine clients are made by an operator (npm run client -- add --machine), not registered',
+      );
+    }
     for (const uri of metadata.redirect_uris) {
       const problem = checkRedirectUri(uri);
       if (problem) throw new CustomOAuthError('invalid_redirect_uri', `redirect_uri ${JSON.stringify(uri)} ${problem}`);

@@ -39,6 +39,16 @@ const TokenRequest = z.discriminatedUnion('grant_type', [
     resource: field.optional(),
     ...ClientCredentials,
   }),
+  // RFC 6749 §4.4, for machine clients (MCP extension io.modelcontextprotocol/oauth-client-credentials).
+  // Hydra authenticates the client and checks `audience` against its allow-list; whether the
+  // token then opens anything is the verifier's call (src/auth/machineClients.ts).
+  z.object({
+    grant_type: z.literal('client_credentials'),
+    scope: field.optional(),
+    audience: field.optional(),
+    resource: field.optional(),
+    ...ClientCredentials,
+  }),
 ]);
 
 const RevokeRequest = z.object({
@@ -69,15 +79,20 @@ export function tokenProxyRouter({ provider, resources, rateLimits }: TokenProxy
   router.post('/token', form, async (req: Request, res: Response) => {
     res.set('Cache-Control', 'no-store');
     const grant = typeof req.body?.grant_type === 'string' ? req.body.grant_type : undefined;
-    if (grant && grant !== 'authorization_code' && grant !== 'refresh_token') {
+    if (grant && grant !== 'authorization_code' && grant !== 'refresh_token' && grant !== 'client_credentials') {
       return oauthError(res, 400, 'unsupported_grant_type', `grant_type ${grant} is not supported`);
     }
     const parsed = TokenRequest.safeParse(req.body ?? {});
     if (!parsed.success) return oauthError(res, 400, 'invalid_request', describe(parsed.error));
     const { resource, ...params } = parsed.data;
-    if (resource !== undefined && !resources.match(resource)) {
+    const target = resource === undefined ? undefined : resources.match(resource);
+    if (resource !== undefined && !target) {
       return oauthError(res, 400, 'invalid_target', `This server only issues tokens for ${resources.canonical.join(', ')}`);
     }
+    // Hydra ignores RFC 8707 `resource`; a person's token gets its audience at consent, a
+    // machine's from Hydra's `audience` parameter. The extension's example token request names
+    // only `resource`, so it becomes the audience here (our canonical URL, nothing else).
+    if (params.grant_type === 'client_credentials' && target && params.audience === undefined) params.audience = target;
     const answer = await provider.forward('token', toForm(params), req.get('authorization'));
     res.status(answer.status).json(answer.body);
   });

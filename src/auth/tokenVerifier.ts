@@ -6,7 +6,8 @@ import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@mo
 import type { Logger } from '../log/logger.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
-import { type Principal, toAuthInfo } from './principal.js';
+import type { MachineClients } from './machineClients.js';
+import { type Principal, type PrincipalKind, toAuthInfo } from './principal.js';
 import type { ResourceSet } from './resource.js';
 
 /** What the app needs of a token verifier: the SDK's check, plus an uncached one for onlineCheck tools. */
@@ -42,6 +43,12 @@ export interface TokenVerifierOptions {
    * after verification, on cached answers too; must be O(1).
    */
   removedSubjects?: { has(sub: string): boolean };
+  /**
+   * Decides person or machine (src/auth/machineClients.ts). Without it, a
+   * token whose `sub` is its client id (client credentials) is refused: no
+   * machine is let in by default.
+   */
+  machineClients?: Pick<MachineClients, 'kindOf'>;
 }
 
 const DEFAULT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -51,7 +58,8 @@ const CLOCK_TOLERANCE = 5;
 const INACTIVE_CACHE_MS = 5_000;
 
 interface Verified {
-  principal: Principal;
+  /** The caller as the token says; person or machine is decided per call (kindOf). */
+  principal: Omit<Principal, 'kind'>;
   /** Which of our resource URLs the token's `aud` names. */
   audience: string;
 }
@@ -111,7 +119,15 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
     const { principal, audience } = jwt ? await this.verifyJwt(check) : await this.introspect(check);
     if (jwt && this.options.alwaysIntrospect) await this.introspect(check);
     this.refuseRemoved(principal);
-    return toAuthInfo(principal, token, new URL(audience));
+    // People (sub ≠ client id) cost one comparison; machines one cache read.
+    const kind = principal.sub === principal.clientId ? await this.machineKind(principal) : 'person';
+    return toAuthInfo({ ...principal, kind }, token, new URL(audience));
+  }
+
+  /** A client-credentials token: a machine if its client is an operator-made machine client, else refused. */
+  private machineKind(principal: Verified['principal']): PrincipalKind | Promise<PrincipalKind> {
+    if (!this.options.machineClients) throw new InvalidTokenError('This server does not accept client-credentials tokens');
+    return this.options.machineClients.kindOf(principal);
   }
 
   /** Entries held by each cache now (for metrics; both are bounded by introspectionCacheSize). */
@@ -129,7 +145,7 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
   }
 
   /** A JWT stays valid until it expires, whatever Hydra revoked: a removed account's tokens end here. */
-  private refuseRemoved(principal: Principal): void {
+  private refuseRemoved(principal: Verified['principal']): void {
     if (this.options.removedSubjects?.has(principal.sub)) throw new InvalidTokenError('The account this token was issued for has been removed');
   }
 

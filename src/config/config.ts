@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { loadProviderCatalogue, type ProviderConfig } from '../connections/providers.js';
+import { type ConnectionKey, parseConnectionKeys } from '../connections/sealing.js';
 
 /**
  * Every setting of the server, read once from the environment. The rest of the
@@ -56,6 +58,12 @@ export interface Config {
    * lets documents come from loopback addresses under that CA: tests only.
    */
   cimd: { testLoopbackCa?: string };
+  /**
+   * Connected accounts (issue 14): the providers of CONNECTIONS_FILE, the keys
+   * that seal their tokens (CONNECTION_KEYS, newest first), and how long a
+   * tool call waits for a person to connect. Undefined without CONNECTIONS_FILE.
+   */
+  connections?: { providers: ProviderConfig[]; keys: ConnectionKey[]; waitSeconds: number };
   /** Prometheus listener; undefined when METRICS_PORT=off. Port 0 picks a free one. */
   metrics?: { host: string; port: number };
 }
@@ -90,6 +98,9 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
   NODE_ENV: z.string().optional(),
   CIMD_TEST_LOOPBACK_CA: z.string().min(1).optional(),
+  CONNECTIONS_FILE: z.string().min(1).optional(),
+  CONNECTION_KEYS: z.string().min(1).optional(),
+  CONNECT_WAIT_SECONDS: z.coerce.number().int().min(5).max(3600).default(300),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -151,6 +162,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError('Invalid configuration:\n  PUBLIC_BASE_URL: must not have a query or fragment');
   }
   const hydraPublic = stripSlash(e.HYDRA_PUBLIC_URL);
+  const connections = e.CONNECTIONS_FILE === undefined ? undefined : readConnections(e.CONNECTIONS_FILE, e.CONNECTION_KEYS, e.CONNECT_WAIT_SECONDS, env);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -182,5 +194,24 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     legacySse: e.LEGACY_SSE === 'on',
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     cimd: testLoopbackCa === undefined ? {} : { testLoopbackCa },
+    ...(connections ? { connections } : {}),
   };
+}
+
+/** The provider catalogue and its sealing keys: a catalogue without keys would store tokens in the clear, so it stops the start. */
+function readConnections(file: string, keys: string | undefined, waitSeconds: number, env: Record<string, string | undefined>): NonNullable<Config['connections']> {
+  let providers: ProviderConfig[];
+  try {
+    providers = loadProviderCatalogue(file, env);
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  ${(err as Error).message.split('\n').join('\n  ')}`);
+  }
+  if (!keys) {
+    throw new ConfigError('Invalid configuration:\n  CONNECTION_KEYS: must be set when CONNECTIONS_FILE is (e.g. `k1:` followed by 32 random bytes in base64url; see .env.example)');
+  }
+  try {
+    return { providers, keys: parseConnectionKeys(keys), waitSeconds };
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  ${(err as Error).message}`);
+  }
 }

@@ -1,4 +1,4 @@
-import { HydraError } from './errors.js';
+import { HydraError, hydraErrorFrom } from './errors.js';
 import { type FlowKind, hydraAdminUrls } from './endpoints.js';
 import type {
   AcceptConsent,
@@ -31,6 +31,13 @@ export interface HydraAdmin {
    * the by-id route cannot address (Hydra v2.3's router splits on it).
    */
   findClientsByOwner(owner: string): Promise<HydraClient[]>;
+  /**
+   * Every client whose `owner` is exactly `owner`, following Hydra's `Link:
+   * <…>; rel="next"` pages (for operator listings, e.g. machine clients).
+   */
+  listClientsByOwner(owner: string): Promise<HydraClient[]>;
+  /** Delete a client (Hydra deletes its tokens with it); false when there was no such client. */
+  deleteClient(clientId: string): Promise<boolean>;
   introspect(token: string): Promise<Introspection>;
   getLoginRequest(challenge: string): Promise<LoginRequest>;
   acceptLoginRequest(challenge: string, body: AcceptLogin): Promise<RedirectTo>;
@@ -91,6 +98,28 @@ export function hydraAdminClient({ adminUrl, transport }: HydraAdminOptions): Hy
       call<HydraClient>('PATCH', urls.client(clientId), { json: [{ op: 'replace', path: '/redirect_uris', value: uris }] }),
     createClient: (client) => call<HydraClient>('POST', urls.clients, { json: client }),
     findClientsByOwner: async (owner) => (await call<HydraClient[] | null>('GET', withQuery(urls.clients, { owner, page_size: '10' }))) ?? [],
+    async listClientsByOwner(owner) {
+      const all: HydraClient[] = [];
+      let next: URL | undefined = withQuery(urls.clients, { owner, page_size: '500' });
+      // Bounded: 200 pages of 500 is far beyond any operator's list.
+      for (let page = 0; next && page < 200; page++) {
+        const res = await transport.send('GET', next);
+        if (!res.ok) throw await hydraErrorFrom(res);
+        const items = ((await res.json()) as HydraClient[] | null) ?? [];
+        all.push(...items);
+        next = items.length ? nextPage(res.headers.get('link'), next) : undefined;
+      }
+      return all;
+    },
+    async deleteClient(clientId) {
+      try {
+        await call<void>('DELETE', urls.client(clientId));
+        return true;
+      } catch (e) {
+        if (e instanceof HydraError && (e.status === 404 || e.status === 401)) return false;
+        throw e;
+      }
+    },
     introspect: (token) => call<Introspection>('POST', urls.introspect, { form: new URLSearchParams({ token }) }),
     getLoginRequest: (c) => login.get<LoginRequest>(c),
     acceptLoginRequest: (c, b) => login.accept(c, b),
@@ -107,4 +136,13 @@ export function hydraAdminClient({ adminUrl, transport }: HydraAdminOptions): Hy
       call<void>('DELETE', withQuery(urls.consentSessions, clientId ? { subject, client: clientId } : { subject, all: 'true' })),
     revokeLoginSessions: (subject) => call<void>('DELETE', withQuery(urls.loginSessions, { subject })),
   };
+}
+
+/** The `rel="next"` URL of a Link header (RFC 8288), resolved against the page it came with. */
+function nextPage(link: string | null, current: URL): URL | undefined {
+  for (const part of link?.split(',') ?? []) {
+    const m = /<([^>]*)>\s*;\s*rel="?next"?/.exec(part);
+    if (m) return new URL(m[1]!, current);
+  }
+  return undefined;
 }

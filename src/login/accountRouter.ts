@@ -12,6 +12,10 @@ import { accountPage, accountSignInPage, messagePage } from './pages.js';
 import { CsrfField, createSignIn, SignInFields } from './signIn.js';
 import type { LoginThrottle } from './throttle.js';
 import { checkPassword, type User, UserInputError, type UserStore } from './userStore.js';
+import type { ConnectLinks } from '../connections/connectLink.js';
+import type { ConnectFlow } from '../connections/connectFlow.js';
+import { connectionsSection } from './connectionPages.js';
+import { addConnectionRoutes, connectionFormToken } from './connectionRoutes.js';
 
 export interface AccountRouterOptions {
   hydra: HydraAdmin;
@@ -31,6 +35,8 @@ export interface AccountRouterOptions {
   deleteAccount: (sub: string) => Promise<void>;
   log: Logger;
   now?: () => number;
+  /** Connected accounts (issue 14): their section and pages; absent when no provider is configured. */
+  connections?: { flow: ConnectFlow; links: ConnectLinks };
 }
 
 const COOKIE = 'hmcp_account';
@@ -40,6 +46,7 @@ const CSRF_BINDING = 'account';
 /** The two forms that change the account itself: bound to the signed-in person as well. */
 const passwordBinding = (sub: string) => `account-password|${sub}`;
 const deleteBinding = (sub: string) => `account-delete|${sub}`;
+const AccountSignInFields = SignInFields.extend({ next: z.string().max(200).optional() });
 const RevokeForm = z.object({ csrf: CsrfField, client: z.string().min(1).max(255) });
 const CsrfForm = z.object({ csrf: CsrfField });
 const Password = z.string().max(1024).default('');
@@ -48,6 +55,9 @@ const DeleteForm = z.object({ csrf: CsrfField, password: Password, confirm: z.li
 const NOTICES: Record<string, string> = {
   revoked: 'Access removed. The app must ask you again to use your account.',
   password: 'Password changed. Every other sign-in has ended.',
+  disconnected: 'Disconnected. The service was told to revoke the access it gave.',
+  'disconnected-not-revoked':
+    'Disconnected here, but the service could not be told just now: tools can no longer use it, and you may also remove the access in that service\'s own settings.',
   'password-sessions-pending':
     'Password changed, but other sign-ins could not be ended just now (the authorization server did not answer). Use "Sign out everywhere" below in a moment.',
 };
@@ -129,16 +139,25 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     const byClient = [...new Map(grants.filter((g) => g.clientId).map((g) => [g.clientId, g])).values()];
     const done = typeof req.query.done === 'string' ? req.query.done : undefined;
     const notice = done && Object.hasOwn(NOTICES, done) ? NOTICES[done] : undefined;
-    send(res, 200, accountPage({ csrf: token, email: user.email, grants: byClient, notice }));
+    const connections = options.connections
+      ? connectionsSection(await options.connections.flow.list(user.id), (provider) => connectionFormToken(csrf, req, res, user.id, provider))
+      : undefined;
+    send(res, 200, accountPage({ csrf: token, email: user.email, grants: byClient, notice, connections }));
   }));
 
   router.post('/account/sign-in', form, page(async (req, res) => {
-    const input = signIn.readForm(req, SignInFields, () => CSRF_BINDING);
+    const input = signIn.readForm(req, AccountSignInFields, () => CSRF_BINDING);
+    // Only back to a connect page of ours: never an open redirect.
+    const next = input.next && /^\/account\/connections\/[a-z][a-z0-9_-]{0,31}\/connect(\?e=[A-Za-z0-9_.-]{1,80})?$/.test(input.next) ? input.next : undefined;
     const outcome = await signIn.attempt(req, res, input, { page: 'account' });
-    if (!outcome.ok) return send(res, outcome.status, accountSignInPage({ csrf: input.csrf, email: input.email, error: outcome.error }));
+    if (!outcome.ok) return send(res, outcome.status, accountSignInPage({ csrf: input.csrf, email: input.email, error: outcome.error, ...(next ? { next } : {}) }));
     await startSession(res, outcome.user);
-    res.redirect(303, '/account');
+    res.redirect(303, next ?? '/account');
   }));
+
+  if (options.connections) {
+    addConnectionRoutes(router, { ...options.connections, sessionSub, csrf, cookie: cookieOpts, page, signInBinding: CSRF_BINDING, log });
+  }
 
   router.post('/account/revoke', form, page(async (req, res) => {
     const input = parse(RevokeForm, req.body, 'form');

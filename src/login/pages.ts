@@ -137,14 +137,19 @@ export interface AccountGrant {
   remembered: boolean;
 }
 
-export function accountSignInPage(opts: { csrf: string; email?: string; error?: string }): string {
+/**
+ * `next`: where to go after signing in (only paths under /account/connections/,
+ * checked again when the form comes back); `intro` replaces the first line.
+ */
+export function accountSignInPage(opts: { csrf: string; email?: string; error?: string; next?: string; intro?: string }): string {
   return layout(
     'Your account',
     html`<h1>Your account</h1>
-<p>Sign in to see which apps can use your account.</p>
+<p>${opts.intro ?? 'Sign in to see which apps can use your account.'}</p>
 ${pageError(opts.error)}
 <form method="post" action="/account/sign-in">
 <input type="hidden" name="csrf" value="${opts.csrf}">
+${opts.next && html`<input type="hidden" name="next" value="${opts.next}">`}
 <label for="email">Email</label>
 <input id="email" name="email" type="email" autocomplete="username" required value="${opts.email ?? ''}">
 <label for="password">Password</label>
@@ -154,7 +159,7 @@ ${pageError(opts.error)}
   );
 }
 
-export function accountPage(opts: { csrf: string; email: string; grants: AccountGrant[]; notice?: string }): string {
+export function accountPage(opts: { csrf: string; email: string; grants: AccountGrant[]; notice?: string; connections?: SafeHtml }): string {
   const grant = (g: AccountGrant) => html`<li><strong>${g.clientName}</strong>
 <span class="muted">${join(g.scopes.map((s) => html`<code>${s}</code>`), ' ')}${g.remembered && ' · remembered'}${g.grantedAt && html` · since ${g.grantedAt.slice(0, 10)}`}</span>
 <form method="post" action="/account/revoke"><input type="hidden" name="csrf" value="${opts.csrf}"><input type="hidden" name="client" value="${g.clientId}"><button type="submit" class="secondary">Remove access</button></form></li>`;
@@ -168,6 +173,7 @@ export function accountPage(opts: { csrf: string; email: string; grants: Account
 ${opts.notice && html`<p class="notice" role="status">${opts.notice}</p>`}
 <h2>Apps with access</h2>
 ${rows}
+${opts.connections}
 <h2>Sign-in and password</h2>
 <p><a href="/account/password">Change password</a></p>
 <form method="post" action="/account/sign-out-everywhere">

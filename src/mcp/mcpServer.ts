@@ -1,6 +1,6 @@
 // The MCP side runs on the SDK's v2 line (@modelcontextprotocol/server): one
 // factory serves 2026-07-28 per request and 2025-era sessions (see streamableHttp.ts).
-import { type CallToolResult, McpServer, type ServerContext } from '@modelcontextprotocol/server';
+import { type CallToolResult, type ClientCapabilities, type InputRequiredResult, McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import { z } from 'zod';
 import { principalOf } from '../auth/principal.js';
@@ -8,6 +8,9 @@ import type { Logger } from '../log/logger.js';
 import type { Db } from '../store/database.js';
 import { scopedStoreFor } from '../store/scopedStore.js';
 import { type ToolContext, type ToolDefinition, ToolError } from '../tools/contract.js';
+import { machineRefusal, mayCall } from './stepUp.js';
+import { ConnectionRequiredError, type CredentialService, ProviderUnavailableError } from '../connections/credentials.js';
+import { type ConnectionPromptOptions, promptToConnect, resumeAfterConnect } from './connectionPrompt.js';
 import type { CursorKey } from '../tools/cursor.js';
 
 export interface McpServerOptions {
@@ -22,6 +25,10 @@ export interface McpServerOptions {
   log: Logger;
   name: string;
   version: string;
+  /** Connected accounts: tools' `ctx.credentials` (absent: no provider configured). */
+  credentials?: CredentialService;
+  /** How a missing connection is asked for (URL elicitation); with `credentials`. */
+  connectionPrompt?: ConnectionPromptOptions;
 }
 
 // The SDK builds a fresh Ajv per server unless given one. Stateless mode makes
@@ -45,8 +52,14 @@ const schemasOf = (tool: ToolDefinition) => {
 export function createMcpServer(options: McpServerOptions): McpServer {
   const server = new McpServer(
     { name: options.name, version: options.version },
-    { capabilities: { tools: {}, logging: {} }, jsonSchemaValidator: sharedValidator },
+    {
+      capabilities: { tools: {}, logging: {} },
+      jsonSchemaValidator: sharedValidator,
+      // 2026-07-28 round trips echo requestState through the client: verified (HMAC, bound to the caller) before any handler.
+      ...(options.connectionPrompt ? { requestState: { verify: options.connectionPrompt.codec.verify } } : {}),
+    },
   );
+  const sessionCapabilities = () => server.server.getClientCapabilities();
   for (const tool of options.tools) {
     server.registerTool(
       tool.name,
@@ -58,7 +71,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         outputSchema: schemasOf(tool).output,
         annotations: { title: tool.title, ...tool.annotations },
       },
-      ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options)) as never,
+      ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options, sessionCapabilities())) as never,
     );
   }
   return server;
@@ -77,11 +90,14 @@ async function runTool(
   tool: ToolDefinition,
   input: Record<string, unknown>,
   extra: Extra,
-  { db, cursorKey, log, isActiveNow, onToolCall }: McpServerOptions,
-): Promise<CallToolResult> {
+  { db, cursorKey, log, isActiveNow, onToolCall, credentials, connectionPrompt }: McpServerOptions,
+  sessionCapabilities: ClientCapabilities | undefined,
+): Promise<CallToolResult | InputRequiredResult> {
   const authInfo = extra.http?.authInfo;
   const principal = principalOf(authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
+  // Defence in depth: the HTTP layer answers 403 first (src/mcp/stepUp.ts).
+  if (!mayCall(tool, principal.kind)) return errorResult(machineRefusal(tool.name));
   const missing = tool.scopes.filter((s) => !principal.scopes.includes(s));
   if (missing.length) {
     onToolCall?.(tool.name, 'insufficient_scope');
@@ -98,7 +114,7 @@ async function runTool(
   // Both eras carry progress the same way: the request's `_meta.progressToken`
   // and `notifications/progress` on that request's response stream.
   const progressToken = extra.mcpReq._meta?.progressToken;
-  const ctx: ToolContext = {
+  const ctx: ToolContext<string> = {
     principal,
     store: scopedStoreFor(db, principal.sub),
     cursors: cursorKey.cursorsFor(principal.sub, tool.name),
@@ -113,9 +129,25 @@ async function runTool(
         params: { progressToken, progress, total, message },
       });
     },
+    credentials: credentials?.forTool(principal.sub, tool.credentials ?? []) ?? {},
   };
+  const call = { toolName: tool.name, principal, extra, sessionCapabilities };
   try {
-    const value = await tool.handler(input as never, ctx);
+    let value: unknown;
+    const resumed = connectionPrompt && tool.credentials?.length ? await resumeAfterConnect(call, connectionPrompt) : undefined;
+    if (resumed && !resumed.connected) return resumed.result;
+    try {
+      value = await tool.handler(input as never, ctx);
+    } catch (e) {
+      if (!(e instanceof ConnectionRequiredError) || !connectionPrompt) throw e;
+      const outcome = await promptToConnect(e, call, connectionPrompt);
+      if (!outcome.connected) {
+        onToolCall?.(tool.name, 'error');
+        return outcome.result;
+      }
+      // Connected while we waited: the call runs again, once.
+      value = await tool.handler(input as never, ctx);
+    }
     onToolCall?.(tool.name, 'ok');
     const text = JSON.stringify(value ?? null);
     // With an output schema the value is also structured content (the SDK validates it).
@@ -123,6 +155,8 @@ async function runTool(
   } catch (e) {
     onToolCall?.(tool.name, 'error');
     if (e instanceof ToolError) return errorResult(e.message);
+    if (e instanceof ProviderUnavailableError) return errorResult(`${tool.name} failed: ${e.message}`);
+    if (e instanceof ConnectionRequiredError) return errorResult(`${tool.name} failed: ${e.message}; connect it on your account page`);
     toolLog.error('tool failed', { error: e });
     return errorResult(`${tool.name} failed; the error was logged`);
   }

@@ -51,6 +51,39 @@ const COLLECTIONS: { [T in SubjectTable]: CollectionReader } = {
       after = rows[rows.length - 1]!;
     }
   },
+  // Which services are connected, by provider (primary key order); never the sealed credential.
+  async *connections(db, sub, limit) {
+    let after: string | undefined;
+    for (;;) {
+      let q = db.selectFrom('connections').select(['provider', 'status', 'scope', 'expires_at', 'created_at', 'updated_at']).where('sub', '=', sub);
+      if (after !== undefined) q = q.where('provider', '>', after);
+      const rows = await q.orderBy('provider').limit(limit).execute();
+      if (rows.length) {
+        yield rows.map((r) => ({
+          provider: r.provider,
+          status: r.status,
+          scope: r.scope,
+          accessTokenExpiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at) * 1000).toISOString(),
+          createdAt: new Date(Number(r.created_at)).toISOString(),
+          updatedAt: new Date(Number(r.updated_at)).toISOString(),
+        }));
+      }
+      if (rows.length < limit) return;
+      after = rows[rows.length - 1]!.provider;
+    }
+  },
+  // Connect attempts still pending: provider and expiry only (the state and PKCE verifier are secrets).
+  async *connect_states(db, sub, limit) {
+    let after: string | undefined;
+    for (;;) {
+      let q = db.selectFrom('connect_states').select(['state_hash', 'provider', 'expires_at']).where('sub', '=', sub);
+      if (after !== undefined) q = q.where('state_hash', '>', after);
+      const rows = await q.orderBy('state_hash').limit(limit).execute();
+      if (rows.length) yield rows.map((r) => ({ provider: r.provider, expiresAt: new Date(Number(r.expires_at)).toISOString() }));
+      if (rows.length < limit) return;
+      after = rows[rows.length - 1]!.state_hash;
+    }
+  },
 };
 
 /**

@@ -83,6 +83,45 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('rate_counters_reset_at').on('rate_counters').column('reset_at').execute();
       },
     },
+    '0006_connections': {
+      async up(db: Kysely<any>) {
+        // Credentials people granted us at other services (src/store/connectionsStore.ts),
+        // one row per (sub, provider), the tokens sealed by src/connections/sealing.ts.
+        // Times are epoch milliseconds except expires_at (epoch seconds, as OAuth counts).
+        await db.schema
+          .createTable('connections')
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('sealed', 'text', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('scope', 'text')
+          .addColumn('expires_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          // SQLite's refresh lease (PostgreSQL locks the row instead): until when, and whose.
+          .addColumn('refresh_lease_until', 'bigint')
+          .addColumn('refresh_lease_owner', 'text')
+          .addPrimaryKeyConstraint('connections_pk', ['sub', 'provider'])
+          .execute();
+        // Re-encryption finds the rows not yet sealed with the newest key by this index.
+        await db.schema.createIndex('connections_key_id').on('connections').column('key_id').execute();
+        // Connect attempts in flight: single use, found by the hash of their `state`.
+        await db.schema
+          .createTable('connect_states')
+          .addColumn('state_hash', 'text', (c) => c.primaryKey())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('sealed_verifier', 'text', (c) => c.notNull())
+          .addColumn('browser_binding_hash', 'text', (c) => c.notNull())
+          .addColumn('elicitation_id', 'text')
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // Removing a person deletes by sub; the sweep deletes by expiry.
+        await db.schema.createIndex('connect_states_sub').on('connect_states').column('sub').execute();
+        await db.schema.createIndex('connect_states_expires_at').on('connect_states').column('expires_at').execute();
+      },
+    },
   };
 }
 

@@ -7,6 +7,8 @@ export interface Database {
   records: RecordsTable;
   removed_subjects: RemovedSubjectsTable;
   rate_counters: RateCountersTable;
+  connections: ConnectionsTable;
+  connect_states: ConnectStatesTable;
 }
 
 export interface UsersTable {
@@ -62,4 +64,51 @@ export interface RateCountersTable {
   hits: number;
   /** End of the current window, milliseconds since the epoch (PostgreSQL bigint comes back as text). */
   reset_at: ColumnType<number | string, number, number>;
+}
+
+/** Epoch-based number column: PostgreSQL bigint comes back as text. */
+type EpochColumn = ColumnType<number | string, number, number>;
+type NullableEpochColumn = ColumnType<number | string | null, number | null, number | null>;
+
+/**
+ * A person's credentials at another service (src/store/connectionsStore.ts):
+ * one row per (sub, provider). Tokens only ever sealed (src/connections/sealing.ts).
+ */
+export interface ConnectionsTable {
+  sub: string;
+  provider: string;
+  /** needs_reconnect: the provider refused the refresh token; the person must connect again. */
+  status: 'active' | 'needs_reconnect';
+  /** JWE compact: the StoredCredential, bound to (sub, provider). */
+  sealed: string;
+  /** The key id `sealed` was sealed with (re-encryption selects by it). */
+  key_id: string;
+  /** Granted scope, space-separated; null when the provider did not say. */
+  scope: string | null;
+  /** Access-token expiry, epoch seconds (also inside `sealed`); null when unknown. */
+  expires_at: NullableEpochColumn;
+  /** Epoch milliseconds. */
+  created_at: EpochColumn;
+  /** Epoch milliseconds. */
+  updated_at: EpochColumn;
+  /** SQLite refresh lease: held until this time (epoch ms); null when free. Unused on PostgreSQL. */
+  refresh_lease_until: NullableEpochColumn;
+  /** Random id of the lease holder, so only it can write or release. */
+  refresh_lease_owner: string | null;
+}
+
+/** A connect attempt in flight: taken (deleted) exactly once by the callback. */
+export interface ConnectStatesTable {
+  /** SHA-256 of the `state` sent to the provider; the state itself is never stored. */
+  state_hash: string;
+  sub: string;
+  provider: string;
+  /** The PKCE code_verifier, sealed. */
+  sealed_verifier: string;
+  /** Hash tying the attempt to the browser session that started it. */
+  browser_binding_hash: string;
+  /** The URL-mode elicitation waiting on this attempt, if any. */
+  elicitation_id: string | null;
+  /** Epoch milliseconds; an expired attempt is refused. */
+  expires_at: EpochColumn;
 }

@@ -16,7 +16,19 @@ export type { ScopedStore } from '../store/scopedStore.js';
 // Pagination for list-shaped tools: keyset positions in opaque, signed cursors.
 export { type CursorPosition, InvalidCursorError, type PageCursors, pageInput } from './cursor.js';
 
-export interface ToolContext {
+/** A stored credential for one of the person's other services (see ToolDefinition.credentials). */
+export interface ToolCredential {
+  /**
+   * A valid access token at the provider for the person calling, refreshed
+   * first when it expires soon. Never log it and never return it: it is the
+   * person's key to that service. When they have not connected it, or the
+   * grant was revoked, this throws and the client is asked to send them to
+   * connect (the call resumes once they have).
+   */
+  accessToken(): Promise<string>;
+}
+
+export interface ToolContext<Credentials extends string = never> {
   /** The verified caller: `sub`, client id, scopes, token expiry. */
   principal: Principal;
   /** Storage already scoped to `principal.sub`. */
@@ -31,7 +43,10 @@ export interface ToolContext {
   signal: AbortSignal;
   /** Report progress to clients that asked for it (no-op otherwise). */
   progress(progress: number, total?: number, message?: string): Promise<void>;
+  /** The caller's connected accounts this tool declared in `credentials`, by provider name. */
+  credentials: Record<Credentials, ToolCredential>;
 }
+
 
 /** MCP tool annotations (hints to clients, not guarantees). */
 export interface ToolHints {
@@ -41,7 +56,7 @@ export interface ToolHints {
   openWorldHint?: boolean;
 }
 
-export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape, Out extends ZodRawShape = ZodRawShape> {
+export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape, Out extends ZodRawShape = ZodRawShape, Credentials extends string = string> {
   /** Unique name clients call: lower case, digits and underscores. */
   name: string;
   title?: string;
@@ -56,6 +71,20 @@ export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape, Out ext
   output?: Out;
   /** Scopes the token must carry; [] means any valid token. */
   scopes: readonly string[];
+  /**
+   * Who may call it (default `people`): a person's token only, or also a
+   * machine client's (client credentials, no person present; its data is keyed
+   * by its client id as a person's is by theirs). A machine calling a
+   * people-only tool is refused with HTTP 403 (src/mcp/stepUp.ts).
+   */
+  callers?: 'people' | 'people-and-machines';
+  /**
+   * Providers (names from CONNECTIONS_FILE) whose access token the handler
+   * needs for the person calling, e.g. `['github']`; then
+   * `ctx.credentials.github.accessToken()`. A name the catalogue lacks stops
+   * the server at start-up.
+   */
+  credentials?: readonly Credentials[];
   annotations?: ToolHints;
   /**
    * Ask the authorization server on every call whether the token is still
@@ -68,14 +97,14 @@ export interface ToolDefinition<Shape extends ZodRawShape = ZodRawShape, Out ext
    */
   handler(
     input: z.infer<z.ZodObject<Shape>>,
-    ctx: ToolContext,
+    ctx: ToolContext<Credentials>,
   ): Promise<ZodRawShape extends Out ? unknown : z.input<z.ZodObject<Out>>> | (ZodRawShape extends Out ? unknown : z.input<z.ZodObject<Out>>);
 }
 
 /** Identity function that gives a tool file full type inference. */
-export function defineTool<Shape extends ZodRawShape, Out extends ZodRawShape = ZodRawShape>(
-  definition: ToolDefinition<Shape, Out>,
-): ToolDefinition<Shape, Out> {
+export function defineTool<Shape extends ZodRawShape, Out extends ZodRawShape = ZodRawShape, const Credentials extends string = never>(
+  definition: ToolDefinition<Shape, Out, Credentials>,
+): ToolDefinition<Shape, Out, Credentials> {
   return definition;
 }
 

@@ -46,6 +46,15 @@ export function checkTool(candidate: unknown, file: string, knownScopes: readonl
   const unknown = t.scopes!.filter((s) => !knownScopes.includes(s));
   if (unknown.length) fail(`${t.name}: unknown scope(s) ${unknown.join(', ')}; known: ${knownScopes.join(', ')}`);
   if (t.onlineCheck !== undefined && typeof t.onlineCheck !== 'boolean') fail(`${t.name}: onlineCheck must be true or false`);
+  if (t.callers !== undefined && t.callers !== 'people' && t.callers !== 'people-and-machines') {
+    fail(`${t.name}: callers must be 'people' (the default) or 'people-and-machines', not ${JSON.stringify(t.callers)}`);
+  }
+  if (t.credentials !== undefined) {
+    const c = t.credentials as unknown;
+    if (!Array.isArray(c) || c.some((p) => typeof p !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(p)) || new Set(c).size !== c.length) {
+      fail(`${t.name}: credentials must be a list of distinct provider names from CONNECTIONS_FILE (e.g. ['github']), not ${JSON.stringify(c)}`);
+    }
+  }
   if (typeof t.handler !== 'function') fail(`${t.name}: handler must be a function`);
   return t as ToolDefinition;
 }

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { type Principal, principalOf, toAuthInfo } from '../../src/auth/principal.js';
 
 const RESOURCE = new URL('http://127.0.0.1:3000/mcp');
-const alice: Principal = { sub: 'alice', clientId: 'c1', scopes: ['notes:read', 'notes:write'], expiresAt: 2_000_000_000 };
+const alice: Principal = { sub: 'alice', clientId: 'c1', scopes: ['notes:read', 'notes:write'], expiresAt: 2_000_000_000, kind: 'person' };
+const robot: Principal = { sub: 'robot-1', clientId: 'robot-1', scopes: ['notes:read'], expiresAt: 2_000_000_000, kind: 'machine' };
 
 describe('principal ⇄ AuthInfo', () => {
   it('round-trips a principal through the SDK AuthInfo unchanged', () => {
@@ -20,18 +21,26 @@ describe('principal ⇄ AuthInfo', () => {
   });
 
   it('keeps an empty scope list and an empty client id as they are', () => {
-    const bare: Principal = { sub: 'bob', clientId: '', scopes: [], expiresAt: 1 };
+    const bare: Principal = { sub: 'bob', clientId: '', scopes: [], expiresAt: 1, kind: 'person' };
     expect(principalOf(toAuthInfo(bare, 't'))).toEqual(bare);
   });
 
-  it('reads the principal of an AuthInfo another verifier built', () => {
-    // The shape the SDK's own verifiers and ours agree on: the subject in extra.sub.
-    const auth: AuthInfo = { token: 't', clientId: 'c2', scopes: ['a'], expiresAt: 5, extra: { sub: 'carol', other: 1 } };
-    expect(principalOf(auth)).toEqual({ sub: 'carol', clientId: 'c2', scopes: ['a'], expiresAt: 5 });
+  it('round-trips a machine principal, kind included', () => {
+    expect(principalOf(toAuthInfo(robot, 'tok-2', RESOURCE))).toEqual(robot);
+  });
+
+  it('makes a person of a principal given without kind: only the verifier says machine', () => {
+    const { kind: _kind, ...noKind } = alice;
+    expect(toAuthInfo(noKind, 't').extra).toEqual({ sub: 'alice', kind: 'person' });
+  });
+
+  it('reads the principal of an AuthInfo another verifier built with our extra fields', () => {
+    const auth: AuthInfo = { token: 't', clientId: 'c2', scopes: ['a'], expiresAt: 5, extra: { sub: 'carol', kind: 'person', other: 1 } };
+    expect(principalOf(auth)).toEqual({ sub: 'carol', clientId: 'c2', scopes: ['a'], expiresAt: 5, kind: 'person' });
   });
 
   it('gives an expiry of 0 (long past) when the AuthInfo has none', () => {
-    const auth: AuthInfo = { token: 't', clientId: 'c', scopes: [], extra: { sub: 'dave' } };
+    const auth: AuthInfo = { token: 't', clientId: 'c', scopes: [], extra: { sub: 'dave', kind: 'person' } };
     expect(principalOf(auth)?.expiresAt).toBe(0);
   });
 
@@ -44,6 +53,10 @@ describe('principal ⇄ AuthInfo', () => {
     ['a numeric sub', { ...base, extra: { sub: 42 } }],
     ['a sub that is an object', { ...base, extra: { sub: { id: 'alice' } } }],
     ['a null sub', { ...base, extra: { sub: null } }],
+    // Person or machine decides which tools may be called: an AuthInfo that does not say is refused, not guessed.
+    ['no kind', { ...base, extra: { sub: 'alice' } }],
+    ['an unknown kind', { ...base, extra: { sub: 'alice', kind: 'robot' } }],
+    ['a kind that is not a string', { ...base, extra: { sub: 'alice', kind: 1 } }],
   ])('refuses %s: no principal, so nothing can act for anyone', (_name, auth) => {
     expect(principalOf(auth)).toBeUndefined();
   });

@@ -33,7 +33,15 @@ function transportFor(stack: Stack, kind: TransportKind, oauth: TestOAuthClient)
 export async function connectAs(
   stack: Stack,
   user: TestUser,
-  opts: { transport?: TransportKind; uncheck?: string[]; browser?: Browser; remember?: boolean; oauth?: TestOAuthClient } = {},
+  opts: {
+    transport?: TransportKind;
+    uncheck?: string[];
+    browser?: Browser;
+    remember?: boolean;
+    oauth?: TestOAuthClient;
+    /** The client that connects once authorized (e.g. one declaring URL elicitation, with its handler). */
+    client?: () => Client;
+  } = {},
 ): Promise<Connected> {
   const kind = opts.transport ?? 'streamable-http';
   const oauth = opts.oauth ?? new TestOAuthClient('http://127.0.0.1:53682/callback');
@@ -48,7 +56,7 @@ export async function connectAs(
   expect(back.url.searchParams.get('state')).toBe(oauth.authorizationUrl!.searchParams.get('state'));
 
   await first.finishAuth(code!);
-  const client = new Client({ name: 'e2e', version: '1.0.0' });
+  const client = opts.client?.() ?? new Client({ name: 'e2e', version: '1.0.0' });
   await client.connect(transportFor(stack, kind, oauth));
   return { client, oauth, browser, close: () => client.close() };
 }

@@ -118,7 +118,7 @@ describe.each(KINDS)('account removal with $tokens access tokens on $database (r
     expect(removed.err).toBe('');
     expect(removed.code).toBe(0);
     expect(removed.out).toBe(
-      `Removed user ${carol.email} (sub ${carol.sub}): Hydra consents, tokens and sign-ins revoked; deleted 2 notes, 1 records and the account\n`,
+      `Removed user ${carol.email} (sub ${carol.sub}): Hydra consents, tokens and sign-ins revoked; deleted 2 notes, 1 records, 0 connections and the account\n`,
     );
 
     // The open session's next call: refused, with the bearer challenge.
@@ -158,7 +158,7 @@ describe.each(KINDS)('account removal with $tokens access tokens on $database (r
     expect(await stack.server.removeAccount({ sub: frank.sub })).toEqual({
       sub: frank.sub,
       outcome: 'removed',
-      deleted: { notes: 2, records: 1, users: 1 },
+      deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, users: 1 },
     });
     expect(await nextCallStatus(c), 'no waiting for a refresh in the process that removed').toBe(401);
     expect(await sessions(), "the person's open session was closed").toBe(before - 1);
@@ -240,7 +240,7 @@ describe.each(KINDS)('account removal with $tokens access tokens on $database (r
     const finish = await runUserCli(stack.env, ['remove', erin.email]);
     expect(finish.code).toBe(0);
     expect(finish.out).toBe(
-      `Finished removing user ${erin.email} (sub ${erin.sub}): Hydra consents, tokens and sign-ins revoked; deleted 2 notes, 1 records and the account\n`,
+      `Finished removing user ${erin.email} (sub ${erin.sub}): Hydra consents, tokens and sign-ins revoked; deleted 2 notes, 1 records, 0 connections and the account\n`,
     );
     expect(await rowsOf(erin.sub)).toEqual({ notes: 0, records: 0, users: 0 });
     expect((await runUserCli(stack.env, ['remove', erin.email])).out).toMatch(/^Nothing left of /);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { type RunningServer, startServer } from '../../src/main.js';
+import { type RunningServer, type StartOptions, startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -61,6 +61,10 @@ export async function startStack(opts: {
    * client's https jwks_uri (SSL_CERT_FILE, which replaces Go's system roots).
    */
   cimdTestCaFile?: string;
+  /** More settings for our server, given its base URL (e.g. a provider catalogue whose redirect URI names it). */
+  appEnv?: (base: string, dir: string) => Promise<Record<string, string>>;
+  /** Tools served beside tools/ (StartOptions.extraTools). */
+  extraTools?: StartOptions['extraTools'];
 }): Promise<Stack> {
   const appPort = await freeLoopbackPort();
   const base = `http://127.0.0.1:${appPort}`;
@@ -97,9 +101,13 @@ export async function startStack(opts: {
     // Several servers share one test process: a free port each, reported in server.metricsUrl.
     METRICS_PORT: '0',
     ...(opts.cimdTestCaFile ? { CIMD_TEST_LOOPBACK_CA: opts.cimdTestCaFile } : {}),
+    ...(opts.appEnv ? await opts.appEnv(base, dir) : {}),
   };
   const logs: string[] = [];
-  const server = await startServer(env, opts.captureLogs ? { logSink: (line) => logs.push(line) } : {});
+  const server = await startServer(env, {
+    ...(opts.captureLogs ? { logSink: (line: string) => logs.push(line) } : {}),
+    ...(opts.extraTools ? { extraTools: opts.extraTools } : {}),
+  });
   return {
     get hydra() {
       return hydra;

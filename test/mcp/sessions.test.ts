@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/principal.js';
 import { DEFAULT_SESSION_LIMITS, type Session, SessionRegistry } from '../../src/mcp/sessions.js';
 
-const principal = (sub: string, clientId = 'c1'): Principal => ({ sub, clientId, scopes: [], expiresAt: 0 });
+const principal = (sub: string, clientId = 'c1'): Principal => ({ sub, clientId, scopes: [], expiresAt: 0, kind: 'person' });
 function session(sub: string, clientId = 'c1') {
   const s = { owner: { sub, clientId }, closed: false, close: async () => void (s.closed = true) };
   return s;

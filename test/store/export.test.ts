@@ -60,6 +60,8 @@ describe.each(['sqlite', 'postgres'] as const)('exportSubjectData on %s', (kind)
       account: { email: 'alice@example.com', createdAt: alice.createdAt },
       notes: [],
       records: [],
+      connections: [],
+      connect_states: [],
     });
     // What removal deletes is what export hands back: one key per subject table.
     for (const table of SUBJECT_TABLES) expect(doc).toHaveProperty(table);

@@ -120,8 +120,8 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
       await s.notes.add({ title: 'b', body: '' });
       await s.records('bookmarks').put('k', { v: 1 });
     }
-    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1 });
-    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0 });
+    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1, connections: 0, connect_states: 0 });
+    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0, connections: 0, connect_states: 0 });
     expect(await scopedStoreFor(db, 'gone').notes.list()).toEqual([]);
     expect(await scopedStoreFor(db, 'stays').notes.list()).toHaveLength(2);
     expect(await scopedStoreFor(db, 'stays').records('bookmarks').get('k')).toEqual({ v: 1 });
@@ -215,7 +215,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
         afterStep: (step) => order.push(step),
       });
       const report = await remove({ email: ' Carol@Example.com ' });
-      expect(report).toEqual({ sub: carol.id, outcome: 'removed', deleted: { notes: 2, records: 1, users: 1 } });
+      expect(report).toEqual({ sub: carol.id, outcome: 'removed', deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, users: 1 } });
       expect(order).toEqual(['recorded true', 'recorded', 'hydra', 'data', 'user', 'hydra-again', 'completed']);
       // Twice: again once the account row is gone, for a sign-in that completed during the removal.
       expect(hydra.calls).toEqual([`consent ${carol.id} all`, `login ${carol.id}`, `consent ${carol.id} all`, `login ${carol.id}`]);
@@ -224,7 +224,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
       expect((await removed.find(carol.id))?.completedAt).toBeDefined();
 
       hydra.calls.length = 0;
-      expect(await remove({ email: 'carol@example.com' })).toEqual({ sub: carol.id, outcome: 'nothing-left', deleted: { notes: 0, records: 0, users: 0 } });
+      expect(await remove({ email: 'carol@example.com' })).toEqual({ sub: carol.id, outcome: 'nothing-left', deleted: { notes: 0, records: 0, connections: 0, connect_states: 0, users: 0 } });
       expect(await remove({ sub: carol.id })).toMatchObject({ outcome: 'nothing-left' });
       expect(hydra.calls, 'nothing to do, nothing asked').toEqual([]);
     });

@@ -1,0 +1,64 @@
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import type { Db, Dialect } from '../store/database.js';
+import { connectionsStore } from '../store/connectionsStore.js';
+import { type ConnectFlow, createConnectFlow } from './connectFlow.js';
+import { type ConnectLinks, createConnectLinks } from './connectLink.js';
+import { type CredentialService, createCredentialService } from './credentials.js';
+import { createProviderClient, type ProviderClient } from './providerClient.js';
+import { createSealer } from './sealing.js';
+
+export interface Connections {
+  credentials: CredentialService;
+  flow: ConnectFlow;
+  links: ConnectLinks;
+  providers: ReadonlyMap<string, ProviderClient>;
+  /** Longest wait for a person to connect during a tool call, ms. */
+  waitMs: number;
+}
+
+/**
+ * Connected accounts, composed from config: the one place that knows which
+ * store, keys and provider clients the credential service and the connect
+ * flow share. Undefined when no CONNECTIONS_FILE is configured.
+ */
+export function createConnections(deps: {
+  settings: Config['connections'];
+  db: Db;
+  dialect: Dialect;
+  publicBaseUrl: URL;
+  /** Signs the connect links (HMAC with its own label). */
+  secret: string;
+  log: Logger;
+  onCredentialUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable') => void;
+}): Connections | undefined {
+  const { settings, log } = deps;
+  if (!settings) return undefined;
+  const store = connectionsStore(deps.db, deps.dialect);
+  const sealer = createSealer(settings.keys);
+  const providers = new Map(settings.providers.map((p) => [p.name, createProviderClient(p)]));
+  const clog = log.child({ component: 'connections' });
+  return {
+    providers,
+    waitMs: settings.waitSeconds * 1000,
+    credentials: createCredentialService({ store, sealer, providers, log: clog, ...(deps.onCredentialUse ? { onUse: deps.onCredentialUse } : {}) }),
+    flow: createConnectFlow({ store, sealer, providers, publicBaseUrl: deps.publicBaseUrl, log: clog }),
+    links: createConnectLinks({ publicBaseUrl: deps.publicBaseUrl, secret: `${deps.secret}\0connect-links` }),
+  };
+}
+
+/**
+ * The tools to serve, given the configured providers. Without CONNECTIONS_FILE
+ * connected accounts are off: tools that need one are left out (returned in
+ * `skipped`, for a warning). With it, every provider a tool names must be in
+ * the catalogue: a typo stops the start instead of failing a person's call.
+ */
+export function toolsWithProviders<T extends { name: string; credentials?: readonly string[] }>(tools: readonly T[], providers: ReadonlySet<string> | undefined): { tools: T[]; skipped: T[] } {
+  const needs = (t: T) => (t.credentials ?? []).length > 0;
+  if (!providers) return { tools: tools.filter((t) => !needs(t)), skipped: tools.filter(needs) };
+  const problems = tools.flatMap((t) =>
+    (t.credentials ?? []).filter((p) => !providers.has(p)).map((p) => `  tool ${t.name}: credentials names "${p}", which CONNECTIONS_FILE does not configure (configured: ${[...providers].join(', ') || 'none'})`),
+  );
+  if (problems.length) throw new TypeError(`Tools need providers that are not configured:\n${problems.join('\n')}`);
+  return { tools: [...tools], skipped: [] };
+}

@@ -1,0 +1,383 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Selectable } from 'kysely';
+import type { Db, Dialect } from './database.js';
+import type { ConnectionsTable, ConnectStatesTable } from './schema.js';
+
+export type ConnectionStatus = 'active' | 'needs_reconnect';
+
+/** One connection as stored: the credential itself only in sealed form. */
+export interface Connection {
+  sub: string;
+  provider: string;
+  status: ConnectionStatus;
+  /** JWE compact from src/connections/sealing.ts, bound to (sub, provider). */
+  sealed: string;
+  /** Key id `sealed` was sealed with. */
+  keyId: string;
+  scope?: string;
+  /** Access-token expiry, epoch seconds. */
+  expiresAt?: number;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  /** Epoch milliseconds. */
+  updatedAt: number;
+}
+
+/** What `list` shows: everything but the sealed credential and its key. */
+export type ConnectionSummary = Omit<Connection, 'sub' | 'sealed' | 'keyId'>;
+
+/** A freshly granted credential, stored by `upsert`. */
+export interface ConnectionInput {
+  sub: string;
+  provider: string;
+  sealed: string;
+  keyId: string;
+  scope?: string;
+  expiresAt?: number;
+}
+
+/**
+ * What a refresh writes back: a new sealed credential (with its key id),
+ * and/or a status. `null` clears scope or expiry.
+ */
+export type ConnectionUpdate = { status?: ConnectionStatus; scope?: string | null; expiresAt?: number | null } & (
+  | { sealed: string; keyId: string }
+  | { sealed?: undefined; keyId?: undefined }
+);
+
+/** A connect attempt in flight (see ConnectStatesTable). */
+export interface ConnectState {
+  stateHash: string;
+  sub: string;
+  provider: string;
+  sealedVerifier: string;
+  browserBindingHash: string;
+  elicitationId?: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+}
+
+export interface ConnectionsStoreOptions {
+  /** Clock, epoch milliseconds (default Date.now). */
+  now?: () => number;
+  /**
+   * SQLite: how long a refresh lease lasts (default 10 s). Must exceed the
+   * provider token request's timeout, or a slow refresh loses its lease.
+   */
+  leaseMs?: number;
+  /** Longest wait for another refresh of the same connection to finish (default 15 s). */
+  lockWaitMs?: number;
+}
+
+/** A refresh lock not obtained in time, or lost before its holder wrote. */
+export class ConnectionLockError extends Error {
+  override name = 'ConnectionLockError';
+}
+
+/**
+ * Connections of every person: rows keyed by (sub, provider). Every method
+ * takes the `sub` from its caller, who must take it from the verified
+ * principal, never from tool arguments.
+ */
+export interface ConnectionsStore {
+  get(sub: string, provider: string): Promise<Connection | undefined>;
+  /** The person's connections by provider name; no secrets. */
+  list(sub: string): Promise<ConnectionSummary[]>;
+  /** Store a new grant: inserts, or replaces the credential (status active, creation time kept). */
+  upsert(input: ConnectionInput): Promise<Connection>;
+  /** The provider refused the refresh token: keep the row (disconnecting still revokes), ask the person again. */
+  markNeedsReconnect(sub: string, provider: string): Promise<boolean>;
+  delete(sub: string, provider: string): Promise<boolean>;
+  /**
+   * Run `fn` with the connection as it is now, while no other caller (in this
+   * process or another replica) runs `fn` for the same row; write what it
+   * returns before letting the next one in. A second caller waits, then sees
+   * the first one's write (so it usually finds a fresh token and need not
+   * refresh). Resolves to the row afterwards, or undefined when there is no
+   * such connection (fn is then not called). Throws ConnectionLockError after
+   * waiting `lockWaitMs`, or when an SQLite lease ran out before fn returned.
+   *
+   * PostgreSQL: a transaction holding `SELECT … FOR UPDATE`. SQLite: a lease
+   * column claimed by one atomic UPDATE, because Kysely's SQLite dialect has a
+   * single connection and a transaction held across an HTTP call would stall
+   * every other query.
+   */
+  withRefreshLock(
+    sub: string,
+    provider: string,
+    fn: (current: Connection) => Promise<ConnectionUpdate | undefined>,
+  ): Promise<Connection | undefined>;
+  /** Re-encryption: rows not sealed with `keyId`, in (sub, provider) order after `after`. */
+  listNotSealedWith(keyId: string, page: { limit: number; after?: { sub: string; provider: string } }): Promise<Connection[]>;
+  /** Replace `row`'s ciphertext unless it changed since it was read (a refresh wins); true when replaced. */
+  rewrap(row: Pick<Connection, 'sub' | 'provider' | 'sealed'>, next: { sealed: string; keyId: string }): Promise<boolean>;
+  /** How many rows each key id seals (an old key may be dropped once it seals none). */
+  keyUsage(): Promise<Record<string, number>>;
+  putState(state: ConnectState): Promise<void>;
+  /** Take a connect attempt: deleted as it is read, so a second take finds nothing; an expired one is refused. */
+  takeState(stateHash: string): Promise<ConnectState | undefined>;
+  /** Delete expired connect attempts; returns how many. */
+  sweepStates(): Promise<number>;
+}
+
+const num = (v: number | string) => Number(v);
+
+function toConnection(r: Selectable<ConnectionsTable>): Connection {
+  return {
+    sub: r.sub,
+    provider: r.provider,
+    status: r.status,
+    sealed: r.sealed,
+    keyId: r.key_id,
+    ...(r.scope !== null ? { scope: r.scope } : {}),
+    ...(r.expires_at !== null ? { expiresAt: num(r.expires_at) } : {}),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+function toState(r: Selectable<ConnectStatesTable>): ConnectState {
+  return {
+    stateHash: r.state_hash,
+    sub: r.sub,
+    provider: r.provider,
+    sealedVerifier: r.sealed_verifier,
+    browserBindingHash: r.browser_binding_hash,
+    ...(r.elicitation_id !== null ? { elicitationId: r.elicitation_id } : {}),
+    expiresAt: num(r.expires_at),
+  };
+}
+
+function checkKey(op: string, sub: string, provider: string): void {
+  if (!sub || !provider) throw new TypeError(`connectionsStore.${op}: sub and provider must be non-empty strings`);
+}
+
+/** Columns an update writes; `undefined` fields are left as they are. */
+function updateValues(next: ConnectionUpdate, now: number) {
+  return {
+    updated_at: now,
+    ...(next.sealed !== undefined ? { sealed: next.sealed, key_id: next.keyId } : {}),
+    ...(next.status !== undefined ? { status: next.status } : {}),
+    ...(next.scope !== undefined ? { scope: next.scope } : {}),
+    ...(next.expiresAt !== undefined ? { expires_at: next.expiresAt } : {}),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsStoreOptions = {}): ConnectionsStore {
+  const now = options.now ?? Date.now;
+  const leaseMs = options.leaseMs ?? 10_000;
+  const lockWaitMs = options.lockWaitMs ?? 15_000;
+  if (!Number.isSafeInteger(leaseMs) || leaseMs < 1) throw new TypeError('connectionsStore: leaseMs must be a positive integer');
+  if (!Number.isSafeInteger(lockWaitMs) || lockWaitMs < 1) throw new TypeError('connectionsStore: lockWaitMs must be a positive integer');
+
+  const byKey = (sub: string, provider: string) =>
+    db.selectFrom('connections').selectAll().where('sub', '=', sub).where('provider', '=', provider);
+
+  async function lockedOnPostgres(sub: string, provider: string, fn: (c: Connection) => Promise<ConnectionUpdate | undefined>) {
+    return db.transaction().execute(async (trx) => {
+      // Bounded wait for the row lock; the setting ends with the transaction.
+      await sql`SELECT set_config('lock_timeout', ${`${lockWaitMs}ms`}, true)`.execute(trx);
+      let row: Selectable<ConnectionsTable> | undefined;
+      try {
+        row = await trx.selectFrom('connections').selectAll().where('sub', '=', sub).where('provider', '=', provider).forUpdate().executeTakeFirst();
+      } catch (e) {
+        // 55P03 lock_not_available: lock_timeout ran out.
+        if ((e as { code?: string }).code === '55P03') {
+          throw new ConnectionLockError(`connection ${provider} of ${sub}: another refresh held it for over ${lockWaitMs} ms`, { cause: e });
+        }
+        throw e;
+      }
+      if (!row) return undefined;
+      const current = toConnection(row);
+      const next = await fn(current);
+      if (!next) return current;
+      const updated = await trx
+        .updateTable('connections')
+        .set(updateValues(next, now()))
+        .where('sub', '=', sub)
+        .where('provider', '=', provider)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toConnection(updated);
+    });
+  }
+
+  async function lockedOnSqlite(sub: string, provider: string, fn: (c: Connection) => Promise<ConnectionUpdate | undefined>) {
+    const owner = randomUUID();
+    const started = performance.now();
+    // Claim: one UPDATE, atomic under SQLite's write lock, succeeds only on a free or expired lease.
+    for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+      const t = now();
+      const claim = await db
+        .updateTable('connections')
+        .set({ refresh_lease_until: t + leaseMs, refresh_lease_owner: owner })
+        .where('sub', '=', sub)
+        .where('provider', '=', provider)
+        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<=', t)]))
+        .executeTakeFirst();
+      if (claim.numUpdatedRows > 0n) break;
+      if (!(await byKey(sub, provider).executeTakeFirst())) return undefined;
+      if (performance.now() - started >= lockWaitMs) {
+        throw new ConnectionLockError(`connection ${provider} of ${sub}: another refresh held it for over ${lockWaitMs} ms`);
+      }
+      await sleep(pause);
+    }
+    try {
+      // Read under the lease: a waiter sees what the previous holder wrote.
+      const row = await byKey(sub, provider).executeTakeFirst();
+      if (!row) return undefined;
+      const current = toConnection(row);
+      const next = await fn(current);
+      if (!next) return current;
+      const updated = await db
+        .updateTable('connections')
+        .set({ ...updateValues(next, now()), refresh_lease_until: null, refresh_lease_owner: null })
+        .where('sub', '=', sub)
+        .where('provider', '=', provider)
+        .where('refresh_lease_owner', '=', owner)
+        .returningAll()
+        .executeTakeFirst();
+      if (updated) return toConnection(updated);
+      // Deleted meanwhile: nothing to write to. Otherwise a reconnect replaced the row, or the lease ran out.
+      if (!(await byKey(sub, provider).executeTakeFirst())) return undefined;
+      throw new ConnectionLockError(`connection ${provider} of ${sub}: the refresh lease was lost before its result was written`);
+    } finally {
+      // Release, unless already released by the write above or taken over.
+      await db
+        .updateTable('connections')
+        .set({ refresh_lease_until: null, refresh_lease_owner: null })
+        .where('sub', '=', sub)
+        .where('provider', '=', provider)
+        .where('refresh_lease_owner', '=', owner)
+        .execute();
+    }
+  }
+
+  return {
+    async get(sub, provider) {
+      const row = await byKey(sub, provider).executeTakeFirst();
+      return row && toConnection(row);
+    },
+
+    async list(sub) {
+      if (!sub) throw new TypeError('connectionsStore.list: sub must be a non-empty string');
+      const rows = await db
+        .selectFrom('connections')
+        .select(['provider', 'status', 'scope', 'expires_at', 'created_at', 'updated_at'])
+        .where('sub', '=', sub)
+        .orderBy('provider')
+        .execute();
+      return rows.map((r) => ({
+        provider: r.provider,
+        status: r.status,
+        ...(r.scope !== null ? { scope: r.scope } : {}),
+        ...(r.expires_at !== null ? { expiresAt: num(r.expires_at) } : {}),
+        createdAt: num(r.created_at),
+        updatedAt: num(r.updated_at),
+      }));
+    },
+
+    async upsert(input) {
+      checkKey('upsert', input.sub, input.provider);
+      const t = now();
+      const values = {
+        status: 'active' as const,
+        sealed: input.sealed,
+        key_id: input.keyId,
+        scope: input.scope ?? null,
+        expires_at: input.expiresAt ?? null,
+        updated_at: t,
+        // A new grant supersedes a refresh in flight (SQLite): its holder's write is refused.
+        refresh_lease_until: null,
+        refresh_lease_owner: null,
+      };
+      const row = await db
+        .insertInto('connections')
+        .values({ sub: input.sub, provider: input.provider, created_at: t, ...values })
+        .onConflict((oc) => oc.columns(['sub', 'provider']).doUpdateSet(values))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toConnection(row);
+    },
+
+    async markNeedsReconnect(sub, provider) {
+      const r = await db
+        .updateTable('connections')
+        .set({ status: 'needs_reconnect', updated_at: now() })
+        .where('sub', '=', sub)
+        .where('provider', '=', provider)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async delete(sub, provider) {
+      const r = await db.deleteFrom('connections').where('sub', '=', sub).where('provider', '=', provider).executeTakeFirst();
+      return r.numDeletedRows > 0n;
+    },
+
+    async withRefreshLock(sub, provider, fn) {
+      checkKey('withRefreshLock', sub, provider);
+      return dialect === 'postgres' ? lockedOnPostgres(sub, provider, fn) : lockedOnSqlite(sub, provider, fn);
+    },
+
+    async listNotSealedWith(keyId, { limit, after }) {
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('connectionsStore.listNotSealedWith: limit must be a positive integer');
+      let q = db.selectFrom('connections').selectAll().where('key_id', '<>', keyId);
+      if (after) q = q.where((eb) => eb(eb.refTuple('sub', 'provider'), '>', eb.tuple(after.sub, after.provider)));
+      const rows = await q.orderBy('sub').orderBy('provider').limit(limit).execute();
+      return rows.map(toConnection);
+    },
+
+    async rewrap(row, next) {
+      const r = await db
+        .updateTable('connections')
+        .set({ sealed: next.sealed, key_id: next.keyId, updated_at: now() })
+        .where('sub', '=', row.sub)
+        .where('provider', '=', row.provider)
+        .where('sealed', '=', row.sealed)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    },
+
+    async keyUsage() {
+      const rows = await db
+        .selectFrom('connections')
+        .select((eb) => ['key_id', eb.fn.countAll().as('n')])
+        .groupBy('key_id')
+        .orderBy('key_id')
+        .execute();
+      return Object.fromEntries(rows.map((r) => [r.key_id, Number(r.n)]));
+    },
+
+    async putState(state) {
+      checkKey('putState', state.sub, state.provider);
+      await db
+        .insertInto('connect_states')
+        .values({
+          state_hash: state.stateHash,
+          sub: state.sub,
+          provider: state.provider,
+          sealed_verifier: state.sealedVerifier,
+          browser_binding_hash: state.browserBindingHash,
+          elicitation_id: state.elicitationId ?? null,
+          expires_at: state.expiresAt,
+        })
+        .execute();
+    },
+
+    async takeState(stateHash) {
+      // One statement deletes and returns: of two concurrent takes, only one gets the row.
+      const row = await db.deleteFrom('connect_states').where('state_hash', '=', stateHash).returningAll().executeTakeFirst();
+      if (!row) return undefined;
+      const state = toState(row);
+      return state.expiresAt > now() ? state : undefined;
+    },
+
+    async sweepStates() {
+      const r = await db.deleteFrom('connect_states').where('expires_at', '<=', now()).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+  };
+}

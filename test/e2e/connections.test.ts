@@ -1,0 +1,244 @@
+/**
+ * Connected accounts end to end (issue 14): our server with its real Ory
+ * Hydra, and a SECOND real Ory Hydra as the third-party provider, with its
+ * own login and consent and an upstream API that checks its tokens by
+ * introspection (test/e2e/upstream.ts). A tool that needs `upstream` asks the
+ * person to connect through URL-mode elicitation (MCP 2025-11-25
+ * `elicitation/create` mode "url" with `notifications/elicitation/complete`;
+ * 2026-07-28 as an `input_required` result), and completes once they have.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Client as V2Client } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { ElicitationCompleteNotificationSchema, ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineTool, ToolError } from '../../src/tools/contract.js';
+import { Browser, type Page } from './browser.js';
+import { call, connectAs } from './flow.js';
+import { type Stack, startStack, type TestUser } from './stack.js';
+import { startUpstream, type Upstream } from './upstream.js';
+import { connectV2, REVISION } from './v2Client.js';
+
+/** Short upstream token lifetime, so a test can watch a token expire and be refreshed. */
+const TTL_SECONDS = 8;
+
+let apiUrl = '';
+/** The tool under test: asks the upstream API who the person is there, with the person's own upstream token. */
+const upstreamMe = defineTool({
+  name: 'upstream_me',
+  description: 'Who you are at the upstream service (test tool).',
+  input: {},
+  scopes: [],
+  credentials: ['upstream'],
+  async handler(_input, ctx) {
+    const token = await ctx.credentials.upstream.accessToken();
+    const res = await fetch(apiUrl, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new ToolError(`the upstream API answered ${res.status}`);
+    return (await res.json()) as unknown;
+  },
+});
+
+/** The person's part of connecting: our account sign-in if needed, Connect, then the provider's own login and consent. */
+async function connectInBrowser(browser: Browser, url: string, user: TestUser, upstreamUser: string, opts: { deny?: boolean } = {}): Promise<Page> {
+  let page = await browser.open(url);
+  if (page.text().includes('Sign in to connect')) {
+    page = await page.submit('Sign in', { fill: { Email: user.email, Password: user.password } });
+  }
+  expect(page.text(), page.url.href).toContain('Connect Upstream');
+  page = await page.submit('Connect Upstream');
+  expect(page.url.pathname, browser.history.join('\n')).toBe('/login');
+  page = await page.submit('Sign in', { fill: { Username: upstreamUser } });
+  return page.submit(opts.deny ? 'Deny' : 'Allow');
+}
+
+/** A 2025-era SDK client declaring URL elicitation; `onElicit` plays the person. */
+function elicitingClient(onElicit: (url: string, elicitationId: string) => Promise<ElicitResult['action']>, completed: string[]) {
+  return () => {
+    const client = new Client({ name: 'e2e-connect', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      const p = req.params as { mode?: string; url?: string; elicitationId?: string };
+      expect(p.mode).toBe('url');
+      return { action: await onElicit(p.url!, p.elicitationId!) };
+    });
+    client.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => void completed.push(n.params.elicitationId));
+    return client;
+  };
+}
+
+async function metric(stack: Stack, line: string): Promise<number> {
+  const text = await (await fetch(stack.server.metricsUrl!)).text();
+  const hit = text.split('\n').find((l) => l.startsWith(line));
+  return hit ? Number(hit.slice(hit.lastIndexOf(' ') + 1)) : 0;
+}
+
+describe('connected accounts against a second real Hydra as the provider', () => {
+  let upstream: Upstream;
+  let stack: Stack;
+  let alice: TestUser;
+  let bob: TestUser;
+
+  beforeAll(async () => {
+    upstream = await startUpstream({ accessTokenTtl: `${TTL_SECONDS}s`, storage: 'file' });
+    apiUrl = upstream.apiUrl;
+    stack = await startStack({
+      accessTokenStrategy: 'jwt',
+      database: 'sqlite',
+      extraTools: [upstreamMe as never],
+      appEnv: async (base, dir) => {
+        const c = await upstream.registerClient({ redirectUris: [`${base}/account/connections/upstream/callback`], scope: 'offline_access profile' });
+        const file = join(dir, 'connections.json');
+        await writeFile(
+          file,
+          JSON.stringify({ providers: { upstream: { displayName: 'Upstream', issuer: upstream.issuer, clientId: c.clientId, clientSecret: c.clientSecret, scopes: ['offline_access', 'profile'] } } }),
+        );
+        return { CONNECTIONS_FILE: file, CONNECTION_KEYS: `k1:${randomBytes(32).toString('base64url')}`, CONNECT_WAIT_SECONDS: '30' };
+      },
+    });
+    alice = await stack.addUser('alice@example.com', 'copper lantern 2026');
+    bob = await stack.addUser('bob@example.com', 'silver harbour 2026');
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await upstream?.stop();
+  });
+
+  it('2025 session: the call asks to connect (URL elicitation), the person connects at the provider, the same call completes', async () => {
+    const browser = new Browser();
+    const completed: string[] = [];
+    let connecting: Promise<Page> | undefined;
+    const seen: string[] = [];
+    const { client } = await connectAs(stack, alice, {
+      browser,
+      client: elicitingClient(async (url, id) => {
+        seen.push(url, id);
+        // The client shows the link; the person opens it (after the client's "accept").
+        connecting = connectInBrowser(browser, url, alice, 'alice-upstream');
+        return 'accept';
+      }, completed),
+    });
+    try {
+      const me = await call(client, 'upstream_me');
+      expect(me.isError, me.text).toBe(false);
+      expect(me.value).toMatchObject({ sub: 'alice-upstream' });
+      const done = await connecting!;
+      expect(done.text()).toContain('Upstream connected');
+      // The link names neither the person nor the provider's tokens; the completion names the elicitation.
+      expect(seen[0]).toMatch(new RegExp(`^${stack.baseUrl}/account/connections/upstream/connect\\?e=[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{32}$`));
+      expect(seen[0]).not.toContain(alice.sub);
+      expect(completed).toEqual([seen[1]]);
+      // Connected now: the next call needs no elicitation.
+      expect((await call(client, 'upstream_me')).value).toMatchObject({ sub: 'alice-upstream' });
+      expect(seen).toHaveLength(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('2026-07-28 (SDK v2 client pinned): input_required with a URL elicitation, then the retried call completes', async () => {
+    const browser = new Browser();
+    let connecting: Promise<Page> | undefined;
+    const { client } = await connectV2(stack, bob, { pin: REVISION }, {
+      client: () => {
+        const c = new V2Client(
+          { name: 'e2e-v2-connect', version: '1.0.0' },
+          { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: REVISION } } },
+        );
+        c.setRequestHandler('elicitation/create', async (req) => {
+          const p = req.params as { mode?: string; url?: string };
+          expect(p.mode).toBe('url');
+          connecting = connectInBrowser(browser, p.url!, bob, 'bob-upstream');
+          return { action: 'accept' };
+        });
+        return c;
+      },
+    });
+    try {
+      expect(client.getProtocolEra()).toBe('modern');
+      const result = await client.callTool({ name: 'upstream_me', arguments: {} });
+      const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+      expect(result.isError, text).not.toBe(true);
+      expect(JSON.parse(text)).toMatchObject({ sub: 'bob-upstream' });
+      expect((await connecting!).text()).toContain('Upstream connected');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("two people's upstream tokens never cross", async () => {
+    const a = await connectAs(stack, alice);
+    try {
+      // No elicitation capability needed: both are connected already.
+      expect((await call(a.client, 'upstream_me')).value).toMatchObject({ sub: 'alice-upstream' });
+    } finally {
+      await a.close();
+    }
+    const b = await connectAs(stack, bob);
+    try {
+      expect((await call(b.client, 'upstream_me')).value).toMatchObject({ sub: 'bob-upstream' });
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('the upstream access token expires and is refreshed (rotation honoured), without asking the person', async () => {
+    const before = await metric(stack, 'connected_account_uses_total{provider="upstream",outcome="refreshed"}');
+    await new Promise((r) => setTimeout(r, TTL_SECONDS * 1000));
+    const a = await connectAs(stack, alice);
+    try {
+      expect((await call(a.client, 'upstream_me')).value).toMatchObject({ sub: 'alice-upstream' });
+      expect((await call(a.client, 'upstream_me')).value).toMatchObject({ sub: 'alice-upstream' });
+    } finally {
+      await a.close();
+    }
+    expect(await metric(stack, 'connected_account_uses_total{provider="upstream",outcome="refreshed"}')).toBe(before + 1);
+  });
+
+  it('a client without URL elicitation gets a tool error carrying the link and what to do', async () => {
+    const carol = await stack.addUser('carol@example.com', 'plain window 2026');
+    const c = await connectAs(stack, carol);
+    try {
+      const r = await call(c.client, 'upstream_me');
+      expect(r.isError).toBe(true);
+      expect(r.text).toMatch(new RegExp(`^connection_required: upstream_me needs access to your Upstream account\\. Open ${stack.baseUrl}/account/connections/upstream/connect\\?e=\\S+ in your browser, connect Upstream, then call upstream_me again\\.$`));
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('the account page lists the connection; disconnecting revokes at the provider and the tool asks again (declined here)', async () => {
+    const browser = new Browser();
+    const asked: string[] = [];
+    const { client } = await connectAs(stack, alice, { browser, client: elicitingClient(async (url) => (asked.push(url), 'decline'), []) });
+    try {
+      let page = await browser.open(`${stack.baseUrl}/account`);
+      if (page.text().includes('Sign in to see')) page = await page.submit('Sign in', { fill: { Email: alice.email, Password: alice.password } });
+      expect(page.text()).toMatch(/Connected services .*Upstream connected · since \d{4}-\d{2}-\d{2}/);
+      page = await page.submit('Disconnect');
+      expect(page.url.pathname + page.url.search).toBe('/account?done=disconnected');
+      expect(page.text()).toContain('Upstream not connected');
+      const r = await call(client, 'upstream_me');
+      expect(r.isError).toBe(true);
+      expect(r.text).toBe('upstream_me was not run: connecting Upstream was declined.');
+      expect(asked).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a grant revoked at the provider: the refresh is refused, the connection is marked, the person is asked again', async () => {
+    await upstream.revokeConsent('bob-upstream');
+    await new Promise((r) => setTimeout(r, TTL_SECONDS * 1000));
+    const asked: string[] = [];
+    const { client } = await connectAs(stack, bob, { client: elicitingClient(async (url) => (asked.push(url), 'cancel'), []) });
+    try {
+      const r = await call(client, 'upstream_me');
+      expect(r.text).toBe('upstream_me was not run: connecting Upstream was cancelled.');
+      expect(asked).toHaveLength(1);
+    } finally {
+      await client.close();
+    }
+    expect(await metric(stack, 'connected_account_uses_total{provider="upstream",outcome="reconnect"}')).toBeGreaterThanOrEqual(1);
+  });
+});
