@@ -13,6 +13,8 @@ export interface Target {
    * method and tool name are repeated in `Mcp-Method` / `Mcp-Name`. Default: 2025.
    */
   revision?: '2026-07-28';
+  /** The tool to call (default whoami); it must answer whoami's shape. */
+  tool?: string;
 }
 
 export const REVISION_2026 = '2026-07-28';
@@ -22,7 +24,7 @@ export const headersFor = (t: Target): Record<string, string> => ({
   accept: 'application/json, text/event-stream',
   authorization: `Bearer ${t.token}`,
   ...(t.sessionId ? { 'mcp-session-id': t.sessionId, 'mcp-protocol-version': '2025-06-18' } : {}),
-  ...(t.revision === REVISION_2026 ? { 'mcp-protocol-version': REVISION_2026, 'mcp-method': 'tools/call', 'mcp-name': 'whoami' } : {}),
+  ...(t.revision === REVISION_2026 ? { 'mcp-protocol-version': REVISION_2026, 'mcp-method': 'tools/call', 'mcp-name': t.tool ?? 'whoami' } : {}),
 });
 
 let nextId = 1;
@@ -34,8 +36,8 @@ const callWhoami = (t: Target) =>
     method: 'tools/call',
     params:
       t.revision === REVISION_2026
-        ? { name: 'whoami', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': REVISION_2026, 'io.modelcontextprotocol/clientCapabilities': {} } }
-        : { name: 'whoami', arguments: {} },
+        ? { name: t.tool ?? 'whoami', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': REVISION_2026, 'io.modelcontextprotocol/clientCapabilities': {} } }
+        : { name: t.tool ?? 'whoami', arguments: {} },
   });
 
 /** Open a Streamable HTTP session (initialize, then initialized) and return its id. */

@@ -6,7 +6,7 @@ const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
 /** Issue 13: a cached opaque check does the same work as a cached JWT check, so the same bar for both. */
 const JWT_TARGET = 0.95;
 const WARM_INTROSPECTION_TARGET = 0.95;
-const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything'];
+const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential'];
 
 const x2 = (n: number) => `${n.toFixed(2)}×`;
 const ms = (n: number) => n.toFixed(2);
@@ -206,6 +206,7 @@ export function renderChart(r: BenchResults): string {
     'opaque-cached': '#3f9b5b',
     'opaque-introspect': '#d08a2e',
     'introspect-everything': '#b8463c',
+    credential: '#7b5ea7',
   };
   const width = 760;
   const labelW = 300;

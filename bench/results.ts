@@ -15,7 +15,7 @@ export const MODE_TITLES: Record<Mode, string> = {
   'stateless-2026': '2026-07-28 (stateless, no initialize)',
 };
 
-export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything';
+export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything' | 'credential';
 
 export const SCENARIO_LABELS: Record<Scenario, string> = {
   baseline: 'baseline (fixed principal, no token check)',
@@ -23,6 +23,7 @@ export const SCENARIO_LABELS: Record<Scenario, string> = {
   'opaque-cached': 'opaque, introspection cache warm',
   'opaque-introspect': 'opaque, introspect every call',
   'introspect-everything': 'introspect + list every client (1,000 clients)',
+  credential: 'baseline tool reading a stored credential (connected account, fresh token)',
 };
 
 /** One autocannon run of one scenario. Latencies in milliseconds. */

@@ -44,6 +44,37 @@ import { removedCheckCost, verifierCost } from './verifierCost.js';
 import type { BenchResults, LoadResult, LoadSample, MemoryResult, Mode, Scenario } from './results.js';
 import { type BenchServer, startBenchServer } from './servers.js';
 import { median } from './stats.js';
+import { BENCH_PROVIDER, whoamiWithCredential } from './credentialTool.js';
+import { writeFile } from 'node:fs/promises';
+import { openDatabase } from '../src/store/database.js';
+import { connectionsStore } from '../src/store/connectionsStore.js';
+import { createSealer, parseConnectionKeys } from '../src/connections/sealing.js';
+
+// One key for the run: the bench seals the credential, the server opens it.
+const CONNECTION_KEYS = `bench:${randomBytes(32).toString('base64url')}`;
+
+/** A provider catalogue for the credential scenario. Its endpoints are never called: the stored token stays fresh. */
+async function credentialEnv(dir: string): Promise<Record<string, string>> {
+  const file = join(dir, 'connections.json');
+  const endpoint = 'http://127.0.0.1:9/never-called';
+  await writeFile(
+    file,
+    JSON.stringify({ providers: { [BENCH_PROVIDER]: { displayName: 'Bench', authorizationEndpoint: endpoint, tokenEndpoint: endpoint, clientId: 'bench', clientSecret: 'bench-secret', scopes: ['read'] } } }),
+  );
+  return { CONNECTIONS_FILE: file, CONNECTION_KEYS };
+}
+
+/** The fixed principal's connection, sealed as the connect flow would store it, valid for a day. */
+async function seedCredential(path: string, sub: string): Promise<void> {
+  const db = await openDatabase({ kind: 'sqlite', path });
+  try {
+    const sealer = createSealer(parseConnectionKeys(CONNECTION_KEYS));
+    const credential = { accessToken: 'bench-upstream-access-token', refreshToken: 'bench-upstream-refresh-token', expiresAt: Math.floor(Date.now() / 1000) + 86_400 };
+    await connectionsStore(db, 'sqlite').upsert({ sub, provider: BENCH_PROVIDER, sealed: await sealer.seal(credential, { sub, provider: BENCH_PROVIDER }), keyId: sealer.newestKeyId, expiresAt: credential.expiresAt });
+  } finally {
+    await db.destroy();
+  }
+}
 
 const num = (name: string, fallback: number) => {
   const v = Number(process.env[name] ?? fallback);
@@ -65,14 +96,27 @@ const REGISTERED_CLIENTS = 1000;
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
 const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
-const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything'];
+const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential'];
 /**
  * The contrast is measured once (2025 stateless), and the 2026 mode measures
  * what its targets name (JWT, warm introspection): a third mode must not
  * lengthen the run past 10 minutes.
  */
+/**
+ * The credential scenario (a tool reading a connected account, issue 14) runs
+ * in 2025 stateless only, against the baseline's own server; introspecting
+ * every call is measured in 2025 stateless only (its cost does not depend on
+ * the mode), which keeps the run under 10 minutes.
+ */
 const scenariosOf = (mode: Mode): Scenario[] =>
-  SCENARIOS.filter((s) => (s !== 'introspect-everything' || mode === 'stateless') && (s !== 'opaque-introspect' || mode !== 'stateless-2026'));
+  SCENARIOS.filter(
+    (s) =>
+      (s !== 'introspect-everything' || mode === 'stateless') &&
+      (s !== 'credential' || mode === 'stateless') &&
+      (s !== 'opaque-introspect' || mode === 'stateless'),
+  );
+/** Scenarios served by another scenario's server process (a different tool on the same server). */
+const SHARED_SERVER: Partial<Record<Scenario, Scenario>> = { credential: 'baseline' };
 /** Server processes: 2026-07-28 requests go to the 2025 stateless servers (2 cores: no more processes than needed). */
 const SERVER_MODES = ['stateless', 'stateful'] as const;
 const serverModeOf = (mode: Mode): (typeof SERVER_MODES)[number] => (mode === 'stateful' ? 'stateful' : 'stateless');
@@ -84,6 +128,7 @@ const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string;
   'opaque-cached': { hydra: 'opaque', verifier: 'hydra', cacheSeconds: 60 },
   'opaque-introspect': { hydra: 'opaque', verifier: 'hydra', cacheSeconds: 0 },
   'introspect-everything': { hydra: 'opaque', verifier: 'introspect-everything', cacheSeconds: 0 },
+  credential: { hydra: 'jwt', verifier: 'fixed', cacheSeconds: 60 },
 };
 
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -167,16 +212,21 @@ async function main() {
     const load = new Map<string, BenchServer>();
     await Promise.all(
       SERVER_MODES.flatMap((mode) =>
-        scenariosOf(mode).map(async (scenario) => {
-          const c = COMPOSITION[scenario];
-          const s = await start(`${mode}-${scenario}`, c.verifier, hydras[c.hydra], {
-            MCP_STATELESS: String(mode === 'stateless'),
-            INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds),
-          });
-          load.set(`${mode}/${scenario}`, s);
-        }),
+        scenariosOf(mode)
+          .filter((scenario) => !SHARED_SERVER[scenario])
+          .map(async (scenario) => {
+            const c = COMPOSITION[scenario];
+            const s = await start(`${mode}-${scenario}`, c.verifier, hydras[c.hydra], {
+              MCP_STATELESS: String(mode === 'stateless'),
+              INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds),
+              // The 2025 stateless baseline also serves the credential scenario's tool.
+              ...(mode === 'stateless' && scenario === 'baseline' ? await credentialEnv(dir) : {}),
+            });
+            load.set(`${mode}/${scenario}`, s);
+          }),
       ),
     );
+    await seedCredential(join(dir, 'stateless-baseline.sqlite'), 'bench-baseline-user');
     // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
     const memVerifier = FULL_MEMORY ? 'hydra' : 'hydra-small-cache';
     const memEnv = { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600', BENCH_CACHE_BOUND: String(TOKEN_CACHE_BOUND) };
@@ -199,14 +249,20 @@ async function main() {
     const targets = new Map<string, { target: Target; sub: string; server: BenchServer }>();
     for (const mode of MODES) {
       for (const scenario of scenariosOf(mode)) {
-        const server = load.get(`${serverModeOf(mode)}/${scenario}`)!;
+        const server = load.get(`${serverModeOf(mode)}/${SHARED_SERVER[scenario] ?? scenario}`)!;
         const which = COMPOSITION[scenario].hydra;
         const token = await mintToken(hydras[which].publicUrl, clients[which], server.mcpUrl.href);
         // client_credentials: the subject is the client; the baseline names its fixed person.
-        const sub = scenario === 'baseline' ? 'bench-baseline-user' : clients[which].clientId;
+        const sub = COMPOSITION[scenario].verifier === 'fixed' ? 'bench-baseline-user' : clients[which].clientId;
         const sessionId = mode === 'stateful' ? (await openSession(server.mcpUrl, token)).sessionId : undefined;
         if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
-        const target: Target = { url: server.mcpUrl, token, sessionId, ...(mode === 'stateless-2026' ? { revision: REVISION_2026 } : {}) };
+        const target: Target = {
+          url: server.mcpUrl,
+          token,
+          sessionId,
+          ...(mode === 'stateless-2026' ? { revision: REVISION_2026 } : {}),
+          ...(scenario === 'credential' ? { tool: whoamiWithCredential.name } : {}),
+        };
         await callOnce(target, sub);
         // Warm-up: JIT, connection pools, the introspection cache where there is one.
         await runLoad(target, CONNECTIONS, 1);

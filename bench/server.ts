@@ -6,6 +6,7 @@
  * process.memoryUsage() taken after a full GC.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { whoamiWithCredential } from './credentialTool.js';
 import { fixedPrincipalVerifier } from './fixedPrincipal.js';
 import { introspectEverythingVerifier } from './introspectEverything.js';
 import { hydraTokenVerifier, startServer, type StartOptions } from '../src/main.js';
@@ -25,7 +26,8 @@ if (!verifier || !process.send) {
   process.exit(2);
 }
 
-const running = await startServer(process.env, { verifier });
+// The credential scenario's tool, where the run configured a provider for it.
+const running = await startServer(process.env, { verifier, ...(process.env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}) });
 process.send({ ready: true, url: running.url, metricsUrl: running.metricsUrl });
 process.on('message', (msg: { memory?: boolean; stop?: boolean; cpu?: boolean }) => {
   // CPU time of the whole process (all threads), µs: the load runs read it before and after.

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createAccountRemoval, RemovalIncompleteError, type RemovalReport } from '../src/account/accountRemoval.js';
 import { createHydraAdmin } from '../src/hydra/index.js';
+import { createConnections } from '../src/connections/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
 import { createUserStore, normaliseEmail, UserInputError } from '../src/login/userStore.js';
@@ -87,13 +88,16 @@ async function main(argv: string[]): Promise<number> {
         break;
       }
       case 'remove': {
+        // The CLI reports on stdout/stderr itself.
+        const log = createLogger('silent');
+        const connections = createConnections({ settings: config.connections, db, dialect: config.database.kind, publicBaseUrl: config.publicBaseUrl, secret: config.sessionSecret, log });
         const removeAccount = createAccountRemoval({
           db,
           users,
           hydra: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
           removed: removedSubjectsStore(db),
-          // The CLI reports on stdout/stderr itself.
-          log: createLogger('silent'),
+          log,
+          ...(connections ? { revokeConnections: (sub: string) => connections.flow.revokeAll(sub) } : {}),
         });
         console.log(describeRemoval(normaliseEmail(email), await removeAccount({ email })));
         break;

@@ -58,6 +58,12 @@ export interface AccountRemovalOptions {
    * process refuses the subject at once and closes its open MCP sessions.
    */
   onRecorded?: (sub: string) => void | Promise<void>;
+  /**
+   * Connected accounts: tell each provider to revoke what the person granted
+   * (RFC 7009), before their rows are deleted. Best effort: a provider that
+   * cannot be told does not stop the removal (the tokens are deleted here anyway).
+   */
+  revokeConnections?: (sub: string) => Promise<void>;
   now?: () => Date;
   /** For tests: runs after each step; throwing here stands in for a crash at that point. */
   afterStep?: (step: RemovalStep, sub: string) => void | Promise<void>;
@@ -133,8 +139,9 @@ export function createAccountRemoval(options: AccountRemovalOptions): RemoveAcco
       await hydra.revokeLoginSessions(sub);
     };
     await step('hydra', revokeAtHydra);
-    // 3. Every row keyed by the subject, in one transaction.
+    // 3. Every row keyed by the subject, in one transaction (connected accounts revoked at their providers first).
     await step('data', async () => {
+      await options.revokeConnections?.(sub).catch((e: unknown) => log.warn('account removal: connected accounts not revoked at their providers', { sub, error: e }));
       Object.assign(deleted, await deleteSubjectData(db, sub));
     });
     // 4. The account, last.

@@ -163,6 +163,7 @@ export function buildApp(deps: AppDependencies): App {
     hydra: hydraAdmin,
     removed: removedSubjectsStore(db),
     log,
+    ...(connections ? { revokeConnections: (sub: string) => connections.flow.revokeAll(sub) } : {}),
     onRecorded: async (sub) => {
       deps.removedSubjects.add(sub);
       await Promise.all([httpSessions.closeOwnedBy(sub), sseSessions.closeOwnedBy(sub)]);

@@ -35,6 +35,8 @@ export interface ConnectFlow {
   finish(params: { provider: string; callbackUrl: URL; browserBinding: string | undefined; sub: string | undefined }): Promise<{ sub: string; provider: string; elicitationId?: string }>;
   /** RFC 7009 revocation at the provider where it has an endpoint, then the row goes; `revoked` false when the provider could not be told. */
   disconnect(sub: string, provider: string): Promise<{ existed: boolean; revoked: boolean }>;
+  /** Revoke every connection of the person at its provider (best effort, for account removal); rows stay for the caller to delete. */
+  revokeAll(sub: string): Promise<void>;
   /** Every configured provider with this person's status. */
   list(sub: string): Promise<ConnectionView[]>;
   /** Our callback for `provider` (the redirect URI registered there). */
@@ -161,6 +163,19 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       await store.delete(sub, provider);
       log.info('account disconnected', { sub, provider, revoked });
       return { existed: true, revoked };
+    },
+
+    async revokeAll(sub) {
+      for (const { provider } of await store.list(sub)) {
+        const row = await store.get(sub, provider);
+        const c = providers.get(provider);
+        if (!row || !c) continue;
+        try {
+          await c.revoke(await sealer.open(row.sealed, { sub, provider }));
+        } catch (e) {
+          log.warn('account removal: revocation at the provider failed', { sub, provider, error: (e as Error).name });
+        }
+      }
     },
 
     async list(sub) {

@@ -154,10 +154,10 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
   const accessToken = async (sub: string, provider: string): Promise<string> => {
     const row = await store.get(sub, provider);
     if (!row) throw new ConnectionRequiredError(provider, 'missing');
-    if (row.status !== 'active') throw new ConnectionRequiredError(provider, 'reconnect');
-    const credential = await open(row);
+    const credential = row.status === 'active' ? await open(row) : undefined;
     if (!credential) {
-      await store.markNeedsReconnect(sub, provider);
+      if (row.status === 'active') await store.markNeedsReconnect(sub, provider);
+      options.onUse?.(provider, 'reconnect');
       throw new ConnectionRequiredError(provider, 'reconnect');
     }
     if (fresh(credential)) {

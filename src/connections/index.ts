@@ -34,9 +34,10 @@ export function createConnections(deps: {
 }): Connections | undefined {
   const { settings, log } = deps;
   if (!settings) return undefined;
-  const store = connectionsStore(deps.db, deps.dialect);
+  // A refresh (with a first discovery: two provider requests of at most 5 s each) must end well inside the lease.
+  const store = connectionsStore(deps.db, deps.dialect, { leaseMs: 25_000, lockWaitMs: 30_000 });
   const sealer = createSealer(settings.keys);
-  const providers = new Map(settings.providers.map((p) => [p.name, createProviderClient(p)]));
+  const providers = new Map(settings.providers.map((p) => [p.name, createProviderClient(p, { timeoutMs: 5_000 })]));
   const clog = log.child({ component: 'connections' });
   return {
     providers,

@@ -45,16 +45,20 @@ export function addConnectionRoutes(router: express.Router, o: ConnectionRoutesO
     return p.data;
   };
   const refused = (res: Response, e: ConnectError) => send(res, e.status, messagePage({ title: 'Not connected', message: e.message }));
+  // A ConnectError anywhere in a route (an unknown provider in the path included) is its own page and status, never a 500.
+  const page = (handler: (req: Request, res: Response) => Promise<void>) =>
+    o.page(async (req, res) => {
+      try {
+        await handler(req, res);
+      } catch (e) {
+        if (e instanceof ConnectError) return refused(res, e);
+        throw e;
+      }
+    });
 
   // The link a tool's elicitation points at, and the account page's Connect button: a page to confirm.
-  router.get('/account/connections/:provider/connect', o.page(async (req, res) => {
-    let provider: string;
-    try {
-      provider = providerOf(req);
-    } catch (e) {
-      if (e instanceof ConnectError) return refused(res, e);
-      throw e;
-    }
+  router.get('/account/connections/:provider/connect', page(async (req, res) => {
+    const provider = providerOf(req);
     const e = typeof req.query.e === 'string' ? req.query.e : undefined;
     const sub = await o.sessionSub(req);
     if (!sub) {
@@ -68,7 +72,7 @@ export function addConnectionRoutes(router: express.Router, o: ConnectionRoutesO
     send(res, 200, connectPage({ csrf: o.csrf.tokenFor(req, res, connectBinding(sub, provider)), provider, displayName: o.flow.displayName(provider), fromApp: e !== undefined, e }));
   }));
 
-  router.post('/account/connections/:provider/connect', form, o.page(async (req, res) => {
+  router.post('/account/connections/:provider/connect', form, page(async (req, res) => {
     const provider = providerOf(req);
     const input = parse(ConnectForm, req.body, 'form');
     const sub = await o.sessionSub(req);
@@ -76,32 +80,22 @@ export function addConnectionRoutes(router: express.Router, o: ConnectionRoutesO
     o.csrf.require(req, connectBinding(sub, provider), input.csrf);
     const elicitationId = input.e ? o.links.verify(input.e, sub, provider) : undefined;
     if (input.e && !elicitationId) throw new BadRequest('This link was made for another account, or it is damaged.');
-    try {
-      const { authorizationUrl, browserBinding } = await o.flow.begin(sub, provider, elicitationId);
-      setCookie(res, bindingCookie(provider), browserBinding, { ...o.cookie, maxAgeSeconds: ATTEMPT_SECONDS });
-      res.redirect(303, authorizationUrl.href);
-    } catch (e) {
-      if (e instanceof ConnectError) return refused(res, e);
-      throw e;
-    }
+    const { authorizationUrl, browserBinding } = await o.flow.begin(sub, provider, elicitationId);
+    setCookie(res, bindingCookie(provider), browserBinding, { ...o.cookie, maxAgeSeconds: ATTEMPT_SECONDS });
+    res.redirect(303, authorizationUrl.href);
   }));
 
   // The provider sends the browser back here (the redirect URI registered there).
-  router.get('/account/connections/:provider/callback', o.page(async (req, res) => {
-    try {
-      const provider = providerOf(req);
-      const callbackUrl = new URL(req.originalUrl, 'http://callback.invalid');
-      const browserBinding = readCookie(req, bindingCookie(provider));
-      clearCookie(res, bindingCookie(provider), o.cookie);
-      await o.flow.finish({ provider, callbackUrl, browserBinding, sub: await o.sessionSub(req) });
-      send(res, 200, connectDonePage({ displayName: o.flow.displayName(provider) }));
-    } catch (e) {
-      if (e instanceof ConnectError) return refused(res, e);
-      throw e;
-    }
+  router.get('/account/connections/:provider/callback', page(async (req, res) => {
+    const provider = providerOf(req);
+    const callbackUrl = new URL(req.originalUrl, 'http://callback.invalid');
+    const browserBinding = readCookie(req, bindingCookie(provider));
+    clearCookie(res, bindingCookie(provider), o.cookie);
+    await o.flow.finish({ provider, callbackUrl, browserBinding, sub: await o.sessionSub(req) });
+    send(res, 200, connectDonePage({ displayName: o.flow.displayName(provider) }));
   }));
 
-  router.post('/account/connections/:provider/disconnect', form, o.page(async (req, res) => {
+  router.post('/account/connections/:provider/disconnect', form, page(async (req, res) => {
     const provider = providerOf(req);
     const input = parse(DisconnectForm, req.body, 'form');
     const sub = await o.sessionSub(req);

@@ -14,6 +14,10 @@ import { Client as V2Client } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ElicitationCompleteNotificationSchema, ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { createSealer, parseConnectionKeys } from '../../src/connections/sealing.js';
+import { connectionsStore } from '../../src/store/connectionsStore.js';
+import { openDatabase } from '../../src/store/database.js';
 import { defineTool, ToolError } from '../../src/tools/contract.js';
 import { Browser, type Page } from './browser.js';
 import { call, connectAs } from './flow.js';
@@ -25,6 +29,7 @@ import { connectV2, REVISION } from './v2Client.js';
 const TTL_SECONDS = 8;
 
 let apiUrl = '';
+const KEYS = `k1:${randomBytes(32).toString('base64url')}`;
 /** The tool under test: asks the upstream API who the person is there, with the person's own upstream token. */
 const upstreamMe = defineTool({
   name: 'upstream_me',
@@ -93,7 +98,7 @@ describe('connected accounts against a second real Hydra as the provider', () =>
           file,
           JSON.stringify({ providers: { upstream: { displayName: 'Upstream', issuer: upstream.issuer, clientId: c.clientId, clientSecret: c.clientSecret, scopes: ['offline_access', 'profile'] } } }),
         );
-        return { CONNECTIONS_FILE: file, CONNECTION_KEYS: `k1:${randomBytes(32).toString('base64url')}`, CONNECT_WAIT_SECONDS: '30' };
+        return { CONNECTIONS_FILE: file, CONNECTION_KEYS: KEYS, CONNECT_WAIT_SECONDS: '30' };
       },
     });
     alice = await stack.addUser('alice@example.com', 'copper lantern 2026');
@@ -240,5 +245,35 @@ describe('connected accounts against a second real Hydra as the provider', () =>
       await client.close();
     }
     expect(await metric(stack, 'connected_account_uses_total{provider="upstream",outcome="reconnect"}')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('deleting the person revokes their connections at the provider (RFC 7009) and deletes the rows', async () => {
+    const erin = await stack.addUser('erin@example.com', 'garnet meadow 2026');
+    const browser = new Browser();
+    let connecting: Promise<Page> | undefined;
+    const { client } = await connectAs(stack, erin, {
+      browser,
+      client: elicitingClient(async (url) => ((connecting = connectInBrowser(browser, url, erin, 'erin-upstream')), 'accept'), []),
+    });
+    try {
+      expect((await call(client, 'upstream_me')).value).toMatchObject({ sub: 'erin-upstream' });
+      await connecting;
+    } finally {
+      await client.close();
+    }
+    // The token as stored (opened with the run's key): it works at the provider until the removal.
+    const db = await openDatabase(loadConfig(stack.env).database);
+    try {
+      const row = await connectionsStore(db, 'sqlite').get(erin.sub, 'upstream');
+      const { accessToken } = await createSealer(parseConnectionKeys(KEYS)).open(row!.sealed, { sub: erin.sub, provider: 'upstream' });
+      const at = () => fetch(apiUrl, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.status);
+      expect(await at()).toBe(200);
+      const report = await stack.server.removeAccount({ sub: erin.sub });
+      expect(report.deleted).toMatchObject({ connections: 1 });
+      expect(await at(), 'revoked at the provider').toBe(401);
+      expect(await connectionsStore(db, 'sqlite').get(erin.sub, 'upstream')).toBeUndefined();
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -1,0 +1,381 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import {
+  ConnectionRequiredError,
+  type CredentialService,
+  type CredentialServiceOptions,
+  createCredentialService,
+  ProviderUnavailableError,
+} from '../../src/connections/credentials.js';
+import { type ProviderClient, ProviderError } from '../../src/connections/providerClient.js';
+import { type CredentialSealer, createSealer, type StoredCredential } from '../../src/connections/sealing.js';
+import { createLogger } from '../../src/log/logger.js';
+import { type ConnectionsStore, connectionsStore } from '../../src/store/connectionsStore.js';
+import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
+import { createTestDatabase } from '../support/postgres.js';
+
+/**
+ * createCredentialService over the real connections store (SQLite file and a
+ * real PostgreSQL) and the real sealer. Only the provider is a local stub
+ * ProviderClient: the OAuth protocol itself is tested against a second real
+ * Hydra in test/connections/providerClient.test.ts and test/e2e/connections.test.ts.
+ */
+interface Backend {
+  target: DatabaseTarget;
+  cleanup(): Promise<void>;
+}
+
+const backends: Record<'sqlite' | 'postgres', () => Promise<Backend>> = {
+  sqlite: async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hydra-mcp-credentials-'));
+    return { target: { kind: 'sqlite', path: join(dir, 'store.sqlite') }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  },
+  postgres: async () => {
+    const pg = await createTestDatabase(inject('postgresUrl'));
+    return { target: { kind: 'postgres', url: pg.url, poolMax: 5 }, cleanup: pg.drop };
+  },
+};
+
+const SUB = 'alice';
+const PROVIDER = 'github';
+const BIND = { sub: SUB, provider: PROVIDER };
+// A fixed clock for the service (epoch ms); the store keeps real time for its leases.
+const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
+const T0S = T0 / 1000;
+
+// Distinctive token values, so the log check below can look for them verbatim.
+const AT1 = 'AT-one-7f3a9c';
+const RT1 = 'RT-one-2b8e41';
+const accessTokenNo = (n: number) => `AT-${n}-rotated-5d1c`;
+const refreshTokenNo = (n: number) => `RT-${n}-rotated-9e0f`;
+
+type Behaviour = 'ok' | 'invalid_grant' | 'unavailable';
+
+/**
+ * A stub provider: `refresh` answers with the next numbered token pair (a
+ * rotated refresh token each time, lifetime `ttl`), or fails as `behaviour`
+ * says, after `delayMs` so concurrent callers overlap the refresh.
+ */
+function stubProvider(clock: () => number, opts: { delayMs?: number; ttl?: number } = {}) {
+  const received: string[] = [];
+  let issued = 1;
+  const stub = {
+    received,
+    behaviour: 'ok' as Behaviour,
+    client: {
+      name: PROVIDER,
+      displayName: 'GitHub',
+      scopes: ['read'],
+      authorizationUrl: () => Promise.reject(new Error('not used here')),
+      exchangeCode: () => Promise.reject(new Error('not used here')),
+      revoke: () => Promise.reject(new Error('not used here')),
+      async refresh(refreshToken: string): Promise<StoredCredential> {
+        received.push(refreshToken);
+        await new Promise((r) => setTimeout(r, opts.delayMs ?? 0));
+        if (stub.behaviour === 'invalid_grant') throw new ProviderError('invalid_grant', PROVIDER, 'the refresh token was refused', 'invalid_grant');
+        if (stub.behaviour === 'unavailable') throw new ProviderError('unavailable', PROVIDER, 'token endpoint answered HTTP 503');
+        issued += 1;
+        return {
+          accessToken: accessTokenNo(issued),
+          refreshToken: refreshTokenNo(issued),
+          expiresAt: Math.floor(clock() / 1000) + (opts.ttl ?? 3600),
+          scope: 'read',
+          tokenType: 'Bearer',
+        };
+      },
+    } satisfies ProviderClient,
+  };
+  return stub;
+}
+
+/** Change one character in the middle of the ciphertext part of a compact JWE. */
+function tamper(sealed: string): string {
+  const parts = sealed.split('.');
+  const part = parts[3]!;
+  const at = Math.floor(part.length / 2);
+  parts[3] = part.slice(0, at) + (part[at] === 'A' ? 'B' : 'A') + part.slice(at + 1);
+  return parts.join('.');
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+}
+
+describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real store and sealer, stub provider)', (kind) => {
+  let backend: Backend;
+  let db: Db;
+  let store: ConnectionsStore;
+  let sealer: CredentialSealer;
+  let clock: number;
+  let lines: string[];
+  const now = () => clock;
+
+  beforeAll(async () => {
+    backend = await backends[kind]();
+  });
+  afterAll(async () => {
+    await backend?.cleanup();
+  });
+  beforeEach(async () => {
+    db = await openDatabase(backend.target);
+    await db.deleteFrom('connections').execute();
+    store = connectionsStore(db, kind);
+    sealer = createSealer([{ kid: 'k1', key: new Uint8Array(randomBytes(32)) }]);
+    clock = T0;
+    lines = [];
+  });
+  afterEach(async () => {
+    await db.destroy();
+  });
+
+  const service = (
+    provider: ReturnType<typeof stubProvider>,
+    over: Partial<CredentialServiceOptions> = {},
+  ): CredentialService =>
+    createCredentialService({
+      store,
+      sealer,
+      providers: new Map([[PROVIDER, provider.client]]),
+      log: createLogger('debug', (line) => lines.push(line)),
+      now,
+      ...over,
+    });
+  const token = (svc: CredentialService, sub = SUB) => svc.forTool(sub, [PROVIDER])[PROVIDER]!.accessToken();
+
+  /** Store a connection as the connect flow would: sealed, bound to its row. */
+  async function connect(credential: Partial<StoredCredential> = {}, sub = SUB) {
+    const c: StoredCredential = { accessToken: AT1, refreshToken: RT1, expiresAt: T0S + 3600, scope: 'read', tokenType: 'Bearer', ...credential };
+    return store.upsert({ sub, provider: PROVIDER, sealed: await sealer.seal(c, { sub, provider: PROVIDER }), keyId: sealer.newestKeyId, scope: 'read', ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
+  }
+  const nearExpiry = { expiresAt: T0S + 30 };
+
+  it('a fresh token is returned as stored, without a refresh', async () => {
+    await connect();
+    const provider = stubProvider(now);
+    const outcomes: string[] = [];
+    const svc = service(provider, { onUse: (_p, o) => outcomes.push(o) });
+    expect(await token(svc)).toBe(AT1);
+    expect(await token(svc)).toBe(AT1);
+    expect(provider.received).toEqual([]);
+    expect(outcomes).toEqual(['ok', 'ok']);
+    expect(await svc.isConnected(SUB, PROVIDER)).toBe(true);
+  });
+
+  it('a token a minute from expiry is refreshed once; the rotated refresh token is sealed into the row', async () => {
+    const before = await connect(nearExpiry);
+    const provider = stubProvider(now);
+    const outcomes: string[] = [];
+    const svc = service(provider, { onUse: (_p, o) => outcomes.push(o) });
+    expect(await token(svc)).toBe(accessTokenNo(2));
+    expect(provider.received).toEqual([RT1]);
+
+    const row = (await store.get(SUB, PROVIDER))!;
+    expect(row).toMatchObject({ status: 'active', keyId: 'k1', scope: 'read', expiresAt: T0S + 3600, createdAt: before.createdAt });
+    expect(row.sealed).not.toBe(before.sealed);
+    expect(await sealer.open(row.sealed, BIND)).toEqual({
+      accessToken: accessTokenNo(2),
+      refreshToken: refreshTokenNo(2),
+      expiresAt: T0S + 3600,
+      scope: 'read',
+      tokenType: 'Bearer',
+      issuedAt: T0S,
+    });
+    // The new token is fresh: the next call uses it, no second refresh.
+    expect(await token(svc)).toBe(accessTokenNo(2));
+    expect(provider.received).toHaveLength(1);
+    expect(outcomes).toEqual(['refreshed', 'ok']);
+  });
+
+  it('single flight in one process: 10 concurrent calls make exactly 1 provider refresh and all get the new token', async () => {
+    await connect(nearExpiry);
+    const provider = stubProvider(now, { delayMs: 100 });
+    const svc = service(provider);
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => token(svc)));
+    expect(tokens).toEqual(Array(10).fill(accessTokenNo(2)));
+    expect(provider.received).toEqual([RT1]);
+    expect(await sealer.open((await store.get(SUB, PROVIDER))!.sealed, BIND)).toMatchObject({ refreshToken: refreshTokenNo(2) });
+  });
+
+  it('single flight across replicas: two services on two Kysely instances of one database refresh exactly once, and both get the new token', async () => {
+    await connect(nearExpiry);
+    // A second "replica": its own pool (PostgreSQL) or its own connection to the same file (SQLite).
+    const db2 = await openDatabase(backend.target);
+    try {
+      const a = stubProvider(now, { delayMs: 200 });
+      const b = stubProvider(now, { delayMs: 200 });
+      const replicaA = service(a);
+      const replicaB = createCredentialService({
+        store: connectionsStore(db2, kind),
+        sealer,
+        providers: new Map([[PROVIDER, b.client]]),
+        log: createLogger('debug', (line) => lines.push(line)),
+        now,
+      });
+      const tokens = await Promise.all([token(replicaA), token(replicaB), token(replicaA), token(replicaB)]);
+      expect(tokens).toEqual(Array(4).fill(accessTokenNo(2)));
+      // One provider refresh in all: whichever replica won the lock; the other re-read the row.
+      expect([...a.received, ...b.received]).toEqual([RT1]);
+      const row = (await store.get(SUB, PROVIDER))!;
+      expect(await sealer.open(row.sealed, BIND)).toMatchObject({ accessToken: accessTokenNo(2), refreshToken: refreshTokenNo(2) });
+    } finally {
+      await db2.destroy();
+    }
+  });
+
+  it('invalid_grant from the provider: the row is marked needs_reconnect and the call asks to reconnect', async () => {
+    const before = await connect(nearExpiry);
+    const provider = stubProvider(now);
+    provider.behaviour = 'invalid_grant';
+    const outcomes: string[] = [];
+    const svc = service(provider, { onUse: (_p, o) => outcomes.push(o) });
+    const e = await rejection(token(svc));
+    expect(e).toBeInstanceOf(ConnectionRequiredError);
+    expect(e).toMatchObject({ provider: PROVIDER, reason: 'reconnect' });
+    const row = (await store.get(SUB, PROVIDER))!;
+    // Kept (disconnecting still revokes it), but no longer used.
+    expect(row).toMatchObject({ status: 'needs_reconnect', sealed: before.sealed });
+    expect(await svc.isConnected(SUB, PROVIDER)).toBe(false);
+    // Later calls ask again without troubling the provider.
+    expect(await rejection(token(svc))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'reconnect' });
+    expect(provider.received).toEqual([RT1]);
+    expect(outcomes[0]).toBe('reconnect');
+  });
+
+  it('provider unavailable: ProviderUnavailableError, the row unchanged (still active, same ciphertext); it works once the provider is back', async () => {
+    const before = await connect(nearExpiry);
+    const provider = stubProvider(now);
+    provider.behaviour = 'unavailable';
+    const outcomes: string[] = [];
+    const svc = service(provider, { onUse: (_p, o) => outcomes.push(o) });
+    const e = await rejection(token(svc));
+    expect(e).toBeInstanceOf(ProviderUnavailableError);
+    expect(e).toMatchObject({ provider: PROVIDER });
+    expect(await store.get(SUB, PROVIDER)).toEqual(before);
+    expect(outcomes).toEqual(['unavailable']);
+
+    provider.behaviour = 'ok';
+    expect(await token(svc)).toBe(accessTokenNo(2));
+    expect(provider.received).toEqual([RT1, RT1]);
+  });
+
+  it('no connection row: ConnectionRequiredError("missing"), for this person only', async () => {
+    await connect({}, 'bob');
+    const svc = service(stubProvider(now));
+    const e = await rejection(token(svc, SUB));
+    expect(e).toBeInstanceOf(ConnectionRequiredError);
+    expect(e).toMatchObject({ provider: PROVIDER, reason: 'missing' });
+    expect(await svc.isConnected(SUB, PROVIDER)).toBe(false);
+    expect(await token(svc, 'bob')).toBe(AT1);
+  });
+
+  it.each([
+    ['a tampered ciphertext', 'tampered', async (row: { sealed: string }) => tamper(row.sealed)],
+    ['another person’s ciphertext copied into the row', 'wrong_binding', async () => sealer.seal({ accessToken: AT1, expiresAt: T0S + 3600 }, { sub: 'bob', provider: PROVIDER })],
+    ['a ciphertext under a key no longer configured', 'unknown_key', async () => createSealer([{ kid: 'gone', key: new Uint8Array(randomBytes(32)) }]).seal({ accessToken: AT1 }, BIND)],
+  ])('%s: ConnectionRequiredError("reconnect") and the row marked needs_reconnect', async (_case, reason, replace) => {
+    const row = await connect();
+    await db.updateTable('connections').set({ sealed: await replace(row) }).where('sub', '=', SUB).execute();
+    const provider = stubProvider(now);
+    const svc = service(provider);
+    expect(await rejection(token(svc))).toMatchObject({ name: 'ConnectionRequiredError', provider: PROVIDER, reason: 'reconnect' });
+    expect(await store.get(SUB, PROVIDER)).toMatchObject({ status: 'needs_reconnect' });
+    expect(provider.received).toEqual([]);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged).toContainEqual(expect.objectContaining({ level: 'error', msg: expect.stringContaining('cannot be opened'), reason, sub: SUB, provider: PROVIDER }));
+  });
+
+  it('an expiring token with no refresh token: reconnect, row marked, provider not called', async () => {
+    await connect({ ...nearExpiry, refreshToken: undefined });
+    const provider = stubProvider(now);
+    const svc = service(provider);
+    expect(await rejection(token(svc))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'reconnect' });
+    expect(await store.get(SUB, PROVIDER)).toMatchObject({ status: 'needs_reconnect' });
+    expect(provider.received).toEqual([]);
+  });
+
+  // Refresh when fewer than `lead` seconds are left: a minute (refreshWithinSeconds), or a
+  // quarter of the token's lifetime when it has issuedAt and that lifetime is under four minutes.
+  it.each([
+    ['no issuedAt, 61 s left: used as is', {}, 3600, 3600 - 61, false],
+    ['no issuedAt, 60 s left: refreshed', {}, 3600, 3600 - 60, true],
+    ['1 h lifetime, 61 s left: used as is', { issuedAt: T0S }, 3600, 3600 - 61, false],
+    ['1 h lifetime, 60 s left: refreshed', { issuedAt: T0S }, 3600, 3600 - 60, true],
+    ['2 min lifetime, 31 s left (past half): used as is', { issuedAt: T0S }, 120, 89, false],
+    ['2 min lifetime, 30 s left (three quarters): refreshed', { issuedAt: T0S }, 120, 90, true],
+    ['20 s lifetime, 6 s left: used as is', { issuedAt: T0S }, 20, 14, false],
+    ['20 s lifetime, 5 s left: refreshed', { issuedAt: T0S }, 20, 15, true],
+  ])('lead time: %s', async (_case, extra, lifetime, elapsed, refreshed) => {
+    await connect({ ...extra, expiresAt: T0S + lifetime });
+    const provider = stubProvider(now);
+    const svc = service(provider);
+    clock = T0 + elapsed * 1000;
+    expect(await token(svc)).toBe(refreshed ? accessTokenNo(2) : AT1);
+    expect(provider.received).toHaveLength(refreshed ? 1 : 0);
+  });
+
+  it('lead time: a token without expiry is never refreshed; refreshWithinSeconds widens the minute', async () => {
+    await connect({ expiresAt: undefined });
+    const provider = stubProvider(now);
+    clock = T0 + 365 * 86_400_000;
+    expect(await token(service(provider))).toBe(AT1);
+
+    await db.deleteFrom('connections').execute();
+    clock = T0;
+    await connect({ expiresAt: T0S + 299 });
+    expect(await token(service(provider, { refreshWithinSeconds: 300 }))).toBe(accessTokenNo(2));
+    expect(provider.received).toEqual([RT1]);
+  });
+
+  it('a refreshed short-lived token is stamped with issuedAt, so the next call uses it instead of refreshing again', async () => {
+    await connect(nearExpiry);
+    // The provider issues 40-second tokens: shorter than the one-minute margin.
+    const provider = stubProvider(now, { ttl: 40 });
+    const svc = service(provider);
+    expect(await token(svc)).toBe(accessTokenNo(2));
+    clock += 20_000;
+    expect(await token(svc)).toBe(accessTokenNo(2));
+    clock += 10_000; // 30 s of 40: three quarters
+    expect(await token(svc)).toBe(accessTokenNo(3));
+    expect(provider.received).toEqual([RT1, refreshTokenNo(2)]);
+  });
+
+  it('no access or refresh token ever reaches the log, whatever happens', async () => {
+    const provider = stubProvider(now, { delayMs: 10 });
+    const svc = service(provider);
+    const errors: unknown[] = [];
+    const attempt = async () => {
+      try {
+        await token(svc);
+      } catch (e) {
+        errors.push(e);
+      }
+    };
+    // Fresh use, refresh with rotation, provider down, grant revoked, tampered ciphertext.
+    await connect();
+    await attempt();
+    await connect(nearExpiry);
+    await Promise.all([attempt(), attempt()]);
+    await connect(nearExpiry);
+    provider.behaviour = 'unavailable';
+    await attempt();
+    provider.behaviour = 'invalid_grant';
+    await attempt();
+    const row = await connect();
+    await db.updateTable('connections').set({ sealed: tamper(row.sealed) }).where('sub', '=', SUB).execute();
+    await attempt();
+
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(errors.map((e) => (e as Error).name)).toEqual(['ProviderUnavailableError', 'ConnectionRequiredError', 'ConnectionRequiredError']);
+    const secrets = [AT1, RT1, accessTokenNo(2), refreshTokenNo(2), accessTokenNo(3), refreshTokenNo(3)];
+    const said = [...lines, ...errors.map((e) => `${(e as Error).message} ${(e as Error).stack}`)].join('\n');
+    for (const secret of secrets) expect(said).not.toContain(secret);
+  });
+});
