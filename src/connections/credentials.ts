@@ -22,8 +22,11 @@ export class ConnectionRequiredError extends Error {
 /** The provider could not be reached to refresh the token: the connection is kept, the call fails for now. */
 export class ProviderUnavailableError extends Error {
   override name = 'ProviderUnavailableError';
-  constructor(readonly provider: string) {
-    super(`${provider} cannot be reached just now; try again in a moment`);
+  constructor(
+    readonly provider: string,
+    displayName = provider,
+  ) {
+    super(`${displayName} cannot be reached just now; try again in a moment`);
   }
 }
 
@@ -81,7 +84,12 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
   };
   const stamped = (c: StoredCredential): StoredCredential => ({ ...c, issuedAt: Math.floor(now() / 1000) });
 
-  /** The row's credential, or undefined (logged) when its ciphertext was altered or its key dropped from CONNECTION_KEYS. */
+  /**
+   * The row's credential, or why it cannot be opened (logged). A key missing
+   * from CONNECTION_KEYS is the operator's to fix: the row is left as it is,
+   * so putting the key back restores it; an altered ciphertext is marked.
+   */
+  const unopened = new WeakMap<Connection, SealError['reason']>();
   const open = async (row: Connection): Promise<StoredCredential | undefined> => {
     const key = `${row.sub}\0${row.provider}\0${row.updatedAt}`;
     const hit = opened.get(key);
@@ -93,6 +101,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
       log.error('stored credential cannot be opened; the person must connect again', { sub: row.sub, provider: row.provider, reason: e.reason });
+      unopened.set(row, e.reason);
       return undefined;
     }
   };
@@ -109,7 +118,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       const credential = await open(current);
       if (!credential) {
         failure = new ConnectionRequiredError(provider, 'reconnect');
-        return { status: 'needs_reconnect' };
+        return unopened.get(current) === 'unknown_key' ? undefined : { status: 'needs_reconnect' };
       }
       // Another request or replica refreshed while we waited for the lock.
       if (fresh(credential)) {
@@ -133,7 +142,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
           return { status: 'needs_reconnect' };
         }
         log.warn('refresh failed; connection kept', { sub, provider, kind: e.kind, code: e.code });
-        failure = new ProviderUnavailableError(provider);
+        failure = new ProviderUnavailableError(provider, client.displayName);
         return undefined;
       }
     });
@@ -143,7 +152,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       // Another refresh held the connection too long: as good as the provider being slow.
       if (!(e instanceof ConnectionLockError)) throw e;
       log.warn('refresh lock not obtained in time', { sub, provider });
-      throw new ProviderUnavailableError(provider);
+      throw new ProviderUnavailableError(provider, client.displayName);
     }
     if (failure) throw failure;
     // The row vanished (disconnected meanwhile).
@@ -156,7 +165,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     if (!row) throw new ConnectionRequiredError(provider, 'missing');
     const credential = row.status === 'active' ? await open(row) : undefined;
     if (!credential) {
-      if (row.status === 'active') await store.markNeedsReconnect(sub, provider);
+      if (row.status === 'active' && unopened.get(row) !== 'unknown_key') await store.markNeedsReconnect(sub, provider);
       options.onUse?.(provider, 'reconnect');
       throw new ConnectionRequiredError(provider, 'reconnect');
     }

@@ -279,7 +279,6 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
   it.each([
     ['a tampered ciphertext', 'tampered', async (row: { sealed: string }) => tamper(row.sealed)],
     ['another person’s ciphertext copied into the row', 'wrong_binding', async () => sealer.seal({ accessToken: AT1, expiresAt: T0S + 3600 }, { sub: 'bob', provider: PROVIDER })],
-    ['a ciphertext under a key no longer configured', 'unknown_key', async () => createSealer([{ kid: 'gone', key: new Uint8Array(randomBytes(32)) }]).seal({ accessToken: AT1 }, BIND)],
   ])('%s: ConnectionRequiredError("reconnect") and the row marked needs_reconnect', async (_case, reason, replace) => {
     const row = await connect();
     await db.updateTable('connections').set({ sealed: await replace(row) }).where('sub', '=', SUB).execute();
@@ -290,6 +289,19 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
     expect(provider.received).toEqual([]);
     const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logged).toContainEqual(expect.objectContaining({ level: 'error', msg: expect.stringContaining('cannot be opened'), reason, sub: SUB, provider: PROVIDER }));
+  });
+
+  it('a ciphertext under a key no longer configured: reconnect asked, but the row is left active (putting the key back restores it)', async () => {
+    await connect();
+    const gone = createSealer([{ kid: 'gone', key: new Uint8Array(randomBytes(32)) }]);
+    const sealed = await gone.seal({ accessToken: AT1, expiresAt: T0S + 3600 }, BIND);
+    await db.updateTable('connections').set({ sealed }).where('sub', '=', SUB).execute();
+    const provider = stubProvider(now);
+    expect(await rejection(token(service(provider)))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'reconnect' });
+    expect(await store.get(SUB, PROVIDER)).toMatchObject({ status: 'active', sealed });
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged).toContainEqual(expect.objectContaining({ level: 'error', reason: 'unknown_key', sub: SUB, provider: PROVIDER }));
+    expect(provider.received).toEqual([]);
   });
 
   it('an expiring token with no refresh token: reconnect, row marked, provider not called', async () => {
