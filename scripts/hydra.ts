@@ -42,7 +42,11 @@ export interface StartHydraOptions {
   env?: Record<string, string>;
   /** Receives each line Hydra prints (stdout and stderr). */
   log?: (line: string) => void;
-  /** How long to wait for Hydra's readiness check, in milliseconds (default 30 s). */
+  /**
+   * How long to wait for Hydra's readiness check, in milliseconds (default
+   * 90 s: a fresh Hydra generates RSA-4096 key sets first, which took over
+   * 30 s on a shared 2-core machine under load).
+   */
   readyTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL, in milliseconds (default 5 s). */
   stopTimeoutMs?: number;
@@ -168,7 +172,7 @@ async function serve(
   };
 
   try {
-    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, opts.readyTimeoutMs ?? 30_000, () => exited);
+    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, opts.readyTimeoutMs ?? 90_000, () => exited);
     const discovery = await getJson<{ issuer?: string }>(hydraPublicUrls(publicUrl).discovery.href);
     const version = await getJson<{ version?: string }>(hydraAdminUrls(adminUrl).version.href);
     if (!discovery.issuer) throw new Error('discovery document has no issuer');
