@@ -1,4 +1,4 @@
-import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, ServerError } from '../src/auth/oauthErrors.js';
 import { toAuthInfo } from '../src/auth/principal.js';
 import type { AccessTokenVerifier } from '../src/auth/tokenVerifier.js';
 import type { VerifierParts } from '../src/main.js';

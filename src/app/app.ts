@@ -1,6 +1,5 @@
 import cors from 'cors';
 import express, { type ErrorRequestHandler } from 'express';
-import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import { createAccountRemoval, type RemoveAccount } from '../account/accountRemoval.js';
 import type { RemovedSubjects } from '../account/removedSubjects.js';
 import { authServerRouter } from '../auth/authServerRouter.js';
@@ -9,6 +8,7 @@ import { createHydra, type HydraAdmin, type HydraPublic, hydraPublicUrls } from 
 import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
+import { protectedResourceMetadataUrl } from '../auth/prmUrl.js';
 import { ResourceSet } from '../auth/resource.js';
 import type { AccessTokenVerifier } from '../auth/tokenVerifier.js';
 import type { Config } from '../config/config.js';
@@ -93,7 +93,7 @@ export function buildApp(deps: AppDependencies): App {
   const toolScopes = new Map(tools.map((t) => [t.name, t.scopes]));
   const toolCallers = new Map(tools.map((t) => [t.name, t.callers]));
   const guardsFor = (resource: URL) => {
-    const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(resource);
+    const resourceMetadataUrl = protectedResourceMetadataUrl(resource);
     return {
       authenticate: bearerAuth({ verifier, resourceMetadataUrl, log }),
       authorizeCalls: requireToolScopes({ toolScopes, toolCallers, resourceMetadataUrl }),
@@ -153,6 +153,7 @@ export function buildApp(deps: AppDependencies): App {
       resources,
       resourceName: RESOURCE_NAME,
       rateLimits: { store: sharedRateLimitStores(rateCounters) },
+      log,
     }),
   );
   const users = createUserStore(db);

@@ -1,13 +1,16 @@
-import cors from 'cors';
 import express from 'express';
-import { metadataHandler } from '@modelcontextprotocol/sdk/server/auth/handlers/metadata.js';
-import { createOAuthMetadata, getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import type { Logger } from '../log/logger.js';
 import { CLIENT_ASSERTION_ALGS } from './cimd/clientMetadataDocument.js';
 import { endpointRateLimit, type EndpointRateLimitOptions } from './endpointRateLimits.js';
+import { authorizationHandler } from './handlers/authorize.js';
+import { metadataHandler } from './handlers/metadata.js';
+import { registrationHandler } from './handlers/register.js';
 import type { HydraProvider } from './hydraProvider.js';
+import { protectedResourceMetadataPath } from './prmUrl.js';
 import type { ResourceSet } from './resource.js';
 import { SUPPORTED_SCOPES } from './scopes.js';
 import { tokenProxyRouter } from './tokenProxy.js';
+import type { OAuthMetadata, OAuthProtectedResourceMetadata } from './types.js';
 
 export interface AuthServerRouterOptions {
   provider: HydraProvider;
@@ -21,84 +24,95 @@ export interface AuthServerRouterOptions {
    * the store they are counted in (default: this process's memory).
    */
   rateLimits?: EndpointRateLimitOptions;
+  /** Where unexpected errors of /authorize and /register are logged. */
+  log?: Logger;
 }
 
 /**
- * Discovery, registration, authorization, token and revocation endpoints.
- * The SDK's mcpAuthRouter serves PRM, /authorize and /register through the
- * Hydra provider; /token, /revoke and the AS metadata are ours, mounted first,
- * so confidential clients are authenticated by Hydra with what they sent.
- * Our limiters replace the SDK's on /token, /revoke and /register, with one
- * injectable store.
+ * The authorization server MCP clients see, in front of Hydra: discovery
+ * (RFC 8414 metadata, RFC 9728 protected resource metadata), registration
+ * (RFC 7591), /authorize, /token and /revoke. Hydra does the real work; the
+ * Hydra provider and clients store carry requests to it.
  */
 export function authServerRouter(options: AuthServerRouterOptions): express.Router {
+  const { provider, publicBaseUrl, resources, log } = options;
+  checkIssuer(publicBaseUrl);
   const router = express.Router();
-  const { provider, publicBaseUrl, resources } = options;
   const scopesSupported = [...SUPPORTED_SCOPES];
   // SEP-2207 (MCP 2026-07-28): protected resource metadata SHOULD NOT list
   // `offline_access`: it is a matter between client and authorization server,
-  // whose RFC 8414 metadata (above) still lists it.
+  // whose RFC 8414 metadata (below) still lists it.
   const resourceScopes = scopesSupported.filter((s) => s !== 'offline_access');
-  const base = createOAuthMetadata({ provider, issuerUrl: publicBaseUrl, scopesSupported });
+  const endpoint = (path: string) => new URL(path, publicBaseUrl).href;
+  const authMethods = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'];
 
-  // RFC 8414 metadata: like the SDK's, plus client_secret_basic, which Hydra
-  // uses by default for clients that register without an auth method.
-  // private_key_jwt is checked by Hydra (fosite) against the client's keys;
-  // the assertion's aud is our /token (Hydra's token_url is set to it).
-  // client_id_metadata_document_supported: draft-ietf-oauth-client-id-metadata-document,
+  // RFC 8414 §2. client_secret_basic: Hydra's default for clients that register
+  // without an auth method. private_key_jwt is checked by Hydra (fosite) against
+  // the client's keys; the assertion's aud is our /token (Hydra's token_url is
+  // set to it). client_id_metadata_document_supported: draft-ietf-oauth-client-id-metadata-document,
   // MCP 2025-11-25 (clients such as claude.ai use CIMD only when it is true).
-  const asMetadata = {
-    ...base,
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
-    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
-    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
-    // RFC 7009: ours (tokenProxy.ts); the provider has no revokeToken, so `base` lacks it.
-    revocation_endpoint: new URL('/revoke', publicBaseUrl).href,
-    client_id_metadata_document_supported: true,
+  const asMetadata: OAuthMetadata = {
+    issuer: publicBaseUrl.href,
+    authorization_endpoint: endpoint('/authorize'),
+    response_types_supported: ['code'],
+    // RFC 7636 §4.2: S256 only (MCP authorization requires it).
+    code_challenge_methods_supported: ['S256'],
+    token_endpoint: endpoint('/token'),
+    token_endpoint_auth_methods_supported: authMethods,
     // MCP client-credentials extension: operator-made machine clients (npm run client -- add --machine)
     // get tokens with client_credentials at /token; registration refuses that grant.
-    grant_types_supported: [...(base.grant_types_supported ?? ['authorization_code', 'refresh_token']), 'client_credentials'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+    scopes_supported: scopesSupported,
+    // RFC 7009, answered by tokenProxy.ts.
+    revocation_endpoint: endpoint('/revoke'),
+    revocation_endpoint_auth_methods_supported: authMethods,
+    registration_endpoint: endpoint('/register'),
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    client_id_metadata_document_supported: true,
   };
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
-  // Registration bodies are small; a big one is refused as RFC 7591 metadata error
-  // before the SDK's handler parses it. (Unknown fields are ignored, as §2 requires.)
-  const registrationBody = express.json({ limit: '16kb' });
-  router.use('/register', cors(), endpointRateLimit('register', options.rateLimits));
-  router.use('/register', (req, res, next) =>
-    registrationBody(req, res, (err?: unknown) => {
-      if (!err) return next();
-      const tooLarge = (err as { type?: string }).type === 'entity.too.large';
-      res.status(400).json({
-        error: 'invalid_client_metadata',
-        error_description: tooLarge ? 'Registration request is larger than 16 KB' : 'Registration request is not valid JSON',
-      });
-    }),
+  router.use(
+    '/register',
+    registrationHandler({ clients: provider.clientsStore, rateLimit: endpointRateLimit('register', options.rateLimits), ...(log ? { log } : {}) }),
   );
   router.use(tokenProxyRouter({ provider, resources, rateLimits: options.rateLimits }));
   router.use(
-    mcpAuthRouter({
-      provider,
-      issuerUrl: publicBaseUrl,
-      resourceServerUrl: resources.primary,
-      scopesSupported: resourceScopes,
-      resourceName: options.resourceName,
-      // Counted by our limiter above, in the injectable store.
-      clientRegistrationOptions: { rateLimit: false },
+    '/authorize',
+    authorizationHandler({
+      clients: provider.clientsStore,
+      authorize: (client, request, res) => provider.authorize(client, request, res),
+      ...(log ? { log } : {}),
     }),
   );
+
   // RFC 9728 §3.1: one document per resource URL, at the path-specific
   // location; the root location describes the primary (clients fall back to it).
-  const prm = (resource: URL) => ({
+  const prm = (resource: URL): OAuthProtectedResourceMetadata => ({
     resource: resource.href,
     authorization_servers: [asMetadata.issuer],
     scopes_supported: resourceScopes,
     bearer_methods_supported: ['header'],
     resource_name: options.resourceName,
   });
+  // bearer_methods_supported is OPTIONAL (RFC 9728 §2, default: the header);
+  // the MCP endpoint's document has always been served without it.
+  const { bearer_methods_supported: _header, ...primaryDocument } = prm(resources.primary);
+  router.use(protectedResourceMetadataPath(resources.primary), metadataHandler(primaryDocument));
   for (const resource of resources.urls.slice(1)) {
-    router.use(getOAuthProtectedResourceMetadataUrl(resource).replace(/^https?:\/\/[^/]+/, ''), metadataHandler(prm(resource)));
+    router.use(protectedResourceMetadataPath(resource), metadataHandler(prm(resource)));
   }
   router.use('/.well-known/oauth-protected-resource', metadataHandler(prm(resources.primary)));
   return router;
 }
 
+/**
+ * RFC 8414 §2: the issuer is an https URL with no query or fragment. Plain
+ * http is accepted for localhost and 127.0.0.1, where development runs.
+ */
+function checkIssuer(issuer: URL): void {
+  const local = issuer.hostname === 'localhost' || issuer.hostname === '127.0.0.1';
+  if (issuer.protocol !== 'https:' && !local) {
+    throw new TypeError(`publicBaseUrl (PUBLIC_BASE_URL) must be https unless its host is localhost or 127.0.0.1: ${issuer.href}`);
+  }
+  if (issuer.search || issuer.hash) throw new TypeError(`publicBaseUrl (PUBLIC_BASE_URL) must not have a query or fragment: ${issuer.href}`);
+}

@@ -1,8 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
-import { InvalidTokenError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { Logger } from '../log/logger.js';
+import { InvalidTokenError, TemporarilyUnavailableError } from './oauthErrors.js';
+import type { AuthInfo, OAuthTokenVerifier } from './types.js';
 import { wwwAuthenticate } from './wwwAuthenticate.js';
 
 export interface BearerAuthOptions {

@@ -1,6 +1,6 @@
-import { TooManyRequestsError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { RequestHandler } from 'express';
 import { rateLimit, type Store } from 'express-rate-limit';
+import { TooManyRequestsError } from './oauthErrors.js';
 
 /** The authorization server endpoints that are rate-limited per client address. */
 export type LimitedEndpoint = 'token' | 'revoke' | 'register';
@@ -37,10 +37,9 @@ export interface EndpointRateLimitOptions {
 
 /**
  * The limiter for one endpoint: past the limit, 429 with `Retry-After`
- * (RFC 6585 §4) and the OAuth-style body the SDK's own limiters send
- * (`{"error":"too_many_requests",…}`), so the answer is the same whichever
- * handler a client met before. RateLimit-* headers follow the IETF draft 6
- * as in the SDK.
+ * (RFC 6585 §4) and the OAuth-style body of every limiter here
+ * (`{"error":"too_many_requests",…}`, as the MCP SDK's limiters send it).
+ * RateLimit-* headers follow the IETF draft 6.
  */
 export function endpointRateLimit(endpoint: LimitedEndpoint, options: EndpointRateLimitOptions = {}): RequestHandler {
   const { limit, windowMs } = options.limits?.[endpoint] ?? ENDPOINT_LIMITS[endpoint];

@@ -1,14 +1,19 @@
-import type { OAuthRegisteredClientsStore } from '@modelcontextprotocol/sdk/server/auth/clients.js';
-import { CustomOAuthError, InvalidClientMetadataError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { Logger } from '../log/logger.js';
 import { CimdClients } from './cimd/cimdClients.js';
 import { type ClientMetadataDocuments, isClientIdUrl } from './cimd/clientMetadataDocument.js';
 import { type HydraAdmin, type HydraClient, HydraError, type HydraPublic } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
+import {
+  InvalidClientMetadataError,
+  InvalidRedirectUriError,
+  ServerError,
+  TemporarilyUnavailableError,
+  UpstreamOAuthError,
+} from './oauthErrors.js';
 import { checkRedirectUri } from './redirectUris.js';
 import type { ResourceSet } from './resource.js';
 import { REGISTRABLE_SCOPES } from './scopes.js';
+import type { OAuthClientInformationFull, OAuthClientMetadata, RegisteredClients } from './types.js';
 
 export interface HydraClientsOptions {
   /** Hydra's public API; registration goes to its RFC 7591 endpoint. */
@@ -30,7 +35,7 @@ export interface HydraClientsOptions {
  * endpoint; lookups go to the admin API by id (never by listing all clients)
  * through a small TTL cache, since every /authorize needs one.
  */
-export class HydraClientsStore implements OAuthRegisteredClientsStore {
+export class HydraClientsStore implements RegisteredClients {
   private readonly cache: LruCache<OAuthClientInformationFull>;
   private readonly cimd: CimdClients | undefined;
 
@@ -63,8 +68,8 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
    * RFC 8252 §7.3: a native client registered `http://localhost/cb` may come
    * back on any port. Hydra ignores the port only for IP literals (ory/hydra
    * #4127), so the exact URI the client asked for is added to its
-   * registration before the redirect to Hydra (the SDK's /authorize has
-   * already checked it matches a registered loopback URI). The added ports
+   * registration before the redirect to Hydra (our /authorize has already
+   * checked it matches a registered loopback URI). The added ports
    * are bounded: the newest few are kept.
    */
   async allowLoopbackPort(client: OAuthClientInformationFull, redirectUri: string): Promise<void> {
@@ -79,18 +84,16 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
     this.options.log.info('loopback redirect port allowed', { client_id: client.client_id, redirect_uri: redirectUri });
   }
 
-  async registerClient(
-    requested: Omit<OAuthClientInformationFull, 'client_id' | 'client_id_issued_at'>,
-  ): Promise<OAuthClientInformationFull> {
-    // The SDK's handler generates a client id and secret; Hydra refuses a
-    // client-chosen secret and assigns its own id, so both are dropped here.
+  async registerClient(requested: OAuthClientMetadata): Promise<OAuthClientInformationFull> {
+    // Hydra refuses a client-chosen secret and assigns its own id: /register
+    // has already dropped any the client proposed, and these are dropped too.
     const {
       client_secret: _secret,
       client_secret_expires_at: _expiry,
       client_id: _id,
       client_id_issued_at: _issued,
       ...metadata
-    } = requested as OAuthClientInformationFull;
+    } = requested as OAuthClientMetadata & Partial<Pick<OAuthClientInformationFull, ClientAssigned>>;
     // MCP client-credentials extension (io.modelcontextprotocol/oauth-client-credentials):
     // that flow "requires pre-registered client credentials ... established out-of-band
     // through administrative channels. Dynamic Client Registration is not used".
@@ -101,7 +104,7 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
     }
     for (const uri of metadata.redirect_uris) {
       const problem = checkRedirectUri(uri);
-      if (problem) throw new CustomOAuthError('invalid_redirect_uri', `redirect_uri ${JSON.stringify(uri)} ${problem}`);
+      if (problem) throw new InvalidRedirectUriError(`redirect_uri ${JSON.stringify(uri)} ${problem}`);
     }
     const body = {
       ...metadata,
@@ -122,14 +125,14 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
     } catch (e) {
       if (!(e instanceof HydraError) || e.status === 0) {
         this.options.log.error('registration: Hydra unreachable', { error: e });
-        throw new CustomOAuthError('temporarily_unavailable', 'The authorization server is unavailable, try again');
+        throw new TemporarilyUnavailableError('The authorization server is unavailable, try again');
       }
       this.options.log.info('registration refused by Hydra', { status: e.status, hydra_error: e.error, detail: e.description });
       if (e.unavailable) throw new ServerError('The authorization server failed to register the client');
       // RFC 7591 §3.2.2: pass Hydra's error code on as the same error.
       throw e.error === 'invalid_client_metadata' || e.error === 'invalid_request'
         ? new InvalidClientMetadataError(e.description || 'Invalid client metadata')
-        : new CustomOAuthError(e.error, e.description || 'Registration refused');
+        : new UpstreamOAuthError(e.error, e.description || 'Registration refused');
     }
     const created = toClientInformation(answer);
     this.options.log.info('client registered', { client_id: created.client_id, client_name: created.client_name });
@@ -138,6 +141,9 @@ export class HydraClientsStore implements OAuthRegisteredClientsStore {
 }
 
 const MAX_ADDED_LOOPBACK_PORTS = 10;
+
+/** What the authorization server assigns (RFC 7591 §3.2.1), never the client. */
+type ClientAssigned = 'client_id' | 'client_secret' | 'client_id_issued_at' | 'client_secret_expires_at';
 
 /**
  * Hydra's client JSON, made acceptable to MCP clients: Hydra sends

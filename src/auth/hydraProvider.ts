@@ -1,13 +1,11 @@
 import type { Response } from 'express';
-import type { AuthorizationParams, OAuthServerProvider, OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { randomBytes } from 'node:crypto';
-import { InvalidRequestError, InvalidTargetError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import type { OAuthClientInformationFull, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { type ForwardedResponse, HydraError, type HydraPublic, hydraAuthorizationUrl } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import type { HydraClientsStore } from './hydraClients.js';
+import { InvalidRequestError, InvalidTargetError } from './oauthErrors.js';
 import type { ResourceSet } from './resource.js';
+import type { AuthInfo, AuthorizationRequest, OAuthClientInformationFull, OAuthTokenVerifier } from './types.js';
 
 export interface HydraProviderOptions {
   /** Hydra's public API as this server reaches it: token and revocation are forwarded there. */
@@ -26,23 +24,17 @@ export interface HydraProviderOptions {
 }
 
 /**
- * The SDK's OAuthServerProvider, backed by Ory Hydra. Hydra is the real
- * authorization server: it checks PKCE, client secrets, codes and refresh
- * tokens. This class only moves requests to it, so nothing here stores tokens.
+ * The authorization server behind our endpoints: Ory Hydra. Hydra is the
+ * real authorization server: it checks PKCE (oauth2.pkce.enforced_for_public_clients),
+ * client secrets, codes and refresh tokens. This class only moves requests
+ * to it, so nothing here stores tokens.
  *
  * Token and revocation requests have one path: tokenProxy.ts calls `forward()`
  * with the client's credentials exactly as presented (Basic header, form
  * secret or RFC 7523 `client_assertion`), because Hydra never returns client
- * secrets and so it alone can authenticate confidential clients. The SDK's
- * own /token handler, which would call `exchangeAuthorizationCode` and
- * `exchangeRefreshToken` with a secret it compared itself, is never reached
- * (tokenProxy answers every method on /token first); the two methods exist
- * only because the SDK's provider type requires them, and refuse. No
- * `revokeToken`, so the SDK mounts no /revoke of its own.
+ * secrets and so it alone can authenticate confidential clients.
  */
-export class HydraProvider implements OAuthServerProvider {
-  /** Hydra validates PKCE at its token endpoint (oauth2.pkce.enforced_for_public_clients). */
-  readonly skipLocalPkceValidation = true;
+export class HydraProvider {
   constructor(private readonly options: HydraProviderOptions) {}
 
   get clientsStore(): HydraClientsStore {
@@ -54,7 +46,7 @@ export class HydraProvider implements OAuthServerProvider {
    * challenge and scopes. `resource` rides along in the URL: Hydra ignores it,
    * but our consent step reads it back from the request URL (RFC 8707 §2).
    */
-  async authorize(client: OAuthClientInformationFull, params: AuthorizationParams, res: Response): Promise<void> {
+  async authorize(client: OAuthClientInformationFull, params: AuthorizationRequest, res: Response): Promise<void> {
     if (params.resource && !this.options.resources.match(params.resource)) {
       throw new InvalidTargetError(`This server only issues tokens for ${this.options.resources.canonical.join(', ')}`);
     }
@@ -67,25 +59,10 @@ export class HydraProvider implements OAuthServerProvider {
     q.set('redirect_uri', params.redirectUri);
     q.set('code_challenge', params.codeChallenge);
     q.set('code_challenge_method', 'S256');
-    if (params.scopes?.length) q.set('scope', params.scopes.join(' '));
+    if (params.scopes.length) q.set('scope', params.scopes.join(' '));
     q.set('state', state);
     if (params.resource) q.set('resource', params.resource.href);
     res.redirect(302, target.href);
-  }
-
-  /** Unused: PKCE is checked by Hydra (skipLocalPkceValidation). */
-  async challengeForAuthorizationCode(): Promise<string> {
-    throw new ServerError('PKCE is verified by Hydra');
-  }
-
-  /** Never called: /token is tokenProxy.ts (see the class comment). */
-  async exchangeAuthorizationCode(): Promise<OAuthTokens> {
-    throw new ServerError('Token requests are forwarded to the authorization server');
-  }
-
-  /** Never called: /token is tokenProxy.ts (see the class comment). */
-  async exchangeRefreshToken(): Promise<OAuthTokens> {
-    throw new ServerError('Token requests are forwarded to the authorization server');
   }
 
   verifyAccessToken(token: string): Promise<AuthInfo> {

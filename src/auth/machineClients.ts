@@ -13,10 +13,10 @@
  * (Hydra v2.3 client/validator.go ValidateDynamicRegistration: `"metadata"
  * cannot be set for dynamic client registration`).
  */
-import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { type HydraAdmin, type HydraClient, HydraError } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import { LruCache } from './lruCache.js';
+import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from './oauthErrors.js';
 import type { PrincipalKind } from './principal.js';
 
 /** The Hydra client `metadata` that marks an operator-made machine client. */

@@ -3,7 +3,7 @@
  * its own module so the tool contract and the MCP transports depend on the
  * idea of a caller, not on how Hydra's tokens are checked.
  */
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { AuthInfo } from './types.js';
 
 /**
  * `person`: a token a person granted (authorization code flow, `sub` is the

@@ -65,3 +65,21 @@ function hasUserinfo(uri: string): boolean {
   const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(uri)?.[1];
   return authority !== undefined && authority.includes('@');
 }
+
+/**
+ * Whether a redirect URI an authorization request names matches one the
+ * client registered (RFC 6749 §3.1.2.3: simple string comparison), except
+ * that on a loopback host the port may differ: RFC 8252 §7.3 says the server
+ * "MUST allow any port to be specified at the time of the request for
+ * loopback IP redirect URIs", since native apps get an ephemeral port.
+ * Scheme, host (written the same way: localhost is not 127.0.0.1), path and
+ * query must still be equal.
+ */
+export function matchesRegisteredRedirectUri(requested: string, registered: string): boolean {
+  if (requested === registered) return true;
+  if (!URL.canParse(requested) || !URL.canParse(registered)) return false;
+  const a = new URL(requested);
+  const b = new URL(registered);
+  if (!LOOPBACK.has(a.hostname) || !LOOPBACK.has(b.hostname)) return false;
+  return a.protocol === b.protocol && a.hostname === b.hostname && a.pathname === b.pathname && a.search === b.search;
+}

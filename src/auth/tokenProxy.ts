@@ -62,10 +62,9 @@ const oauthError = (res: Response, status: number, error: string, description: s
 
 /**
  * POST /token and /revoke, forwarded to Hydra with the client's credentials as
- * presented (Basic header, form secret or RFC 7523 client_assertion), mounted
- * ahead of the SDK's mcpAuthRouter: the only token and revocation path.
- * The SDK's own token handler only reads secrets from the body and compares
- * them with a stored copy, which Hydra never gives out.
+ * presented (Basic header, form secret or RFC 7523 client_assertion): the
+ * only token and revocation path, since Hydra never gives out client secrets
+ * and so it alone can authenticate confidential clients.
  */
 export function tokenProxyRouter({ provider, resources, rateLimits }: TokenProxyOptions): express.Router {
   const router = express.Router();

@@ -1,8 +1,7 @@
 import { hash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
-import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from './oauthErrors.js';
+import type { AuthInfo, OAuthTokenVerifier } from './types.js';
 import type { Logger } from '../log/logger.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
@@ -121,7 +120,18 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
     this.refuseRemoved(principal);
     // People (sub ≠ client id) cost one comparison; machines one cache read.
     const kind = principal.sub === principal.clientId ? await this.machineKind(principal) : 'person';
-    return toAuthInfo({ ...principal, kind }, token, new URL(audience));
+    return toAuthInfo({ ...principal, kind }, token, this.audienceUrl(audience));
+  }
+
+  /** One URL object per resource URL (a handful), not a parse on every call. */
+  private readonly audienceUrls = new Map<string, URL>();
+  private audienceUrl(audience: string): URL {
+    let url = this.audienceUrls.get(audience);
+    if (!url) {
+      url = new URL(audience);
+      this.audienceUrls.set(audience, url);
+    }
+    return url;
   }
 
   /** A client-credentials token: a machine if its client is an operator-made machine client, else refused. */

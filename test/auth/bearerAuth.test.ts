@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidTokenError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, TemporarilyUnavailableError } from '../../src/auth/oauthErrors.js';
 import { bearerAuth } from '../../src/auth/bearerAuth.js';
 import { principalOf, toAuthInfo } from '../../src/auth/principal.js';
 import { createLogger } from '../../src/log/logger.js';

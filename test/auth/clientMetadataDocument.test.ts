@@ -1,4 +1,4 @@
-import { InvalidClientError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidClientError } from '../../src/auth/oauthErrors.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   cacheSeconds,

@@ -1,4 +1,4 @@
-import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from '../../src/auth/oauthErrors.js';
 import { describe, expect, it } from 'vitest';
 import { isMachineClient, MACHINE_METADATA, MachineClients } from '../../src/auth/machineClients.js';
 import { principalOf } from '../../src/auth/principal.js';

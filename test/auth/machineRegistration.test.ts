@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import express from 'express';
-import { InvalidClientMetadataError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidClientMetadataError } from '../../src/auth/oauthErrors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HydraClientsStore } from '../../src/auth/hydraClients.js';
 import type { HydraProvider } from '../../src/auth/hydraProvider.js';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError } from '../../src/auth/oauthErrors.js';
 import type { HydraAdmin, Introspection } from '../../src/hydra/index.js';
 import { principalOf } from '../../src/auth/principal.js';
 import { ResourceSet } from '../../src/auth/resource.js';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidTokenError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InvalidTokenError, TemporarilyUnavailableError } from '../../src/auth/oauthErrors.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../../src/hydra/index.js';
 import { principalOf } from '../../src/auth/principal.js';
 import { ResourceSet } from '../../src/auth/resource.js';

@@ -1,10 +1,10 @@
-import { InvalidClientError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { Logger } from '../../log/logger.js';
 import { type HydraAdmin, type HydraClient, HydraError } from '../../hydra/index.js';
 import { LruCache } from '../lruCache.js';
+import { InvalidClientError, ServerError } from '../oauthErrors.js';
 import type { ResourceSet } from '../resource.js';
 import { REGISTRABLE_SCOPES } from '../scopes.js';
+import type { OAuthClientInformationFull } from '../types.js';
 import type { ClientMetadata, ClientMetadataDocuments } from './clientMetadataDocument.js';
 
 export interface CimdClientsOptions {
@@ -137,7 +137,7 @@ function keyIds(keys: Record<string, unknown>[] | undefined): string {
   return (keys ?? []).map((k) => String(k.kid ?? k.n ?? k.x)).sort().join(' ');
 }
 
-/** The client as the SDK's /authorize sees it: redirect URIs from the current document only. */
+/** The client as our /authorize sees it: redirect URIs from the current document only. */
 function toClientInformation(doc: ClientMetadata, scope: string): OAuthClientInformationFull {
   const { jwks: _jwks, token_endpoint_auth_signing_alg: _alg, ...rest } = doc;
   return { ...rest, scope } as OAuthClientInformationFull;

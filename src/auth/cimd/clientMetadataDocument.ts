@@ -1,6 +1,6 @@
-import { InvalidClientError, TemporarilyUnavailableError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { z } from 'zod';
 import { LruCache } from '../lruCache.js';
+import { InvalidClientError, TemporarilyUnavailableError } from '../oauthErrors.js';
 import { checkRedirectUri } from '../redirectUris.js';
 import { FetchRefused, fetchJsonDocument } from './fetchDocument.js';
 import { type Resolver, systemResolver } from './publicAddress.js';
