@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { kratosAdminUrls, kratosPublicUrls } from '../kratos/endpoints.js';
+import { kratosAdminUrls, kratosPublicUrls } from '../src/kratos/endpoints.js';
 import { freeLoopbackPort } from './hydra.js';
 
 const KRATOS_DIR = fileURLToPath(new URL('../kratos/', import.meta.url));
@@ -55,7 +55,7 @@ export interface StartKratosOptions {
 export interface RunningKratos {
   /** Kratos's public API (self-service flows, /sessions/whoami), e.g. http://127.0.0.1:4433 (no trailing slash). */
   publicUrl: string;
-  /** Kratos's admin API (identities, version; see kratos/endpoints.ts), no trailing slash. */
+  /** Kratos's admin API (identities, version; see src/kratos/endpoints.ts), no trailing slash. */
   adminUrl: string;
   /** Version Kratos reports on its admin API, e.g. v1.3.1. */
   version: string;

@@ -1,10 +1,8 @@
 /**
- * Every Ory Kratos endpoint path the project uses so far, and the URLs built
- * from them (Kratos v1.3.1: public port 4433, admin port 4434 under /admin).
- * Kept here, beside the build, rather than in scripts/: test/hydra/oneRoom
- * allows Hydra-looking paths (`/admin/`, `/health/`) only in src/hydra/, and
- * Kratos's share those prefixes. When src/ gets a Kratos client (issue 15),
- * this moves to src/kratos/ and that test learns the second room.
+ * Every Ory Kratos endpoint path the project uses, and the URLs built from
+ * them (Kratos v1.3.1: public port 4433, admin port 4434 under /admin).
+ * src/kratos/ is Kratos's one room, as src/hydra/ is Hydra's
+ * (test/hydra/oneRoom.test.ts checks both).
  */
 
 /** Kratos's public API: self-service flows and sessions (what browsers and apps talk to). */
@@ -14,11 +12,30 @@ export function kratosPublicUrls(publicUrl: URL | string) {
     /** 200 once the public listener can serve. */
     ready: at('/health/ready'),
     /** Starts a self-service flow for a non-browser client (no cookies, no CSRF). */
-    apiFlow: (kind: SelfServiceFlow) => at(`/self-service/${kind}/api`),
-    /** Starts a self-service flow for a browser (cookies + CSRF token; redirects to our UI page). */
-    browserFlow: (kind: SelfServiceFlow) => at(`/self-service/${kind}/browser`),
+    apiFlow: (kind: SelfServiceKind) => at(`/self-service/${kind}/api`),
+    /**
+     * Starts a self-service flow for a browser (cookies + CSRF token; redirects to our UI page).
+     * `returnTo`: where Kratos sends the browser when the flow succeeds (checked against its allowed_return_urls).
+     */
+    browserFlow: (kind: SelfServiceKind, returnTo?: string) => {
+      const url = at(`/self-service/${kind}/browser`);
+      if (returnTo) url.searchParams.set('return_to', returnTo);
+      return url;
+    },
+    /** A flow, by id (a browser flow only with the browser's CSRF cookie). */
+    flow: (kind: SelfServiceKind, flowId: string) => {
+      const url = at(`/self-service/${kind}/flows`);
+      url.searchParams.set('id', flowId);
+      return url;
+    },
+    /** An error Kratos stored for its error UI, by id. */
+    error: (errorId: string) => {
+      const url = at('/self-service/errors');
+      url.searchParams.set('id', errorId);
+      return url;
+    },
     /** Submits a flow: POST here with the flow id. */
-    submit: (kind: SelfServiceFlow, flowId: string) => {
+    submit: (kind: SelfServiceKind, flowId: string) => {
       const url = at(`/self-service/${kind}`);
       url.searchParams.set('flow', flowId);
       return url;
@@ -43,4 +60,4 @@ export function kratosAdminUrls(adminUrl: URL | string) {
   };
 }
 
-export type SelfServiceFlow = 'login' | 'registration' | 'settings' | 'recovery' | 'verification';
+export type SelfServiceKind = 'login' | 'registration' | 'settings' | 'recovery' | 'verification';

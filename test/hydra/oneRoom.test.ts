@@ -6,6 +6,9 @@ import { hydraAdminUrls, hydraAuthorizationUrl, hydraPublicUrls } from '../../sr
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HYDRA_PATHS = ['/admin/', '/oauth2/', '/health/', '/.well-known/jwks'];
+/** Ory Kratos's paths: only in src/kratos/ (its admin and health paths share Hydra's prefixes). */
+const KRATOS_PATHS = ['/self-service/', '/sessions/whoami', '/admin/identities'];
+const inside = (room: string, file: string) => !relative(room, file).startsWith('..');
 
 async function sources(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -21,9 +24,19 @@ describe('Hydra has one room (src/hydra/)', () => {
   it('no file in src/ or scripts/ outside src/hydra/ names a Hydra endpoint path', async () => {
     const offenders: string[] = [];
     for (const file of [...(await sources('src')), ...(await sources('scripts'))]) {
-      if (!relative('src/hydra', file).startsWith('..')) continue; // inside the room
+      if (inside('src/hydra', file) || inside('src/kratos', file)) continue; // inside a room
       const text = await readFile(join(ROOT, file), 'utf8');
       for (const p of HYDRA_PATHS) if (text.includes(p)) offenders.push(`${file}: ${p}`);
+    }
+    expect(offenders).toEqual([]);
+  });
+
+  it('no file in src/ or scripts/ outside src/kratos/ names a Kratos endpoint path', async () => {
+    const offenders: string[] = [];
+    for (const file of [...(await sources('src')), ...(await sources('scripts'))]) {
+      if (inside('src/kratos', file)) continue;
+      const text = await readFile(join(ROOT, file), 'utf8');
+      for (const p of KRATOS_PATHS) if (text.includes(p)) offenders.push(`${file}: ${p}`);
     }
     expect(offenders).toEqual([]);
   });
