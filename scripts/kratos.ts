@@ -53,7 +53,7 @@ export interface StartKratosOptions {
 }
 
 export interface RunningKratos {
-  /** Kratos's public API (self-service flows, /sessions/whoami), e.g. http://127.0.0.1:4433 (no trailing slash). */
+  /** Kratos's public API (self-service flows and sessions), e.g. http://127.0.0.1:4433 (no trailing slash). */
   publicUrl: string;
   /** Kratos's admin API (identities, version; see src/kratos/endpoints.ts), no trailing slash. */
   adminUrl: string;
