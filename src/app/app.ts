@@ -5,6 +5,7 @@ import type { RemovedSubjects } from '../account/removedSubjects.js';
 import { authServerRouter } from '../auth/authServerRouter.js';
 import { bearerAuth } from '../auth/bearerAuth.js';
 import { createHydra, type HydraAdmin, type HydraPublic, hydraPublicUrls } from '../hydra/index.js';
+import { createKratos } from '../kratos/index.js';
 import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
@@ -183,6 +184,16 @@ export function buildApp(deps: AppDependencies): App {
       trustedClientIds: config.trustedClientIds,
       throttle,
       log,
+      // IDENTITY=kratos: Kratos signs people in; our users table is not asked.
+      ...(config.identity.kind === 'kratos'
+        ? {
+            kratos: {
+              client: createKratos({ publicUrl: config.identity.publicUrl, adminUrl: config.identity.adminUrl }),
+              publicUrl: config.identity.publicUrl,
+              publicBaseUrl: config.publicBaseUrl,
+            },
+          }
+        : {}),
     }),
   );
   app.use(

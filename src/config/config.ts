@@ -66,6 +66,12 @@ export interface Config {
   connections?: { providers: ProviderConfig[]; keys: ConnectionKey[]; waitSeconds: number };
   /** Prometheus listener; undefined when METRICS_PORT=off. Port 0 picks a free one. */
   metrics?: { host: string; port: number };
+  /**
+   * Who keeps people's accounts (IDENTITY): our users table, or Ory Kratos
+   * (issue 15), whose public API browsers reach at `publicUrl` and whose admin
+   * API only this server reaches.
+   */
+  identity: { kind: 'builtin' } | { kind: 'kratos'; publicUrl: URL; adminUrl: URL };
 }
 
 const url = (name: string) =>
@@ -102,6 +108,9 @@ const EnvSchema = z.object({
   CONNECTION_KEYS: z.string().min(1).optional(),
   CONNECT_WAIT_SECONDS: z.coerce.number().int().min(5).max(3600).default(300),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  IDENTITY: z.enum(['builtin', 'kratos']).default('builtin'),
+  KRATOS_PUBLIC_URL: url('KRATOS_PUBLIC_URL').optional(),
+  KRATOS_ADMIN_URL: url('KRATOS_ADMIN_URL').optional(),
 });
 
 /** Every environment variable the server reads. */
@@ -163,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const hydraPublic = stripSlash(e.HYDRA_PUBLIC_URL);
   const connections = e.CONNECTIONS_FILE === undefined ? undefined : readConnections(e.CONNECTIONS_FILE, e.CONNECTION_KEYS, e.CONNECT_WAIT_SECONDS, env);
+  const identity = readIdentity(e);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -195,7 +205,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     cimd: testLoopbackCa === undefined ? {} : { testLoopbackCa },
     ...(connections ? { connections } : {}),
+    identity,
   };
+}
+
+/** IDENTITY=kratos needs both of Kratos's URLs: there is no default to guess. */
+function readIdentity(e: z.infer<typeof EnvSchema>): Config['identity'] {
+  if (e.IDENTITY === 'builtin') return { kind: 'builtin' };
+  const missing = (['KRATOS_PUBLIC_URL', 'KRATOS_ADMIN_URL'] as const).filter((k) => !e[k]);
+  if (missing.length) {
+    throw new ConfigError(`Invalid configuration:\n${missing.map((k) => `  ${k}: must be set when IDENTITY=kratos`).join('\n')}`);
+  }
+  return { kind: 'kratos', publicUrl: new URL(stripSlash(e.KRATOS_PUBLIC_URL!)), adminUrl: new URL(stripSlash(e.KRATOS_ADMIN_URL!)) };
 }
 
 /** The provider catalogue and its sealing keys: a catalogue without keys would store tokens in the clear, so it stops the start. */

@@ -4,8 +4,12 @@ import type { ResourceSet } from '../auth/resource.js';
 import type { Logger } from '../log/logger.js';
 import type { Signer } from './cookies.js';
 import { Csrf } from './csrf.js';
+import type { Kratos } from '../kratos/index.js';
 import { consentHandler } from './handlers/consent.js';
 import type { PageContext } from './handlers/context.js';
+import { kratosPageHandler } from './handlers/kratosErrors.js';
+import { kratosFlowsHandler } from './handlers/kratosFlows.js';
+import { kratosAccounts, kratosLoginHandler } from './handlers/kratosLogin.js';
 import { loginHandler } from './handlers/login.js';
 import { logoutHandler } from './handlers/logout.js';
 import { oauthErrorHandler } from './handlers/oauthError.js';
@@ -30,6 +34,12 @@ export interface LoginRouterOptions {
   throttle?: LoginThrottle;
   /** How to wait out a throttle delay (tests pass a recorder). */
   wait?: (ms: number) => Promise<unknown>;
+  /**
+   * IDENTITY=kratos: Kratos signs people in (its flows rendered under /kratos/),
+   * our /login accepts Hydra's challenge for the Kratos identity. `publicBaseUrl`
+   * is this server as browsers reach it; `publicUrl` is Kratos's.
+   */
+  kratos?: { client: Kratos; publicUrl: URL; publicBaseUrl: URL };
 }
 
 /**
@@ -45,15 +55,27 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     users,
     log,
     csrf: new Csrf(options.signer, { secure: options.secureCookies }),
-    page: pageHandler(log),
+    page: options.kratos ? kratosPageHandler(log) : pageHandler(log),
     form: express.urlencoded({ extended: false, limit: '16kb' }),
   };
   const router = express.Router();
   router.get(STYLESHEET_PATH, (_req, res) => {
     res.type('text/css').set('Cache-Control', 'public, max-age=3600').send(STYLESHEET);
   });
-  router.use(loginHandler(ctx, { throttle: options.throttle ?? new LoginThrottle(), ...(options.wait ? { wait: options.wait } : {}) }));
-  router.use(consentHandler(ctx, { resources: options.resources, trustedClientIds: options.trustedClientIds }));
+  const { kratos } = options;
+  if (kratos) {
+    router.use(kratosLoginHandler(ctx, { kratos: kratos.client, loginUrl: new URL('login', `${kratos.publicBaseUrl.href.replace(/\/+$/, '')}/`) }));
+    router.use(kratosFlowsHandler(ctx, { kratos: kratos.client, kratosPublicUrl: kratos.publicUrl }));
+  } else {
+    router.use(loginHandler(ctx, { throttle: options.throttle ?? new LoginThrottle(), ...(options.wait ? { wait: options.wait } : {}) }));
+  }
+  router.use(
+    consentHandler(ctx, {
+      resources: options.resources,
+      trustedClientIds: options.trustedClientIds,
+      ...(kratos ? { findAccount: kratosAccounts(kratos.client) } : {}),
+    }),
+  );
   router.use(logoutHandler(ctx));
   router.get('/oauth-error', oauthErrorHandler());
   return router;

@@ -210,7 +210,7 @@ body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif
 main{max-width:26rem;margin:8vh auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(0,0,0,.12)}
 h1{font-size:1.5rem;margin:0 0 .5rem}
 label{display:block;font-weight:600;margin:1rem 0 .25rem}
-input[type=email],input[type=password]{width:100%;padding:.6rem;font-size:1rem;border:1px solid #8a8f98;border-radius:6px}
+input[type=email],input[type=password],input[type=text]{width:100%;padding:.6rem;font-size:1rem;border:1px solid #8a8f98;border-radius:6px}
 input:focus,button:focus{outline:3px solid #4c6ef5;outline-offset:2px}
 button{margin-top:1.25rem;padding:.65rem 1.2rem;font-size:1rem;font-weight:600;border:0;border-radius:6px;background:#3451d1;color:#fff;cursor:pointer}
 button.secondary{background:#e4e6eb;color:#1b1b1f}

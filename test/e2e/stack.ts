@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
 import { type RunningServer, type StartOptions, startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -28,6 +29,10 @@ export interface Stack {
   hydraLog: string[];
   /** Our server's log lines, when started with captureLogs. */
   logs: string[];
+  /** The real Ory Kratos our server signs people in with (identity 'kratos' only). */
+  kratos?: RunningKratos;
+  /** Kratos's log lines so far (identity 'kratos' only; shown when a test fails). */
+  kratosLog: string[];
   /** Stop Hydra and start it again on the same ports and storage (needs hydraStorage 'file'). */
   restartHydra(): Promise<void>;
   addUser(email: string, password: string): Promise<TestUser>;
@@ -65,6 +70,8 @@ export async function startStack(opts: {
   appEnv?: (base: string, dir: string) => Promise<Record<string, string>>;
   /** Tools served beside tools/ (StartOptions.extraTools). */
   extraTools?: StartOptions['extraTools'];
+  /** Who keeps accounts: our users table (default), or a real Ory Kratos (DSN memory) started here (IDENTITY=kratos). */
+  identity?: 'builtin' | 'kratos';
 }): Promise<Stack> {
   const appPort = await freeLoopbackPort();
   const base = `http://127.0.0.1:${appPort}`;
@@ -86,6 +93,17 @@ export async function startStack(opts: {
     log: (line: string) => hydraLog.push(line),
   };
   let hydra = await startHydra(hydraOptions);
+  const kratosLog: string[] = [];
+  const kratos =
+    opts.identity === 'kratos'
+      ? await startKratos({
+          binary: await ensureKratosBinary({ log: (l) => process.stderr.write(`[kratos build] ${l}\n`) }),
+          dsn: 'memory',
+          // Kratos sends browsers to our /kratos/* pages and back to our /login.
+          uiBaseUrl: base,
+          log: (line: string) => kratosLog.push(line),
+        })
+      : undefined;
   const pgDb = opts.database === 'sqlite' ? undefined : await createTestDatabase(opts.database.postgresAdminUrl);
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
@@ -101,6 +119,7 @@ export async function startStack(opts: {
     // Several servers share one test process: a free port each, reported in server.metricsUrl.
     METRICS_PORT: '0',
     ...(opts.cimdTestCaFile ? { CIMD_TEST_LOOPBACK_CA: opts.cimdTestCaFile } : {}),
+    ...(kratos ? { IDENTITY: 'kratos', KRATOS_PUBLIC_URL: kratos.publicUrl, KRATOS_ADMIN_URL: kratos.adminUrl } : {}),
     ...(opts.appEnv ? await opts.appEnv(base, dir) : {}),
   };
   const logs: string[] = [];
@@ -123,6 +142,8 @@ export async function startStack(opts: {
     sseUrl: new URL(`${base}/sse`),
     hydraLog,
     logs,
+    ...(kratos ? { kratos } : {}),
+    kratosLog,
     addUser: (email, password) => addUserWithCli(env, email, password),
     env,
     async lastRunOfLongTask(sub) {
@@ -137,6 +158,7 @@ export async function startStack(opts: {
     async stop() {
       await server.stop();
       await hydra.stop();
+      await kratos?.stop();
       await pgDb?.drop();
       await rm(dir, { recursive: true, force: true });
     },

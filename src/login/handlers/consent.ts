@@ -13,6 +13,11 @@ export interface ConsentHandlerOptions {
   resources: ResourceSet;
   /** First-party clients whose users are not asked for consent. */
   trustedClientIds: readonly string[];
+  /**
+   * The signed-in subject's account, or undefined when it no longer exists.
+   * Default: our users table; with IDENTITY=kratos, the Kratos identity.
+   */
+  findAccount?: (sub: string) => Promise<{ email?: string } | undefined>;
 }
 
 const ConsentQuery = z.object({ consent_challenge: Challenge });
@@ -31,6 +36,7 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
   const { resources } = options;
   const router = express.Router();
   const trusted = new Set(options.trustedClientIds);
+  const findAccount = options.findAccount ?? ((sub: string) => users.findById(sub));
   const refuseGone = async (res: express.Response, challenge: string, sub: string | undefined) => {
     const { redirect_to } = await hydra.rejectConsentRequest(challenge, ACCOUNT_GONE);
     log.info('consent refused: account removed', { sub });
@@ -43,14 +49,14 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
     // Remembered consent (Hydra's skip) and first-party clients: no question asked.
     const clientId = request.client?.client_id ?? '';
     // A sign-in accepted just before its account was removed must not become a grant.
-    if (!(request.subject && (await users.findById(request.subject)))) return refuseGone(res, challenge, request.subject);
+    if (!(request.subject && (await findAccount(request.subject)))) return refuseGone(res, challenge, request.subject);
     if (request.skip || trusted.has(clientId)) {
       const grant = grantFor(request, offeredScopes(request), resources, false);
       const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
       log.info('consent granted without asking', { sub: request.subject, client_id: clientId, reason: request.skip ? 'remembered' : 'trusted client' });
       return res.redirect(302, redirect_to);
     }
-    const user = await users.findById(request.subject!);
+    const user = await findAccount(request.subject!);
     const html = consentPage({
       challenge,
       csrf: csrf.tokenFor(req, res, challenge),
@@ -80,7 +86,7 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
       log.info('consent denied', { sub: request.subject, client_id: request.client?.client_id });
       return res.redirect(302, redirect_to);
     }
-    if (!(request.subject && (await users.findById(request.subject)))) return refuseGone(res, input.challenge, request.subject);
+    if (!(request.subject && (await findAccount(request.subject)))) return refuseGone(res, input.challenge, request.subject);
     const checked = input.scope === undefined ? [] : Array.isArray(input.scope) ? input.scope : [input.scope];
     const grant = grantFor(request, checked, resources, input.remember === 'yes');
     const { redirect_to } = await hydra.acceptConsentRequest(input.challenge, grant);
