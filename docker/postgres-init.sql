@@ -3,3 +3,8 @@
 -- in docker-compose.yml's DATABASE_URL.
 CREATE ROLE hydra_mcp LOGIN PASSWORD 'CHANGE-ME-app-db-password';
 CREATE DATABASE hydra_mcp OWNER hydra_mcp;
+
+-- Ory Kratos's own database (profile "kratos" in docker-compose.yml; unused
+-- otherwise). CHANGE-ME: the password here and in the kratos DSN.
+CREATE ROLE kratos LOGIN PASSWORD 'CHANGE-ME-kratos-db-password';
+CREATE DATABASE kratos OWNER kratos;

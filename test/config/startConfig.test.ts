@@ -53,6 +53,36 @@ describe('loadStartConfig (npm start)', () => {
     expect(() => loadStartConfig({ NODE_ENV: 'production' })).toThrow('SESSION_SECRET: must be set in production');
   });
 
+  it('starts no Kratos unless IDENTITY=kratos', () => {
+    expect(loadStartConfig({ KRATOS_PUBLIC_PORT: '5433' }).embeddedKratos).toBeUndefined();
+  });
+
+  it('starts the embedded Kratos on 4433/4434 with IDENTITY=kratos and no Kratos URL, and gives the server those URLs', () => {
+    const c = loadStartConfig({ IDENTITY: 'kratos' });
+    expect(c.embeddedKratos).toEqual({ dataDir: './data', publicPort: 4433, adminPort: 4434, showLogs: false });
+    expect(c.server.identity).toEqual({ kind: 'kratos', publicUrl: new URL('http://127.0.0.1:4433'), adminUrl: new URL('http://127.0.0.1:4434') });
+    const d = loadStartConfig({ IDENTITY: 'kratos', KRATOS_PUBLIC_PORT: '5433', KRATOS_ADMIN_PORT: '', KRATOS_LOG: 'show', HYDRA_DATA_DIR: '/srv/d' });
+    expect(d.embeddedKratos).toEqual({ dataDir: '/srv/d', publicPort: 5433, adminPort: 4434, showLogs: true });
+  });
+
+  it('starts no Kratos when KRATOS_PUBLIC_URL and KRATOS_ADMIN_URL name a running one', () => {
+    const c = loadStartConfig({ IDENTITY: 'kratos', KRATOS_PUBLIC_URL: 'http://127.0.0.1:5433', KRATOS_ADMIN_URL: 'http://127.0.0.1:5434' });
+    expect(c.embeddedKratos).toBeUndefined();
+    // Only one of them is a mistake the server names, not a cue to start Kratos.
+    expect(() => loadStartConfig({ IDENTITY: 'kratos', KRATOS_PUBLIC_URL: 'http://127.0.0.1:5433' })).toThrow('KRATOS_ADMIN_URL: must be set when IDENTITY=kratos');
+  });
+
+  it.each([
+    ['a port that is not a number', { KRATOS_PUBLIC_PORT: 'x' }, 'KRATOS_PUBLIC_PORT: must be a port number from 1 to 65535, not "x"'],
+    ['a port out of range', { KRATOS_ADMIN_PORT: '70000' }, 'KRATOS_ADMIN_PORT: must be a port number'],
+    ['the same port twice', { KRATOS_PUBLIC_PORT: '4434' }, 'KRATOS_ADMIN_PORT: must differ from KRATOS_PUBLIC_PORT'],
+    ['KRATOS_LOG=yes', { KRATOS_LOG: 'yes' }, 'KRATOS_LOG: must be "show"'],
+    ['PUBLIC_BASE_URL on localhost (Kratos on 127.0.0.1: its cookie would not reach us)', { PUBLIC_BASE_URL: 'http://localhost:3000' }, 'PUBLIC_BASE_URL: must be on 127.0.0.1 for the Kratos npm start runs'],
+  ])('with IDENTITY=kratos refuses %s, naming the variable', (_case, env, message) => {
+    expect(() => loadStartConfig({ IDENTITY: 'kratos', ...env })).toThrow(ConfigError);
+    expect(() => loadStartConfig({ IDENTITY: 'kratos', ...env })).toThrow(message);
+  });
+
   it('.env.example lists every variable npm start reads', () => {
     const example = readFileSync(fileURLToPath(new URL('../../.env.example', import.meta.url)), 'utf8');
     const listed = [...example.matchAll(/^# ([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);

@@ -1,24 +1,45 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ensureKratosBinary, startKratos } from '../../scripts/kratos.js';
 import { ENV_KEYS, loadConfig } from '../../src/config/config.js';
+import { START_ENV_KEYS } from '../../src/config/startConfig.js';
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
-const compose = parse(readFileSync(root('docker-compose.yml'), 'utf8')) as {
-  services: Record<string, { environment?: Record<string, string>; ports?: string[]; image?: string; command?: string }>;
-};
+interface Service {
+  environment?: Record<string, string>;
+  ports?: string[];
+  image?: string;
+  command?: string;
+  profiles?: string[];
+  networks?: string[];
+  network_mode?: string;
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+}
+const compose = parse(readFileSync(root('docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+/** Compose's `${NAME:-default}` as `docker compose` reads it from `vars`. */
+const interpolate = (env: Record<string, string>, vars: Record<string, string> = {}) =>
+  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace(/\$\{(\w+):-([^}]*)\}/g, (_m, name: string, dflt: string) => vars[name] || dflt)]));
+const kratosGoVersion = () => /github\.com\/ory\/kratos (v[\d.]+)/.exec(readFileSync(root('kratos/go.mod'), 'utf8'))![1];
+/** `docker compose` needs its CLI plugin; where it is missing, the file is checked by reading it alone. */
+const hasComposePlugin = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
 // Read by `npm start` and hydra/build.sh only, not by the server.
-const START_ONLY_KEYS = ['HYDRA_DATA_DIR', 'HYDRA_ACCESS_TOKEN_STRATEGY', 'HYDRA_LOG', 'HYDRA_MCP_CACHE'];
+const START_ONLY_KEYS = START_ENV_KEYS;
 
 /** Docker cannot run here: the compose file is held to the config schema by reading it. */
 describe('docker-compose.yml and .env.example agree with the config schema', () => {
   it("the app service sets only variables the server reads, and they validate", () => {
-    const env = compose.services.app!.environment!;
+    const env = interpolate(compose.services.app!.environment!);
     expect(Object.keys(env).filter((k) => !ENV_KEYS.includes(k))).toEqual([]);
     // Valid as a whole, except for the placeholders production mode refuses on purpose.
-    expect(() => loadConfig({ ...env, NODE_ENV: 'development' })).not.toThrow();
+    expect(loadConfig({ ...env, NODE_ENV: 'development' }).identity).toEqual({ kind: 'builtin' });
     expect(() => loadConfig({ ...env, NODE_ENV: 'production' })).toThrow('placeholder');
+    // `IDENTITY=kratos docker compose --profile kratos up`: the same app, signing in with Kratos.
+    const withKratos = loadConfig({ ...interpolate(compose.services.app!.environment!, { IDENTITY: 'kratos' }), NODE_ENV: 'development' });
+    expect(withKratos.identity).toEqual({ kind: 'kratos', publicUrl: new URL('http://127.0.0.1:4433'), adminUrl: new URL('http://127.0.0.1:4434') });
   });
 
   it('.env.example lists every variable the server reads, and nothing unknown', () => {
@@ -33,5 +54,99 @@ describe('docker-compose.yml and .env.example agree with the config schema', () 
     const goVersion = /github\.com\/ory\/hydra\/v2 (v[\d.]+)/.exec(readFileSync(root('hydra/go.mod'), 'utf8'))![1];
     expect(hydra.image).toBe(`oryd/hydra:${goVersion}`);
     expect(compose.services['hydra-migrate']!.image).toBe(`oryd/hydra:${goVersion}`);
+  });
+});
+
+describe('docker-compose.yml: Ory Kratos, opt-in (profile "kratos")', () => {
+  const kratos = compose.services.kratos!;
+  const migrate = compose.services['kratos-migrate']!;
+  let kratosBinary: string;
+  // Built once and cached (kratos/build.sh); a first build takes minutes, within the hook timeout.
+  beforeAll(async () => {
+    kratosBinary = await ensureKratosBinary();
+  });
+
+  it('has kratos and kratos-migrate only under the profile, so plain `docker compose up` stays builtin', () => {
+    expect(kratos.profiles).toEqual(['kratos']);
+    expect(migrate.profiles).toEqual(['kratos']);
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (!name.startsWith('kratos')) expect(service.profiles, name).toBeUndefined();
+    }
+    expect(compose.services.app!.environment!.IDENTITY).toBe('${IDENTITY:-builtin}');
+  });
+
+  it('uses the official image of the version the Go build uses (kratos/go.mod)', () => {
+    expect(kratos.image).toBe(`oryd/kratos:${kratosGoVersion()}`);
+    expect(migrate.image).toBe(`oryd/kratos:${kratosGoVersion()}`);
+  });
+
+  it('migrates first, as a one-shot, on its own database of the shared PostgreSQL', () => {
+    expect(migrate.command).toMatch(/^migrate sql -e --yes --config /);
+    expect(kratos.command).toMatch(/^serve /);
+    expect(kratos.depends_on!['kratos-migrate']).toEqual({ condition: 'service_completed_successfully' });
+    expect(migrate.depends_on!.postgres).toEqual({ condition: 'service_healthy' });
+    const dsn = new URL(migrate.environment!.DSN!);
+    expect(kratos.environment!.DSN).toBe(dsn.href);
+    expect([dsn.protocol, dsn.hostname, dsn.port, dsn.pathname, dsn.username]).toEqual(['postgres:', 'postgres', '5432', '/kratos', 'kratos']);
+    // Not Hydra's database, and not ours; docker/postgres-init.sql creates its role and database.
+    expect(dsn.pathname).not.toBe(new URL(compose.services.hydra!.environment!.DSN!).pathname);
+    const init = readFileSync(root('docker/postgres-init.sql'), 'utf8');
+    expect(init).toContain(`CREATE ROLE kratos LOGIN PASSWORD '${decodeURIComponent(dsn.password)}'`);
+    expect(init).toContain('CREATE DATABASE kratos OWNER kratos');
+  });
+
+  it('mounts its config from kratos/ and listens where the app expects', () => {
+    for (const s of [kratos, migrate]) {
+      expect(s.volumes).toContain('./kratos/kratos.yml:/etc/config/kratos/kratos.yml:ro');
+      expect(s.volumes).toContain('./kratos/identity.schema.json:/etc/config/kratos/identity.schema.json:ro');
+    }
+    const env = kratos.environment!;
+    const app = compose.services.app!.environment!;
+    expect(env.SERVE_PUBLIC_BASE_URL).toBe(`${app.KRATOS_PUBLIC_URL}/`);
+    expect(env.SERVE_ADMIN_BASE_URL).toBe(`${app.KRATOS_ADMIN_URL}/`);
+    expect(env.SELFSERVICE_FLOWS_LOGIN_UI_URL).toBe(`${app.PUBLIC_BASE_URL}/kratos/login`);
+    expect(env.SECRETS_CIPHER).toHaveLength(32);
+  });
+
+  it("publishes Kratos's public port for browsers and never its admin port", () => {
+    // Kratos runs in the app's network namespace: one URL for the browser and the app.
+    expect(kratos.network_mode).toBe('service:app');
+    expect(kratos.ports).toBeUndefined();
+    expect(compose.services.app!.ports).toContain('127.0.0.1:4433:4433');
+    expect(kratos.environment!.SERVE_ADMIN_HOST).toBe('127.0.0.1');
+    for (const [name, service] of Object.entries(compose.services)) {
+      expect((service.ports ?? []).some((p) => p.includes('4434')), name).toBe(false);
+    }
+  });
+
+  it("the real Kratos v1.3.1 accepts the service's settings with kratos.yml (DSN memory, on loopback)", async () => {
+    const env: Record<string, string> = { ...kratos.environment! };
+    // Only what cannot apply outside the container: its database, its mount path, all interfaces.
+    delete env.DSN;
+    delete env.IDENTITY_SCHEMAS;
+    env.SERVE_PUBLIC_HOST = '127.0.0.1';
+    const log: string[] = [];
+    const running = await startKratos({
+      binary: kratosBinary,
+      dsn: 'memory',
+      uiBaseUrl: 'http://127.0.0.1:3000',
+      env,
+      log: (l) => log.push(l),
+    });
+    try {
+      expect(running.version).toBe(kratosGoVersion());
+      // The flows point at our pages as the app service's PUBLIC_BASE_URL names them.
+      const res = await fetch(`${running.publicUrl}/self-service/login/browser`, { redirect: 'manual' });
+      expect(res.headers.get('location')).toMatch(/^http:\/\/127\.0\.0\.1:3000\/kratos\/login\?flow=/);
+    } finally {
+      await running.stop();
+    }
+  }, 60_000);
+
+  it.runIf(hasComposePlugin)('`docker compose config` accepts the file with and without the profile', () => {
+    const services = (args: string[]) =>
+      execFileSync('docker', ['compose', '-f', root('docker-compose.yml'), ...args, 'config', '--services'], { encoding: 'utf8' }).trim().split('\n').sort();
+    expect(services([])).not.toContain('kratos');
+    expect(services(['--profile', 'kratos'])).toEqual(expect.arrayContaining(['kratos', 'kratos-migrate']));
   });
 });
