@@ -143,7 +143,7 @@ describe('docker-compose.yml: Ory Kratos, opt-in (profile "kratos")', () => {
     }
   }, 60_000);
 
-  it.runIf(hasComposePlugin)('`docker compose config` accepts the file with and without the profile (runs only where the compose CLI plugin is installed; this machine has none)', () => {
+  it.runIf(hasComposePlugin)('`docker compose config` accepts the file with and without the profile (runs only where the compose CLI plugin is installed)', () => {
     const services = (args: string[]) =>
       execFileSync('docker', ['compose', '-f', root('docker-compose.yml'), ...args, 'config', '--services'], { encoding: 'utf8' }).trim().split('\n').sort();
     expect(services([])).not.toContain('kratos');
