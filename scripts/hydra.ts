@@ -3,16 +3,14 @@
  * tests. No module state and no environment reads at import: callers pass
  * everything in. Facts relied on (Hydra v2.3.0) are in hydra/README.md.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hydraAdminUrls, hydraPublicUrls } from '../src/hydra/endpoints.js';
+import { buildBinary, getJson, runToCompletion, spawnService, waitUntilReady } from './goService.js';
 
 const HYDRA_DIR = fileURLToPath(new URL('../hydra/', import.meta.url));
 const CONFIG = `${HYDRA_DIR}hydra.yml`;
-/** Waits for EOF on stdin (our end closes when we die), then TERM, then KILL after 10 s, to pid $1. */
-const WATCHDOG = 'read x; kill -TERM "$1" 2>/dev/null; for i in $(seq 50); do kill -0 "$1" 2>/dev/null || exit 0; sleep 0.2; done; kill -KILL "$1"';
 
 export interface StartHydraOptions {
   /** Path of the Hydra binary (from ensureHydraBinary). */
@@ -65,14 +63,7 @@ export interface RunningHydra {
 
 /** Build Hydra if it is not cached yet (hydra/build.sh) and return the binary's path. */
 export async function ensureHydraBinary(opts: { log?: (line: string) => void } = {}): Promise<string> {
-  const child = spawn('bash', [`${HYDRA_DIR}build.sh`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  const tail = lines(child.stderr, (l) => opts.log?.(l));
-  const ended = await exitOf(child);
-  const path = out.trim().split('\n').pop();
-  if (ended !== 'exit code 0' || !path) throw new Error(`building Hydra failed (${ended}):\n${tail().join('\n')}`);
-  return path;
+  return buildBinary(`${HYDRA_DIR}build.sh`, 'Hydra', opts.log);
 }
 
 export async function freeLoopbackPort(): Promise<number> {
@@ -143,101 +134,19 @@ async function serve(
   publicUrl: string,
   log: (line: string) => void,
 ): Promise<RunningHydra> {
-  const child = spawn(opts.binary, ['serve', 'all', '--dev', '--sqa-opt-out', '--config', CONFIG], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const outTail = lines(child.stdout, log);
-  const errTail = lines(child.stderr, log);
-  const recent = () => [...outTail(), ...errTail()].slice(-30).join('\n');
-  let exited: string | undefined;
-  const exit = exitOf(child).then((why) => (exited = why));
-
-  // If we die without stop() (SIGKILL, a crashed test worker), the watchdog's
-  // stdin reaches EOF and it stops Hydra; on a normal exit, the handler does.
-  const watchdog = child.pid
-    ? spawn('sh', ['-c', WATCHDOG, 'hydra-watchdog', String(child.pid)], { stdio: ['pipe', 'ignore', 'ignore'] }).on('error', () => {})
-    : undefined;
-  const onExit = () => child.kill('SIGTERM');
-  process.on('exit', onExit);
-  void exit.then(() => {
-    process.off('exit', onExit);
-    watchdog?.kill('SIGKILL');
-  });
-
-  const stop = async () => {
-    if (exited === undefined) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), opts.stopTimeoutMs ?? 5000);
-      await exit;
-      clearTimeout(timer);
-    }
-  };
-
+  const hydra = spawnService(opts.binary, ['serve', 'all', '--dev', '--sqa-opt-out', '--config', CONFIG], { name: 'Hydra', env, log });
+  const stop = () => hydra.stop(opts.stopTimeoutMs ?? 5000);
   try {
-    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, opts.readyTimeoutMs ?? 90_000, () => exited);
+    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, Date.now() + (opts.readyTimeoutMs ?? 90_000), { name: 'Hydra', exited: hydra.exited });
     const discovery = await getJson<{ issuer?: string }>(hydraPublicUrls(publicUrl).discovery.href);
     const version = await getJson<{ version?: string }>(hydraAdminUrls(adminUrl).version.href);
     if (!discovery.issuer) throw new Error('discovery document has no issuer');
     return { publicUrl, adminUrl, issuer: discovery.issuer, version: version.version ?? 'unknown', stop };
   } catch (e) {
     await stop();
-    throw new Error(`Hydra did not become ready: ${(e as Error).message}\n--- Hydra's last lines ---\n${recent()}`);
+    throw new Error(`Hydra did not become ready: ${(e as Error).message}\n--- Hydra's last lines ---\n${hydra.recent()}`);
   }
 }
 
 /** Run a short Hydra command to completion; its output goes to `log`, and into the error if it fails. */
-async function run(binary: string, args: string[], env: Record<string, string>, log: (line: string) => void): Promise<void> {
-  const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const outTail = lines(child.stdout, log);
-  const errTail = lines(child.stderr, log);
-  const ended = await exitOf(child);
-  if (ended !== 'exit code 0') throw new Error(`hydra ${args.slice(0, 3).join(' ')} failed (${ended}):\n${[...outTail(), ...errTail()].join('\n')}`);
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  return (await res.json()) as T;
-}
-
-/** Poll with growing pauses (50 ms doubling to 1 s) until 200, the deadline, or the process exits. */
-async function waitUntilReady(url: string, timeoutMs: number, exited: () => string | undefined): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let pause = 50;
-  for (;;) {
-    if (exited() !== undefined) throw new Error(`Hydra ended before it was ready (${exited()})`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`no answer from ${url} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(pause * 2, 1000);
-  }
-}
-
-/** Feed each line of `stream` to `sink`; returns a function giving the last 50 lines. */
-function lines(stream: NodeJS.ReadableStream, sink: (line: string) => void): () => string[] {
-  const kept: string[] = [];
-  let partial = '';
-  const emit = (line: string) => {
-    sink(line);
-    kept.push(line);
-    if (kept.length > 50) kept.shift();
-  };
-  stream.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    parts.forEach(emit);
-  });
-  stream.on('end', () => partial && emit(partial));
-  return () => kept;
-}
-
-/** Resolves, once the process and its pipes are done, with how it ended: "exit code 0", "signal SIGTERM", "spawn error: …". */
-function exitOf(child: ChildProcess): Promise<string> {
-  return new Promise((resolve) => {
-    child.once('error', (e) => resolve(`spawn error: ${e.message}`));
-    child.once('close', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`));
-  });
-}
+const run = (binary: string, args: string[], env: Record<string, string>, log: (line: string) => void) => runToCompletion(binary, args, { name: 'hydra', env, log });

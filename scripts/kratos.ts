@@ -3,18 +3,16 @@
  * Hydra. No module state and no environment reads at import: callers pass
  * everything in. Facts relied on (Kratos v1.3.1) are in kratos/README.md.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { kratosAdminUrls, kratosPublicUrls } from '../src/kratos/endpoints.js';
+import { buildBinary, getJson, runToCompletion, spawnService, waitUntilReady } from './goService.js';
 import { freeLoopbackPort } from './hydra.js';
 
 const KRATOS_DIR = fileURLToPath(new URL('../kratos/', import.meta.url));
 const REPO_DIR = fileURLToPath(new URL('../', import.meta.url));
 const CONFIG = `${KRATOS_DIR}kratos.yml`;
 const SCHEMA_URL = pathToFileURL(`${KRATOS_DIR}identity.schema.json`).href;
-/** Waits for EOF on stdin (our end closes when we die), then TERM, then KILL after 10 s, to pid $1. */
-const WATCHDOG = 'read x; kill -TERM "$1" 2>/dev/null; for i in $(seq 50); do kill -0 "$1" 2>/dev/null || exit 0; sleep 0.2; done; kill -KILL "$1"';
 
 export interface StartKratosOptions {
   /** Path of the Kratos binary (from ensureKratosBinary). */
@@ -65,14 +63,7 @@ export interface RunningKratos {
 
 /** Build Kratos if it is not cached yet (kratos/build.sh) and return the binary's path. */
 export async function ensureKratosBinary(opts: { log?: (line: string) => void } = {}): Promise<string> {
-  const child = spawn('bash', [`${KRATOS_DIR}build.sh`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  const tail = lines(child.stderr, (l) => opts.log?.(l));
-  const ended = await exitOf(child);
-  const path = out.trim().split('\n').pop();
-  if (ended !== 'exit code 0' || !path) throw new Error(`building Kratos failed (${ended}):\n${tail().join('\n')}`);
-  return path;
+  return buildBinary(`${KRATOS_DIR}build.sh`, 'Kratos', opts.log);
 }
 
 /**
@@ -143,105 +134,21 @@ async function serve(
   adminUrl: string,
   log: (line: string) => void,
 ): Promise<RunningKratos> {
-  const child = spawn(opts.binary, ['serve', '--dev', '--sqa-opt-out', '--config', CONFIG], {
-    cwd: REPO_DIR,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const outTail = lines(child.stdout, log);
-  const errTail = lines(child.stderr, log);
-  const recent = () => [...outTail(), ...errTail()].slice(-30).join('\n');
-  let exited: string | undefined;
-  const exit = exitOf(child).then((why) => (exited = why));
-
-  // If we die without stop() (SIGKILL, a crashed test worker), the watchdog's
-  // stdin reaches EOF and it stops Kratos; on a normal exit, the handler does.
-  const watchdog = child.pid
-    ? spawn('sh', ['-c', WATCHDOG, 'kratos-watchdog', String(child.pid)], { stdio: ['pipe', 'ignore', 'ignore'] }).on('error', () => {})
-    : undefined;
-  const onExit = () => child.kill('SIGTERM');
-  process.on('exit', onExit);
-  void exit.then(() => {
-    process.off('exit', onExit);
-    watchdog?.kill('SIGKILL');
-  });
-
-  const stop = async () => {
-    if (exited === undefined) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), opts.stopTimeoutMs ?? 5000);
-      await exit;
-      clearTimeout(timer);
-    }
-  };
-
+  const kratos = spawnService(opts.binary, ['serve', '--dev', '--sqa-opt-out', '--config', CONFIG], { name: 'Kratos', env, cwd: REPO_DIR, log });
+  const stop = () => kratos.stop(opts.stopTimeoutMs ?? 5000);
   try {
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
     // The two APIs are separate listeners: wait for both.
-    await waitUntilReady(kratosAdminUrls(adminUrl).ready.href, deadline, () => exited);
-    await waitUntilReady(kratosPublicUrls(publicUrl).ready.href, deadline, () => exited);
+    await waitUntilReady(kratosAdminUrls(adminUrl).ready.href, deadline, { name: 'Kratos', exited: kratos.exited });
+    await waitUntilReady(kratosPublicUrls(publicUrl).ready.href, deadline, { name: 'Kratos', exited: kratos.exited });
     const version = await getJson<{ version?: string }>(kratosAdminUrls(adminUrl).version.href);
     return { publicUrl, adminUrl, version: version.version ?? 'unknown', stop };
   } catch (e) {
     await stop();
-    throw new Error(`Kratos did not become ready: ${(e as Error).message}\n--- Kratos's last lines ---\n${recent()}`);
+    throw new Error(`Kratos did not become ready: ${(e as Error).message}\n--- Kratos's last lines ---\n${kratos.recent()}`);
   }
 }
 
 /** Run a short Kratos command to completion; its output goes to `log`, and into the error if it fails. */
-async function run(binary: string, args: string[], env: Record<string, string>, log: (line: string) => void): Promise<void> {
-  const child = spawn(binary, args, { cwd: REPO_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const outTail = lines(child.stdout, log);
-  const errTail = lines(child.stderr, log);
-  const ended = await exitOf(child);
-  if (ended !== 'exit code 0') throw new Error(`kratos ${args.slice(0, 2).join(' ')} failed (${ended}):\n${[...outTail(), ...errTail()].join('\n')}`);
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  return (await res.json()) as T;
-}
-
-/** Poll with growing pauses (50 ms doubling to 1 s) until 200, the deadline, or the process exits. */
-async function waitUntilReady(url: string, deadline: number, exited: () => string | undefined): Promise<void> {
-  let pause = 50;
-  for (;;) {
-    if (exited() !== undefined) throw new Error(`Kratos ended before it was ready (${exited()})`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`no answer from ${url} in time`);
-    await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(pause * 2, 1000);
-  }
-}
-
-/** Feed each line of `stream` to `sink`; returns a function giving the last 50 lines. */
-function lines(stream: NodeJS.ReadableStream, sink: (line: string) => void): () => string[] {
-  const kept: string[] = [];
-  let partial = '';
-  const emit = (line: string) => {
-    sink(line);
-    kept.push(line);
-    if (kept.length > 50) kept.shift();
-  };
-  stream.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    parts.forEach(emit);
-  });
-  stream.on('end', () => partial && emit(partial));
-  return () => kept;
-}
-
-/** Resolves, once the process and its pipes are done, with how it ended: "exit code 0", "signal SIGTERM", "spawn error: …". */
-function exitOf(child: ChildProcess): Promise<string> {
-  return new Promise((resolve) => {
-    child.once('error', (e) => resolve(`spawn error: ${e.message}`));
-    child.once('close', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`));
-  });
-}
+const run = (binary: string, args: string[], env: Record<string, string>, log: (line: string) => void) =>
+  runToCompletion(binary, args, { name: 'kratos', env, cwd: REPO_DIR, log });

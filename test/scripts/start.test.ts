@@ -77,7 +77,8 @@ describe('npm start with IDENTITY=kratos (scripts/start.ts, real Kratos and Hydr
       const timer = setTimeout(() => reject(new Error(`npm start did not come up in time:\n${output.join('\n')}`)), 90_000);
       start.stdout!.on('data', (d: Buffer) => {
         collect(d);
-        if (output.some((l) => l.includes('hydra-mcp is running at'))) {
+        // The banner's last line: the lines before it may arrive in an earlier or the same chunk.
+        if (output.some((l) => l.includes('Inspector:'))) {
           clearTimeout(timer);
           resolve();
         }
