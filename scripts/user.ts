@@ -1,5 +1,7 @@
 /**
- * User management: `npm run user -- add|list|remove|passwd|export [email]`.
+ * User management: `npm run user -- add|list|remove|passwd|export [email]`,
+ * and `export-to-kratos`. With IDENTITY=kratos the accounts are Kratos
+ * identities (its admin API); our database still holds their data.
  * Exit codes: 0 done, 1 bad input or failure, 2 usage error.
  * Passwords come from stdin: a prompt without echo on a terminal, else the
  * first line (so scripts can pipe them in). Never from the command line,
@@ -9,25 +11,33 @@ import 'dotenv/config';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createAccountRemoval, RemovalIncompleteError, type RemovalReport } from '../src/account/accountRemoval.js';
+import { type AccountDirectory, createAccountRemoval, RemovalIncompleteError, type RemovalReport } from '../src/account/accountRemoval.js';
+import { createSealer } from '../src/connections/sealing.js';
+import { createKratos, type Identity, type KratosAdmin, KratosError } from '../src/kratos/index.js';
+import { exportUsersToKratos, type MoveOutcome } from '../src/kratos/migrateUsers.js';
 import { createHydraAdmin } from '../src/hydra/index.js';
 import { createConnections } from '../src/connections/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
-import { createUserStore, normaliseEmail, UserInputError } from '../src/login/userStore.js';
+import { checkPassword, createUserStore, normaliseEmail, type User, UserInputError } from '../src/login/userStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { exportSubjectData } from '../src/store/export.js';
 import { removedSubjectsStore } from '../src/store/removedSubjectsStore.js';
 
 const USAGE = `usage: npm run user -- <command>
-  add <email>      create a user (password from stdin)
+  add <email> [name]
+                   create a user (password from stdin; a name only with
+                   IDENTITY=kratos, where users are Kratos identities)
   passwd <email>   set a new password (from stdin)
   remove <email>   remove a person: refuse their tokens, revoke their Hydra
                    consents and sign-ins, delete their data and account
                    (running it again finishes a removal that stopped half-way)
   export <email>   print everything stored for a person as one JSON
                    document (the same as "Download my data" on /account)
-  list             list users`;
+  list             list users
+  export-to-kratos move every built-in user into Kratos (IDENTITY=kratos):
+                   same password (its hash is carried over), their data
+                   moved to the new identity id; safe to run again`;
 
 async function readPassword(prompt: string): Promise<string> {
   if (!process.stdin.isTTY) {
@@ -57,8 +67,8 @@ async function readPassword(prompt: string): Promise<string> {
   return first;
 }
 
-/** How many arguments each command takes after its name. */
-const ARITY: Record<string, number> = { add: 1, passwd: 1, remove: 1, export: 1, list: 0 };
+/** How many arguments each command takes after its name: [fewest, most]. */
+const ARITY: Record<string, [number, number]> = { add: [1, 2], passwd: [1, 1], remove: [1, 1], export: [1, 1], list: [0, 0], 'export-to-kratos': [0, 0] };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -66,15 +76,31 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!command || !Object.hasOwn(ARITY, command) || args.length !== ARITY[command]) {
+  if (!command || !Object.hasOwn(ARITY, command) || args.length < ARITY[command]![0] || args.length > ARITY[command]![1]) {
     console.error(USAGE);
     return 2;
   }
   const email = args[0] ?? '';
   const config = loadConfig(process.env);
+  const kratosMode = config.identity.kind === 'kratos';
+  // Built-in users have no name: a second argument is a usage error there, as it always was.
+  if (!kratosMode && args.length > 1) {
+    console.error(USAGE);
+    return 2;
+  }
+  if (command === 'export-to-kratos' && config.identity.kind !== 'kratos') {
+    console.error('error: export-to-kratos needs IDENTITY=kratos with KRATOS_PUBLIC_URL and KRATOS_ADMIN_URL (where the users go)');
+    return 1;
+  }
   const db = await openDatabase(config.database);
   const users = createUserStore(db);
+  const kratos =
+    config.identity.kind === 'kratos' ? createKratos({ publicUrl: config.identity.publicUrl, adminUrl: config.identity.adminUrl }).admin : undefined;
   try {
+    if (kratos) {
+      await kratosCommand(command, args, { config, db, kratos });
+      return 0;
+    }
     switch (command) {
       case 'add': {
         const user = await users.add(email, await readPassword('Password: '));
@@ -88,18 +114,7 @@ async function main(argv: string[]): Promise<number> {
         break;
       }
       case 'remove': {
-        // The CLI reports on stdout/stderr itself.
-        const log = createLogger('silent');
-        const connections = createConnections({ settings: config.connections, db, dialect: config.database.kind, publicBaseUrl: config.publicBaseUrl, secret: config.sessionSecret, log });
-        const removeAccount = createAccountRemoval({
-          db,
-          users,
-          hydra: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
-          removed: removedSubjectsStore(db),
-          log,
-          ...(connections ? { revokeConnections: (sub: string) => connections.flow.revokeAll(sub) } : {}),
-        });
-        console.log(describeRemoval(normaliseEmail(email), await removeAccount({ email })));
+        console.log(describeRemoval(normaliseEmail(email), await accountRemoval(config, db, users)({ email })));
         break;
       }
       case 'export': {
@@ -122,10 +137,171 @@ async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 1;
     }
+    // Kratos's own words (a 400 names what it refused); unreachable says so.
+    if (e instanceof KratosError) {
+      console.error(`error: ${e.unavailable && e.status === 0 ? `Kratos's admin API is not reachable (${e.description})` : e.message}`);
+      return 1;
+    }
     throw e;
   } finally {
     await db.destroy();
   }
+}
+
+type Config = ReturnType<typeof loadConfig>;
+
+/** The one removal path (src/account/accountRemoval.ts), with accounts found and deleted in `accounts`. */
+function accountRemoval(config: Config, db: Awaited<ReturnType<typeof openDatabase>>, accounts: AccountDirectory) {
+  // The CLI reports on stdout/stderr itself.
+  const log = createLogger('silent');
+  const connections = createConnections({ settings: config.connections, db, dialect: config.database.kind, publicBaseUrl: config.publicBaseUrl, secret: config.sessionSecret, log });
+  return createAccountRemoval({
+    db,
+    users: accounts,
+    hydra: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
+    removed: removedSubjectsStore(db),
+    log,
+    ...(connections ? { revokeConnections: (sub: string) => connections.flow.revokeAll(sub) } : {}),
+  });
+}
+
+/** A Kratos identity as the removal sees an account (email trait, id = sub). */
+function identityAsUser(i: Identity): User {
+  return { id: i.id, email: typeof i.traits.email === 'string' ? i.traits.email : '', createdAt: i.created_at ?? '' };
+}
+
+/** The identity whose password identifier is this email (normalised first; Kratos matches it exactly). */
+async function findIdentity(kratos: KratosAdmin, email: string): Promise<Identity | undefined> {
+  const { identities } = await kratos.listIdentities({ identifier: normaliseEmail(email), pageSize: 1 });
+  return identities[0];
+}
+
+/** Kratos's identities as the account directory of a removal: found by email or id, deleted last. */
+function kratosAccounts(kratos: KratosAdmin): AccountDirectory {
+  return {
+    findByEmail: async (email) => {
+      const i = await findIdentity(kratos, email);
+      return i && identityAsUser(i);
+    },
+    findById: async (id) => {
+      // Kratos answers 400 for an id that is not a UUID: no such account either way.
+      const i = await kratos.getIdentity(id).catch((e: unknown) => {
+        if (e instanceof KratosError && e.status === 400) return undefined;
+        throw e;
+      });
+      return i && identityAsUser(i);
+    },
+    removeById: (id) => kratos.deleteIdentity(id),
+  };
+}
+
+/** The commands with IDENTITY=kratos: accounts in Kratos (admin API), data in our database. */
+async function kratosCommand(
+  command: string,
+  args: string[],
+  { config, db, kratos }: { config: Config; db: Awaited<ReturnType<typeof openDatabase>>; kratos: KratosAdmin },
+): Promise<void> {
+  const email = args[0] ?? '';
+  const noSuch = () => new UserInputError(`no user with email ${normaliseEmail(email)} in Kratos`);
+  switch (command) {
+    case 'add': {
+      const normal = normaliseEmail(email);
+      const name = args[1]?.trim();
+      // Kratos's admin import skips its password policy: ours applies here, as for built-in users.
+      const password = checkPassword(await readPassword('Password: '));
+      try {
+        const created = await kratos.createIdentity({
+          traits: { email: normal, ...(name ? { name } : {}) },
+          credentials: { password: { config: { password } } },
+        });
+        console.log(`Added user ${normal} (sub ${created.id}) in Kratos`);
+      } catch (e) {
+        if (e instanceof KratosError && e.status === 409) throw new UserInputError(`a user with email ${normal} already exists in Kratos`);
+        throw e;
+      }
+      break;
+    }
+    case 'passwd': {
+      const found = await findIdentity(kratos, email);
+      if (!found) throw noSuch();
+      const password = checkPassword(await readPassword('New password: '));
+      // PUT replaces the identity: send back what it has, with the new password.
+      const current = (await kratos.getIdentity(found.id)) ?? found;
+      const updated = await kratos.updateIdentity(found.id, {
+        schema_id: current.schema_id,
+        traits: current.traits,
+        state: current.state ?? 'active',
+        metadata_public: current.metadata_public ?? null,
+        metadata_admin: current.metadata_admin ?? null,
+        credentials: { password: { config: { password } } },
+      });
+      if (!updated) throw noSuch();
+      console.log(`Password changed for ${normaliseEmail(email)} in Kratos`);
+      break;
+    }
+    case 'remove': {
+      const report = await accountRemoval(config, db, kratosAccounts(kratos))({ email });
+      console.log(describeRemoval(normaliseEmail(email), report).replace(' and the account', ' and the Kratos identity'));
+      break;
+    }
+    case 'export': {
+      const found = await findIdentity(kratos, email);
+      if (!found) throw noSuch();
+      await pipeline(Readable.from(exportSubjectData(db, found.id)), process.stdout, { end: false });
+      break;
+    }
+    case 'list': {
+      let count = 0;
+      let pageToken: string | undefined;
+      do {
+        const page = await kratos.listIdentities(pageToken ? { pageToken } : {});
+        for (const i of page.identities) {
+          const name = typeof i.traits.name === 'string' ? `\t${i.traits.name}` : '';
+          console.log(`${i.traits.email ?? ''}\t${i.id}\t${i.created_at ?? ''}${name}`);
+          count++;
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      console.log(`${count} user${count === 1 ? '' : 's'} in Kratos`);
+      break;
+    }
+    case 'export-to-kratos': {
+      const outcomes = await exportUsersToKratos({
+        db,
+        kratos,
+        hydra: createHydraAdmin({ adminUrl: config.hydra.adminUrl }),
+        removed: removedSubjectsStore(db),
+        ...(config.connections ? { sealer: createSealer(config.connections.keys) } : {}),
+        onOutcome: (o) => (o.status === 'failed' ? console.error : console.log)(describeMove(o)),
+      });
+      console.log(summariseMoves(outcomes));
+      if (outcomes.some((o) => o.status === 'failed')) throw new UserInputError('some users were not moved (see above); run export-to-kratos again once fixed');
+      break;
+    }
+  }
+}
+
+/** One line per person of export-to-kratos. */
+function describeMove(o: MoveOutcome): string {
+  switch (o.status) {
+    case 'moved': {
+      const rows = Object.entries(o.rows)
+        .filter(([table]) => table !== 'connect_states')
+        .map(([table, n]) => `${n} ${table}`)
+        .join(', ');
+      return `Moved ${o.email}: sub ${o.oldSub} -> Kratos identity ${o.newId}${o.resumed ? ' (finishing an earlier run)' : ''}; ${rows}; Hydra consents of the old sub revoked`;
+    }
+    case 'skipped':
+      return `Skipped ${o.email} (sub ${o.oldSub}): ${o.reason}`;
+    case 'failed':
+      return `error: ${o.email} (sub ${o.oldSub}) not moved: ${o.error}`;
+  }
+}
+
+function summariseMoves(outcomes: MoveOutcome[]): string {
+  if (outcomes.length === 0) return 'Nothing to move: no built-in users left in the database (everyone is in Kratos already)';
+  const n = (s: MoveOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  return `${n('moved')} moved, ${n('skipped')} skipped, ${n('failed')} failed (of ${outcomes.length} built-in user${outcomes.length === 1 ? '' : 's'})`;
 }
 
 /** One line saying what a removal did. */

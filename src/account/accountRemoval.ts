@@ -45,9 +45,15 @@ export class RemovalIncompleteError extends Error {
   }
 }
 
+/**
+ * Where accounts are found and, last, deleted: our users table (a UserStore),
+ * or with IDENTITY=kratos Kratos's identities (scripts/user.ts adapts them).
+ */
+export type AccountDirectory = Pick<UserStore, 'findByEmail' | 'findById' | 'removeById'>;
+
 export interface AccountRemovalOptions {
   db: Db;
-  users: UserStore;
+  users: AccountDirectory;
   /** Hydra's admin API: where consents (with their tokens) and login sessions end. */
   hydra: Pick<HydraAdmin, 'revokeConsentSessions' | 'revokeLoginSessions'>;
   /** The shared removed-subjects table. */

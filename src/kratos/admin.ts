@@ -1,6 +1,6 @@
 import { kratosErrorFrom } from './errors.js';
 import { kratosAdminUrls } from './endpoints.js';
-import type { CreateIdentity, Identity } from './models.js';
+import type { CreateIdentity, Identity, UpdateIdentity } from './models.js';
 import type { KratosTransport } from './transport.js';
 
 /**
@@ -12,6 +12,12 @@ export interface KratosAdmin {
   getIdentity(id: string): Promise<Identity | undefined>;
   /** Create an identity; a duplicate identifier is a KratosError with status 409. */
   createIdentity(body: CreateIdentity): Promise<Identity>;
+  /**
+   * Replace an identity (PUT: traits, state and both metadata are replaced, so
+   * send the current ones); `credentials` given replace the password, absent
+   * keep it. undefined when Kratos has no identity with this id.
+   */
+  updateIdentity(id: string, body: UpdateIdentity): Promise<Identity | undefined>;
   /** Delete an identity (and its sessions); false when there was none. */
   deleteIdentity(id: string): Promise<boolean>;
   /**
@@ -35,6 +41,15 @@ export function kratosAdminClient({ adminUrl, transport }: { adminUrl: URL; tran
       return (await res.json()) as Identity;
     },
     createIdentity: (body) => transport.json<Identity>('POST', urls.identities, { schema_id: 'default', ...body }),
+    async updateIdentity(id, body) {
+      const res = await transport.send('PUT', urls.identity(id), body);
+      if (res.status === 404) {
+        await res.arrayBuffer();
+        return undefined;
+      }
+      if (!res.ok) throw await kratosErrorFrom(res);
+      return (await res.json()) as Identity;
+    },
     async deleteIdentity(id) {
       const res = await transport.send('DELETE', urls.identity(id));
       await res.arrayBuffer();

@@ -51,6 +51,9 @@ export interface Identity {
   state?: 'active' | 'inactive';
   traits: { email?: string; name?: string } & Record<string, unknown>;
   created_at?: string;
+  /** Admin API only: never shown to the person (metadata_public would be). */
+  metadata_admin?: Record<string, unknown> | null;
+  metadata_public?: Record<string, unknown> | null;
 }
 
 export interface Session {
@@ -74,5 +77,17 @@ export interface CreateIdentity {
   traits: Record<string, unknown>;
   state?: 'active' | 'inactive';
   /** A plain password (Kratos hashes it) or an imported hash (`hashed_password`, PHC format). */
+  credentials?: { password?: { config: { password?: string; hashed_password?: string } } };
+  /** Admin-only metadata (src/kratos/migrateUsers.ts records the built-in sub an identity was moved from). */
+  metadata_admin?: Record<string, unknown>;
+}
+
+/** What replacing an identity takes (PUT /admin/identities/{id}): the whole identity; credentials optional. */
+export interface UpdateIdentity {
+  schema_id: string;
+  traits: Record<string, unknown>;
+  state: 'active' | 'inactive';
+  metadata_public?: Record<string, unknown> | null;
+  metadata_admin?: Record<string, unknown> | null;
   credentials?: { password?: { config: { password?: string; hashed_password?: string } } };
 }
