@@ -1,8 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ConnectionRequiredError,
   type CredentialService,
@@ -14,8 +11,8 @@ import { type ProviderClient, ProviderError } from '../../src/connections/provid
 import { type CredentialSealer, createSealer, type StoredCredential } from '../../src/connections/sealing.js';
 import { createLogger } from '../../src/log/logger.js';
 import { type ConnectionsStore, connectionsStore } from '../../src/store/connectionsStore.js';
-import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
+import { type Backend, storeBackends } from '../support/backends.js';
 
 /**
  * createCredentialService over the real connections store (SQLite file and a
@@ -23,21 +20,7 @@ import { createTestDatabase } from '../support/postgres.js';
  * ProviderClient: the OAuth protocol itself is tested against a second real
  * Hydra in test/connections/providerClient.test.ts and test/e2e/connections.test.ts.
  */
-interface Backend {
-  target: DatabaseTarget;
-  cleanup(): Promise<void>;
-}
-
-const backends: Record<'sqlite' | 'postgres', () => Promise<Backend>> = {
-  sqlite: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hydra-mcp-credentials-'));
-    return { target: { kind: 'sqlite', path: join(dir, 'store.sqlite') }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-  },
-  postgres: async () => {
-    const pg = await createTestDatabase(inject('postgresUrl'));
-    return { target: { kind: 'postgres', url: pg.url, poolMax: 5 }, cleanup: pg.drop };
-  },
-};
+const backends = storeBackends('credentials');
 
 const SUB = 'alice';
 const PROVIDER = 'github';

@@ -1,28 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConnectionLockError, type Connection, type ConnectionsStore, connectionsStore, type ConnectState } from '../../src/store/connectionsStore.js';
-import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
 import { deleteSubjectData } from '../../src/store/subjectData.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { type Backend, storeBackends } from '../support/backends.js';
 
 /** The connections storage contract, run against the embedded SQLite file and a real PostgreSQL. */
-interface Backend {
-  target: DatabaseTarget;
-  cleanup(): Promise<void>;
-}
-
-const backends: Record<'sqlite' | 'postgres', () => Promise<Backend>> = {
-  sqlite: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hydra-mcp-connections-'));
-    return { target: { kind: 'sqlite', path: join(dir, 'store.sqlite') }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-  },
-  postgres: async () => {
-    const pg = await createTestDatabase(inject('postgresUrl'));
-    return { target: { kind: 'postgres', url: pg.url, poolMax: 5 }, cleanup: pg.drop };
-  },
-};
+const backends = storeBackends('connections');
 
 const grant = (sub: string, provider: string, sealed = `sealed-${sub}-${provider}`) => ({ sub, provider, sealed, keyId: 'k1', scope: 'read', expiresAt: 2_000_000_000 });
 const state = (over: Partial<ConnectState> = {}): ConnectState => ({

@@ -1,35 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CompiledQuery, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
 import { createUserStore, DuplicateUserError } from '../../src/login/userStore.js';
-import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
 import { type NotePosition } from '../../src/store/notesStore.js';
 import { rateCountersStore } from '../../src/store/rateCounters.js';
 import { RecordsInputError } from '../../src/store/recordsStore.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { type Backend, storeBackends } from '../support/backends.js';
 
 /**
  * One storage contract, run against every backend: the embedded SQLite file
  * and a real PostgreSQL server (Debian's, started for the run).
  */
-interface Backend {
-  target: DatabaseTarget;
-  cleanup(): Promise<void>;
-}
-
-const backends: Record<'sqlite' | 'postgres', () => Promise<Backend>> = {
-  sqlite: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hydra-mcp-store-'));
-    return { target: { kind: 'sqlite', path: join(dir, 'store.sqlite') }, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-  },
-  postgres: async () => {
-    const db = await createTestDatabase(inject('postgresUrl'));
-    return { target: { kind: 'postgres', url: db.url, poolMax: 10 }, cleanup: db.drop };
-  },
-};
+const backends = storeBackends('store', 10);
 
 describe.each(['sqlite', 'postgres'] as const)('store contract on %s', (kind) => {
   let backend: Backend;
