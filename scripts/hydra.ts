@@ -36,6 +36,14 @@ export interface StartHydraOptions {
   accessTokenStrategy: 'opaque' | 'jwt';
   /** Encrypts Hydra's stored secrets (16+ characters); keep it stable for a persistent DSN. */
   secretsSystem: string;
+  /** Token lifetimes (Hydra durations); unset ones keep hydra.yml's. */
+  tokenLifetimes?: { accessToken?: string; refreshToken?: string; idToken?: string; rotationGracePeriod?: string };
+  /**
+   * Serve the public port over https with this PEM certificate and key
+   * (Hydra's serve.public.tls); the issuer becomes https. The admin port stays
+   * plain http on loopback.
+   */
+  publicTls?: { certFile: string; keyFile: string };
   /** More Hydra environment variables; they override hydra.yml and the values set here. */
   env?: Record<string, string>;
   /** Receives each line Hydra prints (stdout and stderr). */
@@ -94,7 +102,7 @@ export async function startHydra(opts: StartHydraOptions): Promise<RunningHydra>
   for (let attempt = 1; ; attempt++) {
     const publicPort = opts.publicPort || (await freeLoopbackPort());
     const adminPort = opts.adminPort || (await freeLoopbackPort());
-    const publicUrl = `http://127.0.0.1:${publicPort}`;
+    const publicUrl = `${opts.publicTls ? 'https' : 'http'}://127.0.0.1:${publicPort}`;
     const env: Record<string, string> = {
       // Only what Hydra needs: a developer's shell (DSN, LOG_LEVEL, SERVE_*…) must not leak in.
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -112,6 +120,10 @@ export async function startHydra(opts: StartHydraOptions): Promise<RunningHydra>
       STRATEGIES_ACCESS_TOKEN: opts.accessTokenStrategy,
       ...(opts.tokenUrl ? { WEBFINGER_OIDC_DISCOVERY_TOKEN_URL: opts.tokenUrl } : {}),
       ...(opts.caFile ? { SSL_CERT_FILE: opts.caFile } : {}),
+      ...lifetimeEnv(opts.tokenLifetimes),
+      ...(opts.publicTls
+        ? { SERVE_PUBLIC_TLS_ENABLED: 'true', SERVE_PUBLIC_TLS_CERT_PATH: opts.publicTls.certFile, SERVE_PUBLIC_TLS_KEY_PATH: opts.publicTls.keyFile }
+        : {}),
       ...opts.env,
     };
     if (!migrated) {
@@ -146,6 +158,17 @@ async function serve(
     await stop();
     throw new Error(`Hydra did not become ready: ${(e as Error).message}\n--- Hydra's last lines ---\n${hydra.recent()}`);
   }
+}
+
+/** Hydra's environment names for its token lifetimes (ttl.*, oauth2.grant.refresh_token.rotation_grace_period). */
+function lifetimeEnv(l: StartHydraOptions['tokenLifetimes']): Record<string, string> {
+  if (!l) return {};
+  return {
+    ...(l.accessToken ? { TTL_ACCESS_TOKEN: l.accessToken } : {}),
+    ...(l.refreshToken ? { TTL_REFRESH_TOKEN: l.refreshToken } : {}),
+    ...(l.idToken ? { TTL_ID_TOKEN: l.idToken } : {}),
+    ...(l.rotationGracePeriod ? { OAUTH2_GRANT_REFRESH_TOKEN_ROTATION_GRACE_PERIOD: l.rotationGracePeriod } : {}),
+  };
 }
 
 /** Run a short Hydra command to completion; its output goes to `log`, and into the error if it fails. */

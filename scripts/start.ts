@@ -39,7 +39,7 @@ function kratosSecrets(dataDir: string): { default: string; cookie: string; ciph
 
 async function main() {
   // Fail fast, naming each wrong variable (the server's and the embedded Hydra's), before building anything.
-  const { server: config, embeddedHydra, embeddedKratos } = loadStartConfig(process.env);
+  const { server: config, embeddedHydra, embeddedKratos, tokenLifetimes } = loadStartConfig(process.env);
   const env: Record<string, string | undefined> = { ...process.env };
   let hydra: RunningHydra | undefined;
   let kratos: RunningKratos | undefined;
@@ -66,12 +66,14 @@ async function main() {
       errorUrl: `${base}/oauth-error`,
       tokenUrl: `${base}/token`,
       secretsSystem: hydraSecret(dataDir),
+      tokenLifetimes,
       log: (line) => embeddedHydra.showLogs && process.stderr.write(`[hydra] ${line}\n`),
     });
     env.HYDRA_PUBLIC_URL = hydra.publicUrl;
     env.HYDRA_ADMIN_URL = hydra.adminUrl;
     env.HYDRA_ISSUER = hydra.issuer;
     say(`Ory Hydra ${hydra.version} is up: public ${hydra.publicUrl}, admin ${hydra.adminUrl} (loopback only)`);
+    say(`  token lifetimes: access ${tokenLifetimes.accessToken}, refresh ${tokenLifetimes.refreshToken} (rotated; grace ${tokenLifetimes.rotationGracePeriod}), ID ${tokenLifetimes.idToken}`);
   }
 
   if (embeddedKratos) {

@@ -13,13 +13,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type AccountDirectory, createAccountRemoval, RemovalIncompleteError, type RemovalReport } from '../src/account/accountRemoval.js';
 import { createSealer } from '../src/connections/sealing.js';
-import { createKratos, type Identity, type KratosAdmin, KratosError } from '../src/kratos/index.js';
+import { createKratos, type KratosAdmin, KratosError } from '../src/kratos/index.js';
 import { exportUsersToKratos, type MoveOutcome } from '../src/kratos/migrateUsers.js';
+import { findIdentityByEmail, kratosAccountDirectory } from '../src/kratos/accountDirectory.js';
 import { createHydraAdmin } from '../src/hydra/index.js';
 import { createConnections } from '../src/connections/index.js';
 import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/log/logger.js';
-import { checkPassword, createUserStore, normaliseEmail, type User, UserInputError } from '../src/login/userStore.js';
+import { checkPassword, createUserStore, normaliseEmail, UserInputError } from '../src/login/userStore.js';
 import { openDatabase } from '../src/store/database.js';
 import { exportSubjectData } from '../src/store/export.js';
 import { removedSubjectsStore } from '../src/store/removedSubjectsStore.js';
@@ -165,36 +166,6 @@ function accountRemoval(config: Config, db: Awaited<ReturnType<typeof openDataba
   });
 }
 
-/** A Kratos identity as the removal sees an account (email trait, id = sub). */
-function identityAsUser(i: Identity): User {
-  return { id: i.id, email: typeof i.traits.email === 'string' ? i.traits.email : '', createdAt: i.created_at ?? '' };
-}
-
-/** The identity whose password identifier is this email (normalised first; Kratos matches it exactly). */
-async function findIdentity(kratos: KratosAdmin, email: string): Promise<Identity | undefined> {
-  const { identities } = await kratos.listIdentities({ identifier: normaliseEmail(email), pageSize: 1 });
-  return identities[0];
-}
-
-/** Kratos's identities as the account directory of a removal: found by email or id, deleted last. */
-function kratosAccounts(kratos: KratosAdmin): AccountDirectory {
-  return {
-    findByEmail: async (email) => {
-      const i = await findIdentity(kratos, email);
-      return i && identityAsUser(i);
-    },
-    findById: async (id) => {
-      // Kratos answers 400 for an id that is not a UUID: no such account either way.
-      const i = await kratos.getIdentity(id).catch((e: unknown) => {
-        if (e instanceof KratosError && e.status === 400) return undefined;
-        throw e;
-      });
-      return i && identityAsUser(i);
-    },
-    removeById: (id) => kratos.deleteIdentity(id),
-  };
-}
-
 /** The commands with IDENTITY=kratos: accounts in Kratos (admin API), data in our database. */
 async function kratosCommand(
   command: string,
@@ -222,7 +193,7 @@ async function kratosCommand(
       break;
     }
     case 'passwd': {
-      const found = await findIdentity(kratos, email);
+      const found = await findIdentityByEmail(kratos, email);
       if (!found) throw noSuch();
       const password = checkPassword(await readPassword('New password: '));
       // PUT replaces the identity: send back what it has, with the new password.
@@ -240,12 +211,12 @@ async function kratosCommand(
       break;
     }
     case 'remove': {
-      const report = await accountRemoval(config, db, kratosAccounts(kratos))({ email });
+      const report = await accountRemoval(config, db, kratosAccountDirectory(kratos))({ email });
       console.log(describeRemoval(normaliseEmail(email), report).replace(' and the account', ' and the Kratos identity'));
       break;
     }
     case 'export': {
-      const found = await findIdentity(kratos, email);
+      const found = await findIdentityByEmail(kratos, email);
       if (!found) throw noSuch();
       await pipeline(Readable.from(exportSubjectData(db, found.id)), process.stdout, { end: false });
       break;
@@ -281,12 +252,15 @@ async function kratosCommand(
   }
 }
 
+/** Pending connect attempts and the Kratos sign-in record: bookkeeping, not data a person would name. */
+const BOOKKEEPING = new Set(['connect_states', 'kratos_subjects']);
+
 /** One line per person of export-to-kratos. */
 function describeMove(o: MoveOutcome): string {
   switch (o.status) {
     case 'moved': {
       const rows = Object.entries(o.rows)
-        .filter(([table]) => table !== 'connect_states')
+        .filter(([table]) => !BOOKKEEPING.has(table))
         .map(([table, n]) => `${n} ${table}`)
         .join(', ');
       return `Moved ${o.email}: sub ${o.oldSub} -> Kratos identity ${o.newId}${o.resumed ? ' (finishing an earlier run)' : ''}; ${rows}; Hydra consents of the old sub revoked`;
@@ -308,8 +282,7 @@ function summariseMoves(outcomes: MoveOutcome[]): string {
 function describeRemoval(email: string, r: RemovalReport): string {
   if (r.outcome === 'nothing-left') return `Nothing left of ${email} (sub ${r.sub}): already removed`;
   const rows = Object.entries(r.deleted)
-    // Pending connect attempts are bookkeeping, not data a person would name.
-    .filter(([table]) => table !== 'users' && table !== 'connect_states')
+    .filter(([table]) => table !== 'users' && !BOOKKEEPING.has(table))
     .map(([table, n]) => `${n} ${table}`)
     .join(', ');
   const what = r.outcome === 'removed' ? 'Removed user' : 'Finished removing user';

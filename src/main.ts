@@ -1,5 +1,6 @@
 import 'dotenv/config';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { buildApp, jwksUrlOf, resourcesOf } from './app/app.js';
 import { Metrics } from './app/metrics.js';
@@ -11,7 +12,9 @@ import { REGISTRABLE_SCOPES } from './auth/scopes.js';
 import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifier.js';
 import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
+import type { IdentitySweep } from './account/identitySweep.js';
 import { openDatabase } from './store/database.js';
+import { startAudit } from './audit/startAudit.js';
 import { removedSubjectsStore } from './store/removedSubjectsStore.js';
 import { checkTool, loadTools } from './tools/registry.js';
 import type { ToolDefinition } from './tools/contract.js';
@@ -28,6 +31,8 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** Remove an account in this process: refused and its sessions closed here at once, other replicas within seconds (src/account/). */
   removeAccount: RemoveAccount;
+  /** IDENTITY=kratos: the identity sweep (it also runs every KRATOS_SWEEP_SECONDS on its own). */
+  identitySweep?: IdentitySweep;
 }
 
 // tools/ sits beside src/ both in the repo and in the compiled dist/.
@@ -90,6 +95,9 @@ export async function startServer(env: Record<string, string | undefined>, optio
   if (config.sessionSecretGenerated) {
     log.warn('SESSION_SECRET is not set: using a random one for this process; set it when running several replicas');
   }
+  if (config.trustProxy === true) {
+    log.warn('TRUST_PROXY=true believes every X-Forwarded-For hop: anyone who reaches this port directly can pick their address for the sign-in and endpoint limits; prefer a hop count or the proxy\'s addresses');
+  }
   const tools = [...(await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES)), ...(options.extraTools ?? []).map((t) => checkTool(t, `extraTools/${t.name}`, REGISTRABLE_SCOPES))];
   const db = await openDatabase(config.database);
   const metrics = new Metrics();
@@ -100,16 +108,20 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const removedSubjects = new RemovedSubjects({ store: removedSubjectsStore(db), retentionSeconds: config.removedSubjectRetentionSeconds, log });
   await removedSubjects.start();
   const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics, removedSubjects });
-  const { app, drain, closeSessions, removeAccount } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects });
+  // Batched writes off the request path, and the retention sweep (both stopped below, the queue flushed).
+  const audit = startAudit({ settings: config.audit, db, hydraAdmin, log, metrics });
+  const { app, drain, closeSessions, removeAccount, identitySweep } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
-  const server = createServer(app);
+  // TLS_CERT_FILE + TLS_KEY_FILE: https here; otherwise plain http, for loopback or behind a TLS-terminating proxy.
+  const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, app) : createServer(app);
+  const scheme = config.tls ? 'https' : 'http';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  log.info('listening', { url: `http://${config.host}:${port}`, mcp: config.resourceUrl.href, tools: tools.map((t) => t.name) });
+  log.info('listening', { url: `${scheme}://${config.host}:${port}`, mcp: config.resourceUrl.href, tools: tools.map((t) => t.name) });
   let stopped: Promise<void> | undefined;
   const stop = async () => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -118,6 +130,8 @@ export async function startServer(env: Record<string, string | undefined>, optio
     if (!finished) log.warn('shutdown deadline passed with requests in flight; closing them');
     await closeSessions();
     removedSubjects.stop();
+    // After the last request: every audit record queued so far reaches the database before it closes.
+    await audit.stop();
     server.closeAllConnections();
     await closed;
     await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
@@ -125,10 +139,11 @@ export async function startServer(env: Record<string, string | undefined>, optio
     log.info('stopped');
   };
   return {
-    url: `http://${config.host}:${port}`,
+    url: `${scheme}://${config.host}:${port}`,
     metricsUrl: metricsServer ? `http://${config.metrics!.host}:${(metricsServer.address() as { port: number }).port}/metrics` : undefined,
     stop: () => (stopped ??= stop()),
     removeAccount,
+    ...(identitySweep ? { identitySweep } : {}),
   };
 }
 

@@ -6,8 +6,12 @@ import type { Db } from '../store/database.js';
 import type { RemovedSubject, RemovedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { deleteSubjectData, SUBJECT_TABLES, type SubjectTable } from '../store/subjectData.js';
 
-/** Who to remove: by the token subject, or by the email they sign in with. */
-export type RemovalTarget = { sub: string } | { email: string };
+/**
+ * Who to remove: by the token subject, or by the email they sign in with; or
+ * a subject whose account the directory already deleted (an identity deleted
+ * in Kratos: src/account/identitySweep.ts), so only its access and data remain.
+ */
+export type RemovalTarget = { sub: string } | { email: string } | { deletedAccount: string };
 
 /** The steps of a removal, in order; each is safe to run again. */
 export type RemovalStep = 'recorded' | 'hydra' | 'data' | 'user' | 'hydra-again' | 'completed';
@@ -111,6 +115,13 @@ export function createAccountRemoval(options: AccountRemovalOptions): RemoveAcco
       user = await users.findByEmail(target.email);
       earlier = user ? await removed.find(user.id) : await removed.findByEmailDigest(emailDigest(target.email));
       if (!user && !earlier) throw new UnknownAccountError(`no user with email ${normaliseEmail(target.email)}`);
+    } else if ('deletedAccount' in target) {
+      const sub = target.deletedAccount;
+      if (typeof sub !== 'string' || !sub) throw new UserInputError('sub must be a non-empty string');
+      [user, earlier] = await Promise.all([users.findById(sub), removed.find(sub)]);
+      // Back again (or never gone): not this path's to remove.
+      if (user) throw new UserInputError(`the account of ${sub} still exists`);
+      return { sub, user, earlier };
     } else {
       if (typeof target.sub !== 'string' || !target.sub) throw new UserInputError('sub must be a non-empty string');
       [user, earlier] = await Promise.all([users.findById(target.sub), removed.find(target.sub)]);
@@ -125,7 +136,8 @@ export function createAccountRemoval(options: AccountRemovalOptions): RemoveAcco
     if (earlier?.completedAt && !user) return { sub, outcome: 'nothing-left', deleted };
 
     // 1. First, so the refusal holds whatever happens next. (An earlier row keeps its time.)
-    if (!earlier) await removed.record(sub, emailDigest(user!.email), now());
+    //    An account deleted elsewhere left no email to find its removal by.
+    if (!earlier) await removed.record(sub, user ? emailDigest(user.email) : '', now());
     await options.onRecorded?.(sub);
     await after('recorded', sub);
     const step = async (name: Exclude<RemovalStep, 'recorded'>, run: () => Promise<void>) => {

@@ -6,6 +6,9 @@ import { authServerRouter } from '../auth/authServerRouter.js';
 import { bearerAuth } from '../auth/bearerAuth.js';
 import { createHydra, type HydraAdmin, type HydraPublic, hydraPublicUrls } from '../hydra/index.js';
 import { createKratos } from '../kratos/index.js';
+import { findIdentityById, kratosAccountDirectory } from '../kratos/accountDirectory.js';
+import { createIdentitySweep, type IdentitySweep } from '../account/identitySweep.js';
+import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
 import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
@@ -20,6 +23,7 @@ import { createLoginRouter } from '../login/loginRouter.js';
 import { LoginThrottle } from '../login/throttle.js';
 import { createUserStore } from '../login/userStore.js';
 import { sharedRateLimitStores } from '../limits/sharedRateLimitStore.js';
+import { createMcpRateLimit } from '../limits/mcpRateLimit.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { createConnections, toolsWithProviders } from '../connections/index.js';
 import { type ConnectionPromptOptions, requestStateCodec } from '../mcp/connectionPrompt.js';
@@ -28,6 +32,7 @@ import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.
 import { InFlight } from './inFlight.js';
 import type { Metrics } from './metrics.js';
 import { requestLog } from './requestLog.js';
+import { strictTransportSecurity } from './securityHeaders.js';
 import { readinessHandler } from './readiness.js';
 import { SessionRegistry } from '../mcp/sessions.js';
 import { type SseSession, sseRouter } from '../mcp/sse.js';
@@ -36,9 +41,12 @@ import { type HttpSession, streamableHttpRouter } from '../mcp/streamableHttp.js
 import type { Db } from '../store/database.js';
 import { exportSubjectData } from '../store/export.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
-import { rateCountersStore } from '../store/rateCounters.js';
+import { rateCountersStore, tokenBucketsStore } from '../store/rateCounters.js';
 import type { ToolDefinition } from '../tools/contract.js';
 import { CursorKey } from '../tools/cursor.js';
+import { Audit } from '../audit/audit.js';
+import { auditCallGuard } from '../audit/callGuard.js';
+import { auditStore } from '../store/auditStore.js';
 
 export interface AppDependencies {
   config: Config;
@@ -56,14 +64,18 @@ export interface AppDependencies {
   verifier: AccessTokenVerifier;
   /** Removed accounts: the same list the verifier refuses; a removal in this process adds to it at once. */
   removedSubjects: RemovedSubjects;
+  /** The audit trail (src/audit/; main.ts builds its writer and stops it). Default: off. */
+  audit?: Audit;
 }
 
 export interface App {
   app: express.Express;
   /** Waits until no request is being served, or the deadline passes (false). */
   drain(deadlineMs: number): Promise<boolean>;
-  /** Ends every live MCP session and its event stream (for shutdown). */
+  /** Ends every live MCP session and its event stream, and the background sweeps (for shutdown). */
   closeSessions(): Promise<void>;
+  /** IDENTITY=kratos: the sweep that ends the access of identities deleted in Kratos (tests run it at will). */
+  identitySweep?: IdentitySweep;
   /** Remove an account in this process: its tokens are refused and its open sessions closed at once (src/account/). */
   removeAccount: RemoveAccount;
 }
@@ -73,7 +85,19 @@ const RESOURCE_NAME = 'hydra-mcp';
 /** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
 export function buildApp(deps: AppDependencies): App {
   const { config, db, hydraAdmin, log, metrics, verifier } = deps;
-  const connections = createConnections({ settings: config.connections, db, dialect: config.database.kind, publicBaseUrl: config.publicBaseUrl, secret: config.sessionSecret, log, onCredentialUse: (p, o) => metrics.credentialUse(p, o) });
+  const audit = deps.audit ?? Audit.off();
+  const connections = createConnections({
+    settings: config.connections,
+    db,
+    dialect: config.database.kind,
+    publicBaseUrl: config.publicBaseUrl,
+    secret: config.sessionSecret,
+    log,
+    onCredentialUse: (p, o, sub) => {
+      metrics.credentialUse(p, o);
+      audit.credentialUsed(p, o, sub);
+    },
+  });
   const { tools, skipped } = toolsWithProviders(deps.tools, connections && new Set(connections.providers.keys()));
   for (const t of skipped) log.warn('tool not served: it needs a connected account and CONNECTIONS_FILE is not set', { tool: t.name, credentials: t.credentials });
   const resources = resourcesOf(config);
@@ -93,15 +117,20 @@ export function buildApp(deps: AppDependencies): App {
   // accepts a token whose audience is any of our URLs: one resource server.
   const toolScopes = new Map(tools.map((t) => [t.name, t.scopes]));
   const toolCallers = new Map(tools.map((t) => [t.name, t.callers]));
-  const guardsFor = (resource: URL) => {
+  const toolsByName = new Map(tools.map((t) => [t.name, t]));
+  const guardsFor = (resource: URL, transport: 'streamable-http' | 'sse') => {
     const resourceMetadataUrl = protectedResourceMetadataUrl(resource);
     return {
       authenticate: bearerAuth({ verifier, resourceMetadataUrl, log }),
-      authorizeCalls: requireToolScopes({ toolScopes, toolCallers, resourceMetadataUrl }),
+      // Every tools/call leaves an audit record, whichever layer decides its outcome.
+      authorizeCalls: auditCallGuard(requireToolScopes({ toolScopes, toolCallers, resourceMetadataUrl }), { audit, tools: toolsByName, transport }),
     };
   };
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
-  const onToolCall = metrics.toolCall.bind(metrics);
+  const onToolCall: NonNullable<Parameters<typeof createMcpServer>[0]['onToolCall']> = (tool, outcome, call) => {
+    metrics.toolCall(tool, outcome);
+    audit.toolOutcome(tool, outcome, call?.principal, call?.durationMs);
+  };
   // Page cursors are signed with a key derived from SESSION_SECRET (HKDF, own purpose label): every replica accepts them.
   const cursorKey = CursorKey.fromSecret(config.sessionSecret);
   const connectionPrompt: ConnectionPromptOptions | undefined = connections && {
@@ -131,6 +160,9 @@ export function buildApp(deps: AppDependencies): App {
   const inFlight = new InFlight();
   const app = express();
   app.disable('x-powered-by');
+  // Behind a TLS-terminating proxy (TRUST_PROXY): req.ip (sign-in throttle, endpoint limits) and req.protocol come from its X-Forwarded-* headers.
+  app.set('trust proxy', config.trustProxy);
+  app.use(strictTransportSecurity(config.publicBaseUrl));
   app.use(inFlight.middleware);
   app.use(requestLog(log));
   app.use(metrics.middleware);
@@ -155,13 +187,16 @@ export function buildApp(deps: AppDependencies): App {
       resourceName: RESOURCE_NAME,
       rateLimits: { store: sharedRateLimitStores(rateCounters) },
       log,
+      onClientRegistered: (c) => audit.account({ kind: 'client_registered', outcome: 'ok', clientId: c.client_id, ...(c.client_name ? { clientName: c.client_name } : {}) }),
     }),
   );
   const users = createUserStore(db);
+  // IDENTITY=kratos: accounts are Kratos identities (found and deleted there), people sign in through its flows.
+  const kratos = config.identity.kind === 'kratos' ? createKratos({ publicUrl: config.identity.publicUrl, adminUrl: config.identity.adminUrl }) : undefined;
   // One removal path for the CLI's process and this one; here it also ends the person's live sessions at once.
   const removeAccount = createAccountRemoval({
     db,
-    users,
+    users: kratos ? kratosAccountDirectory(kratos.admin) : users,
     hydra: hydraAdmin,
     removed: removedSubjectsStore(db),
     log,
@@ -171,6 +206,20 @@ export function buildApp(deps: AppDependencies): App {
       await Promise.all([httpSessions.closeOwnedBy(sub), sseSessions.closeOwnedBy(sub)]);
     },
   });
+  const kratosSubjects = kratosSubjectsStore(db);
+  // An identity deleted in Kratos loses its access and data here too (Kratos tells no one: we ask).
+  const identitySweep =
+    kratos && config.identity.kind === 'kratos'
+      ? createIdentitySweep({
+          subjects: kratosSubjects,
+          exists: async (sub) => (await findIdentityById(kratos.admin, sub)) !== undefined,
+          hasAnyIdentity: async () => (await kratos.admin.listIdentities({ pageSize: 1 })).identities.length > 0,
+          removeAccount,
+          log,
+          everyMs: config.identity.sweepSeconds * 1000,
+        })
+      : undefined;
+  identitySweep?.start();
   const signer = new Signer(config.sessionSecret);
   const secureCookies = config.publicBaseUrl.protocol === 'https:';
   const throttle = new LoginThrottle({ counters: rateCounters });
@@ -184,13 +233,15 @@ export function buildApp(deps: AppDependencies): App {
       trustedClientIds: config.trustedClientIds,
       throttle,
       log,
+      ...(audit.enabled ? { audit: (e) => audit.account(e) } : {}),
       // IDENTITY=kratos: Kratos signs people in; our users table is not asked.
-      ...(config.identity.kind === 'kratos'
+      ...(kratos && config.identity.kind === 'kratos'
         ? {
             kratos: {
-              client: createKratos({ publicUrl: config.identity.publicUrl, adminUrl: config.identity.adminUrl }),
+              client: kratos,
               publicUrl: config.identity.publicUrl,
               publicBaseUrl: config.publicBaseUrl,
+              onSignedIn: (sub: string) => kratosSubjects.record(sub, new Date()),
             },
           }
         : {}),
@@ -207,7 +258,10 @@ export function buildApp(deps: AppDependencies): App {
       // "Delete my account" takes the same path as the operator's `npm run user -- remove`.
       deleteAccount: async (sub) => void (await removeAccount({ sub })),
       log,
+      // Activity pages: the person's own records, cursors signed with the tools' cursor key under their own label.
+      ...(audit.enabled ? { audit: { record: (e) => audit.account(e), activity: auditStore(db), cursorKey } } : {}),
       ...(connections ? { connections: { flow: connections.flow, links: connections.links } } : {}),
+      ...(kratos ? { kratos: { client: kratos, publicBaseUrl: config.publicBaseUrl } } : {}),
     }),
   );
   // Browser clients call the MCP endpoints cross-origin with a bearer token
@@ -222,20 +276,23 @@ export function buildApp(deps: AppDependencies): App {
     }),
   );
   app.use(['/mcp', '/sse', '/messages'], originGuard(originPolicy(config.publicBaseUrl, config.allowedOrigins)));
+  // Fair use (MCP_REQUESTS_PER_MINUTE; off: none): token buckets in the shared rate_counters table, so they hold across replicas.
+  const fairUse = config.fairUse && createMcpRateLimit({ buckets: tokenBucketsStore(db), ...config.fairUse, log, onCounted: (scope, transport) => metrics.rateLimited(scope, transport), onLimited: (e) => audit.rateLimited(e) });
   app.use(
-    streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl), sessions: httpSessions, log, stateless: config.statelessHttp }),
+    streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl, 'streamable-http'), sessions: httpSessions, log, stateless: config.statelessHttp, ...(fairUse ? { limit: fairUse('streamable-http') } : {}) }),
   );
   // HTTP+SSE is deprecated by MCP 2026-07-28; LEGACY_SSE=off stops serving it.
-  if (config.legacySse) app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl), sessions: sseSessions, log }));
+  if (config.legacySse) app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl, 'sse'), sessions: sseSessions, log, ...(fairUse ? { limit: fairUse('sse') } : {}) }));
   app.use(bodyErrors(log));
 
   return {
     app,
     drain: (deadlineMs) => inFlight.drained(deadlineMs),
     closeSessions: async () => {
-      await Promise.all([httpSessions.closeAll(), sseSessions.closeAll()]);
+      await Promise.all([httpSessions.closeAll(), sseSessions.closeAll(), identitySweep?.stop()]);
     },
     removeAccount,
+    ...(identitySweep ? { identitySweep } : {}),
   };
 }
 

@@ -41,6 +41,15 @@ export class Metrics {
     registers: [this.registry],
   });
   private readonly toolCalls = new Counter({ name: 'mcp_tool_calls_total', help: 'Tool calls by tool and outcome', labelNames: ['tool', 'outcome'], registers: [this.registry] });
+  private readonly rateLimits = new Counter({
+    name: 'mcp_rate_limited_total',
+    help: 'MCP requests refused by the fair-use limits, by the bucket that refused (principal or client) and transport',
+    labelNames: ['scope', 'transport'],
+    registers: [this.registry],
+  });
+  private readonly auditWritten = new Counter({ name: 'audit_records_written_total', help: 'Audit records written to the database', registers: [this.registry] });
+  private readonly auditFailures = new Counter({ name: 'audit_write_failures_total', help: 'Audit records lost because their batch could not be written', registers: [this.registry] });
+  private readonly auditDropped = new Counter({ name: 'audit_dropped_total', help: 'Audit records dropped because the in-memory queue was full', registers: [this.registry] });
 
   /** Active sessions per transport, read when scraped. */
   sessionsGauge(sizes: () => Record<string, number>): void {
@@ -90,5 +99,15 @@ export class Metrics {
 
   toolCall(tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked'): void {
     this.toolCalls.inc({ tool, outcome });
+  }
+
+  /** A request refused by a fair-use bucket (src/limits/mcpRateLimit.ts). */
+  rateLimited(scope: 'principal' | 'client', transport: 'streamable-http' | 'sse'): void {
+    this.rateLimits.inc({ scope, transport });
+  }
+
+  /** The audit writer's counts (src/audit/auditWriter.ts): written, lost to a failed write, dropped at a full queue. */
+  audit(what: 'written' | 'failed' | 'dropped', n = 1): void {
+    ({ written: this.auditWritten, failed: this.auditFailures, dropped: this.auditDropped })[what].inc(n);
   }
 }

@@ -1,4 +1,5 @@
 import express from 'express';
+import { isLoopbackHost } from '../config/httpsOnly.js';
 import type { Logger } from '../log/logger.js';
 import { CLIENT_ASSERTION_ALGS } from './cimd/clientMetadataDocument.js';
 import { endpointRateLimit, type EndpointRateLimitOptions } from './endpointRateLimits.js';
@@ -26,6 +27,8 @@ export interface AuthServerRouterOptions {
   rateLimits?: EndpointRateLimitOptions;
   /** Where unexpected errors of /authorize and /register are logged. */
   log?: Logger;
+  /** Told of each client registered at /register (the audit trail). */
+  onClientRegistered?: (client: { client_id: string; client_name?: string }) => void;
 }
 
 /**
@@ -73,7 +76,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
   router.use(
     '/register',
-    registrationHandler({ clients: provider.clientsStore, rateLimit: endpointRateLimit('register', options.rateLimits), ...(log ? { log } : {}) }),
+    registrationHandler({ clients: provider.clientsStore, rateLimit: endpointRateLimit('register', options.rateLimits), ...(log ? { log } : {}), ...(options.onClientRegistered ? { onRegistered: options.onClientRegistered } : {}) }),
   );
   router.use(tokenProxyRouter({ provider, resources, rateLimits: options.rateLimits }));
   router.use(
@@ -110,9 +113,10 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
  * http is accepted for localhost and 127.0.0.1, where development runs.
  */
 function checkIssuer(issuer: URL): void {
-  const local = issuer.hostname === 'localhost' || issuer.hostname === '127.0.0.1';
+  // The same loopback as the config check (src/config/httpsOnly.ts), which refuses this first, naming the variable.
+  const local = isLoopbackHost(issuer.hostname);
   if (issuer.protocol !== 'https:' && !local) {
-    throw new TypeError(`publicBaseUrl (PUBLIC_BASE_URL) must be https unless its host is localhost or 127.0.0.1: ${issuer.href}`);
+    throw new TypeError(`publicBaseUrl (PUBLIC_BASE_URL) must be https unless its host is localhost or 127.0.0.1 (or another loopback address): ${issuer.href}`);
   }
   if (issuer.search || issuer.hash) throw new TypeError(`publicBaseUrl (PUBLIC_BASE_URL) must not have a query or fragment: ${issuer.href}`);
 }

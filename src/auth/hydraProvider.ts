@@ -62,6 +62,7 @@ export class HydraProvider {
     if (params.scopes.length) q.set('scope', params.scopes.join(' '));
     q.set('state', state);
     if (params.resource) q.set('resource', params.resource.href);
+    for (const [name, value] of Object.entries(params.oidc ?? {})) q.set(name, value);
     res.redirect(302, target.href);
   }
 

@@ -39,4 +39,14 @@ export interface AuthorizationRequest {
   codeChallenge: string;
   /** RFC 8707 §2.1 `resource`, when the client named one. */
   resource?: URL;
+  /**
+   * OpenID Connect's own authorization parameters the client sent (prompt,
+   * max_age, nonce, login_hint, …; OIDC Core §3.1.2.1), handed on to Hydra
+   * unchanged: Hydra checks them, and the sign-in step reads prompt and max_age.
+   */
+  oidc?: Partial<Record<OidcAuthorizationParam, string>>;
 }
+
+/** The OIDC authorization parameters /authorize passes through to Hydra. */
+export const OIDC_AUTHORIZATION_PARAMS = ['prompt', 'max_age', 'nonce', 'login_hint', 'id_token_hint', 'ui_locales', 'acr_values', 'display'] as const;
+export type OidcAuthorizationParam = (typeof OIDC_AUTHORIZATION_PARAMS)[number];

@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { loadProviderCatalogue, type ProviderConfig } from '../connections/providers.js';
 import { type ConnectionKey, parseConnectionKeys } from '../connections/sealing.js';
+import { insecurePublicUrls } from './httpsOnly.js';
+import { resolveSecretFiles, SecretFileError } from './secretFiles.js';
+import { parseTrustProxy, type TrustProxy } from './trustProxy.js';
 
 /**
  * Every setting of the server, read once from the environment. The rest of the
@@ -54,6 +57,13 @@ export interface Config {
   /** Serve the HTTP+SSE transport (/sse + /messages), deprecated by MCP 2026-07-28. */
   legacySse: boolean;
   /**
+   * Fair-use token buckets on /mcp, /sse and /messages (src/limits/mcpRateLimit.ts): per person and
+   * app, and per app (undefined when MCP_CLIENT_REQUESTS_PER_MINUTE=off); undefined when MCP_REQUESTS_PER_MINUTE=off.
+   */
+  fairUse?: { principal: { requestsPerMinute: number; burst: number }; client?: { requestsPerMinute: number; burst: number } };
+  /** The audit trail (src/audit/): on (default) or off (AUDIT=off, for the benchmark's comparison), and how many days records are kept. */
+  audit: { enabled: boolean; retentionDays: number };
+  /**
    * Client ID Metadata Documents. `testLoopbackCa` (PEM, from CIMD_TEST_LOOPBACK_CA)
    * lets documents come from loopback addresses under that CA: tests only.
    */
@@ -71,11 +81,21 @@ export interface Config {
    * (issue 15), whose public API browsers reach at `publicUrl` and whose admin
    * API only this server reaches.
    */
-  identity: { kind: 'builtin' } | { kind: 'kratos'; publicUrl: URL; adminUrl: URL };
+  identity: { kind: 'builtin' } | { kind: 'kratos'; publicUrl: URL; adminUrl: URL; sweepSeconds: number };
+  /** Express's `trust proxy` (TRUST_PROXY): which X-Forwarded-* hops set req.ip and req.protocol. */
+  trustProxy: TrustProxy;
+  /** Serve https ourselves (TLS_CERT_FILE + TLS_KEY_FILE, PEM, read at start); undefined: plain http (e.g. behind a TLS proxy). */
+  tls?: { cert: string; key: string };
 }
 
 const url = (name: string) =>
   z.string().refine((v) => URL.canParse(v), { message: `${name} must be an absolute URL` });
+
+// Fair use: a whole number of requests a minute (at most one a millisecond), or off.
+const PER_MINUTE = 'must be a whole number of requests a minute from 1 to 60000, or off';
+const perMinute = z.union([z.literal('off'), z.coerce.number({ message: PER_MINUTE }).int({ message: PER_MINUTE }).min(1, { message: PER_MINUTE }).max(60_000, { message: PER_MINUTE })], { message: PER_MINUTE });
+const BURST = 'must be a whole number of requests from 1 to 100000';
+const burstSize = z.coerce.number({ message: BURST }).int({ message: BURST }).min(1, { message: BURST }).max(100_000, { message: BURST });
 
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -101,6 +121,17 @@ const EnvSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   MCP_STATELESS: z.enum(['true', 'false']).default('false'),
   LEGACY_SSE: z.enum(['on', 'off']).default('on'),
+  MCP_REQUESTS_PER_MINUTE: perMinute.default(600),
+  MCP_BURST: burstSize.default(60),
+  MCP_CLIENT_REQUESTS_PER_MINUTE: perMinute.default(6000),
+  MCP_CLIENT_BURST: burstSize.default(600),
+  AUDIT: z.enum(['on', 'off']).default('on'),
+  AUDIT_RETENTION_DAYS: z.coerce
+    .number({ message: 'must be a whole number of days from 1 to 3650' })
+    .int({ message: 'must be a whole number of days from 1 to 3650' })
+    .min(1, { message: 'must be a whole number of days from 1 to 3650' })
+    .max(3650, { message: 'must be a whole number of days from 1 to 3650' })
+    .default(90),
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
   NODE_ENV: z.string().optional(),
   CIMD_TEST_LOOPBACK_CA: z.string().min(1).optional(),
@@ -111,6 +142,14 @@ const EnvSchema = z.object({
   IDENTITY: z.enum(['builtin', 'kratos']).default('builtin'),
   KRATOS_PUBLIC_URL: url('KRATOS_PUBLIC_URL').optional(),
   KRATOS_ADMIN_URL: url('KRATOS_ADMIN_URL').optional(),
+  KRATOS_SWEEP_SECONDS: z.coerce.number().int().min(0).max(86400).default(60),
+  // Resolved into SESSION_SECRET, DATABASE_URL, CONNECTION_KEYS by ./secretFiles.ts before this schema runs.
+  SESSION_SECRET_FILE: z.string().optional(),
+  DATABASE_URL_FILE: z.string().optional(),
+  CONNECTION_KEYS_FILE: z.string().optional(),
+  TRUST_PROXY: z.string().default('false'),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
 });
 
 /** Every environment variable the server reads. */
@@ -157,6 +196,15 @@ function readTestCa(path: string, nodeEnv: string | undefined): string {
 
 /** Parse and validate `env`; throws ConfigError naming the offending variables. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
+  let resolved: Record<string, string | undefined>;
+  try {
+    // Secrets from NAME_FILE first: everything below sees NAME as if set directly.
+    resolved = resolveSecretFiles(env);
+  } catch (err) {
+    if (!(err instanceof SecretFileError)) throw err;
+    throw new ConfigError(`Invalid configuration:\n${err.message}`);
+  }
+  env = resolved;
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
@@ -164,8 +212,26 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   if (e.NODE_ENV === 'production') refuseDevelopmentSecrets(e);
+  const tls = readTls(e.TLS_CERT_FILE, e.TLS_KEY_FILE);
+  // Our own issuer (PUBLIC_BASE_URL) must be https off loopback in every mode (RFC 8414 §2: the metadata
+  // router refuses it anyway, later); Hydra's URLs too with NODE_ENV=production. Checked before anything opens.
+  const production = e.NODE_ENV === 'production';
+  const problems = insecurePublicUrls(
+    {
+      PUBLIC_BASE_URL: e.PUBLIC_BASE_URL ?? `${tls ? 'https' : 'http'}://${e.HOST}:${e.PORT}`,
+      ...(production ? { HYDRA_PUBLIC_URL: e.HYDRA_PUBLIC_URL, HYDRA_ISSUER: e.HYDRA_ISSUER } : {}),
+    },
+    production,
+  );
+  if (problems.length) throw new ConfigError(`Refusing to start with plain-http public URLs${production ? ' (NODE_ENV=production)' : ''}:\n${problems.join('\n')}`);
+  let trustProxy: TrustProxy;
+  try {
+    trustProxy = parseTrustProxy(e.TRUST_PROXY);
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  TRUST_PROXY: ${(err as Error).message}`);
+  }
   const testLoopbackCa = e.CIMD_TEST_LOOPBACK_CA === undefined ? undefined : readTestCa(e.CIMD_TEST_LOOPBACK_CA, e.NODE_ENV);
-  const base = stripSlash(e.PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.PORT}`);
+  const base = stripSlash(e.PUBLIC_BASE_URL ?? `${tls ? 'https' : 'http'}://${e.HOST}:${e.PORT}`);
   const publicBaseUrl = new URL(base);
   if (publicBaseUrl.search || publicBaseUrl.hash) {
     throw new ConfigError('Invalid configuration:\n  PUBLIC_BASE_URL: must not have a query or fragment');
@@ -202,11 +268,45 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     statelessHttp: e.MCP_STATELESS === 'true',
     legacySse: e.LEGACY_SSE === 'on',
+    ...(e.MCP_REQUESTS_PER_MINUTE === 'off'
+      ? {}
+      : {
+          fairUse: {
+            principal: { requestsPerMinute: e.MCP_REQUESTS_PER_MINUTE, burst: e.MCP_BURST },
+            ...(e.MCP_CLIENT_REQUESTS_PER_MINUTE === 'off' ? {} : { client: { requestsPerMinute: e.MCP_CLIENT_REQUESTS_PER_MINUTE, burst: e.MCP_CLIENT_BURST } }),
+          },
+        }),
+    audit: { enabled: e.AUDIT === 'on', retentionDays: e.AUDIT_RETENTION_DAYS },
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
     cimd: testLoopbackCa === undefined ? {} : { testLoopbackCa },
     ...(connections ? { connections } : {}),
     identity,
+    trustProxy,
+    ...(tls ? { tls } : {}),
   };
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE: both or neither, each a readable PEM file. */
+function readTls(certFile: string | undefined, keyFile: string | undefined): Config['tls'] {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  const problems: string[] = [];
+  if (certFile === undefined) problems.push('  TLS_CERT_FILE: must be set when TLS_KEY_FILE is');
+  if (keyFile === undefined) problems.push('  TLS_KEY_FILE: must be set when TLS_CERT_FILE is');
+  const read = (name: string, path: string | undefined, marker: RegExp): string => {
+    if (path === undefined) return '';
+    try {
+      const pem = readFileSync(path, 'utf8');
+      if (!marker.test(pem)) problems.push(`  ${name}: ${path} is not a PEM file of the expected kind`);
+      return pem;
+    } catch (err) {
+      problems.push(`  ${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
+      return '';
+    }
+  };
+  const cert = read('TLS_CERT_FILE', certFile, /-----BEGIN CERTIFICATE-----/);
+  const key = read('TLS_KEY_FILE', keyFile, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  return { cert, key };
 }
 
 /** IDENTITY=kratos needs both of Kratos's URLs: there is no default to guess. */
@@ -216,7 +316,7 @@ function readIdentity(e: z.infer<typeof EnvSchema>): Config['identity'] {
   if (missing.length) {
     throw new ConfigError(`Invalid configuration:\n${missing.map((k) => `  ${k}: must be set when IDENTITY=kratos`).join('\n')}`);
   }
-  return { kind: 'kratos', publicUrl: new URL(stripSlash(e.KRATOS_PUBLIC_URL!)), adminUrl: new URL(stripSlash(e.KRATOS_ADMIN_URL!)) };
+  return { kind: 'kratos', publicUrl: new URL(stripSlash(e.KRATOS_PUBLIC_URL!)), adminUrl: new URL(stripSlash(e.KRATOS_ADMIN_URL!)), sweepSeconds: e.KRATOS_SWEEP_SECONDS };
 }
 
 /** The provider catalogue and its sealing keys: a catalogue without keys would store tokens in the clear, so it stops the start. */

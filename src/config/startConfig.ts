@@ -26,6 +26,13 @@ export interface StartConfig {
    * names a Kratos that is already running: `npm start` builds and starts one.
    * Its SQLite file and secrets sit in HYDRA_DATA_DIR beside Hydra's.
    */
+  /**
+   * Lifetimes the embedded Hydra gives its tokens (Hydra's `ttl.*` and
+   * `oauth2.grant.refresh_token.rotation_grace_period`), as Hydra durations
+   * ("15m", "720h"). Refresh tokens always rotate in Hydra v2.3: each refresh
+   * spends the old one; reusing a spent one after the grace period revokes the chain.
+   */
+  tokenLifetimes: TokenLifetimes;
   embeddedKratos?: {
     /** Where kratos.sqlite and the Kratos secrets live (HYDRA_DATA_DIR, shared with the embedded Hydra). */
     dataDir: string;
@@ -36,6 +43,36 @@ export interface StartConfig {
     /** Print Kratos's own log lines (KRATOS_LOG=show). */
     showLogs: boolean;
   };
+}
+
+export interface TokenLifetimes {
+  /** HYDRA_ACCESS_TOKEN_TTL (default 15m): how long a revoked JWT access token keeps working. */
+  accessToken: string;
+  /** HYDRA_REFRESH_TOKEN_TTL (default 720h): how long a client unused for that long stays signed in. */
+  refreshToken: string;
+  /** HYDRA_ID_TOKEN_TTL (default 1h). */
+  idToken: string;
+  /** HYDRA_REFRESH_TOKEN_ROTATION_GRACE (default 30s, at most 5m): a spent refresh token still works this long (several windows sharing one). */
+  rotationGracePeriod: string;
+}
+
+const DURATION = /^(\d+(ns|us|ms|s|m|h))+$/;
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Milliseconds in a Hydra (Go) duration such as "1h30m"; Hydra's config schema allows exactly this form. */
+export function durationMs(d: string): number {
+  return [...d.matchAll(/(\d+)(ns|us|ms|s|m|h)/g)].reduce((sum, m) => sum + Number(m[1]) * UNIT_MS[m[2]!]!, 0);
+}
+
+/** A Hydra duration between `min` and `max` (both durations); `fallback` when unset or empty. */
+function lifetime(fallback: string, min: string, max: string) {
+  return z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : fallback))
+    .refine((v) => DURATION.test(v), { error: (i) => `must be a duration such as 15m, 1h or 720h (units ns, us, ms, s, m, h), not ${JSON.stringify(i.input)}` })
+    .refine((v) => !DURATION.test(v) || (durationMs(v) >= durationMs(min) && durationMs(v) <= durationMs(max)), {
+      error: (i) => `must be from ${min} to ${max}, not ${JSON.stringify(i.input)}`,
+    });
 }
 
 // A .env file is not read by a shell: "~/x" would become a directory named "~".
@@ -64,6 +101,12 @@ const StartEnvSchema = z.object({
   KRATOS_PUBLIC_PORT: port(4433),
   KRATOS_ADMIN_PORT: port(4434),
   KRATOS_LOG: z.enum(['', 'show'], { error: (i) => `must be "show" (print Kratos's log lines) or empty, not ${JSON.stringify(i.input)}` }).default(''),
+  // Token lifetimes of the embedded Hydra (README "Production", "Token lifetimes").
+  HYDRA_ACCESS_TOKEN_TTL: lifetime('15m', '1m', '24h'),
+  HYDRA_REFRESH_TOKEN_TTL: lifetime('720h', '1h', '8760h'),
+  HYDRA_ID_TOKEN_TTL: lifetime('1h', '1m', '24h'),
+  // Hydra caps the grace period at 5 minutes.
+  HYDRA_REFRESH_TOKEN_ROTATION_GRACE: lifetime('30s', '0s', '5m'),
   // Read by hydra/build.sh, which `npm start` runs with this environment; empty means its default.
   HYDRA_MCP_CACHE: noTilde.optional(),
 });
@@ -99,12 +142,22 @@ export function loadStartConfig(env: Record<string, string | undefined>): StartC
       );
     }
   }
+  if (parsed.success && server && server.removedSubjectRetentionSeconds * 1000 < durationMs(parsed.data.HYDRA_ACCESS_TOKEN_TTL)) {
+    // A removed person's last access token must be refused until it expires.
+    lines.push(`  REMOVED_SUBJECT_RETENTION_SECONDS: must be at least HYDRA_ACCESS_TOKEN_TTL (${parsed.data.HYDRA_ACCESS_TOKEN_TTL}), not ${server.removedSubjectRetentionSeconds}`);
+  }
   if (lines.length > 0) problems.push(`Invalid configuration (npm start):\n${lines.join('\n')}`);
   if (!server || !parsed.success || problems.length > 0) throw new ConfigError(problems.join('\n'));
   const e = parsed.data;
   const external = Boolean(env.HYDRA_PUBLIC_URL || env.HYDRA_ADMIN_URL);
   return {
     server,
+    tokenLifetimes: {
+      accessToken: e.HYDRA_ACCESS_TOKEN_TTL,
+      refreshToken: e.HYDRA_REFRESH_TOKEN_TTL,
+      idToken: e.HYDRA_ID_TOKEN_TTL,
+      rotationGracePeriod: e.HYDRA_REFRESH_TOKEN_ROTATION_GRACE,
+    },
     embeddedHydra: external
       ? undefined
       : { dataDir: e.HYDRA_DATA_DIR, accessTokenStrategy: e.HYDRA_ACCESS_TOKEN_STRATEGY, showLogs: e.HYDRA_LOG === 'show' },

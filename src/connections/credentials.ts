@@ -49,7 +49,7 @@ export interface CredentialServiceOptions {
   /** Opened credentials kept in memory (default 1,000). */
   cacheSize?: number;
   /** Told every use of a stored credential (for metrics; later the audit trail). */
-  onUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable') => void;
+  onUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string) => void;
   now?: () => number;
 }
 
@@ -132,7 +132,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       try {
         const next = stamped(await client.refresh(credential.refreshToken));
         token = next.accessToken;
-        options.onUse?.(provider, 'refreshed');
+        options.onUse?.(provider, 'refreshed', sub);
         return { sealed: await sealer.seal(next, { sub, provider }), keyId: sealer.newestKeyId, scope: next.scope ?? null, expiresAt: next.expiresAt ?? null };
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
@@ -166,11 +166,11 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     const credential = row.status === 'active' ? await open(row) : undefined;
     if (!credential) {
       if (row.status === 'active' && unopened.get(row) !== 'unknown_key') await store.markNeedsReconnect(sub, provider);
-      options.onUse?.(provider, 'reconnect');
+      options.onUse?.(provider, 'reconnect', sub);
       throw new ConnectionRequiredError(provider, 'reconnect');
     }
     if (fresh(credential)) {
-      options.onUse?.(provider, 'ok');
+      options.onUse?.(provider, 'ok', sub);
       return credential.accessToken;
     }
     const key = `${sub}\0${provider}`;
@@ -182,8 +182,8 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     try {
       return await pending;
     } catch (e) {
-      if (e instanceof ConnectionRequiredError) options.onUse?.(provider, 'reconnect');
-      if (e instanceof ProviderUnavailableError) options.onUse?.(provider, 'unavailable');
+      if (e instanceof ConnectionRequiredError) options.onUse?.(provider, 'reconnect', sub);
+      if (e instanceof ProviderUnavailableError) options.onUse?.(provider, 'unavailable', sub);
       throw e;
     }
   };

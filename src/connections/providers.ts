@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { secretFromEnv } from '../config/secretFiles.js';
 
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none';
 
@@ -189,8 +190,13 @@ export function parseProviderCatalogue(json: unknown, env: Record<string, string
   for (const [name, p] of Object.entries(parsed.data.providers)) {
     let clientSecret = p.clientSecret;
     if (p.clientSecretEnv !== undefined) {
-      clientSecret = env[p.clientSecretEnv];
-      if (!clientSecret) problems.push(`provider "${name}": clientSecretEnv: the environment variable ${p.clientSecretEnv} is not set`);
+      try {
+        // NAME or NAME_FILE (Docker/Kubernetes secrets), like the server's own secrets.
+        clientSecret = secretFromEnv(env, p.clientSecretEnv);
+        if (!clientSecret) problems.push(`provider "${name}": clientSecretEnv: the environment variable ${p.clientSecretEnv} is not set`);
+      } catch (err) {
+        problems.push(`provider "${name}": clientSecretEnv: ${(err as Error).message}`);
+      }
     }
     providers.push({
       name,

@@ -18,6 +18,8 @@ export interface KratosAdmin {
    * keep it. undefined when Kratos has no identity with this id.
    */
   updateIdentity(id: string, body: UpdateIdentity): Promise<Identity | undefined>;
+  /** Revoke every session of an identity (it is signed out in every browser); false when it had none. */
+  revokeSessions(id: string): Promise<boolean>;
   /** Delete an identity (and its sessions); false when there was none. */
   deleteIdentity(id: string): Promise<boolean>;
   /**
@@ -49,6 +51,13 @@ export function kratosAdminClient({ adminUrl, transport }: { adminUrl: URL; tran
       }
       if (!res.ok) throw await kratosErrorFrom(res);
       return (await res.json()) as Identity;
+    },
+    async revokeSessions(id) {
+      const res = await transport.send('DELETE', urls.identitySessions(id));
+      await res.arrayBuffer();
+      if (res.status === 404) return false;
+      if (!res.ok) throw await kratosErrorFrom(res);
+      return true;
     },
     async deleteIdentity(id) {
       const res = await transport.send('DELETE', urls.identity(id));

@@ -17,9 +17,11 @@ export function kratosPublicUrls(publicUrl: URL | string) {
      * Starts a self-service flow for a browser (cookies + CSRF token; redirects to our UI page).
      * `returnTo`: where Kratos sends the browser when the flow succeeds (checked against its allowed_return_urls).
      */
-    browserFlow: (kind: SelfServiceKind, returnTo?: string) => {
+    browserFlow: (kind: SelfServiceKind, returnTo?: string, opts: { refresh?: boolean } = {}) => {
       const url = at(`/self-service/${kind}/browser`);
       if (returnTo) url.searchParams.set('return_to', returnTo);
+      // A login flow with refresh=true asks for the password even when a session exists (prompt=login, max_age).
+      if (opts.refresh) url.searchParams.set('refresh', 'true');
       return url;
     },
     /** A flow, by id (a browser flow only with the browser's CSRF cookie). */
@@ -40,6 +42,16 @@ export function kratosPublicUrls(publicUrl: URL | string) {
       url.searchParams.set('flow', flowId);
       return url;
     },
+    /**
+     * Starts a browser's logout flow (with its session cookie): Kratos answers
+     * the `logout_url` to send the browser to, which ends the session, clears
+     * the cookie and goes on to `returnTo` (checked against allowed_return_urls).
+     */
+    logoutFlow: (returnTo: string) => {
+      const url = at('/self-service/logout/browser');
+      url.searchParams.set('return_to', returnTo);
+      return url;
+    },
     /** The session behind a cookie or an `X-Session-Token`. */
     whoami: at('/sessions/whoami'),
     /** The identity schemas, by id. */
@@ -57,6 +69,8 @@ export function kratosAdminUrls(adminUrl: URL | string) {
     version: at('/admin/version'),
     identities: at('/admin/identities'),
     identity: (id: string) => at(`/admin/identities/${encodeURIComponent(id)}`),
+    /** Every session of an identity (DELETE revokes them all). */
+    identitySessions: (id: string) => at(`/admin/identities/${encodeURIComponent(id)}/sessions`),
   };
 }
 

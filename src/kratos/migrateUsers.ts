@@ -2,6 +2,7 @@ import type { CredentialSealer } from '../connections/sealing.js';
 import type { HydraAdmin } from '../hydra/index.js';
 import type { Db } from '../store/database.js';
 import type { RemovedSubjectsStore } from '../store/removedSubjectsStore.js';
+import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
 import { SUBJECT_TABLES, type SubjectTable } from '../store/subjectData.js';
 import type { KratosAdmin } from './admin.js';
 import { kratosHashFromOurs } from './migrateHash.js';
@@ -128,6 +129,12 @@ const MOVERS: Record<SubjectTable, (trx: Trx, from: string, to: string, sealer: 
   },
   // Connect attempts in flight are bookkeeping (minutes long, and sealed to the old sub): dropped, not moved.
   connect_states: async (trx, from) => Number((await trx.deleteFrom('connect_states').where('sub', '=', from).executeTakeFirst()).numDeletedRows),
+  // The identity is a Kratos one from now on: the identity sweep watches it (a built-in sub has no row to move).
+  kratos_subjects: async (trx, from, to) => {
+    await trx.deleteFrom('kratos_subjects').where('sub', '=', from).execute();
+    await kratosSubjectsStore(trx).record(to, new Date());
+    return 1;
+  },
 };
 
 /**

@@ -78,7 +78,8 @@ export interface DeleteAccountErrors {
  * The confirmation step: what deleting does, a way to keep a copy first, and
  * the form that does it (password and an "I understand" box, both required).
  */
-export function deleteAccountPage(opts: { csrf: string; exportCsrf: string; email: string; errors?: DeleteAccountErrors }): string {
+/** `askPassword: false` with Kratos: it checked the password moments ago (a recent sign-in is required instead). */
+export function deleteAccountPage(opts: { csrf: string; exportCsrf: string; email: string; errors?: DeleteAccountErrors; askPassword?: boolean }): string {
   const e = opts.errors ?? {};
   const confirmDescribedBy = ['confirm-hint', e.confirm && 'confirm-error'].filter(Boolean).join(' ');
   return layout(
@@ -100,7 +101,7 @@ ${pageError(e.form)}
 <h2>Confirm</h2>
 <form method="post" action="/account/delete" novalidate>
 <input type="hidden" name="csrf" value="${opts.csrf}">
-${passwordInput({ id: 'password', label: 'Your password', autocomplete: 'current-password', error: e.password, autofocus: !!e.password })}
+${opts.askPassword !== false && passwordInput({ id: 'password', label: 'Your password', autocomplete: 'current-password', error: e.password, autofocus: !!e.password })}
 ${e.confirm && html`<p class="field-error" id="confirm-error">${e.confirm}</p>`}
 <p class="check"><input type="checkbox" id="confirm" name="confirm" value="yes" required aria-describedby="${confirmDescribedBy}"${e.confirm && html` aria-invalid="true"`}${!e.password && e.confirm && html` autofocus`}> <label for="confirm">I understand that my account and its data will be deleted for good</label></p>
 <p class="hint" id="confirm-hint">Nothing is deleted until you press the button below with this box ticked.</p>

@@ -13,9 +13,14 @@ import { CsrfField, createSignIn, SignInFields } from './signIn.js';
 import type { LoginThrottle } from './throttle.js';
 import { checkPassword, type User, UserInputError, type UserStore } from './userStore.js';
 import type { ConnectLinks } from '../connections/connectLink.js';
+import type { Kratos } from '../kratos/index.js';
+import { identityAsUser, kratosAccountDirectory } from '../kratos/accountDirectory.js';
 import type { ConnectFlow } from '../connections/connectFlow.js';
 import { connectionsSection } from './connectionPages.js';
 import { addConnectionRoutes, connectionFormToken } from './connectionRoutes.js';
+import { type ActivityReader, addActivityRoutes } from './activityRoutes.js';
+import type { RecordAccountEvent } from '../audit/audit.js';
+import type { CursorKey } from '../tools/cursor.js';
 
 export interface AccountRouterOptions {
   hydra: HydraAdmin;
@@ -37,9 +42,19 @@ export interface AccountRouterOptions {
   now?: () => number;
   /** Connected accounts (issue 14): their section and pages; absent when no provider is configured. */
   connections?: { flow: ConnectFlow; links: ConnectLinks };
+  /**
+   * IDENTITY=kratos: the person is whoever Kratos's session says (no cookie of
+   * ours); signing in, the password and "sign out everywhere" go through
+   * Kratos; `publicBaseUrl` is where Kratos sends the browser back to.
+   */
+  kratos?: { client: Kratos; publicBaseUrl: URL };
+  /** Account sign-ins and withdrawn consents go to the audit trail; its reader serves /account/activity (src/login/activityRoutes.ts). */
+  audit?: { record: RecordAccountEvent; activity: ActivityReader; cursorKey: CursorKey };
 }
 
 const COOKIE = 'hmcp_account';
+/** With Kratos, deleting the account needs a sign-in this recent (Kratos's privileged_session_max_age, kratos/kratos.yml). */
+const PRIVILEGED_SECONDS = 15 * 60;
 const SESSION_SECONDS = 15 * 60;
 /** The account page's forms (sign-in, remove access, sign out everywhere, download). */
 const CSRF_BINDING = 'account';
@@ -58,6 +73,7 @@ const NOTICES: Record<string, string> = {
   disconnected: 'Disconnected. The service was told to revoke the access it gave.',
   'disconnected-not-revoked':
     'Disconnected here, but the service could not be told just now: tools can no longer use it, and you may also remove the access in that service\'s own settings.',
+  settings: 'Your changes are saved. A new password ends every other sign-in.',
   'password-sessions-pending':
     'Password changed, but other sign-ins could not be ended just now (the authorization server did not answer). Use "Sign out everywhere" below in a moment.',
 };
@@ -81,15 +97,18 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
   const page = pageHandler(log);
   const cookieOpts = { secure: options.secureCookies };
   const csrf = new Csrf(signer, cookieOpts);
-  const signIn = createSignIn({ users, csrf, log, throttle, ...(options.wait ? { wait: options.wait } : {}) });
+  const signIn = createSignIn({ users, csrf, log, throttle, ...(options.wait ? { wait: options.wait } : {}), ...(options.audit ? { audit: options.audit.record } : {}) });
   const now = options.now ?? Date.now;
 
   const startSession = async (res: Response, user: User) => {
     const stamp = await users.passwordStamp(user.id);
     setCookie(res, COOKIE, signer.sign(`${user.id}|${now() + SESSION_SECONDS * 1000}|${stamp}`), { ...cookieOpts, maxAgeSeconds: SESSION_SECONDS });
   };
-  /** The signed-in person: a well-signed, unexpired cookie whose stamp matches their password now. */
+  const { kratos } = options;
+  const kratosUrl = (path: string) => new URL(path.replace(/^\//, ''), `${kratos!.publicBaseUrl.href.replace(/\/+$/, '')}/`).href;
+  /** The signed-in person: a well-signed, unexpired cookie whose stamp matches their password now (with Kratos: its session). */
   const sessionSub = async (req: Request): Promise<string | undefined> => {
+    if (kratos) return (await kratos.client.public.whoami(req.headers.cookie))?.identity.id;
     const raw = readCookie(req, COOKIE);
     const value = raw ? signer.unsign(raw) : undefined;
     const [sub, exp, stamp] = value?.split('|') ?? [];
@@ -97,6 +116,10 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     return (await users.passwordStamp(sub)) === stamp ? sub : undefined;
   };
   const sessionUser = async (req: Request): Promise<User | undefined> => {
+    if (kratos) {
+      const session = await kratos.client.public.whoami(req.headers.cookie);
+      return session && identityAsUser(session.identity);
+    }
     const sub = await sessionSub(req);
     return sub ? users.findById(sub) : undefined;
   };
@@ -125,6 +148,8 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
 
   router.get('/account', page(async (req, res) => {
     const user = await sessionUser(req);
+    // With Kratos, signing in is Kratos's login flow, which comes back here.
+    if (!user && kratos) return res.redirect(303, kratos.client.public.browserFlowUrl('login', kratosUrl('/account')).href);
     const token = csrf.tokenFor(req, res, CSRF_BINDING);
     if (!user) return send(res, 200, accountSignInPage({ csrf: token }));
     const sessions = await hydra.listConsentSessions(user.id);
@@ -142,10 +167,11 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     const connections = options.connections
       ? connectionsSection(await options.connections.flow.list(user.id), (provider) => connectionFormToken(csrf, req, res, user.id, provider))
       : undefined;
-    send(res, 200, accountPage({ csrf: token, email: user.email, grants: byClient, notice, connections }));
+    send(res, 200, accountPage({ csrf: token, email: user.email, grants: byClient, notice, connections, activity: options.audit !== undefined }));
   }));
 
   router.post('/account/sign-in', form, page(async (req, res) => {
+    if (kratos) return res.redirect(303, '/account');
     const input = signIn.readForm(req, AccountSignInFields, () => CSRF_BINDING);
     // Only back to a connect page of ours: never an open redirect.
     const next = input.next && /^\/account\/connections\/[a-z][a-z0-9_-]{0,31}\/connect(\?e=[A-Za-z0-9_.-]{1,80})?$/.test(input.next) ? input.next : undefined;
@@ -159,11 +185,23 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     addConnectionRoutes(router, { ...options.connections, sessionSub, csrf, cookie: cookieOpts, page, signInBinding: CSRF_BINDING, log });
   }
 
+  if (options.audit) {
+    addActivityRoutes(router, {
+      ...options.audit,
+      users: kratos ? kratosAccountDirectory(kratos.client.admin) : users,
+      sessionSub,
+      signInToken: (req, res) => csrf.tokenFor(req, res, CSRF_BINDING),
+      page,
+      ...(kratos ? { signIn: (res: Response) => res.redirect(303, kratos.client.public.browserFlowUrl('login', kratosUrl('/account/activity')).href) } : {}),
+    });
+  }
+
   router.post('/account/revoke', form, page(async (req, res) => {
     const input = parse(RevokeForm, req.body, 'form');
     const sub = await requireSession(req, input.csrf);
     await hydra.revokeConsentSessions(sub, input.client);
     log.info('consent withdrawn by user', { sub, client_id: input.client });
+    options.audit?.record({ kind: 'consent_revoked', outcome: 'ok', sub, clientId: input.client });
     res.redirect(303, '/account?done=revoked');
   }));
 
@@ -171,6 +209,8 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     const input = parse(CsrfForm, req.body, 'form');
     const sub = await requireSession(req, input.csrf);
     await hydra.revokeLoginSessions(sub);
+    // Kratos's sessions of the person too, this browser's included.
+    if (kratos) await kratos.client.admin.revokeSessions(sub);
     clearCookie(res, COOKIE, cookieOpts);
     log.info('signed out everywhere', { sub });
     send(res, 200, messagePage({ title: 'Signed out everywhere', message: 'Every remembered sign-in has ended. Apps keep their access until you remove it.' }));
@@ -179,12 +219,15 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
   // --- Change password -------------------------------------------------------
 
   router.get('/account/password', page(async (req, res) => {
+    // Kratos's settings flow (rendered by /kratos/settings) changes the password, then comes back.
+    if (kratos) return res.redirect(303, kratos.client.public.browserFlowUrl('settings', kratosUrl('/account?done=settings')).href);
     const user = await sessionUser(req);
     if (!user) return res.redirect(303, '/account');
     send(res, 200, changePasswordPage({ csrf: csrf.tokenFor(req, res, passwordBinding(user.id)), email: user.email }));
   }));
 
   router.post('/account/password', form, page(async (req, res) => {
+    if (kratos) return res.redirect(303, '/account/password');
     const input = parse(PasswordForm, req.body, 'form');
     const user = await requireUserFor(req, passwordBinding, input.csrf);
     const again = (status: number, errors: ChangePasswordErrors) => send(res, status, changePasswordPage({ csrf: input.csrf, email: user.email, errors }));
@@ -247,23 +290,38 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
 
   // --- Delete my account -----------------------------------------------------
 
+  /** With Kratos: whether its session's sign-in is recent enough to delete the account (else Kratos asks for the password again). */
+  const recentKratosSignIn = async (req: Request) => {
+    const session = await kratos!.client.public.whoami(req.headers.cookie);
+    const at = session?.authenticated_at ? Date.parse(session.authenticated_at) : NaN;
+    return session !== undefined && now() - at <= PRIVILEGED_SECONDS * 1000;
+  };
+  const reauthenticate = (res: Response) =>
+    res.redirect(303, kratos!.client.public.browserFlowUrl('login', kratosUrl('/account/delete'), { refresh: true }).href);
+
   router.get('/account/delete', page(async (req, res) => {
     const user = await sessionUser(req);
     if (!user) return res.redirect(303, '/account');
-    send(res, 200, deleteAccountPage({ csrf: csrf.tokenFor(req, res, deleteBinding(user.id)), exportCsrf: csrf.tokenFor(req, res, CSRF_BINDING), email: user.email }));
+    if (kratos && !(await recentKratosSignIn(req))) return reauthenticate(res);
+    send(res, 200, deleteAccountPage({ csrf: csrf.tokenFor(req, res, deleteBinding(user.id)), exportCsrf: csrf.tokenFor(req, res, CSRF_BINDING), email: user.email, askPassword: !kratos }));
   }));
 
   router.post('/account/delete', form, page(async (req, res) => {
     const input = parse(DeleteForm, req.body, 'form');
     const user = await requireUserFor(req, deleteBinding, input.csrf);
     const again = (status: number, errors: DeleteAccountErrors) =>
-      send(res, status, deleteAccountPage({ csrf: input.csrf, exportCsrf: csrf.tokenFor(req, res, CSRF_BINDING), email: user.email, errors }));
+      send(res, status, deleteAccountPage({ csrf: input.csrf, exportCsrf: csrf.tokenFor(req, res, CSRF_BINDING), email: user.email, errors, askPassword: !kratos }));
     const errors: DeleteAccountErrors = {};
-    if (!input.password) errors.password = 'Enter your password.';
+    if (!input.password && !kratos) errors.password = 'Enter your password.';
     if (input.confirm !== 'yes') errors.confirm = 'Tick the box to confirm that you want your account deleted.';
     if (Object.keys(errors).length) return again(400, errors);
-    const refused = await recheckPassword(req, res, user, input.password, 'account-delete');
-    if (refused) return again(refused.status, { form: refused.errors.form, password: refused.errors.field });
+    if (kratos) {
+      // The sign-in went stale while the page was open: Kratos asks for the password, then this page again.
+      if (!(await recentKratosSignIn(req))) return reauthenticate(res);
+    } else {
+      const refused = await recheckPassword(req, res, user, input.password, 'account-delete');
+      if (refused) return again(refused.status, { form: refused.errors.form, password: refused.errors.field });
+    }
 
     try {
       await options.deleteAccount(user.id);

@@ -36,6 +36,37 @@ ${other}`,
   );
 }
 
+/** The settings flow's sections, each its own form (Kratos tells them apart by the submit button's `method`). */
+const SETTINGS_SECTIONS = [
+  { group: 'profile', title: 'Your details' },
+  { group: 'password', title: 'Change your password' },
+] as const;
+
+/**
+ * Kratos's settings flow (/kratos/settings): one form per section, each with
+ * the flow's hidden fields (the CSRF token), posted to Kratos like the others.
+ */
+export function kratosSettingsPage({ flow, accountUrl }: { flow: SelfServiceFlow; accountUrl: string }): string {
+  const hidden = flow.ui.nodes.filter((n) => n.group === 'default');
+  const method = (flow.ui.method || 'POST').toUpperCase();
+  const sections = SETTINGS_SECTIONS.map(({ group, title }) => ({ group, title, nodes: flow.ui.nodes.filter((n) => n.group === group) })).filter((x) => x.nodes.length > 0);
+  return layout(
+    'Account settings',
+    html`<h1>Account settings</h1>
+${messages(flow.ui.messages ?? [])}
+${join(
+  sections.map(
+    ({ group, title, nodes }) => html`<h2>${title}</h2>
+<form method="${method}" action="${flow.ui.action}">
+${join([...hidden, ...nodes].map((node, i) => renderNode(node, `kratos-${group}-${i}`)), '\n')}
+</form>`,
+  ),
+  '\n',
+)}
+<p class="muted"><a href="${accountUrl}">Back to your account</a></p>`,
+  );
+}
+
 /** Flow-level messages: errors as alerts, the rest as notices. */
 function messages(list: readonly UiText[]): SafeHtml {
   return join(

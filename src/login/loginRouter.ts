@@ -16,6 +16,7 @@ import { oauthErrorHandler } from './handlers/oauthError.js';
 import { pageHandler } from './pageKit.js';
 import { STYLESHEET, STYLESHEET_PATH } from './pages.js';
 import { LoginThrottle } from './throttle.js';
+import type { RecordAccountEvent } from '../audit/audit.js';
 import type { UserStore } from './userStore.js';
 
 export interface LoginRouterOptions {
@@ -39,7 +40,9 @@ export interface LoginRouterOptions {
    * our /login accepts Hydra's challenge for the Kratos identity. `publicBaseUrl`
    * is this server as browsers reach it; `publicUrl` is Kratos's.
    */
-  kratos?: { client: Kratos; publicUrl: URL; publicBaseUrl: URL };
+  kratos?: { client: Kratos; publicUrl: URL; publicBaseUrl: URL; onSignedIn?: (sub: string) => Promise<void> };
+  /** Sign-ins and consents go to the audit trail (src/audit/). */
+  audit?: RecordAccountEvent;
 }
 
 /**
@@ -57,6 +60,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     csrf: new Csrf(options.signer, { secure: options.secureCookies }),
     page: options.kratos ? kratosPageHandler(log) : pageHandler(log),
     form: express.urlencoded({ extended: false, limit: '16kb' }),
+    ...(options.audit ? { audit: options.audit } : {}),
   };
   const router = express.Router();
   router.get(STYLESHEET_PATH, (_req, res) => {
@@ -64,7 +68,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
   });
   const { kratos } = options;
   if (kratos) {
-    router.use(kratosLoginHandler(ctx, { kratos: kratos.client, loginUrl: new URL('login', `${kratos.publicBaseUrl.href.replace(/\/+$/, '')}/`) }));
+    router.use(kratosLoginHandler(ctx, { kratos: kratos.client, loginUrl: pageUrl(kratos.publicBaseUrl, 'login'), ...(kratos.onSignedIn ? { onSignedIn: kratos.onSignedIn } : {}) }));
     router.use(kratosFlowsHandler(ctx, { kratos: kratos.client, kratosPublicUrl: kratos.publicUrl }));
   } else {
     router.use(loginHandler(ctx, { throttle: options.throttle ?? new LoginThrottle(), ...(options.wait ? { wait: options.wait } : {}) }));
@@ -76,7 +80,10 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
       ...(kratos ? { findAccount: kratosAccounts(kratos.client) } : {}),
     }),
   );
-  router.use(logoutHandler(ctx));
+  router.use(logoutHandler(ctx, kratos ? { kratos: { client: kratos.client, continueUrl: pageUrl(kratos.publicBaseUrl, 'logout/continue'), signer: options.signer } } : {}));
   router.get('/oauth-error', oauthErrorHandler());
   return router;
 }
+
+/** One of our pages as browsers reach it (the public URL may carry a path prefix). */
+const pageUrl = (publicBaseUrl: URL, path: string) => new URL(path, `${publicBaseUrl.href.replace(/\/+$/, '')}/`);

@@ -159,7 +159,7 @@ ${opts.next && html`<input type="hidden" name="next" value="${opts.next}">`}
   );
 }
 
-export function accountPage(opts: { csrf: string; email: string; grants: AccountGrant[]; notice?: string; connections?: SafeHtml }): string {
+export function accountPage(opts: { csrf: string; email: string; grants: AccountGrant[]; notice?: string; connections?: SafeHtml; activity?: boolean }): string {
   const grant = (g: AccountGrant) => html`<li><strong>${g.clientName}</strong>
 <span class="muted">${join(g.scopes.map((s) => html`<code>${s}</code>`), ' ')}${g.remembered && ' · remembered'}${g.grantedAt && html` · since ${g.grantedAt.slice(0, 10)}`}</span>
 <form method="post" action="/account/revoke"><input type="hidden" name="csrf" value="${opts.csrf}"><input type="hidden" name="client" value="${g.clientId}"><button type="submit" class="secondary">Remove access</button></form></li>`;
@@ -173,6 +173,7 @@ export function accountPage(opts: { csrf: string; email: string; grants: Account
 ${opts.notice && html`<p class="notice" role="status">${opts.notice}</p>`}
 <h2>Apps with access</h2>
 ${rows}
+${opts.activity && html`<p><a href="/account/activity">See what apps did with your account</a> (your activity)</p>`}
 ${opts.connections}
 <h2>Sign-in and password</h2>
 <p><a href="/account/password">Change password</a></p>

@@ -6,6 +6,7 @@ import type { Csrf } from './csrf.js';
 import { parse } from './pageKit.js';
 import type { LoginThrottle } from './throttle.js';
 import type { User, UserStore } from './userStore.js';
+import type { RecordAccountEvent } from '../audit/audit.js';
 
 /**
  * The CSRF token field of every form. Missing is allowed so the CSRF check,
@@ -30,6 +31,8 @@ export interface SignInOptions {
   log: Logger;
   /** How to wait out a throttle delay (tests pass a recorder). */
   wait?: (ms: number) => Promise<unknown>;
+  /** Records sign-ins in the audit trail (never the email or password). */
+  audit?: RecordAccountEvent;
 }
 
 /** A refused attempt carries the status and the sentence to show on the form. */
@@ -62,6 +65,20 @@ const accountKey = (email: string) => email.trim().toLowerCase();
 export function createSignIn(options: SignInOptions): SignIn {
   const { users, throttle, csrf, log } = options;
   const wait = options.wait ?? ((ms: number) => sleep(ms));
+  /** Which form it was, for the record: the account page's sign-in, or its password re-check before a change. */
+  const where = (context: Record<string, unknown>) =>
+    typeof context.page === 'string' ? { detail: context.page === 'account' ? 'account page' : `password check (${context.page.slice(0, 40)})` } : {};
+  /**
+   * A failed attempt is recorded under the account's sub when the email names
+   * one (its owner should see it), else with no sub and no email: an attempt
+   * on an unknown address identifies nobody worth recording.
+   */
+  const recordFailure = async (form: SignInFields, context: Record<string, unknown>, outcome: 'refused' | 'rate_limited') => {
+    if (!options.audit) return;
+    const target = await users.findByEmail(form.email).catch(() => undefined);
+    const clientId = typeof context.client_id === 'string' ? context.client_id : undefined;
+    options.audit({ kind: 'sign_in_failed', outcome, ...(target ? { sub: target.id, ...where(context) } : { detail: 'unknown account' }), ...(clientId ? { clientId } : {}) });
+  };
   return {
     readForm(req, schema, binding) {
       const form = parse(schema, req.body, 'sign-in form');
@@ -75,6 +92,7 @@ export function createSignIn(options: SignInOptions): SignIn {
       const verdict = await throttle.begin(account, address);
       if (!verdict.allowed) {
         log.warn('sign-in throttled', { ...context, retry_after: verdict.retryAfterSeconds });
+        await recordFailure(form, context, 'rate_limited');
         // RFC 6585 §4: 429 may say how long to wait.
         res.set('Retry-After', String(verdict.retryAfterSeconds));
         const minutes = Math.ceil(verdict.retryAfterSeconds / 60);
@@ -85,9 +103,11 @@ export function createSignIn(options: SignInOptions): SignIn {
       if (!user) {
         // begin() counted the attempt: it stays counted as a failure.
         log.info('sign-in failed', context);
+        await recordFailure(form, context, 'refused');
         return { ok: false, status: 401, error: WRONG_CREDENTIALS };
       }
       await throttle.recordSuccess(account, address);
+      options.audit?.({ kind: 'sign_in_ok', outcome: 'ok', sub: user.id, ...(typeof context.client_id === 'string' ? { clientId: context.client_id } : {}), ...where(context) });
       return { ok: true, user };
     },
   };

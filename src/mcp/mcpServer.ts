@@ -3,7 +3,7 @@
 import { type CallToolResult, type ClientCapabilities, type InputRequiredResult, McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import { z } from 'zod';
-import { principalOf } from '../auth/principal.js';
+import { type Principal, principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { Db } from '../store/database.js';
 import { scopedStoreFor } from '../store/scopedStore.js';
@@ -15,8 +15,8 @@ import type { CursorKey } from '../tools/cursor.js';
 
 export interface McpServerOptions {
   tools: readonly ToolDefinition[];
-  /** Told every call's outcome (for metrics). */
-  onToolCall?: (tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked') => void;
+  /** Told every call's outcome (metrics; the audit trail, with who called and how long it took). */
+  onToolCall?: (tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked', call?: { principal: Principal; durationMs: number }) => void;
   /** Asks Hydra, uncached, whether a token is active (tools with onlineCheck). */
   isActiveNow?: (token: string) => Promise<boolean>;
   db: Db;
@@ -93,21 +93,24 @@ async function runTool(
   { db, cursorKey, log, isActiveNow, onToolCall, credentials, connectionPrompt }: McpServerOptions,
   sessionCapabilities: ClientCapabilities | undefined,
 ): Promise<CallToolResult | InputRequiredResult> {
+  const startedAt = performance.now();
   const authInfo = extra.http?.authInfo;
   const principal = principalOf(authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
+  const report = (outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked') =>
+    onToolCall?.(tool.name, outcome, { principal, durationMs: performance.now() - startedAt });
   // Defence in depth: the HTTP layer answers 403 first (src/mcp/stepUp.ts).
   if (!mayCall(tool, principal.kind)) return errorResult(machineRefusal(tool.name));
   const missing = tool.scopes.filter((s) => !principal.scopes.includes(s));
   if (missing.length) {
-    onToolCall?.(tool.name, 'insufficient_scope');
+    report('insufficient_scope');
     // Names every scope the tool needs, so a client can step up in one go.
     return errorResult(
       `insufficient_scope: ${tool.name} needs scope ${tool.scopes.join(' ')}; the token is missing ${missing.join(' ')}`,
     );
   }
   if (tool.onlineCheck && isActiveNow && !(await isActiveNow(authInfo!.token))) {
-    onToolCall?.(tool.name, 'revoked');
+    report('revoked');
     return errorResult('invalid_token: the access token has been revoked or has expired; sign in again');
   }
   const toolLog = log.child({ tool: tool.name, sub: principal.sub, client_id: principal.clientId });
@@ -142,18 +145,18 @@ async function runTool(
       if (!(e instanceof ConnectionRequiredError) || !connectionPrompt) throw e;
       const outcome = await promptToConnect(e, call, connectionPrompt);
       if (!outcome.connected) {
-        onToolCall?.(tool.name, 'error');
+        report('error');
         return outcome.result;
       }
       // Connected while we waited: the call runs again, once.
       value = await tool.handler(input as never, ctx);
     }
-    onToolCall?.(tool.name, 'ok');
+    report('ok');
     const text = JSON.stringify(value ?? null);
     // With an output schema the value is also structured content (the SDK validates it).
     return tool.output ? { content: [{ type: 'text', text }], structuredContent: value as Record<string, unknown> } : { content: [{ type: 'text', text }] };
   } catch (e) {
-    onToolCall?.(tool.name, 'error');
+    report('error');
     if (e instanceof ToolError) return errorResult(e.message);
     if (e instanceof ProviderUnavailableError) return errorResult(`${tool.name} failed: ${e.message}`);
     if (e instanceof ConnectionRequiredError) return errorResult(`${tool.name} failed: ${e.message}; connect it on your account page`);

@@ -2,6 +2,7 @@ import express, { type Request, type Response } from 'express';
 // The SDK's v2 server has no HTTP+SSE transport; server-legacy keeps a frozen copy (deprecated).
 import { SSEServerTransport } from '@modelcontextprotocol/server-legacy/sse';
 import { principalOf } from '../auth/principal.js';
+import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
 import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
@@ -17,11 +18,13 @@ export interface SseSession extends Session {
  * client messages. Both need a bearer token, and the session belongs to the
  * user and client that opened the stream.
  */
-export function sseRouter(options: TransportOptions<SseSession>): express.Router {
+export function sseRouter(options: TransportOptions<SseSession> & FairUseOption): express.Router {
   const router = express.Router();
   const { sessions, log } = options;
+  // Fair use (src/limits/): after the bearer check (and body parser, so a refusal echoes the JSON-RPC id).
+  const limit = limiterOf(options);
 
-  router.get('/sse', options.authenticate, async (req: Request, res: Response) => {
+  router.get('/sse', options.authenticate, limit, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const refusal = sessions.refusal(principal);
     if (refusal) {
@@ -44,6 +47,7 @@ export function sseRouter(options: TransportOptions<SseSession>): express.Router
     '/messages',
     options.authenticate,
     express.json({ limit: options.bodyLimit ?? '1mb' }),
+    limit,
     options.authorizeCalls,
     async (req: Request, res: Response) => {
       const id = typeof req.query.sessionId === 'string' ? req.query.sessionId : undefined;

@@ -3,6 +3,7 @@ import express, { type Request, type Response } from 'express';
 import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
 import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
 import { principalOf } from '../auth/principal.js';
+import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
 import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
@@ -25,9 +26,11 @@ import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
  * web Request for `isLegacyRequest` on every call cost more than the token check. Both eras pass the same bearer
  * check and step-up scope check first (router middleware below).
  */
-export function streamableHttpRouter(options: TransportOptions<HttpSession>): express.Router {
+export function streamableHttpRouter(options: TransportOptions<HttpSession> & FairUseOption): express.Router {
   const router = express.Router();
   const { sessions, log } = options;
+  // Fair use (src/limits/): after the bearer check and body parser (a refusal echoes the JSON-RPC id), before the scope check.
+  const limit = limiterOf(options);
   // `legacy: 'reject'`: 2025-era traffic never reaches this handler (it is
   // routed to the sessions below), so nothing is served statelessly by accident.
   const modern = toNodeHandler(
@@ -51,7 +54,7 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
 
   router.use('/mcp', options.authenticate);
   if (options.stateless) {
-    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
+    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), limit, options.authorizeCalls, async (req: Request, res: Response) => {
       if (isModern(req)) return modern(req, res, req.body);
       const server = options.createServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -69,7 +72,7 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
     });
     return router;
   }
-  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), options.authorizeCalls, async (req: Request, res: Response) => {
+  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), limit, options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');
     if (!sessionId && isModern(req)) return modern(req, res, req.body);
@@ -97,8 +100,8 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession>): ex
     await transport.handleRequest(req, res, req.body);
   });
 
-  // GET opens the server-to-client stream; DELETE ends the session.
-  router.get('/mcp', (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
+  // GET opens the server-to-client stream; DELETE ends the session (never limited: closing a session frees the server).
+  router.get('/mcp', limit, (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
   router.delete('/mcp', (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
 
   function withSessionHeader(req: Request, res: Response, use: (t: StreamableHTTPServerTransport) => Promise<void>) {

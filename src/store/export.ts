@@ -84,6 +84,11 @@ const COLLECTIONS: { [T in SubjectTable]: CollectionReader } = {
       after = rows[rows.length - 1]!.state_hash;
     }
   },
+  // IDENTITY=kratos: when this identity first and last signed in here.
+  async *kratos_subjects(db, sub) {
+    const rows = await db.selectFrom('kratos_subjects').select(['first_seen_at', 'last_seen_at']).where('sub', '=', sub).execute();
+    if (rows.length) yield rows.map((r) => ({ firstSignedInAt: r.first_seen_at, lastSignedInAt: r.last_seen_at }));
+  },
 };
 
 /**

@@ -122,6 +122,45 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('connect_states_expires_at').on('connect_states').column('expires_at').execute();
       },
     },
+    '0007_audit_events': {
+      async up(db: Kysely<any>) {
+        // The audit trail (src/store/auditStore.ts, src/audit/): one row per tool call or
+        // account event. Times are ISO-8601 text with milliseconds, like the other tables.
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('request_id', 'text')
+          // Null only for a failed sign-in of an unknown account.
+          .addColumn('sub', 'text')
+          .addColumn('client_id', 'text')
+          .addColumn('client_name', 'text')
+          .addColumn('tool', 'text')
+          .addColumn('scopes', 'text')
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('duration_ms', 'integer')
+          .addColumn('transport', 'text')
+          .addColumn('detail', 'text')
+          .execute();
+        // A person's Activity page (keyset, newest first); the operator's per-client query; the retention sweep.
+        await db.schema.createIndex('audit_events_sub_at_id').on('audit_events').columns(['sub', 'at', 'id']).execute();
+        await db.schema.createIndex('audit_events_client_id_at').on('audit_events').columns(['client_id', 'at']).execute();
+        await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute();
+      },
+    },
+    '0008_kratos_subjects': {
+      async up(db: Kysely<any>) {
+        // IDENTITY=kratos: every identity that signed in here, so an identity
+        // deleted in Kratos is found and its access ended (src/account/identitySweep.ts).
+        await db.schema
+          .createTable('kratos_subjects')
+          .addColumn('sub', 'text', (c) => c.primaryKey())
+          .addColumn('first_seen_at', 'text', (c) => c.notNull())
+          .addColumn('last_seen_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { PostgresAdapter, type RawBuilder, sql } from 'kysely';
 import type { Db } from './database.js';
 
 /** One key's count in its current window. */
@@ -153,5 +153,158 @@ export function memoryRateCounters(options: RateCountersOptions & { maxKeys?: nu
       counters.delete(key);
     },
     sweep,
+  };
+}
+
+/** One token bucket: holds at most `burst` tokens; one comes back every `intervalMs`. */
+export interface BucketSpec {
+  key: string;
+  /** Milliseconds per token (60 000 / requests per minute, whole ms). */
+  intervalMs: number;
+  /** Bucket size: how many requests may come at once after a quiet spell. */
+  burst: number;
+}
+
+/** What a take decided. */
+export interface TakeResult {
+  admitted: boolean;
+  /** Tokens granted by every bucket of the chain (1 … `want`); 0 when refused. */
+  granted: number;
+  /** Index (in the buckets given) of the bucket that refused; absent when admitted. */
+  refusedBy?: number;
+  /** When refused: milliseconds until the refusing bucket has a token again; 0 when admitted. */
+  retryAfterMs: number;
+}
+
+/**
+ * Token buckets every replica shares. `take` asks each bucket in order for up
+ * to `want` tokens (default 1), the next bucket for as many as the one before
+ * granted, and stops at the first that has none: a request refused by its
+ * first bucket (the caller's own) spends nothing from the next (its client's),
+ * so one caller's flood cannot empty a bucket others share.
+ */
+export interface TokenBuckets {
+  take(buckets: readonly BucketSpec[], now: number, want?: number): Promise<TakeResult>;
+}
+
+function checkBuckets(buckets: readonly BucketSpec[], now: number, want: number): void {
+  if (buckets.length === 0) throw new TypeError('token bucket take needs at least one bucket');
+  if (!Number.isSafeInteger(now)) throw new TypeError(`token bucket now must be an integer (ms), got ${now}`);
+  if (!Number.isSafeInteger(want) || want < 1) throw new TypeError(`token bucket want must be a positive integer, got ${want}`);
+  for (const b of buckets) {
+    checkKey(b.key);
+    if (!Number.isSafeInteger(b.intervalMs) || b.intervalMs < 1) throw new TypeError(`token bucket intervalMs must be a positive integer, got ${b.intervalMs}`);
+    if (!Number.isSafeInteger(b.burst) || b.burst < 1) throw new TypeError(`token bucket burst must be a positive integer, got ${b.burst}`);
+  }
+  if (new Set(buckets.map((b) => b.key)).size !== buckets.length) throw new TypeError('token bucket keys of one take must differ');
+}
+
+/**
+ * GCRA (the generic cell rate algorithm): a token bucket kept as one number,
+ * the time the bucket is full again ("theoretical arrival time", TAT). Brought
+ * up to now, the tokens in it are (now + burst·interval − TAT) / interval; a
+ * take of k moves the TAT k intervals on. Stored in `rate_counters.reset_at`,
+ * so a row whose time has passed is a full bucket, the same as no row, and the
+ * counters' sweep removes it. `hits` holds the tokens the last take granted
+ * (0: refused), which is how RETURNING tells; on insert it is the number asked
+ * for, read back as `excluded.hits` by the update.
+ */
+function upsertBucket(b: BucketSpec, now: number, want: number | RawBuilder<unknown>, from?: RawBuilder<unknown>): RawBuilder<unknown> {
+  const int = (n: number) => sql`cast(${n} as bigint)`;
+  const tat = sql`(case when rate_counters.reset_at > ${int(now)} then rate_counters.reset_at else ${int(now)} end)`;
+  const available = sql`((${int(now + b.burst * b.intervalMs)} - ${tat}) / ${int(b.intervalMs)})`;
+  const granted = sql`(case when ${available} < excluded.hits then ${available} else excluded.hits end)`;
+  const asked = typeof want === 'number' ? int(Math.min(want, b.burst)) : want;
+  // A fresh bucket grants what is asked (never more than the burst); its TAT starts that many intervals on.
+  const row = sql`${b.key}, ${asked}, ${int(now)} + ${asked} * ${int(b.intervalMs)}`;
+  // A chained insert selects its row from the previous bucket's grant (PostgreSQL's chain below).
+  const source = from ? sql`select ${row} from ${from}` : sql`values (${row})`;
+  return sql`insert into rate_counters (key, hits, reset_at) ${source}
+    on conflict (key) do update set
+      hits = case when ${granted} > 0 then ${granted} else 0 end,
+      reset_at = case when ${granted} > 0 then ${tat} + ${granted} * ${int(b.intervalMs)} else rate_counters.reset_at end
+    returning hits, reset_at`;
+}
+
+/** The decision from each bucket's row after the take (`hits`: tokens granted; absent: not reached). */
+function decide(buckets: readonly BucketSpec[], rows: ({ hits: unknown; reset_at: unknown } | undefined)[], now: number): TakeResult {
+  let granted = Infinity;
+  for (const [i, b] of buckets.entries()) {
+    const row = rows[i];
+    if (!row) throw new Error(`token bucket ${i} was not taken from although the ones before granted`);
+    const hits = Number(row.hits);
+    if (hits < 1) return { admitted: false, granted: 0, refusedBy: i, retryAfterMs: Number(row.reset_at) - (b.burst - 1) * b.intervalMs - now };
+    granted = Math.min(granted, hits);
+  }
+  return { admitted: true, granted, retryAfterMs: 0 };
+}
+
+/**
+ * Token buckets in the `rate_counters` table. On PostgreSQL a take is one
+ * statement however many buckets (each bucket's upsert a CTE that selects its
+ * row from the grant of the one before), so one round trip; on SQLite,
+ * in-process, one upsert per bucket until one refuses (SQLite has no
+ * data-modifying CTEs). Each upsert is atomic (PostgreSQL locks the row;
+ * SQLite has one writer): concurrent takes from any number of replicas never
+ * grant more than the bucket holds.
+ */
+export function tokenBucketsStore(db: Db, options: RateCountersOptions = {}): TokenBuckets {
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const maybeSweep = sweeper(async (now) => Number((await db.deleteFrom('rate_counters').where('reset_at', '<=', now).executeTakeFirst()).numDeletedRows), options.sweepEveryMs ?? 60_000);
+  type Row = { hits: unknown; reset_at: unknown };
+  return {
+    async take(buckets, now, want = 1) {
+      checkBuckets(buckets, now, want);
+      await maybeSweep(now);
+      if (!postgres) {
+        const rows: Row[] = [];
+        let asked = want;
+        for (const b of buckets) {
+          const row = (await upsertBucket(b, now, asked).execute(db)).rows[0] as Row;
+          rows.push(row);
+          asked = Number(row.hits);
+          if (asked < 1) break;
+        }
+        return decide(buckets, rows, now);
+      }
+      const ctes = buckets.map((b, i) => {
+        const previous = sql.id(`b${i - 1}`);
+        const chained = i === 0 ? undefined : sql`${previous} where ${previous}.hits > 0`;
+        const asked = i === 0 ? want : sql`(case when ${previous}.hits < ${b.burst} then ${previous}.hits else ${b.burst} end)`;
+        return sql`${sql.id(`b${i}`)} as (${upsertBucket(b, now, asked, chained)})`;
+      });
+      const columns = buckets.map((_, i) => sql`${sql.ref(`b${i}.hits`)} as ${sql.id(`h${i}`)}, ${sql.ref(`b${i}.reset_at`)} as ${sql.id(`r${i}`)}`);
+      const joins = buckets.slice(1).map((_, i) => sql`left join ${sql.id(`b${i + 1}`)} on true`);
+      const result = await sql<Record<string, unknown>>`with ${sql.join(ctes)} select ${sql.join(columns)} from b0 ${sql.join(joins, sql` `)}`.execute(db);
+      const one = result.rows[0];
+      if (!one) throw new Error('token bucket take returned no row');
+      return decide(buckets, buckets.map((_, i) => (one[`h${i}`] == null ? undefined : { hits: one[`h${i}`], reset_at: one[`r${i}`] })), now);
+    },
+  };
+}
+
+/** The same buckets in this process's memory (one process, tests). Bounded: past `maxKeys` the oldest keys go first. */
+export function memoryTokenBuckets(options: { maxKeys?: number } = {}): TokenBuckets {
+  const tats = new Map<string, number>();
+  const maxKeys = options.maxKeys ?? 50_000;
+  return {
+    async take(buckets, now, want = 1) {
+      checkBuckets(buckets, now, want);
+      const rows: { hits: number; reset_at: number }[] = [];
+      let asked = want;
+      for (const b of buckets) {
+        const tat = Math.max(tats.get(b.key) ?? now, now);
+        const granted = Math.min(asked, b.burst, Math.floor((now + b.burst * b.intervalMs - tat) / b.intervalMs));
+        if (granted > 0) {
+          tats.delete(b.key);
+          tats.set(b.key, tat + granted * b.intervalMs);
+          if (tats.size > maxKeys) tats.delete(tats.keys().next().value!);
+        }
+        rows.push({ hits: Math.max(0, granted), reset_at: tats.get(b.key) ?? now });
+        asked = granted;
+        if (granted < 1) break;
+      }
+      return decide(buckets, rows, now);
+    },
   };
 }

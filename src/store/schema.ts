@@ -9,6 +9,8 @@ export interface Database {
   rate_counters: RateCountersTable;
   connections: ConnectionsTable;
   connect_states: ConnectStatesTable;
+  audit_events: AuditEventsTable;
+  kratos_subjects: KratosSubjectsTable;
 }
 
 export interface UsersTable {
@@ -111,4 +113,31 @@ export interface ConnectStatesTable {
   elicitation_id: string | null;
   /** Epoch milliseconds; an expired attempt is refused. */
   expires_at: EpochColumn;
+}
+
+/** One audit record (src/store/auditStore.ts): never arguments, results, tokens or secrets. */
+export interface AuditEventsTable {
+  id: string;
+  /** ISO-8601 UTC with milliseconds. */
+  at: string;
+  kind: string;
+  request_id: string | null;
+  /** Null only for a failed sign-in of an unknown account. */
+  sub: string | null;
+  client_id: string | null;
+  client_name: string | null;
+  tool: string | null;
+  /** Space-separated scopes the token carried. */
+  scopes: string | null;
+  outcome: string;
+  duration_ms: ColumnType<number | string | null, number | null, number | null>;
+  transport: string | null;
+  detail: string | null;
+}
+
+/** IDENTITY=kratos: the Kratos identities that signed in here (what the identity sweep checks). */
+export interface KratosSubjectsTable {
+  sub: string;
+  first_seen_at: string;
+  last_seen_at: string;
 }

@@ -7,8 +7,17 @@ import type { Database } from './schema.js';
  * with a `sub` column belongs here, or removing a person leaves it behind; the
  * store contract test checks this list against the live schema.
  */
-export const SUBJECT_TABLES = ['notes', 'records', 'connections', 'connect_states'] as const satisfies readonly (keyof Database)[];
+export const SUBJECT_TABLES = ['notes', 'records', 'connections', 'connect_states', 'kratos_subjects'] as const satisfies readonly (keyof Database)[];
 export type SubjectTable = (typeof SUBJECT_TABLES)[number];
+
+/**
+ * Tables with a `sub` column that a removal deliberately keeps: the audit
+ * trail outlives the account (an operator must still be able to answer "what
+ * was done for this sub"), holds no content, and is deleted by its own
+ * retention (AUDIT_RETENTION_DAYS). Not in the data export either, which hands
+ * back what a removal deletes; the person reads it on /account/activity.
+ */
+export const RETAINED_SUBJECT_TABLES = ['audit_events'] as const satisfies readonly (keyof Database)[];
 
 /**
  * Delete every row of `sub` in every subject table, in one transaction.

@@ -60,7 +60,7 @@ describe('loadStartConfig (npm start)', () => {
   it('starts the embedded Kratos on 4433/4434 with IDENTITY=kratos and no Kratos URL, and gives the server those URLs', () => {
     const c = loadStartConfig({ IDENTITY: 'kratos' });
     expect(c.embeddedKratos).toEqual({ dataDir: './data', publicPort: 4433, adminPort: 4434, showLogs: false });
-    expect(c.server.identity).toEqual({ kind: 'kratos', publicUrl: new URL('http://127.0.0.1:4433'), adminUrl: new URL('http://127.0.0.1:4434') });
+    expect(c.server.identity).toEqual({ kind: 'kratos', publicUrl: new URL('http://127.0.0.1:4433'), adminUrl: new URL('http://127.0.0.1:4434'), sweepSeconds: 60 });
     const d = loadStartConfig({ IDENTITY: 'kratos', KRATOS_PUBLIC_PORT: '5433', KRATOS_ADMIN_PORT: '', KRATOS_LOG: 'show', HYDRA_DATA_DIR: '/srv/d' });
     expect(d.embeddedKratos).toEqual({ dataDir: '/srv/d', publicPort: 5433, adminPort: 4434, showLogs: true });
   });

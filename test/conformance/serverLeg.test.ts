@@ -162,6 +162,9 @@ describe('MCP conformance suite, server leg, both protocol eras on /mcp', () => 
         METRICS_PORT: 'off',
         // The suite addresses the front; its port is not ours.
         ALLOWED_HOSTS: `127.0.0.1:${frontPort},localhost:${frontPort}`,
+        // Every scenario runs as one principal, hundreds of requests a minute: fair use
+        // (tested in test/limits/ and test/e2e/fairUse.test.ts) would refuse the suite itself.
+        MCP_REQUESTS_PER_MINUTE: 'off',
       },
       { verifier: () => anyToken },
     );

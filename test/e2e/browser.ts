@@ -83,10 +83,13 @@ export class Page {
    */
   async submit(
     buttonText: string,
-    opts: { fill?: Record<string, string>; uncheck?: string[]; check?: string[] } = {},
+    opts: { fill?: Record<string, string>; uncheck?: string[]; check?: string[]; buttonValue?: string } = {},
     stopAt?: (u: URL) => boolean,
   ): Promise<Page> {
-    const button = this.doc.querySelectorAll('button').find((b) => b.textContent.trim() === buttonText);
+    // buttonValue: which of several same-titled buttons (e.g. Kratos's "Save" per settings section).
+    const button = this.doc
+      .querySelectorAll('button')
+      .find((b) => b.textContent.trim() === buttonText && (opts.buttonValue === undefined || b.getAttribute('value') === opts.buttonValue));
     if (!button) throw new Error(`no "${buttonText}" button on ${this.url.href}:\n${this.text()}`);
     let form: HTMLElement | null = button.parentNode;
     while (form && form.tagName !== 'FORM') form = form.parentNode;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,8 @@ import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { createKratos, type Kratos } from '../../src/kratos/index.js';
 import { kratosPublicUrls } from '../../src/kratos/endpoints.js';
 import { kratosFlowPage } from '../../src/login/kratosPages.js';
+import { createHydraAdmin } from '../../src/hydra/index.js';
+import { openDatabase } from '../../src/store/database.js';
 import { Browser, type Page } from './browser.js';
 import { call } from './flow.js';
 import { TestOAuthClient } from './oauthClient.js';
@@ -28,6 +31,12 @@ interface Person {
 }
 
 const ADA: Person = { email: 'ada@example.com', password: 'analytical engine 1843', name: 'Ada Lovelace' };
+const BARBARA: Person = { email: 'barbara@example.com', password: 'liskov substitution 1987', name: 'Barbara Liskov' };
+const MARGARET: Person = { email: 'margaret@example.com', password: 'apollo guidance 1969', name: 'Margaret Hamilton' };
+const ALAN: Person = { email: 'alan@example.com', password: 'entscheidungsproblem 1936', name: 'Alan Turing' };
+const HEDY: Person = { email: 'hedy@example.com', password: 'spread spectrum 1942', name: 'Hedy Lamarr' };
+const KATHERINE: Person = { email: 'katherine@example.com', password: 'orbital mechanics 1962', name: 'Katherine Johnson' };
+const GRACE_H: Person = { email: 'hopper@example.com', password: 'first compiler 1952', name: 'Grace Hopper' };
 // Kratos's own texts (kratos/README.md, "Facts relied on").
 const INVALID_CREDENTIALS = 'The provided credentials are invalid, check for spelling mistakes in your password or username, email address, or phone number.';
 const TOO_SHORT = 'The password must be at least 8 characters long, but got 5.';
@@ -43,7 +52,7 @@ describe('IDENTITY=kratos configuration', () => {
   it('defaults to the built-in users, and reads both Kratos URLs when chosen', () => {
     expect(loadConfig({}).identity).toEqual({ kind: 'builtin' });
     const c = loadConfig({ IDENTITY: 'kratos', KRATOS_PUBLIC_URL: 'https://id.example.com/', KRATOS_ADMIN_URL: 'http://kratos:4434' });
-    expect(c.identity).toEqual({ kind: 'kratos', publicUrl: new URL('https://id.example.com'), adminUrl: new URL('http://kratos:4434') });
+    expect(c.identity).toEqual({ kind: 'kratos', publicUrl: new URL('https://id.example.com'), adminUrl: new URL('http://kratos:4434'), sweepSeconds: 60 });
     expect(() => loadConfig({ IDENTITY: 'ldap' })).toThrow('IDENTITY');
   });
 });
@@ -98,12 +107,17 @@ describe('sign-in with the real Ory Kratos and Hydra (IDENTITY=kratos)', () => {
     console.error(`--- Kratos ---\n${stack.kratosLog.slice(-40).join('\n')}\n--- server ---\n${stack.logs.slice(-40).join('\n')}`);
   };
 
-  /** The SDK client discovers, registers and asks for authorization; the person's browser takes it from there. */
+  /** What the one app of these tests registered: like a real client, it registers once (and /register allows 20 an hour). */
+  let registeredApp: OAuthClientInformationMixed | undefined;
+
+  /** The SDK client discovers, registers (the first time) and asks for authorization; the person's browser takes it from there. */
   async function startAuthorization() {
     const oauth = new TestOAuthClient('http://127.0.0.1:53682/callback');
+    if (registeredApp) oauth.saveClientInformation(registeredApp);
     const first = new StreamableHTTPClientTransport(stack.mcpUrl, { authProvider: oauth });
     await expect(new Client({ name: 'e2e-kratos', version: '1.0.0' }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
     expect(oauth.authorizationUrl).toBeDefined();
+    registeredApp ??= oauth.clientInformation();
     const atClient = (u: URL) => u.href.startsWith(oauth.redirectUrl);
     return { oauth, first, atClient };
   }
@@ -284,6 +298,165 @@ describe('sign-in with the real Ory Kratos and Hydra (IDENTITY=kratos)', () => {
     expect(browser.history.some((v) => v.includes('/consent'))).toBe(false);
   });
 
+  /** A person who registers through the SDK client's authorization, with a browser that keeps Kratos's and Hydra's cookies. */
+  async function registered(person: Person) {
+    const browser = new Browser();
+    const started = await startAuthorization();
+    const { back } = await personSignsIn(browser, started, person, 'register');
+    const client = await finish(started, back);
+    const sub = (await call(client, 'whoami')).value.sub as string;
+    return { browser, client, sub, oauth: started.oauth };
+  }
+
+  const whoamiStatus = async (browser: Browser) => (await browser.open(kratosPublicUrls(stack.kratos!.publicUrl).whoami.href)).status;
+
+  it('logout (OIDC, through Hydra) ends Hydra’s and Kratos’s sessions: our page, then Kratos’s logout flow, then Hydra', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const { browser, client } = await registered(BARBARA);
+    await client.close();
+    expect(await whoamiStatus(browser)).toBe(200);
+    // OP-initiated logout at Hydra: Hydra has a session (remembered with Kratos's), so it shows our logout page.
+    const confirm = await browser.open(`${stack.hydra.publicUrl}/oauth2/sessions/logout`);
+    expect(confirm.url.pathname, confirm.text()).toBe('/logout');
+    const mark = browser.history.length;
+    const done = await confirm.submit('Sign out');
+    const path = browser.history.slice(mark);
+    expect(path.some((v) => v.startsWith(`GET ${stack.kratos!.publicUrl}/self-service/logout?`)), path.join('\n')).toBe(true);
+    expect(path.some((v) => v.startsWith(`GET ${stack.baseUrl}/logout/continue?`))).toBe(true);
+    expect(done.status).toBeLessThan(400);
+    // Kratos: no session. Hydra: a new authorization in the same browser asks for the password again.
+    expect(await whoamiStatus(browser)).toBe(401);
+    const { oauth, atClient } = await startAuthorization();
+    const again = await browser.open(oauth.authorizationUrl!.href, atClient);
+    expect(again.url.pathname, again.text()).toBe('/kratos/login');
+  });
+
+  it('a forged sign-out continuation is refused and ends nothing', async () => {
+    const page = await new Browser().open(`${stack.baseUrl}/logout/continue?logout=${encodeURIComponent('logout-continue|abc.forged')}`);
+    expect(page.status).toBe(400);
+    expect(page.text()).toContain('This sign-out link is not valid.');
+  });
+
+  it('prompt=login: the password again although Kratos has a session; then the flow completes', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const browser = new Browser();
+    const first = await startAuthorization();
+    await personSignsIn(browser, first, ADA, 'sign-in');
+    const started = await startAuthorization();
+    const url = new URL(started.oauth.authorizationUrl!);
+    url.searchParams.set('prompt', 'login');
+    const mark = browser.history.length;
+    const form = await browser.open(url.href, started.atClient);
+    expect(form.url.pathname, browser.history.slice(mark).join('\n')).toBe('/kratos/login');
+    // Kratos's refresh form: its own prompt, the password only (the identity is the session's).
+    expect(form.text()).toContain('Please confirm this action by verifying that it is you.');
+    const consent = await form.submit('Sign in', { fill: { Password: ADA.password } }, started.atClient);
+    expect(consent.url.pathname, consent.text()).toBe('/consent');
+    const back = await consent.submit('Allow', {}, started.atClient);
+    const client = await finish(started, back);
+    await client.close();
+  });
+
+  it('/account with Kratos: its session is the account session; the password changes through Kratos’s settings flow, ending the other sessions', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const person = { ...MARGARET };
+    const { browser: a } = await registered(person);
+    const b = new Browser();
+    await personSignsIn(b, await startAuthorization(), person, 'sign-in');
+    // Without a Kratos session, /account sends the browser to Kratos's login flow.
+    const anonymous = await new Browser().open(`${stack.baseUrl}/account`);
+    expect(anonymous.url.pathname).toBe('/kratos/login');
+    const account = await a.open(`${stack.baseUrl}/account`);
+    expect(account.status).toBe(200);
+    expect(account.text()).toContain(person.email);
+    // Activity (issue 17) with Kratos: the person's own sign-ins and tool calls, under the Kratos identity.
+    // (The trail is written in batches, about once a second.)
+    let activity = await a.open(`${stack.baseUrl}/account/activity`);
+    for (let i = 0; i < 20 && !activity.text().includes('Used tool whoami'); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      activity = await a.open(`${stack.baseUrl}/account/activity`);
+    }
+    expect(activity.url.pathname, activity.text()).toBe('/account/activity');
+    expect(activity.text()).toContain(`Signed in as ${person.email}`);
+    expect(activity.text()).toContain('Used tool whoami');
+    expect((await new Browser().open(`${stack.baseUrl}/account/activity`)).url.pathname).toBe('/kratos/login');
+
+    const settings = await a.open(`${stack.baseUrl}/account/password`);
+    expect(settings.url.pathname, settings.text()).toBe('/kratos/settings');
+    expect(settings.text()).toContain('Change your password');
+    const newPassword = 'difference engine 1834';
+    const saved = await settings.submit('Save', { fill: { Password: newPassword }, buttonValue: 'password' });
+    expect(saved.status, saved.text()).toBe(200);
+    expect(saved.text()).toMatch(/Your changes are saved|Your changes have been saved/);
+    // The other browser's Kratos session ended (revoke_active_sessions): /account asks it to sign in.
+    expect((await b.open(`${stack.baseUrl}/account`)).url.pathname).toBe('/kratos/login');
+    expect(await whoamiStatus(a)).toBe(200);
+
+    const old = await startAuthorization();
+    const c = new Browser();
+    const refused = await (await c.open(old.oauth.authorizationUrl!.href, old.atClient)).submit('Sign in with password', { fill: { Email: person.email, Password: person.password } }, old.atClient);
+    expect(refused.doc.querySelector('[role=alert]')?.textContent.trim()).toBe(INVALID_CREDENTIALS);
+    const fresh = await startAuthorization();
+    await personSignsIn(new Browser(), fresh, { ...person, password: newPassword }, 'sign-in');
+  });
+
+  it('a weak new password in Kratos’s settings flow: its policy message on our page, the old password still works', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const person = { ...ALAN };
+    const { browser } = await registered(person);
+    const settings = await browser.open(`${stack.baseUrl}/account/password`);
+    const refused = await settings.submit('Save', { fill: { Password: 'short' }, buttonValue: 'password' });
+    expect(refused.url.pathname).toBe('/kratos/settings');
+    expect(refused.text()).toContain(TOO_SHORT);
+    await personSignsIn(new Browser(), await startAuthorization(), person, 'sign-in');
+  });
+
+  it('an identity deleted in Kratos: the sweep revokes its consents and sessions at Hydra, refuses its tokens and deletes its tool data', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const { browser, client, sub } = await registered(HEDY);
+    expect((await call(client, 'notes_add', { title: 'frequency hopping', body: 'torpedo guidance' })).isError).toBe(false);
+    const other = await registered(KATHERINE);
+    const hydraAdmin = createHydraAdmin({ adminUrl: new URL(stack.hydra.adminUrl) });
+    expect((await hydraAdmin.listConsentSessions(sub)).length).toBeGreaterThan(0);
+
+    expect(await kratos.admin.deleteIdentity(sub)).toBe(true);
+    const report = await stack.server.identitySweep!.runOnce();
+    expect(report.removed).toEqual([sub]);
+    expect(report.checked).toBeGreaterThanOrEqual(2);
+    // Its token is refused at once; Hydra holds no consent (so no refresh token) for it.
+    await expect(call(client, 'whoami')).rejects.toThrow();
+    expect(await hydraAdmin.listConsentSessions(sub)).toEqual([]);
+    const db = await openDatabase({ kind: 'sqlite', path: stack.env.DATABASE_PATH! });
+    try {
+      expect(await db.selectFrom('notes').select('id').where('sub', '=', sub).execute()).toEqual([]);
+      expect(await db.selectFrom('kratos_subjects').select('sub').where('sub', '=', sub).execute()).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
+    // The same browser cannot come back as that identity (Kratos ended its sessions; Hydra's too).
+    const { oauth, atClient } = await startAuthorization();
+    expect((await browser.open(oauth.authorizationUrl!.href, atClient)).url.pathname).toBe('/kratos/login');
+    // Everyone else is untouched; a second sweep finds nothing to do.
+    expect((await call(other.client, 'whoami')).value.sub).toBe(other.sub);
+    expect((await stack.server.identitySweep!.runOnce()).removed).toEqual([]);
+    await other.client.close();
+    await client.close().catch(() => undefined);
+  });
+
+  it('delete my account on /account with Kratos: a recent sign-in instead of the password; the identity, its access and data go', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const { browser, client, sub } = await registered(GRACE_H);
+    const page = await browser.open(`${stack.baseUrl}/account/delete`);
+    expect(page.status, page.text()).toBe(200);
+    expect(page.doc.querySelector('input[type=password]')).toBeNull();
+    const done = await page.submit('Delete my account', { check: ['I understand that my account and its data will be deleted for good'] });
+    expect(done.status, done.text()).toBe(200);
+    expect(done.text()).toContain('Your account has been deleted');
+    expect(await kratos.admin.getIdentity(sub)).toBeUndefined();
+    await expect(call(client, 'whoami')).rejects.toThrow();
+    await client.close().catch(() => undefined);
+  });
+
   it('Kratos down: our pages answer 503 “Sign-in is unavailable just now”, and nothing is granted', async (ctx) => {
     ctx.onTestFailed(dumpLogs);
     const browser = new Browser();
@@ -301,5 +474,38 @@ describe('sign-in with the real Ory Kratos and Hydra (IDENTITY=kratos)', () => {
     expect([plain.status, plain.headers.get('retry-after')]).toEqual([503, '5']);
     expect(await plain.text()).toContain('Sign-in is unavailable just now');
     expect(browser.history.some((v) => v.includes('/consent'))).toBe(false);
+  });
+});
+
+describe('an expired Kratos flow (real Kratos with a 2-second login flow lifespan)', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({
+      accessTokenStrategy: 'jwt',
+      database: 'sqlite',
+      identity: 'kratos',
+      kratosEnv: { SELFSERVICE_FLOWS_LOGIN_LIFESPAN: '2s', SELFSERVICE_FLOWS_REGISTRATION_LIFESPAN: '2s' },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it.each(['login', 'registration'] as const)('an expired %s flow starts a fresh one that returns to the same place, instead of an error', async (kind) => {
+    const browser = new Browser();
+    const returnTo = `${stack.baseUrl}/account`;
+    const first = await browser.open(kratosPublicUrls(stack.kratos!.publicUrl).browserFlow(kind, returnTo).href);
+    expect(first.url.pathname).toBe(`/kratos/${kind}`);
+    const oldId = first.url.searchParams.get('flow')!;
+    await new Promise((r) => setTimeout(r, 3000));
+    const again = await browser.open(first.url.href);
+    expect(again.status).toBe(200);
+    expect(again.url.pathname).toBe(`/kratos/${kind}`);
+    const newId = again.url.searchParams.get('flow');
+    expect(newId).not.toBe(oldId);
+    // The fresh flow was started with the expired one's return_to (Kratos said where in its 410).
+    const starts = browser.history.filter((v) => v.startsWith(`GET ${stack.kratos!.publicUrl}/self-service/${kind}/browser?return_to=${encodeURIComponent(returnTo)}`));
+    expect(starts).toHaveLength(2);
   });
 });

@@ -18,7 +18,8 @@ describe('notes_list pagination (real Ory Hydra, SDK client)', () => {
   const PER_BATCH = 25;
 
   beforeAll(async () => {
-    stack = await startStack({ accessTokenStrategy: 'jwt', database: 'sqlite' });
+    // 150 notes_add from one token in a few seconds is past the default fair-use burst (60): allow it here.
+    stack = await startStack({ accessTokenStrategy: 'jwt', database: 'sqlite', appEnv: async () => ({ MCP_BURST: '200' }) });
     alice = await connectAs(stack, await stack.addUser('alice.pages@example.com', 'alice pages password'));
     bob = await connectAs(stack, await stack.addUser('bob.pages@example.com', 'bob pages password'));
     // 150 notes through the tool itself: 25 calls at a time, batch after batch,

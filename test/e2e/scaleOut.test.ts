@@ -102,6 +102,10 @@ describe('scale-out: two replicas on one PostgreSQL behind a round-robin proxy (
       INTROSPECTION_CACHE_SECONDS: '0',
       METRICS_PORT: 'off',
       LOG_LEVEL: 'silent',
+      // Fair use: a burst that covers each person's calls in the first case, and a slow refill
+      // (one token every 10 s) so the shared-limit case does not depend on this machine's speed.
+      MCP_REQUESTS_PER_MINUTE: '6',
+      MCP_BURST: '45',
     });
     // Both start (and migrate) at once.
     replicas.push(...(await Promise.all(replicaPorts.map((p) => startServer(env(p))))));
@@ -241,5 +245,50 @@ describe('scale-out: two replicas on one PostgreSQL behind a round-robin proxy (
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
       expect(JSON.parse(refused.text)).toMatchObject({ error: 'too_many_requests' });
     }
+  });
+
+  it('fair use: one token spread over both replicas gets one shared bucket: the burst in all, then 429 on either', async () => {
+    const db = await openDatabase({ kind: 'postgres', url: databaseUrl });
+    let person;
+    try {
+      person = await createUserStore(db).add('fair@example.com', 'fair use password');
+      // The registration case above spent this address's registrations; this client needs one.
+      await db.deleteFrom('rate_counters').where('key', 'like', 'rl:register:%').execute();
+    } finally {
+      await db.destroy();
+    }
+    const stack = { mcpUrl: new URL(`${base}/mcp`), sseUrl: new URL(`${base}/sse`) } as Stack;
+    const c = await connectAs(stack, { email: person.email, password: 'fair use password', sub: person.id });
+    const token = c.oauth.tokens()!.access_token;
+    await c.close();
+    const publicHost = new URL(base).host;
+    const BURST = 45;
+    const whoami = (replica: number, id: number) =>
+      toReplica(replicaPorts[replica]!, publicHost, '/mcp', {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'whoami', arguments: {} } }),
+      });
+    // Twice the burst at once, half to each replica. Counted per process, each would admit all 45 of its own.
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 2 * BURST }, (_, i) => whoami(i % 2, i)));
+    const seconds = (Date.now() - started) / 1000;
+    const admitted = answers.filter((a) => a.status === 200).length;
+    console.log(`[fair use, two replicas] ${2 * BURST} calls at once in ${seconds.toFixed(1)} s: ${admitted} admitted, ${2 * BURST - admitted} refused`);
+    // The connect above spent a few tokens (initialize, initialized); one comes back every 10 s.
+    expect(admitted).toBeLessThanOrEqual(BURST + Math.ceil(seconds / 10) + 1);
+    expect(admitted).toBeGreaterThan(0);
+    for (const replica of [0, 1]) {
+      const refused = answers.filter((a, i) => i % 2 === replica && a.status === 429);
+      expect(refused.length, `replica ${replica} refused some`).toBeGreaterThan(0);
+      expect(Number(refused[0]!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(JSON.parse(refused[0]!.text)).toMatchObject({ jsonrpc: '2.0', error: { code: 429, data: { limit: 'principal', requestsPerMinute: 6, burst: BURST } } });
+    }
+    expect(answers.every((a) => a.status === 200 || a.status === 429), answers.map((a) => a.status).join(' ')).toBe(true);
   });
 });

@@ -72,6 +72,8 @@ export async function startStack(opts: {
   extraTools?: StartOptions['extraTools'];
   /** Who keeps accounts: our users table (default), or a real Ory Kratos (DSN memory) started here (IDENTITY=kratos). */
   identity?: 'builtin' | 'kratos';
+  /** Kratos settings by environment variable (e.g. a short flow lifespan); identity 'kratos' only. */
+  kratosEnv?: Record<string, string>;
 }): Promise<Stack> {
   const appPort = await freeLoopbackPort();
   const base = `http://127.0.0.1:${appPort}`;
@@ -102,6 +104,7 @@ export async function startStack(opts: {
           // Kratos sends browsers to our /kratos/* pages and back to our /login.
           uiBaseUrl: base,
           log: (line: string) => kratosLog.push(line),
+          ...(opts.kratosEnv ? { env: opts.kratosEnv } : {}),
         })
       : undefined;
   const pgDb = opts.database === 'sqlite' ? undefined : await createTestDatabase(opts.database.postgresAdminUrl);

@@ -62,6 +62,7 @@ describe.each(['sqlite', 'postgres'] as const)('exportSubjectData on %s', (kind)
       records: [],
       connections: [],
       connect_states: [],
+      kratos_subjects: [],
     });
     // What removal deletes is what export hands back: one key per subject table.
     for (const table of SUBJECT_TABLES) expect(doc).toHaveProperty(table);

@@ -16,7 +16,8 @@ import { createUserStore, UserInputError } from '../../src/login/userStore.js';
 import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
 import { type RemovedSubjectsStore, removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { deleteSubjectData, SUBJECT_TABLES } from '../../src/store/subjectData.js';
+import { deleteSubjectData, RETAINED_SUBJECT_TABLES, SUBJECT_TABLES } from '../../src/store/subjectData.js';
+import { kratosSubjectsStore } from '../../src/store/kratosSubjectsStore.js';
 import { createTestDatabase } from '../support/postgres.js';
 
 /**
@@ -80,7 +81,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
   it('every table with a sub column is swept by a removal (or is the removal record itself)', async () => {
     const tables = await db.introspection.getTables();
     const withSub = tables.filter((t) => t.columns.some((c) => c.name === 'sub')).map((t) => t.name);
-    expect(withSub.filter((t) => t !== 'removed_subjects').sort()).toEqual([...SUBJECT_TABLES].sort());
+    expect(withSub.filter((t) => t !== 'removed_subjects' && !(RETAINED_SUBJECT_TABLES as readonly string[]).includes(t)).sort()).toEqual([...SUBJECT_TABLES].sort());
   });
 
   it('removed_subjects: recording twice keeps the first time; found by sub and by email digest', async () => {
@@ -119,9 +120,11 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
       await s.notes.add({ title: 'a', body: '' });
       await s.notes.add({ title: 'b', body: '' });
       await s.records('bookmarks').put('k', { v: 1 });
+      await kratosSubjectsStore(db).record(sub, new Date());
     }
-    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1, connections: 0, connect_states: 0 });
-    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0, connections: 0, connect_states: 0 });
+    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 1 });
+    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0 });
+    expect(await kratosSubjectsStore(db).page(undefined, 10)).toEqual(['stays']);
     expect(await scopedStoreFor(db, 'gone').notes.list()).toEqual([]);
     expect(await scopedStoreFor(db, 'stays').notes.list()).toHaveLength(2);
     expect(await scopedStoreFor(db, 'stays').records('bookmarks').get('k')).toEqual({ v: 1 });
@@ -215,7 +218,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
         afterStep: (step) => order.push(step),
       });
       const report = await remove({ email: ' Carol@Example.com ' });
-      expect(report).toEqual({ sub: carol.id, outcome: 'removed', deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, users: 1 } });
+      expect(report).toEqual({ sub: carol.id, outcome: 'removed', deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 0, users: 1 } });
       expect(order).toEqual(['recorded true', 'recorded', 'hydra', 'data', 'user', 'hydra-again', 'completed']);
       // Twice: again once the account row is gone, for a sign-in that completed during the removal.
       expect(hydra.calls).toEqual([`consent ${carol.id} all`, `login ${carol.id}`, `consent ${carol.id} all`, `login ${carol.id}`]);
@@ -224,7 +227,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
       expect((await removed.find(carol.id))?.completedAt).toBeDefined();
 
       hydra.calls.length = 0;
-      expect(await remove({ email: 'carol@example.com' })).toEqual({ sub: carol.id, outcome: 'nothing-left', deleted: { notes: 0, records: 0, connections: 0, connect_states: 0, users: 0 } });
+      expect(await remove({ email: 'carol@example.com' })).toEqual({ sub: carol.id, outcome: 'nothing-left', deleted: { notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0, users: 0 } });
       expect(await remove({ sub: carol.id })).toMatchObject({ outcome: 'nothing-left' });
       expect(hydra.calls, 'nothing to do, nothing asked').toEqual([]);
     });

@@ -11,7 +11,7 @@ import {
   sendOAuthError,
 } from '../oauthErrors.js';
 import { matchesRegisteredRedirectUri } from '../redirectUris.js';
-import type { AuthorizationRequest, OAuthClientInformationFull, RegisteredClients } from '../types.js';
+import { type AuthorizationRequest, OIDC_AUTHORIZATION_PARAMS, type OAuthClientInformationFull, type RegisteredClients } from '../types.js';
 import { allowedMethods } from './allowedMethods.js';
 
 export interface AuthorizationHandlerOptions {
@@ -54,6 +54,8 @@ const RequestParams = z.object({
   state: z.string().optional(),
   // RFC 8707 §2: an absolute URI; whether it is ours is the provider's check (invalid_target).
   resource: z.string().url().optional(),
+  // OIDC Core §3.1.2.1: bounded here, checked by Hydra (an id_token_hint is a JWT, hence the room).
+  ...Object.fromEntries(OIDC_AUTHORIZATION_PARAMS.map((p) => [p, z.string().max(p === 'id_token_hint' ? 8192 : 512).optional()])),
 });
 
 /**
@@ -95,6 +97,7 @@ export function authorizationHandler(options: AuthorizationHandlerOptions): expr
           redirectUri,
           codeChallenge: code_challenge,
           ...(resource ? { resource: new URL(resource) } : {}),
+          ...oidcParams(parsed.data),
         },
         res,
       );
@@ -139,4 +142,10 @@ function authorizeRateLimit({ limit, windowMs }: EndpointLimit) {
     legacyHeaders: false,
     handler: (_req, res) => sendOAuthError(res, new TooManyRequestsError('You have exceeded the rate limit for authorization requests')),
   });
+}
+
+/** The OIDC parameters the client sent, when it sent any. */
+function oidcParams(data: Record<string, unknown>): Pick<AuthorizationRequest, 'oidc'> {
+  const oidc = Object.fromEntries(OIDC_AUTHORIZATION_PARAMS.flatMap((p) => (typeof data[p] === 'string' ? [[p, data[p]]] : [])));
+  return Object.keys(oidc).length ? { oidc } : {};
 }

@@ -13,6 +13,8 @@ export interface RegistrationHandlerOptions {
   rateLimit?: RequestHandler;
   /** Where server errors are logged. */
   log?: Logger;
+  /** Told of each client registered (the audit trail). */
+  onRegistered?: (client: { client_id: string; client_name?: string }) => void;
 }
 
 /** Registration bodies are small; a big one is an attack or a mistake. */
@@ -80,7 +82,9 @@ export function registrationHandler(options: RegistrationHandlerOptions): expres
     try {
       const parsed = ClientMetadata.safeParse(req.body);
       if (!parsed.success) throw new InvalidClientMetadataError(parsed.error.message);
-      res.status(201).json(await clients.registerClient(parsed.data));
+      const client = await clients.registerClient(parsed.data);
+      options.onRegistered?.(client);
+      res.status(201).json(client);
     } catch (error) {
       sendOAuthError(res, error, log);
     }

@@ -54,6 +54,7 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
       const grant = grantFor(request, offeredScopes(request), resources, false);
       const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
       log.info('consent granted without asking', { sub: request.subject, client_id: clientId, reason: request.skip ? 'remembered' : 'trusted client' });
+      ctx.audit?.({ kind: 'consent_granted', outcome: 'ok', sub: request.subject!, clientId, detail: `${request.skip ? 'remembered' : 'trusted client'}; scopes ${grant.grant_scope.join(' ')}` });
       return res.redirect(302, redirect_to);
     }
     const user = await findAccount(request.subject!);
@@ -91,6 +92,7 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
     const grant = grantFor(request, checked, resources, input.remember === 'yes');
     const { redirect_to } = await hydra.acceptConsentRequest(input.challenge, grant);
     log.info('consent granted', { sub: request.subject, client_id: request.client?.client_id, scopes: grant.grant_scope, remember: grant.remember });
+    ctx.audit?.({ kind: 'consent_granted', outcome: 'ok', sub: request.subject!, clientId: request.client?.client_id ?? '', detail: `scopes ${grant.grant_scope.join(' ')}` });
     res.redirect(302, redirect_to);
   }));
 

@@ -5,6 +5,7 @@ import type { Logger } from '../../log/logger.js';
 import type { Csrf } from '../csrf.js';
 import type { pageHandler } from '../pageKit.js';
 import type { UserStore } from '../userStore.js';
+import type { RecordAccountEvent } from '../../audit/audit.js';
 
 /** What the router (../loginRouter.ts) builds once and hands to each endpoint's handler. */
 export interface PageContext {
@@ -17,6 +18,8 @@ export interface PageContext {
   page: ReturnType<typeof pageHandler>;
   /** The urlencoded body parser every form shares (bounded). */
   form: RequestHandler;
+  /** The audit trail's account events (sign-in, consent); absent: not recorded. */
+  audit?: RecordAccountEvent;
 }
 
 // Hydra's challenges are opaque strings; bound their size before they reach Hydra.

@@ -20,7 +20,7 @@ const LoginForm = SignInFields.extend({ challenge: Challenge, remember: z.litera
 export function loginHandler(ctx: PageContext, options: LoginHandlerOptions): express.Router {
   const { hydra, users, log, csrf, page, form } = ctx;
   const router = express.Router();
-  const signIn = createSignIn({ users, csrf, log, throttle: options.throttle, ...(options.wait ? { wait: options.wait } : {}) });
+  const signIn = createSignIn({ users, csrf, log, throttle: options.throttle, ...(options.wait ? { wait: options.wait } : {}), ...(ctx.audit ? { audit: ctx.audit } : {}) });
 
   router.get('/login', page(async (req, res) => {
     const { login_challenge: challenge } = parse(LoginQuery, req.query, 'login_challenge');

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log/logger.js';
+import type { AuditEvent, AuditStore } from '../store/auditStore.js';
+
+/** An event as hooks report it: the writer stamps the id and (unless given) the time. */
+export type AuditInput = Omit<AuditEvent, 'id' | 'at'> & { at?: string };
+
+export interface AuditWriterOptions {
+  store: Pick<AuditStore, 'insertMany'>;
+  log: Logger;
+  /** Most events held in memory; further ones are dropped (and counted) until a flush makes room. Default 10 000. */
+  maxQueue?: number;
+  /** Events per insert; a full batch is written at once instead of waiting for the timer. Default 200. */
+  batchSize?: number;
+  /** How often a partial batch is written, in ms. Default 1000. */
+  flushIntervalMs?: number;
+  /** Hydra's client name for a client id (cached by the caller); asked at write time, off the request path. */
+  clientName?: (clientId: string) => Promise<string | undefined>;
+  /** Told of events written, events lost to a failed write, and events dropped because the queue was full. */
+  onWritten?: (n: number) => void;
+  onFailed?: (n: number) => void;
+  onDropped?: () => void;
+  now?: () => Date;
+}
+
+/**
+ * The audit trail's writer: hooks call `record()` (synchronous, never
+ * throws, never waits for the database); events are written in batches by
+ * size or every `flushIntervalMs`. The queue is bounded so a flood or a slow
+ * database costs at most `maxQueue` events of memory. A failed write loses
+ * that batch: counted and logged (never with the events' contents), and the
+ * calls that produced it are not affected.
+ */
+export class AuditWriter {
+  private queue: AuditEvent[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private flushing: Promise<void> | undefined;
+  private kick: NodeJS.Immediate | undefined;
+  private stopped = false;
+  private readonly maxQueue: number;
+  private readonly batchSize: number;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: AuditWriterOptions) {
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.batchSize = options.batchSize ?? 200;
+    const interval = options.flushIntervalMs ?? 1000;
+    for (const [name, v] of [['maxQueue', this.maxQueue], ['batchSize', this.batchSize], ['flushIntervalMs', interval]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`AuditWriter: ${name} must be a positive integer`);
+    }
+    this.now = options.now ?? (() => new Date());
+    this.timer = setInterval(() => void this.flush(), interval);
+    // The audit timer alone never keeps a process alive.
+    this.timer.unref();
+  }
+
+  /** Queue one event; returns at once. After stop(), events are dropped. */
+  record(input: AuditInput): void {
+    if (this.stopped || this.queue.length >= this.maxQueue) {
+      this.options.onDropped?.();
+      return;
+    }
+    this.queue.push({ ...input, id: randomUUID(), at: input.at ?? this.now().toISOString() });
+    if (this.queue.length >= this.batchSize && !this.kick) {
+      this.kick = setImmediate(() => {
+        this.kick = undefined;
+        void this.flush();
+      });
+    }
+  }
+
+  /** Events waiting to be written. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Write everything queued now, one batch after another (one flush at a time). Never rejects. */
+  flush(): Promise<void> {
+    this.flushing ??= this.drain().finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  /** Stop taking events, then write what is queued (for shutdown). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    if (this.kick) clearImmediate(this.kick);
+    await this.flushing;
+    await this.flush();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, this.batchSize);
+      try {
+        await this.nameClients(batch);
+        await this.options.store.insertMany(batch);
+        this.options.onWritten?.(batch.length);
+      } catch (e) {
+        this.options.onFailed?.(batch.length);
+        // The message only: a driver error can quote the statement's values.
+        this.options.log.error('audit records not written', { events: batch.length, error: e instanceof Error ? e.name : 'unknown' });
+      }
+    }
+  }
+
+  private async nameClients(batch: AuditEvent[]): Promise<void> {
+    const lookup = this.options.clientName;
+    if (!lookup) return;
+    const ids = [...new Set(batch.filter((e) => e.clientId && e.clientName === undefined).map((e) => e.clientId!))];
+    const names = new Map(await Promise.all(ids.map(async (id) => [id, await lookup(id).catch(() => undefined)] as const)));
+    for (const e of batch) {
+      const name = e.clientId ? names.get(e.clientId) : undefined;
+      if (name !== undefined && e.clientName === undefined) e.clientName = name;
+    }
+  }
+}

@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import { LruCache } from '../auth/lruCache.js';
+import { type Principal, principalOf } from '../auth/principal.js';
+import type { Logger } from '../log/logger.js';
+import type { BucketSpec, TokenBuckets } from '../store/rateCounters.js';
+
+/** One fair-use allowance: a sustained rate and the burst a quiet caller may spend at once. */
+export interface FairUseLimit {
+  requestsPerMinute: number;
+  burst: number;
+}
+
+/** Which bucket refused: the caller's own (`sub` + client), or the client's, shared by all its people. */
+export type LimitScope = 'principal' | 'client';
+
+export type McpTransportName = 'streamable-http' | 'sse';
+
+/** What `onLimited` is told about a refused request (for the audit trail: outcome `rate_limited`). */
+export interface LimitedEvent {
+  sub: string;
+  clientId: string;
+  transport: McpTransportName;
+  /** The JSON-RPC method of the request (the first, in a batch), or the HTTP method when it carries none (GET /sse, GET /mcp). */
+  method: string;
+  /** The tool, for a `tools/call`. */
+  tool?: string;
+  /** The HTTP request id (X-Request-Id), as the request log writes it. */
+  requestId?: string;
+  /** The JSON-RPC id of the refused request, when it has one. */
+  jsonRpcId?: string | number;
+  scope: LimitScope;
+  retryAfterSeconds: number;
+}
+
+export interface McpRateLimitOptions {
+  /** The buckets every replica shares (the `rate_counters` table). */
+  buckets: TokenBuckets;
+  /** Per principal: one person through one app (or one machine client). */
+  principal: FairUseLimit;
+  /** Per client, all its people together; absent: no per-client bucket. */
+  client?: FairUseLimit;
+  /** Told of every refused request; a throw is logged, never answered. */
+  onLimited?: (event: LimitedEvent) => void;
+  /** Counts refusals (metrics). */
+  onCounted?: (scope: LimitScope, transport: McpTransportName) => void;
+  log: Logger;
+  now?: () => number;
+  /** Most refusals and leases remembered by this process. */
+  maxRemembered?: number;
+  /**
+   * Tokens a process takes from the shared buckets in one statement and spends
+   * itself over the next second (default: an eighth of the smaller burst, 1 to 8;
+   * 1 takes one per request). Unspent ones are lost, never given twice.
+   */
+  leaseSize?: number;
+}
+
+/** JSON-RPC error code of a refusal: outside the JSON-RPC reserved range, as MCP 2026-07-28 asks of application codes; it mirrors HTTP 429. */
+export const RATE_LIMITED_CODE = 429;
+
+const MAX_KEY = 512;
+const WARN_EVERY_MS = 60_000;
+/** How long a process may spend tokens it leased: past it they are dropped (the limit errs low, never high). */
+const LEASE_MS = 1000;
+
+/**
+ * Fair-use limits on /mcp, /sse and /messages: after the bearer check, each
+ * request takes a token from the caller's bucket and then from its client's
+ * (src/store/rateCounters.ts, shared by every replica). Over the limit: 429
+ * with Retry-After (RFC 6585 §4); a POST carrying JSON-RPC requests gets a
+ * JSON-RPC error per request (id echoed), anything else a plain JSON body.
+ *
+ * Fast paths, both keeping the cross-replica bound (no more admitted in all
+ * than the shared buckets granted):
+ * - a bucket that refused stays empty until its retry time whatever other
+ *   replicas do (its full-again time only moves forward), so this process
+ *   remembers the refusal and answers the rest of a flood without the database;
+ * - an admission takes a few tokens at once (`leaseSize`), and the next
+ *   requests of the same caller here spend them without the database.
+ */
+export function createMcpRateLimit(options: McpRateLimitOptions) {
+  const now = options.now ?? Date.now;
+  const refusedUntil = new LruCache<number>(options.maxRemembered ?? 10_000, now);
+  const principalSpec = specOf('principal', options.principal);
+  const clientSpec = options.client && specOf('client', options.client);
+  let lastWarnedAt = -Infinity;
+  const leaseSize = options.leaseSize ?? Math.max(1, Math.min(8, Math.floor(Math.min(options.principal.burst, options.client?.burst ?? Infinity) / 8)));
+  if (!Number.isInteger(leaseSize) || leaseSize < 1) throw new TypeError(`fair-use leaseSize must be a positive integer, got ${leaseSize}`);
+  const leases = new LruCache<{ tokens: number }>(options.maxRemembered ?? 10_000, now);
+
+  async function decide(principal: Principal): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
+    const keys = { principal: bucketKey('p', [principal.clientId, principal.sub]), client: bucketKey('c', [principal.clientId]) };
+    const t = now();
+    const lease = leases.get(keys.principal);
+    if (lease && lease.tokens > 0) {
+      lease.tokens--;
+      return undefined;
+    }
+    for (const scope of ['principal', 'client'] as const) {
+      const until = refusedUntil.get(keys[scope]);
+      if (until !== undefined && until > t) return { scope, retryAfterMs: until - t };
+    }
+    const chain: BucketSpec[] = [{ key: keys.principal, ...principalSpec }];
+    if (clientSpec) chain.push({ key: keys.client, ...clientSpec });
+    const result = await options.buckets.take(chain, t, leaseSize);
+    if (result.admitted) {
+      if (result.granted > 1) leases.set(keys.principal, { tokens: result.granted - 1 }, LEASE_MS);
+      return undefined;
+    }
+    const scope = result.refusedBy === 0 ? 'principal' : 'client';
+    refusedUntil.set(keys[scope], t + result.retryAfterMs, result.retryAfterMs);
+    return { scope, retryAfterMs: result.retryAfterMs };
+  }
+
+  /** The limiter for one transport's routes; runs after the bearer check (and after the body parser, to echo ids). */
+  return function forTransport(transport: McpTransportName): RequestHandler {
+    return async (req, res, next) => {
+      const principal = principalOf(req.auth);
+      if (!principal) return next();
+      let refusal: Awaited<ReturnType<typeof decide>>;
+      try {
+        refusal = await decide(principal);
+      } catch (error) {
+        // The database is the limit's memory; while it fails, serve (the tools' own queries report the outage),
+        // and say so once per WARN_EVERY_MS, not once per request.
+        if (now() - lastWarnedAt >= WARN_EVERY_MS) {
+          lastWarnedAt = now();
+          options.log.warn('fair-use limit not checked: the shared buckets failed', { error: (error as Error).message });
+        }
+        return next();
+      }
+      if (!refusal) return next();
+      const retryAfterSeconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
+      const limit = refusal.scope === 'principal' ? options.principal : options.client!;
+      refuse(req, res, { scope: refusal.scope, retryAfterSeconds, limit });
+      options.onCounted?.(refusal.scope, transport);
+      if (options.onLimited) {
+        try {
+          options.onLimited({ ...eventOf(req, principal, transport), scope: refusal.scope, retryAfterSeconds });
+        } catch (error) {
+          options.log.warn('onLimited failed', { error: (error as Error).message });
+        }
+      }
+    };
+  };
+}
+
+/** Whole milliseconds per token, rounded up so the bucket never refills faster than the configured rate. */
+function specOf(name: LimitScope, limit: FairUseLimit): Omit<BucketSpec, 'key'> {
+  const { requestsPerMinute: rate, burst } = limit;
+  if (!Number.isInteger(rate) || rate < 1 || rate > 60_000) throw new TypeError(`fair-use ${name} requestsPerMinute must be an integer from 1 to 60000, got ${rate}`);
+  if (!Number.isInteger(burst) || burst < 1) throw new TypeError(`fair-use ${name} burst must be a positive integer, got ${burst}`);
+  return { intervalMs: Math.ceil(60_000 / limit.requestsPerMinute), burst: limit.burst };
+}
+
+/** A readable key (operators can find a caller's row); hashed only when ids are too long for the table's key. */
+function bucketKey(kind: 'p' | 'c', parts: string[]): string {
+  const plain = `mcp:${kind}:${JSON.stringify(parts)}`;
+  return plain.length <= MAX_KEY ? plain : `mcp:${kind}#${createHash('sha256').update(plain).digest('base64url')}`;
+}
+
+interface JsonRpcRequest {
+  method: string;
+  id?: string | number;
+  params?: { name?: unknown };
+}
+
+/** The JSON-RPC requests (with an id) and notifications a body carries; none for GET or a body that is not JSON-RPC. */
+function messagesOf(body: unknown): JsonRpcRequest[] {
+  const all = Array.isArray(body) ? body : [body];
+  return all.filter((m): m is JsonRpcRequest => typeof m === 'object' && m !== null && typeof (m as { method?: unknown }).method === 'string');
+}
+
+const hasId = (m: JsonRpcRequest) => typeof m.id === 'string' || typeof m.id === 'number';
+
+function eventOf(req: Request, principal: Principal, transport: McpTransportName): Omit<LimitedEvent, 'scope' | 'retryAfterSeconds'> {
+  const first = messagesOf(req.body)[0];
+  const tool = first?.method === 'tools/call' && typeof first.params?.name === 'string' ? first.params.name : undefined;
+  const requestId = req.res?.get('X-Request-Id');
+  return {
+    sub: principal.sub,
+    clientId: principal.clientId,
+    transport,
+    method: first?.method ?? req.method,
+    ...(tool !== undefined ? { tool } : {}),
+    ...(requestId ? { requestId } : {}),
+    ...(first && hasId(first) ? { jsonRpcId: first.id } : {}),
+  };
+}
+
+function refuse(req: Request, res: Response, r: { scope: LimitScope; retryAfterSeconds: number; limit: FairUseLimit }): void {
+  const who = r.scope === 'principal' ? 'for this user through this app' : 'for this app, all its users together';
+  const message = `Rate limit exceeded: at most ${r.limit.requestsPerMinute} requests a minute (bursts of ${r.limit.burst}) ${who}; retry after ${r.retryAfterSeconds} s`;
+  const data = { limit: r.scope, requestsPerMinute: r.limit.requestsPerMinute, burst: r.limit.burst, retryAfterSeconds: r.retryAfterSeconds };
+  res.status(429).set('Retry-After', String(r.retryAfterSeconds)).set('Cache-Control', 'no-store');
+  const requests = req.method === 'POST' ? messagesOf(req.body).filter(hasId) : [];
+  if (requests.length === 0) {
+    res.json({ error: 'too_many_requests', error_description: message, limit: r.scope, retry_after_seconds: r.retryAfterSeconds });
+    return;
+  }
+  const errors = requests.map((m) => ({ jsonrpc: '2.0', id: m.id, error: { code: RATE_LIMITED_CODE, message, data } }));
+  res.json(Array.isArray(req.body) ? errors : errors[0]);
+}
+
+/** What the MCP transports take from this module: the limiter for their routes (absent: no limit, MCP_REQUESTS_PER_MINUTE=off). */
+export interface FairUseOption {
+  /** Runs after the bearer check and the body parser, before the scope check and the transport. */
+  limit?: RequestHandler;
+}
+
+/** The limiter a transport runs: the given one, or one that lets every request through. */
+export const limiterOf = (options: FairUseOption): RequestHandler => options.limit ?? ((_req, _res, next) => next());

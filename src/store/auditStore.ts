@@ -1,0 +1,168 @@
+import type { Insertable, Selectable } from 'kysely';
+import type { Db } from './database.js';
+import type { AuditEventsTable } from './schema.js';
+
+/** What happened. Tool calls and the account events a person or operator may need to explain. */
+export const AUDIT_KINDS = ['tool_call', 'sign_in_ok', 'sign_in_failed', 'consent_granted', 'consent_revoked', 'client_registered', 'credential_used'] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
+/**
+ * How it ended. Tool calls: ok … unknown_tool (`denied`: a machine client
+ * calling a people-only tool). Account events: ok, or `refused` (wrong
+ * password, throttled sign-in), `reconnect` / `unavailable` / `refreshed` for
+ * credential uses (the connected-accounts outcomes).
+ */
+export const AUDIT_OUTCOMES = [
+  'ok',
+  'error',
+  'insufficient_scope',
+  'revoked',
+  'rate_limited',
+  'invalid_input',
+  'unknown_tool',
+  'denied',
+  'refused',
+  'refreshed',
+  'reconnect',
+  'unavailable',
+] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
+/** Longest `detail` kept: a short reason, never content. */
+export const MAX_DETAIL_LENGTH = 200;
+
+/**
+ * One audit record. Never tool arguments or results, tokens, secrets,
+ * passwords, or the email of a failed sign-in (see README "Audit and Activity").
+ */
+export interface AuditEvent {
+  /** Unique id (random UUID); breaks ties between records of the same millisecond. */
+  id: string;
+  /** ISO-8601 UTC with milliseconds. */
+  at: string;
+  kind: AuditKind;
+  /** The HTTP request's X-Request-Id, when the event came from one. */
+  requestId?: string;
+  /** Whose record it is; absent only for a failed sign-in of an unknown account. */
+  sub?: string;
+  clientId?: string;
+  /** Hydra's client_name, looked up (cached) when the record is written. */
+  clientName?: string;
+  tool?: string;
+  /** The scopes the token carried, space-separated. */
+  scopes?: string;
+  outcome: AuditOutcome;
+  durationMs?: number;
+  /** streamable-http | streamable-http-2026 | sse. */
+  transport?: string;
+  /** A short reason (e.g. "unknown account"), at most MAX_DETAIL_LENGTH characters. */
+  detail?: string;
+}
+
+/** Where a page of one person's records ends. */
+export interface AuditPosition {
+  at: string;
+  id: string;
+}
+
+export interface AuditPage {
+  events: AuditEvent[];
+  /** Position to continue from; absent on the last page. */
+  next?: AuditPosition;
+}
+
+/** Operator filters (every one optional; all given ones must match). */
+export interface AuditFilter {
+  sub?: string;
+  clientId?: string;
+  tool?: string;
+  /** Records at or after this time. */
+  since?: Date;
+  limit: number;
+}
+
+/** Largest page or search result read at once. */
+export const MAX_AUDIT_PAGE = 1000;
+
+export interface AuditStore {
+  /** Insert a batch in one statement (the writer's unit of work). */
+  insertMany(events: readonly AuditEvent[]): Promise<void>;
+  /** One person's records, newest first, after `after` (exclusive): a keyset read on (sub, at, id). */
+  pageForSubject(sub: string, opts: { limit: number; after?: AuditPosition }): Promise<AuditPage>;
+  /** Newest first, filtered (the operator CLI). */
+  search(filter: AuditFilter): Promise<AuditEvent[]>;
+  /** Delete records older than `before`, at most `batch` per call; returns how many. */
+  deleteOlderThan(before: Date, batch?: number): Promise<number>;
+}
+
+const toRow = (e: AuditEvent): Insertable<AuditEventsTable> => ({
+  id: e.id,
+  at: e.at,
+  kind: e.kind,
+  request_id: e.requestId ?? null,
+  sub: e.sub ?? null,
+  client_id: e.clientId ?? null,
+  client_name: e.clientName ?? null,
+  tool: e.tool ?? null,
+  scopes: e.scopes ?? null,
+  outcome: e.outcome,
+  duration_ms: e.durationMs === undefined ? null : Math.round(e.durationMs),
+  transport: e.transport ?? null,
+  detail: e.detail === undefined ? null : e.detail.slice(0, MAX_DETAIL_LENGTH),
+});
+
+const toEvent = (r: Selectable<AuditEventsTable>): AuditEvent => {
+  const e: AuditEvent = { id: r.id, at: r.at, kind: r.kind as AuditKind, outcome: r.outcome as AuditOutcome };
+  if (r.request_id !== null) e.requestId = r.request_id;
+  if (r.sub !== null) e.sub = r.sub;
+  if (r.client_id !== null) e.clientId = r.client_id;
+  if (r.client_name !== null) e.clientName = r.client_name;
+  if (r.tool !== null) e.tool = r.tool;
+  if (r.scopes !== null) e.scopes = r.scopes;
+  if (r.duration_ms !== null) e.durationMs = Number(r.duration_ms);
+  if (r.transport !== null) e.transport = r.transport;
+  if (r.detail !== null) e.detail = r.detail;
+  return e;
+};
+
+const checkLimit = (limit: number) => {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) throw new RangeError(`audit page limit must be an integer from 1 to ${MAX_AUDIT_PAGE}`);
+};
+
+export function auditStore(db: Db): AuditStore {
+  return {
+    async insertMany(events) {
+      if (events.length === 0) return;
+      await db.insertInto('audit_events').values(events.map(toRow)).execute();
+    },
+    async pageForSubject(sub, { limit, after }) {
+      if (!sub) throw new TypeError('auditStore.pageForSubject: sub must be a non-empty string');
+      checkLimit(limit);
+      let q = db.selectFrom('audit_events').selectAll().where('sub', '=', sub);
+      if (after) {
+        const { at, id } = after;
+        q = q.where((eb) => eb.or([eb('at', '<', at), eb.and([eb('at', '=', at), eb('id', '<', id)])]));
+      }
+      const rows = await q.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+      const events = rows.slice(0, limit).map(toEvent);
+      const last = events[events.length - 1];
+      return rows.length > limit && last ? { events, next: { at: last.at, id: last.id } } : { events };
+    },
+    async search({ sub, clientId, tool, since, limit }) {
+      checkLimit(limit);
+      let q = db.selectFrom('audit_events').selectAll();
+      if (sub !== undefined) q = q.where('sub', '=', sub);
+      if (clientId !== undefined) q = q.where('client_id', '=', clientId);
+      if (tool !== undefined) q = q.where('tool', '=', tool);
+      if (since !== undefined) q = q.where('at', '>=', since.toISOString());
+      const rows = await q.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+      return rows.map(toEvent);
+    },
+    async deleteOlderThan(before, batch = 5000) {
+      // Bounded batches: a long-unswept table never turns into one huge transaction.
+      const ids = db.selectFrom('audit_events').select('id').where('at', '<', before.toISOString()).orderBy('at').limit(batch);
+      const r = await db.deleteFrom('audit_events').where('id', 'in', ids).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+  };
+}

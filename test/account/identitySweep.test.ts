@@ -1,0 +1,119 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createIdentitySweep } from '../../src/account/identitySweep.js';
+import type { RemovalTarget } from '../../src/account/accountRemoval.js';
+import { KratosError } from '../../src/kratos/index.js';
+import { createLogger } from '../../src/log/logger.js';
+import { requiredFreshness } from '../../src/login/handlers/kratosLogin.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
+import { kratosSubjectsStore } from '../../src/store/kratosSubjectsStore.js';
+import { migrateToLatest } from '../../src/store/migrations.js';
+import { type Backend, storeBackends } from '../support/backends.js';
+
+/**
+ * The identity sweep's decisions (src/account/identitySweep.ts) over the real
+ * kratos_subjects table on both databases. Kratos's answers are given here as
+ * functions: what the sweep does with each answer is the subject; the sweep
+ * against the real Kratos and Hydra is in test/e2e/kratos.test.ts.
+ */
+for (const [kind, make] of Object.entries(storeBackends('identity-sweep'))) {
+  describe(`identity sweep (${kind})`, () => {
+    let backend: Backend;
+    let db: Db;
+    const lines: string[] = [];
+    const log = createLogger('info', (l) => lines.push(l));
+
+    beforeEach(async () => {
+      backend = await make();
+      db = await openDatabase(backend.target);
+      await migrateToLatest(db, backend.target.kind);
+      lines.length = 0;
+    });
+    afterEach(async () => {
+      await db.destroy();
+      await backend.cleanup();
+    });
+
+    async function known(...subs: string[]) {
+      const store = kratosSubjectsStore(db);
+      for (const s of subs) await store.record(s, new Date());
+      return store;
+    }
+
+    const sweepOver = (subjects: Awaited<ReturnType<typeof known>>, opts: { present: Set<string>; any?: boolean; failOn?: string; max?: number }) => {
+      const removed: RemovalTarget[] = [];
+      const sweep = createIdentitySweep({
+        subjects,
+        exists: async (sub) => {
+          if (sub === opts.failOn) throw new KratosError(0, 'unavailable', 'Kratos unreachable');
+          return opts.present.has(sub);
+        },
+        hasAnyIdentity: async () => opts.any ?? opts.present.size > 0,
+        removeAccount: async (t) => {
+          removed.push(t);
+          return { sub: (t as { deletedAccount: string }).deletedAccount, outcome: 'removed', deleted: {} as never };
+        },
+        log,
+        everyMs: 0,
+        pageSize: 2,
+        ...(opts.max ? { maxRemovalsPerRun: opts.max } : {}),
+      });
+      return { sweep, removed };
+    };
+
+    it('removes exactly the identities Kratos no longer has, paging through every known one', async () => {
+      const subjects = await known('a', 'b', 'c', 'd', 'e');
+      const { sweep, removed } = sweepOver(subjects, { present: new Set(['a', 'c', 'e']) });
+      const report = await sweep.runOnce();
+      expect(report).toEqual({ checked: 5, removed: ['b', 'd'] });
+      expect(removed).toEqual([{ deletedAccount: 'b' }, { deletedAccount: 'd' }]);
+    });
+
+    it('Kratos unreachable part-way: nobody is removed (a missing answer is not a deletion)', async () => {
+      const subjects = await known('a', 'b', 'c');
+      const { sweep, removed } = sweepOver(subjects, { present: new Set(['a']), failOn: 'c' });
+      expect((await sweep.runOnce()).stopped).toBe('kratos-unavailable');
+      expect(removed).toEqual([]);
+      expect(lines.join('\n')).toContain('identity sweep skipped');
+    });
+
+    it('Kratos with no identities at all (wrong KRATOS_ADMIN_URL, an emptied database): nobody is removed, an error is logged', async () => {
+      const subjects = await known('a', 'b');
+      const { sweep, removed } = sweepOver(subjects, { present: new Set(), any: false });
+      expect((await sweep.runOnce()).stopped).toBe('no-identities');
+      expect(removed).toEqual([]);
+      expect(lines.join('\n')).toContain('Kratos has no identities at all');
+    });
+
+    it('at most maxRemovalsPerRun per run; the rest in the next', async () => {
+      const subjects = await known('a', 'b', 'c', 'd');
+      const { sweep, removed } = sweepOver(subjects, { present: new Set(['a']), any: true, max: 2 });
+      const report = await sweep.runOnce();
+      expect(report.stopped).toBe('limit');
+      expect(removed).toHaveLength(2);
+    });
+
+    it('two runs asked at once share one sweep', async () => {
+      const subjects = await known('a', 'b');
+      const { sweep, removed } = sweepOver(subjects, { present: new Set(['a']) });
+      const [one, two] = await Promise.all([sweep.runOnce(), sweep.runOnce()]);
+      expect(one).toBe(two);
+      expect(removed).toEqual([{ deletedAccount: 'b' }]);
+    });
+  });
+}
+
+describe('requiredFreshness: what a client asks of the sign-in (OIDC prompt and max_age)', () => {
+  const at = (q: string) => requiredFreshness(`https://hydra.example/oauth2/auth?client_id=c&${q}`);
+  it.each([
+    ['prompt=login', { promptLogin: true }],
+    ['prompt=consent%20login', { promptLogin: true }],
+    ['max_age=300', { promptLogin: false, maxAge: 300 }],
+    ['max_age=0', { promptLogin: false, maxAge: 0 }],
+    ['prompt=login&max_age=5', { promptLogin: true }],
+  ])('%s', (q, expected) => expect(at(q)).toEqual(expected));
+  it.each(['', 'prompt=consent', 'max_age=-1', 'max_age=abc', 'max_age=1e3', 'max_age=9999999999'])('nothing demanded by "%s"', (q) => expect(at(q)).toBeUndefined());
+  it('no or an unparsable request URL: nothing demanded', () => {
+    expect(requiredFreshness(undefined)).toBeUndefined();
+    expect(requiredFreshness('not a url')).toBeUndefined();
+  });
+});

@@ -1,0 +1,79 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKratos } from '../../src/kratos/index.js';
+import { type Stack, startStack } from '../e2e/stack.js';
+import { ensureInspector, INSPECTOR_VERSION, type RunningInspector, startInspector } from './inspector.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+
+/**
+ * Issue 15 end to end in a real browser: with IDENTITY=kratos, MCP Inspector's
+ * web UI in headless Debian Chromium connects to our /mcp, and the person
+ * registers on our page (Kratos's registration flow, posted to the real Ory
+ * Kratos), allows on our consent page, and whoami shows the Kratos identity id.
+ */
+describe(`MCP Inspector ${INSPECTOR_VERSION} in headless Chromium with IDENTITY=kratos`, () => {
+  let stack: Stack;
+  let inspector: RunningInspector;
+  let browser: Browser;
+  let home: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)`);
+    const dir = await ensureInspector((l) => process.stderr.write(`[inspector] ${l}\n`));
+    stack = await startStack({ accessTokenStrategy: 'jwt', database: 'sqlite', identity: 'kratos' });
+    home = mkdtempSync(join(tmpdir(), 'hydra-mcp-inspector-home-'));
+    inspector = await startInspector(dir, stack.mcpUrl.href, home);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    mkdirSync(ARTIFACTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await inspector?.stop();
+    await stack?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('registers through Kratos on our page, allows, and whoami shows the Kratos identity id', async (ctx) => {
+    ctx.onTestFailed(() => console.error(`--- Kratos ---\n${stack.kratosLog.slice(-30).join('\n')}`));
+    const email = 'inspector-kratos@example.com';
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    await page.goto(inspector.url);
+    await page.getByRole('switch', { name: /Connect or disconnect/ }).check({ force: true });
+
+    await page.waitForURL((u) => u.href.startsWith(`${stack.baseUrl}/kratos/login?`));
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.waitForURL((u) => u.href.startsWith(`${stack.baseUrl}/kratos/registration?`));
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Name').fill('Inspector Kratos');
+    await page.getByLabel('Password').fill('a browser made this one');
+    await page.screenshot({ path: join(ARTIFACTS, 'kratos-registration.png') });
+    await page.getByRole('button', { name: 'Sign up' }).click();
+
+    await page.waitForURL((u) => u.href.startsWith(`${stack.baseUrl}/consent?`));
+    expect(await page.getByText(email).first().isVisible(), 'consent names the Kratos identity').toBe(true);
+    await page.getByRole('button', { name: 'Allow' }).click();
+
+    await page.waitForURL((u) => u.origin === new URL(inspector.url).origin);
+    await page.getByText('Connected', { exact: true }).waitFor({ timeout: 30_000 });
+    await page.getByText('Tools', { exact: true }).first().click();
+    await page.getByRole('button', { name: /whoami/ }).click();
+    await page.getByRole('button', { name: 'Execute Tool' }).click();
+    const kratos = createKratos({ publicUrl: new URL(stack.kratos!.publicUrl), adminUrl: new URL(stack.kratos!.adminUrl) });
+    const [identity] = (await kratos.admin.listIdentities({ identifier: email })).identities;
+    expect(identity).toBeDefined();
+    const result = page.getByText(`"sub": "${identity!.id}"`);
+    await result.waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'kratos-inspector-whoami.png') });
+    expect(await result.count()).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,208 @@
+import type { Server } from 'node:http';
+import express, { type RequestHandler } from 'express';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toAuthInfo } from '../../src/auth/principal.js';
+import { createMcpRateLimit, type LimitedEvent, type McpRateLimitOptions, RATE_LIMITED_CODE } from '../../src/limits/mcpRateLimit.js';
+import { createLogger } from '../../src/log/logger.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
+import { type TokenBuckets, tokenBucketsStore } from '../../src/store/rateCounters.js';
+
+/**
+ * The limiter on a real Express app over the real shared table (SQLite). The
+ * bearer check is replaced by a step that sets `req.auth` from headers: the
+ * limiter only reads the principal the real check leaves there.
+ */
+describe('MCP fair-use limiter', () => {
+  let db: Db;
+  let clock: number;
+  const servers: Server[] = [];
+  const lines: string[] = [];
+  const log = createLogger('info', (l) => lines.push(l));
+
+  beforeEach(async () => {
+    db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
+    clock = 1_700_000_000_000;
+    lines.length = 0;
+  });
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+    await db.destroy().catch(() => {});
+  });
+
+  const asCaller: RequestHandler = (req, _res, next) => {
+    const sub = req.get('x-sub');
+    if (sub) req.auth = toAuthInfo({ sub, clientId: req.get('x-client') ?? 'app-1', scopes: [], expiresAt: 0 }, 'token');
+    next();
+  };
+
+  /** One replica: its own limiter instance (own fast-path memory) over the given buckets. */
+  async function replica(overrides: Partial<McpRateLimitOptions> = {}, buckets: TokenBuckets = tokenBucketsStore(db)) {
+    const limiter = createMcpRateLimit({ buckets, principal: { requestsPerMinute: 60, burst: 3 }, client: { requestsPerMinute: 120, burst: 5 }, log, now: () => clock, ...overrides });
+    const app = express();
+    app.use((_req, res, next) => {
+      res.set('X-Request-Id', 'req-42');
+      next();
+    });
+    app.post('/mcp', asCaller, express.json(), limiter('streamable-http'), (_req, res) => void res.json({ ok: true }));
+    app.get('/sse', asCaller, limiter('sse'), (_req, res) => void res.json({ ok: true }));
+    const server = await new Promise<Server>((r) => {
+      const s = app.listen(0, '127.0.0.1', () => r(s));
+    });
+    servers.push(server);
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    return {
+      post: (sub: string, body: unknown, client = 'app-1') =>
+        fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sub': sub, 'x-client': client }, body: JSON.stringify(body) }),
+      get: (sub: string, client = 'app-1') => fetch(`${base}/sse`, { headers: { 'x-sub': sub, 'x-client': client } }),
+      anonymous: () => fetch(`${base}/sse`),
+    };
+  }
+  const callTool = (id: number | string, name = 'whoami') => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+  it('admits the burst, then answers 429 with an integer Retry-After and a JSON-RPC error echoing the id and naming the limit', async () => {
+    const r = await replica();
+    for (let i = 0; i < 3; i++) expect((await r.post('alice', callTool(i))).status).toBe(200);
+    const refused = await r.post('alice', callTool('call-7'));
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.headers.get('cache-control')).toBe('no-store');
+    expect(await refused.json()).toEqual({
+      jsonrpc: '2.0',
+      id: 'call-7',
+      error: {
+        code: RATE_LIMITED_CODE,
+        message: 'Rate limit exceeded: at most 60 requests a minute (bursts of 3) for this user through this app; retry after 1 s',
+        data: { limit: 'principal', requestsPerMinute: 60, burst: 3, retryAfterSeconds: 1 },
+      },
+    });
+    // One interval later one token is back.
+    clock += 1000;
+    expect((await r.post('alice', callTool(8))).status).toBe(200);
+    expect((await r.post('alice', callTool(9))).status).toBe(429);
+  });
+
+  it('a batch gets one error per request, in order; a GET and a notification-only POST get the plain JSON 429', async () => {
+    const r = await replica({ principal: { requestsPerMinute: 60, burst: 1 } });
+    expect((await r.get('bob')).status).toBe(200);
+    const batch = await r.post('bob', [callTool(1), { jsonrpc: '2.0', method: 'notifications/cancelled', params: {} }, callTool(2)]);
+    expect(batch.status).toBe(429);
+    expect(((await batch.json()) as { id: number; error: { code: number } }[]).map((e) => [e.id, e.error.code])).toEqual([
+      [1, 429],
+      [2, 429],
+    ]);
+    for (const res of [await r.get('bob'), await r.post('bob', { jsonrpc: '2.0', method: 'notifications/initialized' }), await r.post('bob', { not: 'json-rpc' })]) {
+      expect(res.status).toBe(429);
+      expect(Number.isInteger(Number(res.headers.get('retry-after')))).toBe(true);
+      expect(await res.json()).toMatchObject({ error: 'too_many_requests', limit: 'principal', retry_after_seconds: 1 });
+    }
+  });
+
+  it("one user's flood leaves another user of the same app, and other apps, their own allowance until the app's shared bucket is spent", async () => {
+    const r = await replica();
+    for (let i = 0; i < 3; i++) expect((await r.post('alice', callTool(i))).status).toBe(200);
+    for (let i = 0; i < 20; i++) expect((await r.post('alice', callTool(i))).status).toBe(429);
+    // The app's bucket (5) gave alice 3 and nothing for her 20 refused: carol gets the other 2.
+    expect((await r.post('carol', callTool(1))).status).toBe(200);
+    expect((await r.post('carol', callTool(2))).status).toBe(200);
+    const shared = await r.post('carol', callTool(3));
+    expect(shared.status).toBe(429);
+    expect(await shared.json()).toMatchObject({ error: { data: { limit: 'client', requestsPerMinute: 120, burst: 5 } } });
+    // Another app's users are untouched.
+    expect((await r.post('alice', callTool(1), 'app-2')).status).toBe(200);
+  });
+
+  it('without a per-client bucket only the caller is limited', async () => {
+    const r = await replica({ client: undefined });
+    for (const sub of ['u1', 'u2', 'u3']) for (let i = 0; i < 3; i++) expect((await r.post(sub, callTool(i))).status, sub).toBe(200);
+  });
+
+  it('two replicas over one table share the limit', async () => {
+    const [a, b] = [await replica(), await replica()];
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await (i % 2 ? a : b).post('alice', callTool(i))).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
+  });
+
+  it('answers the rest of a flood from memory until the retry time, then asks the shared buckets again', async () => {
+    const inner = tokenBucketsStore(db);
+    let takes = 0;
+    const counted: TokenBuckets = { take: (b, now) => (takes++, inner.take(b, now)) };
+    const r = await replica({}, counted);
+    for (let i = 0; i < 4; i++) await r.post('alice', callTool(i));
+    expect(takes).toBe(4);
+    for (let i = 0; i < 50; i++) expect((await r.post('alice', callTool(i))).status).toBe(429);
+    expect(takes, 'refusals within the retry time did not touch the database').toBe(4);
+    clock += 999;
+    expect((await r.post('alice', callTool(1))).headers.get('retry-after')).toBe('1');
+    expect(takes).toBe(4);
+    clock += 1;
+    expect((await r.post('alice', callTool(2))).status).toBe(200);
+    expect(takes).toBe(5);
+  });
+
+  it('leases: one statement takes a few tokens, the next requests here spend them; two replicas leasing still admit only the burst', async () => {
+    const inner = tokenBucketsStore(db);
+    let takes = 0;
+    const counted: TokenBuckets = { take: (b, now, want) => (takes++, inner.take(b, now, want)) };
+    const limits = { principal: { requestsPerMinute: 60, burst: 10 }, client: { requestsPerMinute: 60, burst: 100 }, leaseSize: 4 };
+    const a = await replica(limits, counted);
+    const b = await replica(limits, counted);
+    const statuses = [];
+    // Replica a leases 4 and spends them; b leases 4; a 2 (all that is left); then both refuse.
+    for (const r of [a, a, a, a, b, b, b, b, a, a, a, b]) statuses.push((await r.post('erin', callTool(1))).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 429]);
+    expect(takes).toBe(5);
+    // A lease is spent within a second or lost: 4 s on, a leases all 4 tokens back and spends one;
+    // a second later its 3 are gone, and only the one token refilled since is admitted.
+    clock += 4000;
+    expect((await a.post('erin', callTool(1))).status).toBe(200);
+    clock += 1001;
+    const later = [];
+    for (let i = 0; i < 3; i++) later.push((await a.post('erin', callTool(i))).status);
+    expect(later).toEqual([200, 429, 429]);
+    expect(takes).toBe(5 + 3);
+  });
+
+  it('tells onLimited who was refused, for which method and tool, with the request ids; a throwing callback is logged, not answered', async () => {
+    const events: LimitedEvent[] = [];
+    const counts: string[] = [];
+    const r = await replica({
+      principal: { requestsPerMinute: 60, burst: 1 },
+      onLimited: (e) => {
+        events.push(e);
+        if (e.method === 'GET') throw new Error('audit queue full');
+      },
+      onCounted: (scope, transport) => counts.push(`${scope}/${transport}`),
+    });
+    await r.post('alice', callTool(1));
+    expect((await r.post('alice', callTool(5, 'notes_add'))).status).toBe(429);
+    expect((await r.get('alice')).status).toBe(429);
+    expect(events).toEqual([
+      { sub: 'alice', clientId: 'app-1', transport: 'streamable-http', method: 'tools/call', tool: 'notes_add', requestId: 'req-42', jsonRpcId: 5, scope: 'principal', retryAfterSeconds: 1 },
+      { sub: 'alice', clientId: 'app-1', transport: 'sse', method: 'GET', requestId: 'req-42', scope: 'principal', retryAfterSeconds: 1 },
+    ]);
+    expect(counts).toEqual(['principal/streamable-http', 'principal/sse']);
+    expect(lines.some((l) => l.includes('onLimited failed') && l.includes('audit queue full'))).toBe(true);
+  });
+
+  it('a request without a principal is left to the bearer check; a database that fails lets requests through and says so', async () => {
+    const r = await replica({ principal: { requestsPerMinute: 60, burst: 1 } });
+    for (let i = 0; i < 3; i++) expect((await r.anonymous()).status).toBe(200);
+    await db.destroy();
+    expect((await r.post('dave', callTool(1))).status).toBe(200);
+    expect((await r.post('dave', callTool(2))).status).toBe(200);
+    // Said once a minute, not once per request.
+    expect(lines.filter((l) => l.includes('fair-use limit not checked'))).toHaveLength(1);
+    clock += 60_000;
+    expect((await r.post('dave', callTool(3))).status).toBe(200);
+    expect(lines.filter((l) => l.includes('fair-use limit not checked'))).toHaveLength(2);
+  });
+
+  it.each([
+    ['a rate of 0', { principal: { requestsPerMinute: 0, burst: 1 } }, /principal requestsPerMinute must be an integer from 1 to 60000, got 0/],
+    ['a fractional rate', { principal: { requestsPerMinute: 1.5, burst: 1 } }, /principal requestsPerMinute must be an integer/],
+    ['a client burst of -5', { client: { requestsPerMinute: 10, burst: -5 } }, /client burst must be a positive integer, got -5/],
+  ])('refuses to build with %s', (_name, overrides, message) => {
+    expect(() => createMcpRateLimit({ buckets: tokenBucketsStore(db), principal: { requestsPerMinute: 60, burst: 3 }, log, ...overrides })).toThrow(message);
+  });
+});
