@@ -1,12 +1,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BenchResults, type LoadResult, type Mode, MODE_TITLES, SCENARIO_LABELS, type Scenario } from './results.js';
+import { type BenchResults, type LoadResult, type MemoryPoint, type Mode, MODE_TITLES, OWN_TWIN, SCENARIO_LABELS, type Scenario } from './results.js';
 
 const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
 /** Issue 13: a cached opaque check does the same work as a cached JWT check, so the same bar for both. */
 const JWT_TARGET = 0.95;
 const WARM_INTROSPECTION_TARGET = 0.95;
-const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential'];
+/** Issue 17: the audit trail and fair-use limits against the same server with both off; the write is off the request path. */
+const AUDIT_LIMITS_TARGET = 0.97;
+/** Issue 17: memory under a flood, end against middle (the audit queue is bounded). */
+const FLOOD_FLAT_PERCENT = 10;
+const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits'];
 
 const x2 = (n: number) => `${n.toFixed(2)}×`;
 const ms = (n: number) => n.toFixed(2);
@@ -49,6 +53,7 @@ export function targets(r: BenchResults): Target[] {
     const jwt = find(r, mode, 'jwt');
     const cached = find(r, mode, 'opaque-cached');
     const everything = find(r, mode, 'introspect-everything');
+    const audit = find(r, mode, 'audit-limits');
     if (jwt) {
       out.push({
         name: `${mode}: JWT throughput ≥ ${JWT_TARGET.toFixed(2)}× baseline`,
@@ -82,6 +87,22 @@ export function targets(r: BenchResults): Target[] {
         });
       }
     }
+    if (audit) {
+      out.push({
+        name: `${mode}: audit trail + fair-use limits throughput ≥ ${AUDIT_LIMITS_TARGET.toFixed(2)}× both off`,
+        measured: x2(audit.ratio.rps),
+        met: audit.ratio.rps >= AUDIT_LIMITS_TARGET,
+        short: `${(AUDIT_LIMITS_TARGET - audit.ratio.rps).toFixed(2)}×`,
+      });
+      if (audit.ratio.cpu !== undefined) {
+        out.push({
+          name: `${mode}: audit trail + fair-use limits server CPU per request ≥ ${AUDIT_LIMITS_TARGET.toFixed(2)}× both-off capacity`,
+          measured: x2(audit.ratio.cpu),
+          met: audit.ratio.cpu >= AUDIT_LIMITS_TARGET,
+          short: `${(AUDIT_LIMITS_TARGET - audit.ratio.cpu).toFixed(2)}×`,
+        });
+      }
+    }
     if (cached && everything) {
       const times = cached.rps / everything.rps;
       out.push({ name: `${mode}: ≥ 20× the introspect-everything pattern (${int(r.settings.registeredClients)} clients)`, measured: `${times.toFixed(0)}×`, met: times >= 20, short: `${(20 - times).toFixed(1)}×` });
@@ -98,7 +119,7 @@ export function targets(r: BenchResults): Target[] {
     const p = r.pagination;
     out.push({ name: `page ${int(p.page)} of ${int(p.notes)} notes within 1.25× of page 1 (keyset)`, measured: x2(p.ratio), met: p.ratio <= 1.25, short: `${(p.ratio - 1.25).toFixed(2)}×` });
   }
-  for (const t of r.memory.tokens) {
+  for (const t of r.memory?.tokens ?? []) {
     const [, tenK, twentyK] = t.points;
     if (!tenK || !twentyK) continue;
     const change = (twentyK.rssMiB / tenK.rssMiB - 1) * 100;
@@ -109,19 +130,68 @@ export function targets(r: BenchResults): Target[] {
       short: `${(change - 10).toFixed(1)} %`,
     });
   }
+  const flood = r.flood && floodGrowth(r.flood);
+  if (flood) {
+    out.push({
+      name: `audit + limits flood: RSS flat (within ${FLOOD_FLAT_PERCENT} %) from ${flood.middle.label} to ${flood.end.label}`,
+      measured: `${flood.rssPercent >= 0 ? '+' : '−'}${Math.abs(flood.rssPercent).toFixed(1)} %`,
+      met: flood.rssPercent <= FLOOD_FLAT_PERCENT,
+      short: `${(flood.rssPercent - FLOOD_FLAT_PERCENT).toFixed(1)} %`,
+    });
+  }
   return out;
+}
+
+/** A flood's growth from its middle point to its end point (the last two), RSS and heap, in per cent. */
+export function floodGrowth(f: NonNullable<BenchResults['flood']>): { middle: MemoryPoint; end: MemoryPoint; rssPercent: number; heapPercent: number } | undefined {
+  const [middle, end] = f.points.slice(-2);
+  if (!middle || !end || f.points.length < 3) return undefined;
+  return { middle, end, rssPercent: (end.rssMiB / middle.rssMiB - 1) * 100, heapPercent: (end.heapUsedMiB / middle.heapUsedMiB - 1) * 100 };
+}
+
+/** An A/A run's spread: the lowest and highest median ratio, and the lowest and highest single round's. */
+export function aaSpread(r: BenchResults): { medians: [number, number]; rounds: [number, number] } {
+  const paired = r.load.filter((l) => l.scenario !== 'baseline');
+  const medians = paired.map((l) => l.ratio.rps);
+  const rounds = paired.flatMap((l) => l.rounds.map((x, i) => x.rps / l.pairedBaseline[i]!.rps));
+  return { medians: [Math.min(...medians), Math.max(...medians)], rounds: [Math.min(...rounds), Math.max(...rounds)] };
+}
+
+/** How the load runs were made and paired, as the report's opening sentences. */
+function loadMethod(r: BenchResults): string {
+  const s = r.settings;
+  const load = `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections per server, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds${s.quick ? ' (quick run: load only)' : ''}; ${s.cpuPlacement}${s.loadAverage ? `; machine load average ${s.loadAverage[0].toFixed(1)}–${s.loadAverage[1].toFixed(1)} during the load runs (on ${r.machine.cores} cores; the bench itself keeps about 3 tasks runnable, so more means other work shared the machine)` : ''}. `;
+  const capacity = "Capacity is the baseline's server CPU µs per request over the scenario's: what the check costs the server.";
+  if (s.pairing === 'concurrent') {
+    return (
+      load +
+      'Each scenario server has a baseline twin (the same configuration with a fixed principal instead of the token check); the two are loaded at the same time, sharing one CPU, so other load on the machine slows both alike; rounds alternate the scenario order. ' +
+      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against its twin in the same round, with the range of those per-round ratios in brackets; the baseline row is every twin of that mode. ' +
+      capacity +
+      (r.load.some((l) => OWN_TWIN.includes(l.scenario))
+        ? " The audit-limits row's twin is the same JWT server with the audit trail and fair-use limits off (not the fixed principal), so its ratios are what those two cost; its twin's runs are not in the baseline row." +
+          (s.auditLimits ? ` **In this run the scenario had only ${s.auditLimits === 'audit' ? 'the audit trail' : 'the fair-use limits'} on** (BENCH_AUDIT_LIMITS=${s.auditLimits}).` : '')
+        : '')
+    );
+  }
+  return (
+    load +
+    'Each scenario run next to a baseline run, the order flipping each round. ' +
+    'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it, with the range of those per-round ratios in brackets. ' +
+    capacity
+  );
 }
 
 export function renderMarkdown(r: BenchResults): string {
   const m = r.machine;
   const s = r.settings;
-  const lines: string[] = [
-    `Run ${r.date.slice(0, 10)} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), Node ${m.node}, ${m.os}, Ory Hydra ${m.hydra}. ` +
-      `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds, each scenario run next to a baseline run, the order flipping each round; ${s.cpuPlacement}. ` +
-      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against the baseline run right next to it, with the range of those per-round ratios in brackets. ' +
-      "Capacity is the baseline run's server CPU µs per request over the scenario's: what the check costs the server, which other load on a shared machine barely moves (throughput ratios swing with it).",
-    '',
-  ];
+  const lines: string[] = [`Run ${r.date.slice(0, 10)} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), Node ${m.node}, ${m.os}, Ory Hydra ${m.hydra}. ${loadMethod(r)}`, ''];
+  if (s.aa) {
+    lines.push(
+      `**A/A run**: every scenario server was composed like its baseline twin (fixed principal, no token check${r.load.some((l) => OWN_TWIN.includes(l.scenario)) ? '; audit-limits: JWT with the audit trail and limits off' : ''}), so every ratio should be 1.00×; how far they stray is the noise of the method, not a cost.`,
+      '',
+    );
+  }
   for (const mode of MODES) {
     const rows = rowsOf(r, mode);
     if (rows.length === 0) continue;
@@ -137,9 +207,15 @@ export function renderMarkdown(r: BenchResults): string {
     }
     lines.push('');
   }
-  lines.push('**Targets**', '', '| target | measured | met? |', '|---|---:|---|');
-  for (const t of targets(r)) lines.push(`| ${t.name} | ${t.measured} | ${t.met ? 'yes' : `**no** (short by ${t.short})`} |`);
-  lines.push('');
+  if (r.settings.aa) {
+    const a = aaSpread(r);
+    lines.push('**A/A check** (every ratio should be 1.00×)', '', '| | lowest | highest |', '|---|---:|---:|');
+    lines.push(`| median throughput ratio of a pair | ${x2(a.medians[0])} | ${x2(a.medians[1])} |`, `| one round's throughput ratio | ${x2(a.rounds[0])} | ${x2(a.rounds[1])} |`, '');
+  } else {
+    lines.push('**Targets**', '', '| target | measured | met? |', '|---|---:|---|');
+    for (const t of targets(r)) lines.push(`| ${t.name} | ${t.measured} | ${t.met ? 'yes' : `**no** (short by ${t.short})`} |`);
+    lines.push('');
+  }
 
   if (r.verifier.length > 0) {
     const base = find(r, 'stateful', 'baseline');
@@ -168,26 +244,46 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push(`| page 1 (no cursor) | ${p.firstPageMicroseconds.toFixed(0)} |`, `| page ${int(p.page)} (keyset cursor) | ${p.deepPageMicroseconds.toFixed(0)} |`, `| page ${int(p.page)} by OFFSET, for contrast | ${p.offsetMicroseconds.toFixed(0)} |`);
     lines.push('', `Page ${int(p.page)} ÷ page 1: ${x2(p.ratio)} (range ${p.ratioRange[0].toFixed(2)}–${p.ratioRange[1].toFixed(2)}).`, '');
   }
-  lines.push('**Memory** (server process, after a forced GC)', '');
-  lines.push('| server | point | RSS MiB | heap used MiB | entries |', '|---|---|---:|---:|---:|');
-  for (const t of r.memory.tokens) {
-    for (const p of t.points) lines.push(`| ${t.kind} token cache (bound ${int(t.bound)}) | ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
+  if (r.memory) {
+    lines.push('**Memory** (server process, after a forced GC)', '');
+    lines.push('| server | point | RSS MiB | heap used MiB | entries |', '|---|---|---:|---:|---:|');
+    for (const t of r.memory.tokens) {
+      for (const p of t.points) lines.push(`| ${t.kind} token cache (bound ${int(t.bound)}) | ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
+    }
+    const sess = r.memory.sessions;
+    for (const p of sess.points) lines.push(`| session registry (bound ${int(sess.bound)}) | ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
+    const [none, full] = sess.points;
+    if (none && full && full.entries > 0) {
+      const perRss = ((full.rssMiB - none.rssMiB) * 1024) / full.entries;
+      const perHeap = ((full.heapUsedMiB - none.heapUsedMiB) * 1024) / full.entries;
+      lines.push('', `Sessions beyond the bound refused: ${int(sess.refused)}. One open session costs about ${perHeap.toFixed(0)} KiB of heap (${perRss.toFixed(0)} KiB of RSS).`);
+    }
+    lines.push('');
   }
-  const sess = r.memory.sessions;
-  for (const p of sess.points) lines.push(`| session registry (bound ${int(sess.bound)}) | ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
-  const [none, full] = sess.points;
-  if (none && full && full.entries > 0) {
-    const perRss = ((full.rssMiB - none.rssMiB) * 1024) / full.entries;
-    const perHeap = ((full.heapUsedMiB - none.heapUsedMiB) * 1024) / full.entries;
-    lines.push('', `Sessions beyond the bound refused: ${int(sess.refused)}. One open session costs about ${perHeap.toFixed(0)} KiB of heap (${perRss.toFixed(0)} KiB of RSS).`);
+  if (r.flood) {
+    const fl = r.flood;
+    const total = fl.ok + fl.limited + fl.other;
+    lines.push(
+      `**Memory under a flood** (audit trail on, default fair-use limits; one token, ${fl.connections} connections, ${fl.seconds} s; server process, each point after a forced GC, taken while the flood runs)`,
+      '',
+    );
+    lines.push('| point | RSS MiB | heap used MiB | audit records written so far |', '|---|---:|---:|---:|');
+    for (const p of fl.points) lines.push(`| ${p.label} | ${mib(p.rssMiB)} | ${mib(p.heapUsedMiB)} | ${int(p.entries)} |`);
+    const g = floodGrowth(fl);
+    lines.push(
+      '',
+      `Answers: ${int(total)} (${int(total / fl.seconds)}/s): ${int(fl.ok)} 200, ${int(fl.limited)} 429, ${int(fl.other)} other. Audit records over the flood: ${int(fl.audit.written)} written, ${int(fl.audit.dropped)} dropped at the full queue, ${int(fl.audit.failed)} lost to failed writes.` +
+        (g ? ` Middle to end: RSS ${signed(g.rssPercent)} %, heap ${signed(g.heapPercent)} %.` : ''),
+      '',
+    );
   }
-  lines.push('');
-
   const f = r.flow;
-  lines.push(`**OAuth flow** (${f.runs} runs against the real Hydra: a new client registered each run, fresh browser, sign-in, consent, code exchange)`, '');
-  lines.push('| | ms |', '|---|---:|', `| whole flow, median | ${f.medianMs.toFixed(1)} |`, `| whole flow, p95 | ${f.p95Ms.toFixed(1)} |`);
-  for (const step of f.steps) lines.push(`| ${step.name} (median) | ${step.medianMs.toFixed(1)} |`);
-  lines.push('');
+  if (f) {
+    lines.push(`**OAuth flow** (${f.runs} runs against the real Hydra: a new client registered each run, fresh browser, sign-in, consent, code exchange)`, '');
+    lines.push('| | ms |', '|---|---:|', `| whole flow, median | ${f.medianMs.toFixed(1)} |`, `| whole flow, p95 | ${f.p95Ms.toFixed(1)} |`);
+    for (const step of f.steps) lines.push(`| ${step.name} (median) | ${step.medianMs.toFixed(1)} |`);
+    lines.push('');
+  }
   if (r.phases?.length) {
     lines.push(`**Phases** (whole run ${int(r.phases.reduce((a, p) => a + p.seconds, 0))} s)`, '', '| phase | s |', '|---|---:|');
     for (const p of r.phases) lines.push(`| ${p.name} | ${int(p.seconds)} |`);
@@ -207,6 +303,7 @@ export function renderChart(r: BenchResults): string {
     'opaque-introspect': '#d08a2e',
     'introspect-everything': '#b8463c',
     credential: '#7b5ea7',
+    'audit-limits': '#2a9d9d',
   };
   const width = 760;
   const labelW = 300;

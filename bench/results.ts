@@ -15,7 +15,7 @@ export const MODE_TITLES: Record<Mode, string> = {
   'stateless-2026': '2026-07-28 (stateless, no initialize)',
 };
 
-export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything' | 'credential';
+export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything' | 'credential' | 'audit-limits';
 
 export const SCENARIO_LABELS: Record<Scenario, string> = {
   baseline: 'baseline (fixed principal, no token check)',
@@ -24,7 +24,15 @@ export const SCENARIO_LABELS: Record<Scenario, string> = {
   'opaque-introspect': 'opaque, introspect every call',
   'introspect-everything': 'introspect + list every client (1,000 clients)',
   credential: 'baseline tool reading a stored credential (connected account, fresh token)',
+  'audit-limits': 'JWT, audit trail + fair-use limits on (× its twin: JWT, both off)',
 };
+
+/**
+ * Scenarios whose twin is not the fixed-principal baseline: their ratio is to
+ * their own twin (audit-limits: the same JWT server with the audit trail and
+ * limits off), so their twins stay out of the mode's baseline row.
+ */
+export const OWN_TWIN: readonly Scenario[] = ['audit-limits'];
 
 /** One autocannon run of one scenario. Latencies in milliseconds. */
 export interface LoadSample {
@@ -69,9 +77,9 @@ export interface LoadResult {
   cpuUs?: number;
   /** Median over rounds of p99 minus the adjacent baseline run's p99, in ms. */
   p99AddedMs: number;
-  /** Every run of this scenario, in the order run (the baseline: all its runs in this mode). */
+  /** Every run of this scenario, in the order run (the baseline: all its runs in this mode, every twin's). */
   rounds: LoadSample[];
-  /** The baseline run paired with each of `rounds` (empty for the baseline itself). */
+  /** The baseline run paired with each of `rounds`, its twin's under concurrent pairing (empty for the baseline itself). */
   pairedBaseline: LoadSample[];
 }
 
@@ -90,6 +98,25 @@ export interface MemoryResult {
   tokens: { kind: 'jwt' | 'opaque'; bound: number; points: MemoryPoint[] }[];
   /** Session registry: before, after 1,000 sessions, after trying to open more than the bound. */
   sessions: { bound: number; refused: number; points: MemoryPoint[] };
+}
+
+/**
+ * Memory of one server (audit trail on, default fair-use limits) while one
+ * token floods it: most requests are refused with 429 and each refusal is an
+ * audit record, so the audit queue's bound is what keeps memory flat.
+ */
+export interface FloodResult {
+  seconds: number;
+  connections: number;
+  /** Answers by status over the whole flood. */
+  ok: number;
+  limited: number;
+  /** Anything else: connection errors, timeouts, other statuses. */
+  other: number;
+  /** Audit writer's counts over the flood (Prometheus): records written, dropped at the full queue, lost to failed writes. */
+  audit: { written: number; dropped: number; failed: number };
+  /** Before the flood (idle), then a few seconds in, halfway and just before it ends (all under load). */
+  points: MemoryPoint[];
 }
 
 export interface FlowResult {
@@ -145,12 +172,31 @@ export interface BenchResults {
     tool: string;
     /** How the load generator and the servers were placed on CPUs, e.g. "load generator on CPU 0, server on CPU 1". */
     cpuPlacement: string;
+    /**
+     * 'concurrent': each scenario server loaded at the same time as its own
+     * baseline twin. Absent in results from before: the baseline ran next to
+     * the scenario, one after the other.
+     */
+    pairing?: 'concurrent';
+    /** Lowest and highest 1-minute load average of the machine seen before each pair (absent before it was recorded). */
+    loadAverage?: [number, number];
+    /** A quick run (`--quick`): load only, the scenarios with targets. */
+    quick?: boolean;
+    /** An A/A run (`--aa`): every scenario server was a baseline too, so every ratio measures noise. */
+    aa?: boolean;
+    /** `--audit-only`: only the audit-limits pair and the flood. */
+    auditOnly?: boolean;
+    /** BENCH_AUDIT_LIMITS: the audit-limits scenario had only this one on (absent: both). */
+    auditLimits?: 'audit' | 'limits';
   };
   load: LoadResult[];
   /** The check alone, to set against a whole request's time. */
   verifier: VerifierCost[];
-  memory: MemoryResult;
-  flow: FlowResult;
+  /** Absent in quick runs (load only). */
+  memory?: MemoryResult;
+  /** Memory under a sustained flood with the audit trail and limits on (absent in quick runs and older results). */
+  flood?: FloodResult;
+  flow?: FlowResult;
   removedCheck?: RemovedCheckCost;
   pagination?: PaginationResult;
   /** Seconds each phase of the run took. */

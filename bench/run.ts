@@ -5,29 +5,47 @@
  *  1. Load: `tools/call whoami` over keep-alive connections (autocannon) for
  *     each scenario, in three modes: 2025-era stateless and stateful Streamable
  *     HTTP, and 2026-07-28 (stateless, no initialize; the same server processes
- *     as 2025 stateless, only the request shape differs). Each run is paired
- *     with an adjacent baseline run of its own mode, in rounds that alternate
- *     the order. The introspect-everything comparison (a hundredfold slower, a
- *     contrast, not a target per mode) runs in 2025 stateless only, in the
- *     first two rounds.
+ *     as 2025 stateless, only the request shape differs). Every scenario server
+ *     has a twin: the same configuration with the fixed-principal verifier (its
+ *     own baseline). The two are loaded AT THE SAME TIME, with the same
+ *     connections, warm-up and idle time, both main threads pinned to the same
+ *     CPU; a round's ratio is scenario req/s ÷ twin req/s in that round, so
+ *     whatever else the machine does hits both alike. Rounds alternate the
+ *     scenario order and which load starts first. The introspect-everything
+ *     comparison (a hundredfold slower, a contrast, not a target per mode) runs
+ *     in 2025 stateless only, in the first two rounds. The audit-limits
+ *     scenario (issue 17: the audit trail on and fair-use limits on, set high
+ *     enough never to refuse the load) has its own twin: the same JWT server
+ *     with both off; 2025 stateless only.
  *  2. The check alone, and the removed-subject check with and without, in process.
  *  3. Memory: RSS after N and 2N distinct tokens against a token cache bounded
  *     at N (quick: N = 1,000 on a smaller bound; BENCH_MEMORY=full: N = 10,000,
  *     the production bound, which takes ~10 more minutes of minting); after
  *     1,000 sessions.
+ *     Then a flood: one token against a server with the audit trail and the
+ *     default limits (nearly every request a 429 and an audit record), memory
+ *     sampled before, a few seconds in, halfway and near the end.
  *  4. Flow: 20 whole OAuth flows (registration → … → token).
  *  5. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
  *  6. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
  *
- * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (3), BENCH_ROUNDS (5),
- * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20),
- * BENCH_PIN (on; "off" leaves CPU placement to the OS). The default run takes
- * under 10 minutes on 2 cores.
+ * Flags: --quick (load only, JWT and warm introspection in every mode and audit-limits, 3
+ * rounds; the report goes to a scratch directory), --aa (every scenario server
+ * is a second baseline: each ratio should be 1.00×, its spread is the method's
+ * noise; also to a scratch directory), --audit-only (only the audit-limits
+ * pair and the flood, about a minute; scratch directory). They may be combined.
+ *
+ * Knobs (environment): BENCH_CONNECTIONS (10 per server), BENCH_SECONDS (3), BENCH_ROUNDS (7; quick 3),
+ * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15),
+ * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
+ * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
+ * the report goes), BENCH_CPU_PROF (a directory: V8 CPU profiles of every server,
+ * compared with bench/profileDiff.ts). The default run takes under 10 minutes on 2 cores.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, platform, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../scripts/hydra.js';
@@ -41,7 +59,8 @@ import { sessionMemory, tokenMemory } from './memory.js';
 import { writeReport } from './report.js';
 import { paginationCost } from './pagination.js';
 import { removedCheckCost, verifierCost } from './verifierCost.js';
-import type { BenchResults, LoadResult, LoadSample, MemoryResult, Mode, Scenario } from './results.js';
+import { type BenchResults, type FloodResult, type LoadResult, type LoadSample, type MemoryResult, type Mode, OWN_TWIN, type Scenario } from './results.js';
+import { floodMemory, MIN_FLOOD_SECONDS } from './flood.js';
 import { type BenchServer, startBenchServer } from './servers.js';
 import { median } from './stats.js';
 import { BENCH_PROVIDER, whoamiWithCredential } from './credentialTool.js';
@@ -76,6 +95,16 @@ async function seedCredential(path: string, sub: string): Promise<void> {
   }
 }
 
+const FLAGS = ['--quick', '--aa', '--audit-only'];
+const args = process.argv.slice(2);
+for (const a of args) if (!FLAGS.includes(a)) throw new Error(`unknown argument ${a}: the bench takes ${FLAGS.join(', ')}`);
+/** Load only, the scenarios with targets: a few minutes, for checking the method or a change. */
+const QUICK = args.includes('--quick');
+/** A/A: every scenario server is composed like its baseline twin, so every ratio measures the method's noise. */
+const AA = args.includes('--aa');
+/** Only issue 17's measurements: the audit-limits pair and the flood. */
+const AUDIT_ONLY = args.includes('--audit-only');
+
 const num = (name: string, fallback: number) => {
   const v = Number(process.env[name] ?? fallback);
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
@@ -83,7 +112,7 @@ const num = (name: string, fallback: number) => {
 };
 const CONNECTIONS = num('BENCH_CONNECTIONS', 10);
 const SECONDS = num('BENCH_SECONDS', 3);
-const ROUNDS = num('BENCH_ROUNDS', 5);
+const ROUNDS = num('BENCH_ROUNDS', QUICK ? 3 : 7);
 const FULL_MEMORY = (process.env.BENCH_MEMORY ?? 'quick') === 'full';
 if (!['quick', 'full'].includes(process.env.BENCH_MEMORY ?? 'quick')) throw new Error('BENCH_MEMORY must be quick or full');
 // The production cache bound for the full run; a smaller bound (same code) for the quick one.
@@ -92,44 +121,68 @@ const TOKENS = num('BENCH_TOKENS', TOKEN_CACHE_BOUND);
 /** Rounds in which the introspect-everything comparison runs: it is 100× off, so two pairs say enough. */
 const EVERYTHING_ROUNDS = 2;
 const FLOWS = num('BENCH_FLOWS', 20);
+const FLOOD_SECONDS = num('BENCH_FLOOD_SECONDS', 15);
+/** Which of the two the audit-limits scenario turns on (both by default; one alone tells their costs apart). */
+const AUDIT_LIMITS = process.env.BENCH_AUDIT_LIMITS ?? 'both';
+if (!['both', 'audit', 'limits'].includes(AUDIT_LIMITS)) throw new Error('BENCH_AUDIT_LIMITS must be both, audit or limits');
+if (FLOOD_SECONDS < MIN_FLOOD_SECONDS) throw new Error(`BENCH_FLOOD_SECONDS must be at least ${MIN_FLOOD_SECONDS}`);
 const REGISTERED_CLIENTS = 1000;
-const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+// Quick and A/A runs never replace the committed report.
+const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ?? (QUICK || AA || AUDIT_ONLY ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
 
 const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
-const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential'];
+const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits'];
 /**
- * The contrast is measured once (2025 stateless), and the 2026 mode measures
- * what its targets name (JWT, warm introspection): a third mode must not
- * lengthen the run past 10 minutes.
- */
-/**
- * The credential scenario (a tool reading a connected account, issue 14) runs
- * in 2025 stateless only, against the baseline's own server; introspecting
- * every call is measured in 2025 stateless only (its cost does not depend on
- * the mode), which keeps the run under 10 minutes.
+ * The 2026 mode measures what its targets name (JWT, warm introspection). The
+ * credential scenario (a tool reading a connected account, issue 14) and
+ * introspecting every call run in 2025 stateless only (their cost does not
+ * depend on the mode), which keeps the run under 10 minutes.
  */
 const scenariosOf = (mode: Mode): Scenario[] =>
   SCENARIOS.filter(
     (s) =>
       (s !== 'introspect-everything' || mode === 'stateless') &&
       (s !== 'credential' || mode === 'stateless') &&
-      (s !== 'opaque-introspect' || mode === 'stateless'),
+      (s !== 'opaque-introspect' || mode === 'stateless') &&
+      (s !== 'audit-limits' || mode === 'stateless') &&
+      (!QUICK || ['baseline', 'jwt', 'opaque-cached', 'audit-limits'].includes(s)) &&
+      (!AUDIT_ONLY || s === 'audit-limits'),
   );
-/** Scenarios served by another scenario's server process (a different tool on the same server). */
-const SHARED_SERVER: Partial<Record<Scenario, Scenario>> = { credential: 'baseline' };
 /** Server processes: 2026-07-28 requests go to the 2025 stateless servers (2 cores: no more processes than needed). */
 const SERVER_MODES = ['stateless', 'stateful'] as const;
 const serverModeOf = (mode: Mode): (typeof SERVER_MODES)[number] => (mode === 'stateful' ? 'stateful' : 'stateless');
 
-/** Which Hydra issues the scenario's tokens, which verifier the server composes, and its cache. */
-const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string; cacheSeconds: number }> = {
+/**
+ * Which Hydra issues the scenario's tokens, which verifier the server composes,
+ * and its cache; `env` is the scenario server's own settings, `twin` the twin's
+ * verifier and settings where the twin is not the fixed-principal baseline.
+ */
+const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string; cacheSeconds: number; env?: Record<string, string>; twin?: { verifier: string; env: Record<string, string> } }> = {
   baseline: { hydra: 'jwt', verifier: 'fixed', cacheSeconds: 60 },
   jwt: { hydra: 'jwt', verifier: 'hydra', cacheSeconds: 60 },
   'opaque-cached': { hydra: 'opaque', verifier: 'hydra', cacheSeconds: 60 },
   'opaque-introspect': { hydra: 'opaque', verifier: 'hydra', cacheSeconds: 0 },
   'introspect-everything': { hydra: 'opaque', verifier: 'introspect-everything', cacheSeconds: 0 },
   credential: { hydra: 'jwt', verifier: 'fixed', cacheSeconds: 60 },
+  // Limits on at the allowed maxima (1,000 a second refilled, a burst of 100,000): every check runs, none refuses the load.
+  'audit-limits': {
+    hydra: 'jwt',
+    verifier: 'hydra',
+    cacheSeconds: 60,
+    env: {
+      AUDIT: AUDIT_LIMITS === 'limits' ? 'off' : 'on',
+      ...(AUDIT_LIMITS === 'audit'
+        ? { MCP_REQUESTS_PER_MINUTE: 'off' }
+        : { MCP_REQUESTS_PER_MINUTE: '60000', MCP_BURST: '100000', MCP_CLIENT_REQUESTS_PER_MINUTE: '60000', MCP_CLIENT_BURST: '100000' }),
+    },
+    twin: { verifier: 'hydra', env: { AUDIT: 'off', MCP_REQUESTS_PER_MINUTE: 'off' } },
+  },
 };
+/** A value in a server's extra settings that removes the setting, so the server takes its default. */
+const UNSET = '\u0000unset';
+
+/** Drops settings given as UNSET. */
+const withoutUnset = (env: Record<string, string>): Record<string, string> => Object.fromEntries(Object.entries(env).filter(([, v]) => v !== UNSET));
 
 const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
@@ -178,10 +231,10 @@ async function main() {
     // touches nothing measured (introspection does not hash secrets).
     const fastMint = { OAUTH2_HASHERS_BCRYPT_COST: '4' };
     const hydras = { jwt: await startH('jwt', fastMint), opaque: await startH('opaque', fastMint) };
-    const flowHydra = await startH('opaque');
-    log(`Hydra ${hydras.jwt.version}: jwt ${hydras.jwt.publicUrl}, opaque ${hydras.opaque.publicUrl}, flow ${flowHydra.publicUrl}`);
+    const flowHydra = QUICK || AUDIT_ONLY ? undefined : await startH('opaque');
+    log(`Hydra ${hydras.jwt.version}: jwt ${hydras.jwt.publicUrl}, opaque ${hydras.opaque.publicUrl}${flowHydra ? `, flow ${flowHydra.publicUrl}` : ''}`);
 
-    const envFor = async (name: string, hydra: RunningHydra, extra: Record<string, string>, port?: number) => ({
+    const envFor = async (name: string, hydra: RunningHydra, extra: Record<string, string>, port?: number) => withoutUnset({
       HOST: '127.0.0.1',
       PORT: String(port ?? (await freeLoopbackPort())),
       HYDRA_PUBLIC_URL: hydra.publicUrl,
@@ -192,6 +245,8 @@ async function main() {
       // Request logs off in every scenario alike: we measure auth, not stderr.
       LOG_LEVEL: 'warn',
       METRICS_PORT: '0',
+      // The load drives one principal far past fair use (src/limits/): the limiter would answer 429.
+      MCP_REQUESTS_PER_MINUTE: 'off',
       ...extra,
     });
     const start = async (name: string, verifier: string, hydra: RunningHydra, extra: Record<string, string>, port?: number) => {
@@ -208,110 +263,142 @@ async function main() {
       }
     };
 
-    // ── servers: one per (server mode, scenario), three for memory ───────
+    // ── servers: per (server mode, scenario) the scenario's and its baseline twin; three for memory ──
+    // The twin has the scenario's configuration (credential provider included)
+    // with the fixed principal instead of the token check; under --aa the
+    // scenario's server is composed the same way, so each pair is baseline vs baseline.
     const load = new Map<string, BenchServer>();
     await Promise.all(
       SERVER_MODES.flatMap((mode) =>
         scenariosOf(mode)
-          .filter((scenario) => !SHARED_SERVER[scenario])
-          .map(async (scenario) => {
-            const c = COMPOSITION[scenario];
-            const s = await start(`${mode}-${scenario}`, c.verifier, hydras[c.hydra], {
-              MCP_STATELESS: String(mode === 'stateless'),
-              INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds),
-              // The 2025 stateless baseline also serves the credential scenario's tool.
-              ...(mode === 'stateless' && scenario === 'baseline' ? await credentialEnv(dir) : {}),
-            });
-            load.set(`${mode}/${scenario}`, s);
-          }),
+          .filter((scenario) => scenario !== 'baseline')
+          .flatMap((scenario) =>
+            (['scenario', 'baseline'] as const).map(async (side) => {
+              const c = COMPOSITION[scenario];
+              const name = `${mode}-${scenario}${side === 'baseline' ? '-baseline' : ''}`;
+              const s = await start(name, side === 'baseline' || AA ? (c.twin?.verifier ?? 'fixed') : c.verifier, hydras[c.hydra], {
+                MCP_STATELESS: String(mode === 'stateless'),
+                INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds),
+                ...(scenario === 'credential' ? await credentialEnv(dir) : {}),
+                ...(side === 'baseline' || AA ? (c.twin?.env ?? {}) : (c.env ?? {})),
+              });
+              if (scenario === 'credential') await seedCredential(join(dir, `${name}.sqlite`), 'bench-baseline-user');
+              load.set(`${mode}/${scenario}${side === 'baseline' ? '/baseline' : ''}`, s);
+            }),
+          ),
       ),
     );
-    await seedCredential(join(dir, 'stateless-baseline.sqlite'), 'bench-baseline-user');
     // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
     const memVerifier = FULL_MEMORY ? 'hydra' : 'hydra-small-cache';
     const memEnv = { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600', BENCH_CACHE_BOUND: String(TOKEN_CACHE_BOUND) };
-    const memJwt = await start('memory-jwt', memVerifier, hydras.jwt, memEnv);
-    const memOpaque = await start('memory-opaque', memVerifier, hydras.opaque, memEnv);
-    const memSessions = await start('memory-sessions', 'hydra', hydras.jwt, { MCP_STATELESS: 'false' });
-    log(`${load.size + 3} servers up`);
+    const memory = QUICK || AUDIT_ONLY
+      ? undefined
+      : {
+          jwt: await start('memory-jwt', memVerifier, hydras.jwt, memEnv),
+          opaque: await start('memory-opaque', memVerifier, hydras.opaque, memEnv),
+          sessions: await start('memory-sessions', 'hydra', hydras.jwt, { MCP_STATELESS: 'false' }),
+        };
+    // Issue 17's flood: the audit trail on (the default) and the default limits, so nearly every request is refused.
+    const flooded = QUICK && !AUDIT_ONLY ? undefined : await start('flood', 'hydra', hydras.jwt, { MCP_STATELESS: 'true', AUDIT: 'on', MCP_REQUESTS_PER_MINUTE: UNSET });
+    log(`${load.size + (memory ? 3 : 0) + (flooded ? 1 : 0)} servers up`);
 
     // ── tokens: one client per Hydra, allowed every server as audience ───
-    const all = [...load.values(), memJwt, memOpaque, memSessions];
+    const all = [...load.values(), ...(memory ? Object.values(memory) : []), ...(flooded ? [flooded] : [])];
     const audiences = all.map((s) => s.mcpUrl.href);
     const clients: Record<'jwt' | 'opaque', BenchClient> = {
       jwt: await createClient(hydras.jwt.adminUrl, audiences),
       opaque: await createClient(hydras.opaque.adminUrl, audiences),
     };
-    // The comparison pattern pages through every registered client on every call.
-    await createIdleClients(hydras.opaque.adminUrl, REGISTERED_CLIENTS - 1);
-    log(`${REGISTERED_CLIENTS} clients registered in the opaque Hydra`);
+    if (scenariosOf('stateless').includes('introspect-everything')) {
+      // The comparison pattern pages through every registered client on every call.
+      await createIdleClients(hydras.opaque.adminUrl, REGISTERED_CLIENTS - 1);
+      log(`${REGISTERED_CLIENTS} clients registered in the opaque Hydra`);
+    }
 
     const targets = new Map<string, { target: Target; sub: string; server: BenchServer }>();
     for (const mode of MODES) {
-      for (const scenario of scenariosOf(mode)) {
-        const server = load.get(`${serverModeOf(mode)}/${SHARED_SERVER[scenario] ?? scenario}`)!;
-        const which = COMPOSITION[scenario].hydra;
-        const token = await mintToken(hydras[which].publicUrl, clients[which], server.mcpUrl.href);
-        // client_credentials: the subject is the client; the baseline names its fixed person.
-        const sub = COMPOSITION[scenario].verifier === 'fixed' ? 'bench-baseline-user' : clients[which].clientId;
-        const sessionId = mode === 'stateful' ? (await openSession(server.mcpUrl, token)).sessionId : undefined;
-        if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
-        const target: Target = {
-          url: server.mcpUrl,
-          token,
-          sessionId,
-          ...(mode === 'stateless-2026' ? { revision: REVISION_2026 } : {}),
-          ...(scenario === 'credential' ? { tool: whoamiWithCredential.name } : {}),
-        };
-        await callOnce(target, sub);
-        // Warm-up: JIT, connection pools, the introspection cache where there is one.
-        await runLoad(target, CONNECTIONS, 1);
-        targets.set(`${mode}/${scenario}`, { target, sub, server });
+      for (const scenario of scenariosOf(mode).filter((s) => s !== 'baseline')) {
+        for (const side of ['scenario', 'baseline'] as const) {
+          const key = `${mode}/${scenario}${side === 'baseline' ? '/baseline' : ''}`;
+          const server = load.get(`${serverModeOf(mode)}/${scenario}${side === 'baseline' ? '/baseline' : ''}`)!;
+          const which = COMPOSITION[scenario].hydra;
+          const token = await mintToken(hydras[which].publicUrl, clients[which], server.mcpUrl.href);
+          // client_credentials: the subject is the client; a fixed-principal server names its fixed person.
+          const c = COMPOSITION[scenario];
+          const fixed = side === 'baseline' || AA ? (c.twin?.verifier ?? 'fixed') === 'fixed' : c.verifier === 'fixed';
+          const sub = fixed ? 'bench-baseline-user' : clients[which].clientId;
+          const sessionId = mode === 'stateful' ? (await openSession(server.mcpUrl, token)).sessionId : undefined;
+          if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
+          const target: Target = {
+            url: server.mcpUrl,
+            token,
+            sessionId,
+            ...(mode === 'stateless-2026' ? { revision: REVISION_2026 } : {}),
+            // The twin calls the tool the scenario's server calls (whoami, or its credential variant): only the check differs.
+            ...(scenario === 'credential' && !AA && side === 'scenario' ? { tool: whoamiWithCredential.name } : {}),
+          };
+          await callOnce(target, sub);
+          // Warm-up: JIT, connection pools, the introspection cache where there is one.
+          await runLoad(target, CONNECTIONS, 1);
+          targets.set(key, { target, sub, server });
+        }
       }
     }
 
-    // ── 1. load: each scenario run next to a baseline run, in alternating order ──
-    // A scenario's ratio comes only from pairs of adjacent runs, so drift on a
-    // shared machine (minutes long) cancels; the order within a pair flips each
-    // round. Before each measured run, a pause lets the previous run's
-    // stragglers finish, and one unmeasured second warms the server: a server
-    // left idle for half a minute runs slower for its first second (V8 drops
-    // code it has not used), which otherwise penalised every scenario against
-    // the baseline, which runs every other time.
+    // ── 1. load: each scenario loaded at the same time as its baseline twin ──
+    // Two processes pinned to one CPU share it by the scheduler's fair share:
+    // the one that spends more CPU per request answers fewer requests, and
+    // anything else on the machine (other processes, drift over minutes) slows
+    // both alike. Both have the same history (warmed, loaded and left idle
+    // together), so no side pays for having waited while the other ran. Before
+    // each measured pair, a pause lets the previous pair's stragglers finish,
+    // and one unmeasured second under the same concurrent load warms both.
     phase('load');
-    const samples = new Map<string, LoadSample[]>();
     const pairs = new Map<string, { scenario: LoadSample; baseline: LoadSample }[]>();
-    const run = async (key: string, label: string) => {
-      await sleep(300);
-      const { target, sub, server } = targets.get(key)!;
-      await runLoad(target, CONNECTIONS, 1);
+    // The machine's 1-minute load average at every pair: says whether the run had the machine to itself.
+    const loads: number[] = [];
+    const measure = async (key: string, seconds: number) => {
+      const { target, server } = targets.get(key)!;
       const cpuBefore = await server.cpuMicros();
-      const sample = await runLoad(target, CONNECTIONS, SECONDS);
+      const sample = await runLoad(target, CONNECTIONS, seconds);
       // Read after the last answers are in; the few µs of the IPC round trip are noise.
       sample.cpuUs = ((await server.cpuMicros()) - cpuBefore) / Math.max(1, sample.requests);
-      await callOnce(target, sub);
-      log(`${label} ${key}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ${sample.cpuUs.toFixed(0)} µs CPU/req, errors ${sample.errors}`);
-      samples.set(key, [...(samples.get(key) ?? []), sample]);
       return sample;
+    };
+    const runPair = async (key: string, round: number, label: string) => {
+      const sides = [key, `${key}/baseline`];
+      // Which load starts first (its connections open a few µs earlier) alternates by round.
+      const ordered = round % 2 === 1 ? [...sides].reverse() : sides;
+      await sleep(300);
+      loads.push(loadavg()[0]!);
+      await Promise.all(ordered.map((k) => runLoad(targets.get(k)!.target, CONNECTIONS, 1)));
+      const measured = await Promise.all(ordered.map((k) => measure(k, SECONDS)));
+      const [scenario, baseline] = round % 2 === 1 ? [measured[1]!, measured[0]!] : [measured[0]!, measured[1]!];
+      for (const k of sides) await callOnce(targets.get(k)!.target, targets.get(k)!.sub);
+      const show = (s: LoadSample) => `${s.rps.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, ${s.cpuUs!.toFixed(0)} µs CPU/req, errors ${s.errors}`;
+      log(`${label} ${key}: ${(scenario.rps / baseline.rps).toFixed(3)}× (${show(scenario)} | twin ${show(baseline)})`);
+      pairs.set(key, [...(pairs.get(key) ?? []), { scenario, baseline }]);
     };
     for (let round = 0; round < ROUNDS; round++) {
       const flip = round % 2 === 1;
       for (const mode of MODES) {
         const inRound = scenariosOf(mode).filter((s) => s !== 'baseline' && (s !== 'introspect-everything' || round < EVERYTHING_ROUNDS));
-        for (const scenario of flip ? [...inRound].reverse() : inRound) {
-          const label = `round ${round + 1}/${ROUNDS}`;
-          const first = await run(`${mode}/${flip ? scenario : 'baseline'}`, label);
-          const second = await run(`${mode}/${flip ? 'baseline' : scenario}`, label);
-          const pair = flip ? { scenario: first, baseline: second } : { scenario: second, baseline: first };
-          pairs.set(`${mode}/${scenario}`, [...(pairs.get(`${mode}/${scenario}`) ?? []), pair]);
-        }
+        for (const scenario of flip ? [...inRound].reverse() : inRound) await runPair(`${mode}/${scenario}`, round, `round ${round + 1}/${ROUNDS}`);
       }
     }
     const loadResults: LoadResult[] = MODES.flatMap((mode) =>
-      scenariosOf(mode).map((scenario) => {
-        const rounds = samples.get(`${mode}/${scenario}`)!;
-        const own = pairs.get(`${mode}/${scenario}`) ?? [];
-        const ratio = (pick: (s: LoadSample) => number) => (scenario === 'baseline' ? 1 : median(own.map((p) => pick(p.scenario) / pick(p.baseline))));
+      scenariosOf(mode).map((scenario): LoadResult => {
+        if (scenario === 'baseline') {
+          // Every fixed-principal twin's runs in this mode: the baseline's absolute numbers, ratio 1 by definition.
+          const rounds = scenariosOf(mode)
+            .filter((s) => !OWN_TWIN.includes(s))
+            .flatMap((s) => (pairs.get(`${mode}/${s}`) ?? []).map((p) => p.baseline));
+          const cpuUs = median(rounds.map((r) => r.cpuUs!));
+          return { mode, scenario, rps: median(rounds.map((r) => r.rps)), p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99)), ratio: { rps: 1, p50: 1, p99: 1, cpu: 1 }, cpuUs, p99AddedMs: 0, rounds, pairedBaseline: [] };
+        }
+        const own = pairs.get(`${mode}/${scenario}`)!;
+        const rounds = own.map((p) => p.scenario);
+        const ratio = (pick: (s: LoadSample) => number) => median(own.map((p) => pick(p.scenario) / pick(p.baseline)));
         return {
           mode,
           scenario,
@@ -321,64 +408,91 @@ async function main() {
           // Capacity is the inverse cost ratio: baseline µs per request over the scenario's.
           ratio: { rps: ratio((s) => s.rps), p50: ratio((s) => s.p50), p99: ratio((s) => s.p99), cpu: ratio((s) => 1 / s.cpuUs!) },
           cpuUs: median(rounds.map((r) => r.cpuUs!)),
-          p99AddedMs: scenario === 'baseline' ? 0 : median(own.map((p) => p.scenario.p99 - p.baseline.p99)),
+          p99AddedMs: median(own.map((p) => p.scenario.p99 - p.baseline.p99)),
           rounds,
           pairedBaseline: own.map((p) => p.baseline),
         };
       }),
     );
+    const auditPair = load.get('stateless/audit-limits');
+    if (auditPair) {
+      // The scenario must have audited and never refused (else it measured 429s); its twin must have audited nothing.
+      const written = await auditPair.metric('audit_records_written_total');
+      // No refusal yet: no such sample in the metrics.
+      const refusedBy = (scope: string) => auditPair.metric('mcp_rate_limited_total', { scope }).catch(() => 0);
+      const refused = (await refusedBy('principal')) + (await refusedBy('client'));
+      const twinWritten = await load.get('stateless/audit-limits/baseline')!.metric('audit_records_written_total');
+      log(`audit-limits: ${written} audit records written, ${refused} refused; twin ${twinWritten} written`);
+      if (!AA && ((AUDIT_LIMITS !== 'limits' && written === 0) || refused > 0 || twinWritten > 0)) throw new Error(`audit-limits: expected records and no refusals on the scenario, none on its twin; got ${written} written, ${refused} refused, twin ${twinWritten}`);
+    }
     for (const s of load.values()) await s.stop();
 
-    // The check alone, in this process, with real tokens.
-    phase('the check alone, in process');
-    const resource = memJwt.mcpUrl;
-    const verifier = await verifierCost(hydras, resource, {
-      jwt: await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href),
-      opaque: await mintToken(hydras.opaque.publicUrl, clients.opaque, resource.href),
-    });
-    log(`check alone: ${verifier.map((v) => `${v.check} ${v.microseconds.toFixed(1)} µs`).join('; ')}`);
-    const removedCheck = await removedCheckCost(hydras.jwt, resource, await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href));
-    log(`removed-subject check: +${removedCheck.addedMicroseconds.toFixed(3)} µs per cached JWT check (range ${removedCheck.addedRange.map((x) => x.toFixed(3)).join(' to ')})`);
-
-    // ── 2. memory ─────────────────────────────────────────────────────────
-    phase(`memory (${FULL_MEMORY ? 'full' : 'quick'}: ${TOKENS.toLocaleString('en-US')} + ${TOKENS.toLocaleString('en-US')} tokens, bound ${TOKEN_CACHE_BOUND.toLocaleString('en-US')})`);
-    const tokens: MemoryResult['tokens'] = [];
-    for (const [kind, server] of [['jwt', memJwt], ['opaque', memOpaque]] as const) {
-      log(`minting ${2 * TOKENS} ${kind} tokens`);
-      const batch1 = await mintTokens(hydras[kind].publicUrl, clients[kind], server.mcpUrl.href, TOKENS);
-      const batch2 = await mintTokens(hydras[kind].publicUrl, clients[kind], server.mcpUrl.href, TOKENS);
-      const result = await tokenMemory(server, kind, TOKEN_CACHE_BOUND, [batch1, batch2]);
-      log(`${kind}: ${result.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} cached)`).join('; ')}`);
-      tokens.push(result);
+    let flood: FloodResult | undefined;
+    if (flooded) {
+      phase(`audit + limits flood (${FLOOD_SECONDS} s)`);
+      const token = await mintToken(hydras.jwt.publicUrl, clients.jwt, flooded.mcpUrl.href);
+      const target: Target = { url: flooded.mcpUrl, token };
+      await callOnce(target, clients.jwt.clientId);
+      flood = await floodMemory(flooded, target, CONNECTIONS, FLOOD_SECONDS);
+      log(`flood: ${flood.ok} 200, ${flood.limited} 429, ${flood.other} other; audit ${flood.audit.written} written, ${flood.audit.dropped} dropped; ${flood.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB RSS, ${p.heapUsedMiB.toFixed(1)} MiB heap`).join('; ')}`);
+      await flooded.stop();
     }
-    const { maxSessions, maxPerUser } = DEFAULT_SESSION_LIMITS;
-    const users = Math.ceil(maxSessions / maxPerUser) + 10;
-    const sessionTokens: string[] = [];
-    for (let i = 0; i < users; i++) {
-      // A client per user: client_credentials tokens name the client as `sub`.
-      const c = await createClient(hydras.jwt.adminUrl, [memSessions.mcpUrl.href], `bench user ${i}`);
-      sessionTokens.push(await mintToken(hydras.jwt.publicUrl, c, memSessions.mcpUrl.href));
-    }
-    const sessions = await sessionMemory(memSessions, sessionTokens, maxPerUser, maxSessions);
-    log(`sessions: ${sessions.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} live)`).join('; ')}; refused ${sessions.refused}`);
 
-    // ── 3. the whole OAuth flow ───────────────────────────────────────────
-    phase('OAuth flows');
-    const frontServer = await start('front', 'hydra', flowHydra, { MCP_STATELESS: 'false' }, frontPort);
-    const user = await addUserWithCli(await envFor('front', flowHydra, {}, frontPort), 'bench@example.com', 'correct horse battery staple');
-    const flows: number[][] = [];
-    for (let i = 0; i < FLOWS; i++) {
-      const { ms, accessToken } = await timeOneFlow(frontServer.mcpUrl, user);
-      await callOnce({ url: frontServer.mcpUrl, token: accessToken, sessionId: (await openSession(frontServer.mcpUrl, accessToken)).sessionId }, user.sub);
-      flows.push(ms);
-    }
-    const flow = summariseFlows(flows);
-    log(`flow: median ${flow.medianMs.toFixed(1)} ms, p95 ${flow.p95Ms.toFixed(1)} ms`);
+    // Phases 2–5 (the full run only).
+    const rest = async (mem: NonNullable<typeof memory>) => {
+      // The check alone, in this process, with real tokens.
+      phase('the check alone, in process');
+      const resource = mem.jwt.mcpUrl;
+      const verifier = await verifierCost(hydras, resource, {
+        jwt: await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href),
+        opaque: await mintToken(hydras.opaque.publicUrl, clients.opaque, resource.href),
+      });
+      log(`check alone: ${verifier.map((v) => `${v.check} ${v.microseconds.toFixed(1)} µs`).join('; ')}`);
+      const removedCheck = await removedCheckCost(hydras.jwt, resource, await mintToken(hydras.jwt.publicUrl, clients.jwt, resource.href));
+      log(`removed-subject check: +${removedCheck.addedMicroseconds.toFixed(3)} µs per cached JWT check (range ${removedCheck.addedRange.map((x) => x.toFixed(3)).join(' to ')})`);
 
-    // ── 4. pagination ─────────────────────────────────────────────────────
-    phase('pagination (100,000 notes)');
-    const pagination = await paginationCost(dir, { notes: 100_000, pageSize: 100, page: 1000 });
-    log(`pagination: page 1 ${pagination.firstPageMicroseconds.toFixed(0)} µs, page 1000 ${pagination.deepPageMicroseconds.toFixed(0)} µs (${pagination.ratio.toFixed(2)}×), OFFSET ${pagination.offsetMicroseconds.toFixed(0)} µs`);
+      // ── 2. memory ─────────────────────────────────────────────────────────
+      phase(`memory (${FULL_MEMORY ? 'full' : 'quick'}: ${TOKENS.toLocaleString('en-US')} + ${TOKENS.toLocaleString('en-US')} tokens, bound ${TOKEN_CACHE_BOUND.toLocaleString('en-US')})`);
+      const tokens: MemoryResult['tokens'] = [];
+      for (const [kind, server] of [['jwt', mem.jwt], ['opaque', mem.opaque]] as const) {
+        log(`minting ${2 * TOKENS} ${kind} tokens`);
+        const batch1 = await mintTokens(hydras[kind].publicUrl, clients[kind], server.mcpUrl.href, TOKENS);
+        const batch2 = await mintTokens(hydras[kind].publicUrl, clients[kind], server.mcpUrl.href, TOKENS);
+        const result = await tokenMemory(server, kind, TOKEN_CACHE_BOUND, [batch1, batch2]);
+        log(`${kind}: ${result.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} cached)`).join('; ')}`);
+        tokens.push(result);
+      }
+      const { maxSessions, maxPerUser } = DEFAULT_SESSION_LIMITS;
+      const users = Math.ceil(maxSessions / maxPerUser) + 10;
+      const sessionTokens: string[] = [];
+      for (let i = 0; i < users; i++) {
+        // A client per user: client_credentials tokens name the client as `sub`.
+        const c = await createClient(hydras.jwt.adminUrl, [mem.sessions.mcpUrl.href], `bench user ${i}`);
+        sessionTokens.push(await mintToken(hydras.jwt.publicUrl, c, mem.sessions.mcpUrl.href));
+      }
+      const sessions = await sessionMemory(mem.sessions, sessionTokens, maxPerUser, maxSessions);
+      log(`sessions: ${sessions.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB (${p.entries} live)`).join('; ')}; refused ${sessions.refused}`);
+
+      // ── 3. the whole OAuth flow ───────────────────────────────────────────
+      phase('OAuth flows');
+      const frontServer = await start('front', 'hydra', flowHydra!, { MCP_STATELESS: 'false' }, frontPort);
+      const user = await addUserWithCli(await envFor('front', flowHydra!, {}, frontPort), 'bench@example.com', 'correct horse battery staple');
+      const flows: number[][] = [];
+      for (let i = 0; i < FLOWS; i++) {
+        const { ms, accessToken } = await timeOneFlow(frontServer.mcpUrl, user);
+        await callOnce({ url: frontServer.mcpUrl, token: accessToken, sessionId: (await openSession(frontServer.mcpUrl, accessToken)).sessionId }, user.sub);
+        flows.push(ms);
+      }
+      const flow = summariseFlows(flows);
+      log(`flow: median ${flow.medianMs.toFixed(1)} ms, p95 ${flow.p95Ms.toFixed(1)} ms`);
+
+      // ── 4. pagination ─────────────────────────────────────────────────────
+      phase('pagination (100,000 notes)');
+      const pagination = await paginationCost(dir, { notes: 100_000, pageSize: 100, page: 1000 });
+      log(`pagination: page 1 ${pagination.firstPageMicroseconds.toFixed(0)} µs, page 1000 ${pagination.deepPageMicroseconds.toFixed(0)} µs (${pagination.ratio.toFixed(2)}×), OFFSET ${pagination.offsetMicroseconds.toFixed(0)} µs`);
+      return { verifier, removedCheck, memory: { tokens, sessions }, flow, pagination };
+    };
+    const extra = memory ? await rest(memory) : undefined;
     phase('report');
 
     // ── 4. report ─────────────────────────────────────────────────────────
@@ -392,13 +506,11 @@ async function main() {
         os: `${platform()} ${release()}`,
         hydra: hydras.jwt.version,
       },
-      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement },
+      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement, pairing: 'concurrent', loadAverage: [Math.min(...loads), Math.max(...loads)], ...(QUICK ? { quick: true } : {}), ...(AA ? { aa: true } : {}), ...(AUDIT_ONLY ? { auditOnly: true } : {}), ...(AUDIT_LIMITS !== 'both' ? { auditLimits: AUDIT_LIMITS as 'audit' | 'limits' } : {}) },
       load: loadResults,
-      verifier,
-      memory: { tokens, sessions },
-      flow,
-      removedCheck,
-      pagination,
+      verifier: extra?.verifier ?? [],
+      ...(extra ? { memory: extra.memory, flow: extra.flow, removedCheck: extra.removedCheck, pagination: extra.pagination } : {}),
+      ...(flood ? { flood } : {}),
       phases,
     };
     const { markdown, files } = await writeReport(results, RESULTS_DIR);

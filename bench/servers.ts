@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pinToCpu } from './cpu.js';
 
@@ -32,12 +33,23 @@ export async function startBenchServer(
 ): Promise<BenchServer> {
   const child: ChildProcess = fork(SERVER, [], {
     cwd: ROOT,
-    execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    execArgv: [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      // BENCH_CPU_PROF=<dir>: V8 CPU profiles in <dir>/<server name>/, one per thread (tid 0 is the main thread), written when it stops.
+      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : []),
+    ],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env, BENCH_VERIFIER: verifier },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const ready = await new Promise<{ url: string; metricsUrl: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}: not ready after 60 s`)), 60_000);
+    // A server that is not up in time is ended, not left running beside the retry.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name}: not ready after 120 s`));
+    }, 120_000);
     child.once('exit', (code) => reject(new Error(`${name}: exited with ${code} before it was ready`)));
     child.on('message', (m: { ready?: boolean; url: string; metricsUrl: string }) => {
       if (m.ready) {

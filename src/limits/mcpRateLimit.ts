@@ -63,6 +63,8 @@ const MAX_KEY = 512;
 const WARN_EVERY_MS = 60_000;
 /** How long a process may spend tokens it leased: past it they are dropped (the limit errs low, never high). */
 const LEASE_MS = 1000;
+/** The most tokens one take leases (for a caller with a large burst that spends them fast). */
+const MAX_LEASE = 64;
 
 /**
  * Fair-use limits on /mcp, /sse and /messages: after the bearer check, each
@@ -77,7 +79,10 @@ const LEASE_MS = 1000;
  *   replicas do (its full-again time only moves forward), so this process
  *   remembers the refusal and answers the rest of a flood without the database;
  * - an admission takes a few tokens at once (`leaseSize`), and the next
- *   requests of the same caller here spend them without the database.
+ *   requests of the same caller here spend them without the database; a
+ *   caller that spends a whole lease within its second gets twice as many
+ *   next time (up to `maxLeaseSize`), so a busy caller costs one database
+ *   write per many requests while an occasional one wastes few tokens.
  */
 export function createMcpRateLimit(options: McpRateLimitOptions) {
   const now = options.now ?? Date.now;
@@ -85,9 +90,12 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
   const principalSpec = specOf('principal', options.principal);
   const clientSpec = options.client && specOf('client', options.client);
   let lastWarnedAt = -Infinity;
-  const leaseSize = options.leaseSize ?? Math.max(1, Math.min(8, Math.floor(Math.min(options.principal.burst, options.client?.burst ?? Infinity) / 8)));
+  const eighth = Math.floor(Math.min(options.principal.burst, options.client?.burst ?? Infinity) / 8);
+  const leaseSize = options.leaseSize ?? Math.max(1, Math.min(8, eighth));
   if (!Number.isInteger(leaseSize) || leaseSize < 1) throw new TypeError(`fair-use leaseSize must be a positive integer, got ${leaseSize}`);
-  const leases = new LruCache<{ tokens: number }>(options.maxRemembered ?? 10_000, now);
+  // An eighth of the burst at most: a lease dropped unspent never costs a caller much of it.
+  const maxLeaseSize = options.leaseSize ?? Math.max(leaseSize, Math.min(MAX_LEASE, eighth));
+  const leases = new LruCache<{ tokens: number; size: number }>(options.maxRemembered ?? 10_000, now);
 
   async function decide(principal: Principal): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
     const keys = { principal: bucketKey('p', [principal.clientId, principal.sub]), client: bucketKey('c', [principal.clientId]) };
@@ -97,15 +105,17 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
       lease.tokens--;
       return undefined;
     }
+    // Spent within its second: this caller is busy, lease more.
+    const size = lease ? Math.min(maxLeaseSize, lease.size * 2) : leaseSize;
     for (const scope of ['principal', 'client'] as const) {
       const until = refusedUntil.get(keys[scope]);
       if (until !== undefined && until > t) return { scope, retryAfterMs: until - t };
     }
     const chain: BucketSpec[] = [{ key: keys.principal, ...principalSpec }];
     if (clientSpec) chain.push({ key: keys.client, ...clientSpec });
-    const result = await options.buckets.take(chain, t, leaseSize);
+    const result = await options.buckets.take(chain, t, size);
     if (result.admitted) {
-      if (result.granted > 1) leases.set(keys.principal, { tokens: result.granted - 1 }, LEASE_MS);
+      if (result.granted > 1) leases.set(keys.principal, { tokens: result.granted - 1, size }, LEASE_MS);
       return undefined;
     }
     const scope = result.refusedBy === 0 ? 'principal' : 'client';

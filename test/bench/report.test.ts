@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderChart, renderMarkdown, targets, writeReport } from '../../bench/report.js';
+import { aaSpread, renderChart, renderMarkdown, targets, writeReport } from '../../bench/report.js';
 import type { BenchResults, LoadResult, Mode, Scenario } from '../../bench/results.js';
 
 const sample = (rps: number, p50: number, p99: number) => ({ rps, p50, p99, requests: rps * 4, errors: 0 });
@@ -161,6 +161,105 @@ describe('bench report', () => {
     for (const label of ['0.95×', '0.93×', '0.40×', '0.01×', '0.90×', '0.05×']) expect(svg).toContain(`>${label}</text>`);
     expect(svg).toContain('introspect + list every client (1,000 clients)');
     expect(svg).not.toMatch(/<text[^>]*>[^<]*&(?!amp;|lt;|gt;|quot;)/);
+  });
+
+  it('says how pairs were made: one after the other (older results) or each scenario with its twin at the same time', () => {
+    const r = fixture();
+    expect(renderMarkdown(r)).toContain('Each scenario run next to a baseline run, the order flipping each round.');
+    expect(renderMarkdown(r)).not.toContain('twin');
+    r.settings.pairing = 'concurrent';
+    r.settings.loadAverage = [0.42, 7.5];
+    const md = renderMarkdown(r);
+    expect(md).toContain('machine load average 0.4–7.5 during the load runs (on 2 cores');
+    expect(md).toContain('the two are loaded at the same time, sharing one CPU');
+    expect(md).toContain('against its twin in the same round');
+    expect(md).not.toContain('Each scenario run next to a baseline run');
+  });
+
+  it('renders an A/A run as the spread of its ratios instead of judging targets', () => {
+    const r = fixture();
+    r.settings.aa = true;
+    // Two rounds of the stateless JWT pair: 0.97× and 1.02× its twin.
+    const jwt = r.load.find((l) => l.mode === 'stateless' && l.scenario === 'jwt')!;
+    jwt.rounds = [sample(970, 2, 5), sample(1020, 2, 5)];
+    jwt.pairedBaseline = [sample(1000, 2, 5), sample(1000, 2, 5)];
+    for (const l of r.load.filter((x) => x.scenario !== 'baseline' && x !== jwt)) l.pairedBaseline = l.rounds.map((x) => sample(x.rps / l.ratio.rps, 2, 5));
+    const spread = aaSpread(r);
+    expect(spread.medians).toEqual([0.01, 0.96]);
+    expect(spread.rounds[0]).toBeCloseTo(0.01, 10);
+    expect(spread.rounds[1]).toBeCloseTo(1.02, 10);
+    const md = renderMarkdown(r);
+    expect(md).toContain('**A/A run**');
+    expect(md).toContain('| median throughput ratio of a pair | 0.01× | 0.96× |');
+    expect(md).toContain("| one round's throughput ratio | 0.01× | 1.02× |");
+    expect(md).not.toContain('**Targets**');
+  });
+
+  it('renders a quick run (load only: no memory, flow, check alone or pagination)', () => {
+    const r = fixture();
+    r.settings.quick = true;
+    r.verifier = [];
+    delete r.memory;
+    delete r.flow;
+    const md = renderMarkdown(r);
+    expect(md).toContain('5 rounds (quick run: load only)');
+    expect(md).toContain('**Targets**');
+    for (const absent of ['**Memory**', '**OAuth flow**', '**The check alone**', 'RSS flat']) expect(md).not.toContain(absent);
+    expect(targets(r).some((t) => t.name.includes('RSS'))).toBe(false);
+  });
+
+  it('judges the audit trail + limits pair against its own twin at 0.97×, throughput and capacity, with the per-round range', () => {
+    const r = fixture();
+    expect(targets(r).some((t) => t.name.includes('audit trail'))).toBe(false);
+    const audit = row('stateless', 'audit-limits', 9_700, 0.972, 0.1);
+    audit.rounds = [sample(9_600, 2, 5), sample(9_800, 2, 5), sample(9_700, 2, 5)].map((x, i) => ({ ...x, cpuUs: [410, 420, 415][i] }));
+    audit.pairedBaseline = [sample(10_000, 2, 5), sample(9_900, 2, 5), sample(9_950, 2, 5)].map((x) => ({ ...x, cpuUs: 400 }));
+    audit.cpuUs = 415;
+    audit.ratio.cpu = 400 / 415;
+    r.load.push(audit);
+    const t = targets(r);
+    expect(t.find((x) => x.name === 'stateless: audit trail + fair-use limits throughput ≥ 0.97× both off')).toMatchObject({ met: true, measured: '0.97×' });
+    expect(t.find((x) => x.name === 'stateless: audit trail + fair-use limits server CPU per request ≥ 0.97× both-off capacity')).toMatchObject({ met: false, measured: '0.96×', short: '0.01×' });
+    const md = renderMarkdown(r);
+    // Its row sits last in the stateless table, with its range of per-round ratios to its twin.
+    const stateless = md.slice(md.indexOf('**2025-era stateless'), md.indexOf('**2025-era stateful'));
+    expect(stateless).toContain('| JWT, audit trail + fair-use limits on (× its twin: JWT, both off) | 9,700 | 0.97× (0.96–0.99) |');
+    expect(md).toContain('| stateless: audit trail + fair-use limits server CPU per request ≥ 0.97× both-off capacity | 0.96× | **no** (short by 0.01×) |');
+    audit.ratio.rps = 0.95;
+    expect(targets(r).find((x) => x.name.startsWith('stateless: audit trail + fair-use limits throughput'))).toMatchObject({ met: false, short: '0.02×' });
+    expect(renderChart(r).match(/<rect x=/g)).toHaveLength(15);
+    // The method says whose twin it is, and which of the two a diagnostic run turned on.
+    r.settings.pairing = 'concurrent';
+    expect(renderMarkdown(r)).toContain("The audit-limits row's twin is the same JWT server with the audit trail and fair-use limits off");
+    expect(renderMarkdown(r)).not.toContain('BENCH_AUDIT_LIMITS');
+    r.settings.auditLimits = 'limits';
+    expect(renderMarkdown(r)).toContain('**In this run the scenario had only the fair-use limits on** (BENCH_AUDIT_LIMITS=limits).');
+  });
+
+  it('reports memory under the flood and judges it flat from middle to end within 10 %', () => {
+    const r = fixture();
+    expect(renderMarkdown(r)).not.toContain('**Memory under a flood**');
+    const pt = (label: string, rssMiB: number, heapUsedMiB: number, entries: number) => ({ label, rssMiB, heapUsedMiB, entries });
+    r.flood = {
+      seconds: 15,
+      connections: 10,
+      ok: 200,
+      limited: 89_800,
+      other: 0,
+      audit: { written: 60_000, dropped: 30_000, failed: 0 },
+      points: [pt('before the flood (idle)', 100, 20, 0), pt('flood, 2 s in', 140, 30, 8_000), pt('flood, 7 s in (middle)', 150, 32, 30_000), pt('flood, 13 s in (end)', 156, 32.5, 55_000)],
+    };
+    const md = renderMarkdown(r);
+    expect(md).toContain('**Memory under a flood** (audit trail on, default fair-use limits; one token, 10 connections, 15 s;');
+    expect(md).toContain('| flood, 7 s in (middle) | 150.0 | 32.0 | 30,000 |');
+    expect(md).toContain('Answers: 90,000 (6,000/s): 200 200, 89,800 429, 0 other. Audit records over the flood: 60,000 written, 30,000 dropped at the full queue, 0 lost to failed writes. Middle to end: RSS +4.00 %, heap +1.56 %.');
+    const flat = () => targets(r).find((x) => x.name.startsWith('audit + limits flood: RSS flat'));
+    expect(flat()).toMatchObject({ name: 'audit + limits flood: RSS flat (within 10 %) from flood, 7 s in (middle) to flood, 13 s in (end)', met: true, measured: '+4.0 %' });
+    r.flood.points[3]!.rssMiB = 180;
+    expect(flat()).toMatchObject({ met: false, measured: '+20.0 %', short: '10.0 %' });
+    // Too few points to compare: no judgement rather than a wrong one.
+    r.flood.points = r.flood.points.slice(0, 2);
+    expect(flat()).toBeUndefined();
   });
 
   it('writes latest.json (round-trips), a dated copy, latest.md and chart.svg', async () => {

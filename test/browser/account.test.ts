@@ -110,7 +110,7 @@ describe('/account self-service in headless Chromium against the real stack', ()
     await page.keyboard.press('Enter');
     await page.getByText(`Signed in as ${user.email}.`).waitFor();
     expect(await page.getByRole('heading', { level: 2 }).allTextContents()).toEqual(['Apps with access', 'Sign-in and password', 'Your data', 'Delete account']);
-    expect(await tabOrder(page)).toEqual(['Remove access', 'Change password', 'Sign out everywhere', 'Download my data', 'Delete my account']);
+    expect(await tabOrder(page)).toEqual(['Remove access', 'See what apps did with your account', 'Change password', 'Sign out everywhere', 'Download my data', 'Delete my account']);
     await shot(page, 'page');
 
     // Change password: a wrong current password first.
