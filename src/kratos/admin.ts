@@ -32,6 +32,14 @@ export interface KratosAdmin {
 
 export function kratosAdminClient({ adminUrl, transport }: { adminUrl: URL; transport: KratosTransport }): KratosAdmin {
   const urls = kratosAdminUrls(adminUrl);
+  /** DELETE: true when Kratos deleted something, false when there was nothing (404). */
+  const remove = async (url: URL) => {
+    const res = await transport.send('DELETE', url);
+    await res.arrayBuffer();
+    if (res.status === 404) return false;
+    if (!res.ok) throw await kratosErrorFrom(res);
+    return true;
+  };
   return {
     async getIdentity(id) {
       const res = await transport.send('GET', urls.identity(id));
@@ -52,20 +60,8 @@ export function kratosAdminClient({ adminUrl, transport }: { adminUrl: URL; tran
       if (!res.ok) throw await kratosErrorFrom(res);
       return (await res.json()) as Identity;
     },
-    async revokeSessions(id) {
-      const res = await transport.send('DELETE', urls.identitySessions(id));
-      await res.arrayBuffer();
-      if (res.status === 404) return false;
-      if (!res.ok) throw await kratosErrorFrom(res);
-      return true;
-    },
-    async deleteIdentity(id) {
-      const res = await transport.send('DELETE', urls.identity(id));
-      await res.arrayBuffer();
-      if (res.status === 404) return false;
-      if (!res.ok) throw await kratosErrorFrom(res);
-      return true;
-    },
+    revokeSessions: (id) => remove(urls.identitySessions(id)),
+    deleteIdentity: (id) => remove(urls.identity(id)),
     async listIdentities(query = {}) {
       const url = new URL(urls.identities);
       url.searchParams.set('page_size', String(query.pageSize ?? 250));

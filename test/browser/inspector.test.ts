@@ -1,13 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack, type TestUser } from '../e2e/stack.js';
-import { ensureInspector, INSPECTOR_VERSION, type RunningInspector, startInspector } from './inspector.js';
+import { INSPECTOR_VERSION, inspectorInChromium, type RunningInspector } from './inspector.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 
 /**
@@ -20,27 +18,18 @@ describe(`MCP Inspector ${INSPECTOR_VERSION} in headless Chromium against the re
   let user: TestUser;
   let inspector: RunningInspector;
   let browser: Browser;
-  let home: string;
+  let stopBrowser: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)`);
-    const dir = await ensureInspector((l) => process.stderr.write(`[inspector] ${l}\n`));
     stack = await startStack({ accessTokenStrategy: 'opaque', database: 'sqlite' });
     user = await stack.addUser('inspector-user@example.com', 'browser test password');
-    home = mkdtempSync(join(tmpdir(), 'hydra-mcp-inspector-home-'));
-    inspector = await startInspector(dir, stack.mcpUrl.href, home);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    ({ inspector, browser, stop: stopBrowser } = await inspectorInChromium(stack.mcpUrl.href));
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await inspector?.stop();
+    await stopBrowser?.();
     await stack?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
   });
 
   it('connects with OAuth (register, sign in, allow) and shows whoami with the signed-in user', async () => {

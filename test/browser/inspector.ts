@@ -5,10 +5,11 @@
  * Node 20+, Inspector 2.x asks for Node >= 22.19.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { type Browser, chromium } from 'playwright-core';
 
 export const INSPECTOR_VERSION = '2.12.0';
 const NODE_PACKAGE = 'node@22.23.3';
@@ -80,6 +81,29 @@ export async function startInspector(dir: string, serverUrl: string, home: strin
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(t);
+    },
+  };
+}
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Inspector (installed on first use) against `serverUrl` and a headless Debian Chromium, with one stop for both. */
+export async function inspectorInChromium(serverUrl: string): Promise<{ inspector: RunningInspector; browser: Browser; stop(): Promise<void> }> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)`);
+  const dir = await ensureInspector((l) => process.stderr.write(`[inspector] ${l}\n`));
+  const home = mkdtempSync(join(tmpdir(), 'hydra-mcp-inspector-home-'));
+  const inspector = await startInspector(dir, serverUrl, home);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  return {
+    inspector,
+    browser,
+    async stop() {
+      await browser.close();
+      await inspector.stop();
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
