@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack, type TestUser } from '../e2e/stack.js';
-import { INSPECTOR_VERSION, inspectorInChromium, type RunningInspector } from './inspector.js';
+import { INSPECTOR_VERSION, inspectorInChromium, type RunningInspector, runWhoamiInInspector } from './inspector.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 
@@ -49,14 +49,6 @@ describe(`MCP Inspector ${INSPECTOR_VERSION} in headless Chromium against the re
     await page.screenshot({ path: join(ARTIFACTS, 'consent.png') });
     await page.getByRole('button', { name: 'Allow' }).click();
 
-    await page.waitForURL((u) => u.origin === new URL(inspector.url).origin);
-    await page.getByText('Connected', { exact: true }).waitFor({ timeout: 30_000 });
-    await page.getByText('Tools', { exact: true }).first().click();
-    await page.getByRole('button', { name: /whoami/ }).click();
-    await page.getByRole('button', { name: 'Execute Tool' }).click();
-    const result = page.getByText(`"sub": "${user.sub}"`);
-    await result.waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: join(ARTIFACTS, 'inspector-whoami.png') });
-    expect(await result.count()).toBeGreaterThan(0);
+    expect(await runWhoamiInInspector(page, inspector.url, user.sub, join(ARTIFACTS, 'inspector-whoami.png'))).toBeGreaterThan(0);
   });
 });

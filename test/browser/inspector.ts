@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 
 export const INSPECTOR_VERSION = '2.12.0';
 const NODE_PACKAGE = 'node@22.23.3';
@@ -106,4 +106,17 @@ export async function inspectorInChromium(serverUrl: string): Promise<{ inspecto
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** Back in Inspector after Allow: wait until connected, run whoami, and wait for the `sub` it should show. */
+export async function runWhoamiInInspector(page: Page, inspectorUrl: string, sub: string, screenshot: string): Promise<number> {
+  await page.waitForURL((u) => u.origin === new URL(inspectorUrl).origin);
+  await page.getByText('Connected', { exact: true }).waitFor({ timeout: 30_000 });
+  await page.getByText('Tools', { exact: true }).first().click();
+  await page.getByRole('button', { name: /whoami/ }).click();
+  await page.getByRole('button', { name: 'Execute Tool' }).click();
+  const result = page.getByText(`"sub": "${sub}"`);
+  await result.waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: screenshot });
+  return result.count();
 }

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
+import { type CliRun, runProjectScript } from '../support/userCli.js';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { type AuditEvent, auditStore } from '../../src/store/auditStore.js';
@@ -23,17 +22,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 
 /** `npm run audit -- …` (scripts/audit.ts under tsx) on the server's database, as an operator runs it. */
-function auditCli(env: Record<string, string>, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/audit.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (err += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+function auditCli(env: Record<string, string>, args: string[]): Promise<CliRun> {
+  return runProjectScript('scripts/audit.ts', args, { cwd: ROOT, env });
 }
 
 /**

@@ -1,27 +1,16 @@
-import { spawn } from 'node:child_process';
+import { type CliRun, runProjectScript } from '../support/userCli.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLine, parseAuditArgs, parseSince, UsageError } from '../../scripts/audit.js';
 import { auditStore } from '../../src/store/auditStore.js';
 import { openDatabase } from '../../src/store/database.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Run scripts/audit.ts under tsx as `npm run audit -- …` does, from a scratch directory (no .env). */
-function runAudit(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/audit.ts'), ...args], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (err += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+function runAudit(args: string[], env: Record<string, string>, cwd: string): Promise<CliRun> {
+  return runProjectScript('scripts/audit.ts', args, { cwd, env, isolatedEnv: true });
 }
 
 describe('npm run audit', () => {

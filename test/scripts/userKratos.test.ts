@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
+import { type CliRun, runProjectScript } from '../support/userCli.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
@@ -20,7 +19,6 @@ import { type Db, openDatabase } from '../../src/store/database.js';
  * subject: read from Hydra's own request log (info level, with the query
  * shown: a test-only Hydra setting).
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const kratosLog: string[] = [];
 let kratos: RunningKratos;
 let hydra: RunningHydra;
@@ -30,19 +28,9 @@ let dir: string;
 let db: Db;
 let env: Record<string, string>;
 
-function run(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; out: string; err: string }> {
+function run(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliRun> {
   // Only what the test sets, plus PATH: the caller's DATABASE_URL or IDENTITY must not leak in. No .env in `dir`.
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', ...env, ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (err += d));
-  child.stdin.end(opts.stdin ?? '');
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
+  return runProjectScript('scripts/user.ts', args, { cwd: dir, env: { ...env, ...opts.env }, isolatedEnv: true, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
 }
 const builtin = { IDENTITY: 'builtin' };
 

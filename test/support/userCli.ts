@@ -11,16 +11,23 @@ export interface CliRun {
 }
 
 /**
- * Run scripts/user.ts under tsx, as `npm run user -- <args>` does, with
- * `stdin` piped in (never a terminal, so the password is read from it).
- * `env` is laid over this process's environment; a variable set to undefined
- * is left out. `cwd` decides which .env the script loads: the checkout's, or
- * none from a scratch directory.
+ * Run one of the project's scripts (`scripts/<name>.ts`) under tsx, as
+ * `npm run <name> -- <args>` does, with `stdin` piped in (never a terminal, so
+ * a password is read from it). `env` is laid over this process's environment
+ * (a variable set to undefined is left out), or with `isolatedEnv` over PATH
+ * alone, so a developer's DATABASE_URL or IDENTITY cannot leak in. `cwd`
+ * decides which .env the script loads: the checkout's, or none from a scratch
+ * directory.
  */
-export function runUserScript(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdin?: string }): Promise<CliRun> {
+export function runProjectScript(
+  script: string,
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string | undefined>; stdin?: string; isolatedEnv?: boolean },
+): Promise<CliRun> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'scripts/user.ts'), ...args], {
+  const base = opts.isolatedEnv ? { PATH: process.env.PATH ?? '' } : process.env;
+  for (const [k, v] of Object.entries({ ...base, ...opts.env })) if (v !== undefined) env[k] = v;
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, script), ...args], {
     cwd: opts.cwd,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -32,3 +39,7 @@ export function runUserScript(args: string[], opts: { cwd: string; env?: Record<
   child.stdin.end(opts.stdin ?? '');
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
 }
+
+/** scripts/user.ts (`npm run user`), with this process's environment under `env`. */
+export const runUserScript = (args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdin?: string }): Promise<CliRun> =>
+  runProjectScript('scripts/user.ts', args, opts);
