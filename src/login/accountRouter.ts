@@ -13,7 +13,7 @@ import { CsrfField, createSignIn, SignInFields } from './signIn.js';
 import type { LoginThrottle } from './throttle.js';
 import { checkPassword, type User, UserInputError, type UserStore } from './userStore.js';
 import type { ConnectLinks } from '../connections/connectLink.js';
-import type { Kratos } from '../kratos/index.js';
+import type { Kratos, Session } from '../kratos/index.js';
 import { identityAsUser, kratosAccountDirectory } from '../kratos/accountDirectory.js';
 import type { ConnectFlow } from '../connections/connectFlow.js';
 import { connectionsSection } from './connectionPages.js';
@@ -105,10 +105,17 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
     setCookie(res, COOKIE, signer.sign(`${user.id}|${now() + SESSION_SECONDS * 1000}|${stamp}`), { ...cookieOpts, maxAgeSeconds: SESSION_SECONDS });
   };
   const { kratos } = options;
+  // One whoami per request, however many checks of the person a handler makes.
+  const kratosSessions = new WeakMap<Request, Promise<Session | undefined>>();
+  const kratosSession = (req: Request) => {
+    let session = kratosSessions.get(req);
+    if (!session) kratosSessions.set(req, (session = kratos!.client.public.whoami(req.headers.cookie)));
+    return session;
+  };
   const kratosUrl = (path: string) => new URL(path.replace(/^\//, ''), `${kratos!.publicBaseUrl.href.replace(/\/+$/, '')}/`).href;
   /** The signed-in person: a well-signed, unexpired cookie whose stamp matches their password now (with Kratos: its session). */
   const sessionSub = async (req: Request): Promise<string | undefined> => {
-    if (kratos) return (await kratos.client.public.whoami(req.headers.cookie))?.identity.id;
+    if (kratos) return (await kratosSession(req))?.identity.id;
     const raw = readCookie(req, COOKIE);
     const value = raw ? signer.unsign(raw) : undefined;
     const [sub, exp, stamp] = value?.split('|') ?? [];
@@ -117,7 +124,7 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
   };
   const sessionUser = async (req: Request): Promise<User | undefined> => {
     if (kratos) {
-      const session = await kratos.client.public.whoami(req.headers.cookie);
+      const session = await kratosSession(req);
       return session && identityAsUser(session.identity);
     }
     const sub = await sessionSub(req);
@@ -292,7 +299,7 @@ export function createAccountRouter(options: AccountRouterOptions): express.Rout
 
   /** With Kratos: whether its session's sign-in is recent enough to delete the account (else Kratos asks for the password again). */
   const recentKratosSignIn = async (req: Request) => {
-    const session = await kratos!.client.public.whoami(req.headers.cookie);
+    const session = await kratosSession(req);
     const at = session?.authenticated_at ? Date.parse(session.authenticated_at) : NaN;
     return session !== undefined && now() - at <= PRIVILEGED_SECONDS * 1000;
   };
