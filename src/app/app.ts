@@ -93,9 +93,9 @@ export function buildApp(deps: AppDependencies): App {
     publicBaseUrl: config.publicBaseUrl,
     secret: config.sessionSecret,
     log,
-    onCredentialUse: (p, o, sub) => {
+    onCredentialUse: (p, o, sub, requestId) => {
       metrics.credentialUse(p, o);
-      audit.credentialUsed(p, o, sub);
+      audit.credentialUsed(p, o, sub, requestId);
     },
   });
   const { tools, skipped } = toolsWithProviders(deps.tools, connections && new Set(connections.providers.keys()));
@@ -129,7 +129,7 @@ export function buildApp(deps: AppDependencies): App {
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
   const onToolCall: NonNullable<Parameters<typeof createMcpServer>[0]['onToolCall']> = (tool, outcome, call) => {
     metrics.toolCall(tool, outcome);
-    audit.toolOutcome(tool, outcome, call?.principal, call?.durationMs);
+    audit.toolOutcome(tool, outcome, call?.principal, call?.durationMs, call?.context);
   };
   // Page cursors are signed with a key derived from SESSION_SECRET (HKDF, own purpose label): every replica accepts them.
   const cursorKey = CursorKey.fromSecret(config.sessionSecret);

@@ -1,18 +1,10 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Principal } from '../auth/principal.js';
+import type { CallContext, CallTransport } from '../mcp/callContext.js';
 import type { AuditKind, AuditOutcome } from '../store/auditStore.js';
 import type { AuditInput, AuditWriter } from './auditWriter.js';
 
 /** Which transport (and protocol era) a call came over. */
-export type AuditTransport = 'streamable-http' | 'streamable-http-2026' | 'sse';
-
-/** What the HTTP layer knows of a request that carries tool calls; read back where the outcome is decided. */
-export interface CallContext {
-  requestId?: string;
-  transport: AuditTransport;
-  /** performance.now() when the request reached the call guard. */
-  startedAt: number;
-}
+export type AuditTransport = CallTransport;
 
 /** A tool call's record as the hooks (and the lead's rate limiter) report it. */
 export interface ToolCallRecord {
@@ -48,8 +40,6 @@ export type RecordAccountEvent = (event: AccountEvent) => void;
  * (AuditWriter). With AUDIT=off it is `Audit.off()`, which drops everything.
  */
 export class Audit {
-  private readonly calls = new AsyncLocalStorage<CallContext>();
-
   private constructor(private readonly writer: AuditWriter | undefined) {}
 
   static over(writer: AuditWriter): Audit {
@@ -64,34 +54,34 @@ export class Audit {
     return this.writer !== undefined;
   }
 
-  /** Run `fn` (the rest of the request's handling) with its call context readable by the hooks below. */
-  withCall<T>(context: CallContext, fn: () => T): T {
-    return this.writer ? this.calls.run(context, fn) : fn();
-  }
-
-  /** The call context of the request being handled, if any. */
-  currentCall(): CallContext | undefined {
-    return this.calls.getStore();
-  }
-
-  /** One `tools/call` and how it ended. Fields not given come from the request's call context when there is one. */
+  /** One `tools/call` and how it ended. */
   toolCall(r: ToolCallRecord): void {
     if (!this.writer) return;
-    const ctx = this.calls.getStore();
-    const requestId = r.requestId ?? ctx?.requestId;
-    const transport = r.transport ?? ctx?.transport;
-    const durationMs = r.durationMs ?? (ctx ? performance.now() - ctx.startedAt : undefined);
     const e: AuditInput = { kind: 'tool_call', sub: r.sub, clientId: r.clientId, scopes: r.scopes.join(' '), tool: r.tool, outcome: r.outcome };
-    if (requestId !== undefined) e.requestId = requestId;
-    if (transport !== undefined) e.transport = transport;
-    if (durationMs !== undefined) e.durationMs = Math.round(durationMs);
+    if (r.requestId !== undefined) e.requestId = r.requestId;
+    if (r.transport !== undefined) e.transport = r.transport;
+    if (r.durationMs !== undefined) e.durationMs = Math.round(r.durationMs);
     this.writer.record(e);
   }
 
-  /** The SDK-side hook (src/mcp/mcpServer.ts onToolCall): outcome decided inside the tool layer. */
-  toolOutcome(tool: string, outcome: ToolCallRecord['outcome'], principal: Principal | undefined, durationMs?: number): void {
-    if (!principal) return;
-    this.toolCall({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, tool, outcome, ...(this.currentCall() ? {} : durationMs === undefined ? {} : { durationMs }) });
+  /**
+   * The SDK-side hook (src/mcp/mcpServer.ts onToolCall): outcome decided inside
+   * the tool layer. With the request's call context (src/mcp/callContext.ts),
+   * its request id and transport, and the duration since the request reached the guard.
+   */
+  toolOutcome(tool: string, outcome: ToolCallRecord['outcome'], principal: Principal | undefined, durationMs?: number, context?: CallContext): void {
+    if (!principal || !this.writer) return;
+    const duration = context ? performance.now() - context.startedAt : durationMs;
+    this.toolCall({
+      sub: principal.sub,
+      clientId: principal.clientId,
+      scopes: principal.scopes,
+      tool,
+      outcome,
+      ...(duration !== undefined ? { durationMs: duration } : {}),
+      ...(context?.requestId ? { requestId: context.requestId } : {}),
+      ...(context ? { transport: context.transport } : {}),
+    });
   }
 
   /**
@@ -104,17 +94,15 @@ export class Audit {
     this.toolCall({ sub: e.sub, clientId: e.clientId, scopes: e.scopes ?? [], tool: e.tool.slice(0, 100), outcome: 'rate_limited', transport: e.transport, durationMs: 0, ...(e.requestId ? { requestId: e.requestId } : {}) });
   }
 
-  /** An account event. A `requestId` not given is taken from the call context (credential uses inside a tool call). */
+  /** An account event. */
   account(event: AccountEvent): void {
-    if (!this.writer) return;
-    const requestId = event.requestId ?? this.calls.getStore()?.requestId;
-    this.writer.record({ ...event, ...(requestId !== undefined ? { requestId } : {}) });
+    this.writer?.record(event);
   }
 
-  /** A connected-account credential was used by a tool (src/connections onUse). */
-  credentialUsed(provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string | undefined): void {
+  /** A connected-account credential was used by a tool (src/connections onUse), in the tool call `requestId`. */
+  credentialUsed(provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string | undefined, requestId?: string): void {
     if (!sub) return;
-    this.account({ kind: 'credential_used', sub, outcome, detail: `provider ${provider}` });
+    this.account({ kind: 'credential_used', sub, outcome, detail: `provider ${provider}`, ...(requestId ? { requestId } : {}) });
   }
 
   /** Write what is queued and stop (shutdown). */

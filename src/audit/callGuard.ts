@@ -2,6 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { z } from 'zod';
 import { principalOf } from '../auth/principal.js';
 import type { ToolDefinition } from '../tools/contract.js';
+import { type CallContext, withCallContext } from '../mcp/callContext.js';
 import type { Audit, AuditTransport } from './audit.js';
 
 export interface AuditCallGuardOptions {
@@ -41,14 +42,17 @@ const transportOf = (req: Request, transport: AuditCallGuardOptions['transport']
  * Wraps the HTTP layer's call guard (src/mcp/stepUp.ts requireToolScopes) so
  * every `tools/call` leaves one audit record, wherever its outcome is decided:
  *
- * - an unknown tool and input its schema refuses are answered by the SDK, so
- *   they are recorded here, before it (unknown_tool, invalid_input; checked
- *   with the tool's own zod schema, as the SDK checks it);
  * - a call the guard refuses with 403 is recorded as insufficient_scope, or
  *   `denied` for a machine client calling a people-only tool;
- * - every other call reaches the tool layer, which records its outcome
- *   (Audit.toolOutcome); the request id, transport and start time reach it
- *   through the call context this sets.
+ * - an unknown tool is answered by the SDK: recorded here (unknown_tool);
+ * - a call the tool layer runs records its own outcome (Audit.toolOutcome),
+ *   with the request id, transport and start time of the call context this
+ *   puts on the request's AuthInfo (src/mcp/callContext.ts);
+ * - a known tool the tool layer never began was refused by the SDK's input
+ *   check (or its 2026 header check): invalid_input, recorded when the
+ *   response ends. Over SSE the answer is not the POST's response, so there
+ *   the input is checked here with the tool's own schema, as the SDK checks it;
+ *   likewise for a response cut off before it ended.
  */
 export function auditCallGuard(inner: RequestHandler, { audit, tools, transport }: AuditCallGuardOptions): RequestHandler {
   if (!audit.enabled) return inner;
@@ -57,18 +61,29 @@ export function auditCallGuard(inner: RequestHandler, { audit, tools, transport 
     const calls = principal ? toolCalls(req.body) : [];
     if (!principal || calls.length === 0) return inner(req, res, next);
     const requestId = res.get('X-Request-Id');
-    const context = { transport: transportOf(req, transport), startedAt: performance.now(), ...(requestId ? { requestId } : {}) };
-    const base = { sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, ...context, durationMs: 0 };
+    const context: CallContext = { transport: transportOf(req, transport), startedAt: performance.now(), begun: new Map(), ...(requestId ? { requestId } : {}) };
+    const base = { sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, transport: context.transport, ...(requestId ? { requestId } : {}), durationMs: 0 };
     const known = calls.map((call) => ({ name: call.name.slice(0, 100), tool: tools.get(call.name), args: call.arguments }));
+    const invalid = ({ tool, args }: (typeof known)[number]) => !inputSchemaOf(tool!).safeParse(args ?? {}).success;
     let passed = false;
     inner(req, res, (err?: unknown) => {
       passed = true;
-      // Refused by the SDK after this point, so recorded now; the rest by the tool layer.
-      for (const { name, tool, args } of known) {
-        if (!tool) audit.toolCall({ ...base, tool: name, outcome: 'unknown_tool' });
-        else if (!inputSchemaOf(tool).safeParse(args ?? {}).success) audit.toolCall({ ...base, tool: name, outcome: 'invalid_input' });
+      for (const { name, tool } of known) if (!tool) audit.toolCall({ ...base, tool: name, outcome: 'unknown_tool' });
+      const toCheck = known.filter((k) => k.tool);
+      if (transport === 'sse') {
+        for (const k of toCheck) if (invalid(k)) audit.toolCall({ ...base, tool: k.name, outcome: 'invalid_input' });
+      } else if (toCheck.length > 0) {
+        res.once('close', () => {
+          for (const k of toCheck) {
+            const begun = context.begun.get(k.tool!.name) ?? 0;
+            if (begun > 0) context.begun.set(k.tool!.name, begun - 1);
+            // Cut off before it ended: the SDK may not have reached the call yet, so ask the schema.
+            else if (res.writableFinished || invalid(k)) audit.toolCall({ ...base, tool: k.name, outcome: 'invalid_input' });
+          }
+        });
       }
-      audit.withCall(context, () => next(err as never));
+      if (req.auth) req.auth = withCallContext(req.auth, context);
+      next(err as never);
     });
     // The guard answers synchronously when it refuses (403): no call in the request ran.
     if (!passed && res.headersSent) {

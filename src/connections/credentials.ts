@@ -48,14 +48,14 @@ export interface CredentialServiceOptions {
   refreshWithinSeconds?: number;
   /** Opened credentials kept in memory (default 1,000). */
   cacheSize?: number;
-  /** Told every use of a stored credential (for metrics; later the audit trail). */
-  onUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string) => void;
+  /** Told every use of a stored credential (metrics, the audit trail), with the tool call's request id when known. */
+  onUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string, requestId?: string) => void;
   now?: () => number;
 }
 
 export interface CredentialService {
-  /** The credentials a tool declared, for one person. */
-  forTool(sub: string, providers: readonly string[]): Record<string, ToolCredential>;
+  /** The credentials a tool declared, for one person; uses are reported with `requestId` (the call's). */
+  forTool(sub: string, providers: readonly string[], requestId?: string): Record<string, ToolCredential>;
   /** Whether the person has a usable connection now (the MCP layer waits on this after asking them to connect). */
   isConnected(sub: string, provider: string): Promise<boolean>;
 }
@@ -106,7 +106,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     }
   };
 
-  const refresh = async (sub: string, provider: string): Promise<string> => {
+  const refresh = async (sub: string, provider: string, requestId: string | undefined): Promise<string> => {
     const client = providers.get(provider)!;
     let token: string | undefined;
     let failure: Error | undefined;
@@ -132,7 +132,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       try {
         const next = stamped(await client.refresh(credential.refreshToken));
         token = next.accessToken;
-        options.onUse?.(provider, 'refreshed', sub);
+        options.onUse?.(provider, 'refreshed', sub, requestId);
         return { sealed: await sealer.seal(next, { sub, provider }), keyId: sealer.newestKeyId, scope: next.scope ?? null, expiresAt: next.expiresAt ?? null };
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
@@ -160,38 +160,38 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     return token;
   };
 
-  const accessToken = async (sub: string, provider: string): Promise<string> => {
+  const accessToken = async (sub: string, provider: string, requestId: string | undefined): Promise<string> => {
     const row = await store.get(sub, provider);
     if (!row) throw new ConnectionRequiredError(provider, 'missing');
     const credential = row.status === 'active' ? await open(row) : undefined;
     if (!credential) {
       if (row.status === 'active' && unopened.get(row) !== 'unknown_key') await store.markNeedsReconnect(sub, provider);
-      options.onUse?.(provider, 'reconnect', sub);
+      options.onUse?.(provider, 'reconnect', sub, requestId);
       throw new ConnectionRequiredError(provider, 'reconnect');
     }
     if (fresh(credential)) {
-      options.onUse?.(provider, 'ok', sub);
+      options.onUse?.(provider, 'ok', sub, requestId);
       return credential.accessToken;
     }
     const key = `${sub}\0${provider}`;
     let pending = refreshing.get(key);
     if (!pending) {
-      pending = refresh(sub, provider).finally(() => refreshing.delete(key));
+      pending = refresh(sub, provider, requestId).finally(() => refreshing.delete(key));
       refreshing.set(key, pending);
     }
     try {
       return await pending;
     } catch (e) {
-      if (e instanceof ConnectionRequiredError) options.onUse?.(provider, 'reconnect', sub);
-      if (e instanceof ProviderUnavailableError) options.onUse?.(provider, 'unavailable', sub);
+      if (e instanceof ConnectionRequiredError) options.onUse?.(provider, 'reconnect', sub, requestId);
+      if (e instanceof ProviderUnavailableError) options.onUse?.(provider, 'unavailable', sub, requestId);
       throw e;
     }
   };
 
   return {
-    forTool(sub, names) {
+    forTool(sub, names, requestId) {
       const out: Record<string, ToolCredential> = {};
-      for (const provider of names) out[provider] = { accessToken: () => accessToken(sub, provider) };
+      for (const provider of names) out[provider] = { accessToken: () => accessToken(sub, provider, requestId) };
       return out;
     },
     async isConnected(sub, provider) {

@@ -30,7 +30,7 @@ export function createConnections(deps: {
   /** Signs the connect links (HMAC with its own label). */
   secret: string;
   log: Logger;
-  onCredentialUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string) => void;
+  onCredentialUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string, requestId?: string) => void;
 }): Connections | undefined {
   const { settings, log } = deps;
   if (!settings) return undefined;

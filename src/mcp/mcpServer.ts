@@ -12,11 +12,12 @@ import { machineRefusal, mayCall } from './stepUp.js';
 import { ConnectionRequiredError, type CredentialService, ProviderUnavailableError } from '../connections/credentials.js';
 import { type ConnectionPromptOptions, promptToConnect, resumeAfterConnect } from './connectionPrompt.js';
 import type { CursorKey } from '../tools/cursor.js';
+import { type CallContext, callContextOf, noteBegun } from './callContext.js';
 
 export interface McpServerOptions {
   tools: readonly ToolDefinition[];
   /** Told every call's outcome (metrics; the audit trail, with who called and how long it took). */
-  onToolCall?: (tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked', call?: { principal: Principal; durationMs: number }) => void;
+  onToolCall?: (tool: string, outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked', call?: { principal: Principal; durationMs: number; context?: CallContext }) => void;
   /** Asks Hydra, uncached, whether a token is active (tools with onlineCheck). */
   isActiveNow?: (token: string) => Promise<boolean>;
   db: Db;
@@ -95,10 +96,13 @@ async function runTool(
 ): Promise<CallToolResult | InputRequiredResult> {
   const startedAt = performance.now();
   const authInfo = extra.http?.authInfo;
+  // Past the SDK's input check: the HTTP layer's audit guard counts on hearing it.
+  noteBegun(authInfo, tool.name);
+  const context = callContextOf(authInfo);
   const principal = principalOf(authInfo);
   if (!principal) return errorResult('unauthorized: this call carries no verified token');
   const report = (outcome: 'ok' | 'error' | 'insufficient_scope' | 'revoked') =>
-    onToolCall?.(tool.name, outcome, { principal, durationMs: performance.now() - startedAt });
+    onToolCall?.(tool.name, outcome, { principal, durationMs: performance.now() - startedAt, ...(context ? { context } : {}) });
   // Defence in depth: the HTTP layer answers 403 first (src/mcp/stepUp.ts).
   if (!mayCall(tool, principal.kind)) return errorResult(machineRefusal(tool.name));
   const missing = tool.scopes.filter((s) => !principal.scopes.includes(s));
@@ -132,7 +136,7 @@ async function runTool(
         params: { progressToken, progress, total, message },
       });
     },
-    credentials: credentials?.forTool(principal.sub, tool.credentials ?? []) ?? {},
+    credentials: credentials?.forTool(principal.sub, tool.credentials ?? [], context?.requestId) ?? {},
   };
   const call = { toolName: tool.name, principal, extra, sessionCapabilities };
   try {

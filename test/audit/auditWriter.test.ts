@@ -120,10 +120,10 @@ describe('audit writer', () => {
     off.toolCall({ sub: 'x', clientId: 'c', scopes: [], tool: 't', outcome: 'ok' });
     const w = writer();
     const audit = Audit.over(w);
-    audit.withCall({ requestId: 'req-9', transport: 'sse', startedAt: performance.now() - 5 }, () =>
-      audit.toolOutcome('whoami', 'ok', { sub: 'ctx', clientId: 'c2', scopes: ['openid', 'notes:read'], expiresAt: 0, kind: 'person' }),
-    );
-    audit.credentialUsed('github', 'refreshed', 'ctx');
+    const context = { requestId: 'req-9', transport: 'sse' as const, startedAt: performance.now() - 5, begun: new Map() };
+    audit.toolOutcome('whoami', 'ok', { sub: 'ctx', clientId: 'c2', scopes: ['openid', 'notes:read'], expiresAt: 0, kind: 'person' }, 1, context);
+    audit.credentialUsed('github', 'refreshed', 'ctx', 'req-9');
+    audit.credentialUsed('github', 'ok', 'ctx');
     // The fair-use limiter's hook: a refused tools/call is recorded, a refused non-call is not.
     audit.rateLimited({ sub: 'ctx', clientId: 'c3', transport: 'streamable-http', tool: 'notes_add', requestId: 'req-rl' });
     audit.rateLimited({ sub: 'ctx', clientId: 'c3', transport: 'sse' });
@@ -133,11 +133,13 @@ describe('audit writer', () => {
       expect.objectContaining({ sub: 'ctx', client_id: 'c3', tool: 'notes_add', transport: 'streamable-http', request_id: 'req-rl', duration_ms: 0 }),
     ]);
     const got = all.filter((r) => r.outcome !== 'rate_limited');
-    expect(got).toHaveLength(2);
+    expect(got).toHaveLength(3);
     const tool = got.find((r) => r.kind === 'tool_call')!;
     expect(tool).toMatchObject({ sub: 'ctx', client_id: 'c2', tool: 'whoami', scopes: 'openid notes:read', request_id: 'req-9', transport: 'sse', outcome: 'ok' });
     expect(Number(tool.duration_ms)).toBeGreaterThanOrEqual(4);
-    expect(got.find((r) => r.kind === 'credential_used')).toMatchObject({ sub: 'ctx', outcome: 'refreshed', detail: 'provider github', request_id: null });
+    // A credential use carries the request id of the tool call that used it, when given.
+    expect(got.find((r) => r.kind === 'credential_used' && r.outcome === 'refreshed')).toMatchObject({ sub: 'ctx', detail: 'provider github', request_id: 'req-9' });
+    expect(got.find((r) => r.kind === 'credential_used' && r.outcome === 'ok')).toMatchObject({ sub: 'ctx', request_id: null });
   });
 
   it('the retention sweep deletes records older than AUDIT_RETENTION_DAYS and keeps the rest', async () => {

@@ -152,6 +152,16 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
     expect(await svc.isConnected(SUB, PROVIDER)).toBe(true);
   });
 
+  it("each use is reported with the request id of the tool call it was handed to (the audit record's link to the call)", async () => {
+    await connect(nearExpiry);
+    const uses: string[] = [];
+    const svc = service(stubProvider(now), { onUse: (_p, o, _sub, requestId) => uses.push(`${o}:${requestId ?? '-'}`) });
+    expect(await svc.forTool(SUB, [PROVIDER], 'req-a')[PROVIDER]!.accessToken()).toBe(accessTokenNo(2));
+    expect(await svc.forTool(SUB, [PROVIDER], 'req-b')[PROVIDER]!.accessToken()).toBe(accessTokenNo(2));
+    await token(svc);
+    expect(uses).toEqual(['refreshed:req-a', 'ok:req-b', 'ok:-']);
+  });
+
   it('a token a minute from expiry is refreshed once; the rotated refresh token is sealed into the row', async () => {
     const before = await connect(nearExpiry);
     const provider = stubProvider(now);
