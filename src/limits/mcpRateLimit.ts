@@ -54,6 +54,10 @@ export interface McpRateLimitOptions {
    * 1 takes one per request). Unspent ones are lost, never given twice.
    */
   leaseSize?: number;
+  /** Longest a refusal is held before it is answered (default MAX_HOLD_MS; 0 answers at once). */
+  maxHoldMs?: number;
+  /** Most refusals held at once by this limiter, one per process (default 1,000); past it, refusals are answered at once. */
+  maxHeld?: number;
 }
 
 /** JSON-RPC error code of a refusal: outside the JSON-RPC reserved range, as MCP 2026-07-28 asks of application codes; it mirrors HTTP 429. */
@@ -65,6 +69,9 @@ const WARN_EVERY_MS = 60_000;
 const LEASE_MS = 1000;
 /** The most tokens one take leases (for a caller with a large burst that spends them fast). */
 const MAX_LEASE = 64;
+/** The longest a refusal is held: a held client waits no more than this past its own retry time, and shutdown not much longer. */
+export const MAX_HOLD_MS = 1000;
+const MAX_HELD = 1000;
 
 /**
  * Fair-use limits on /mcp, /sse and /messages: after the bearer check, each
@@ -83,6 +90,12 @@ const MAX_LEASE = 64;
  *   caller that spends a whole lease within its second gets twice as many
  *   next time (up to `maxLeaseSize`), so a busy caller costs one database
  *   write per many requests while an occasional one wastes few tokens.
+ *
+ * Each refusal is held until the retry time (at most `maxHoldMs`) before the
+ * 429 is sent: a client that ignores Retry-After cannot make the server spend
+ * its time refusing it (a closed loop of C requests gets about C answers per
+ * hold). At most `maxHeld` are held at once (past it, answered at once); a
+ * client that disconnects while held is sent nothing.
  */
 export function createMcpRateLimit(options: McpRateLimitOptions) {
   const now = options.now ?? Date.now;
@@ -96,6 +109,31 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
   // An eighth of the burst at most: a lease dropped unspent never costs a caller much of it.
   const maxLeaseSize = options.leaseSize ?? Math.max(leaseSize, Math.min(MAX_LEASE, eighth));
   const leases = new LruCache<{ tokens: number; size: number }>(options.maxRemembered ?? 10_000, now);
+  const maxHoldMs = options.maxHoldMs ?? MAX_HOLD_MS;
+  if (!Number.isInteger(maxHoldMs) || maxHoldMs < 0 || maxHoldMs > MAX_HOLD_MS) throw new TypeError(`fair-use maxHoldMs must be an integer from 0 to ${MAX_HOLD_MS}, got ${maxHoldMs}`);
+  const maxHeld = options.maxHeld ?? MAX_HELD;
+  if (!Number.isInteger(maxHeld) || maxHeld < 0) throw new TypeError(`fair-use maxHeld must be a non-negative integer, got ${maxHeld}`);
+  let held = 0;
+
+  /** Sends the 429 after `delayMs` (unless too many are held already); nothing if the client leaves first. */
+  function refuseLater(req: Request, res: Response, r: Refusal, delayMs: number): void {
+    if (delayMs <= 0 || held >= maxHeld) return refuse(req, res, r);
+    held++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      held--;
+      clearTimeout(timer);
+      res.off('close', release);
+    };
+    // Unref'd: a held refusal never keeps the process alive; the listening server does while it runs.
+    const timer = setTimeout(() => {
+      release();
+      if (!res.destroyed && !res.writableEnded) refuse(req, res, r);
+    }, delayMs).unref();
+    res.once('close', release);
+  }
 
   async function decide(principal: Principal): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
     const keys = { principal: bucketKey('p', [principal.clientId, principal.sub]), client: bucketKey('c', [principal.clientId]) };
@@ -143,7 +181,7 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
       if (!refusal) return next();
       const retryAfterSeconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
       const limit = refusal.scope === 'principal' ? options.principal : options.client!;
-      refuse(req, res, { scope: refusal.scope, retryAfterSeconds, limit });
+      refuseLater(req, res, { scope: refusal.scope, retryAfterSeconds, limit }, Math.min(refusal.retryAfterMs, maxHoldMs));
       options.onCounted?.(refusal.scope, transport);
       if (options.onLimited) {
         try {
@@ -199,7 +237,13 @@ function eventOf(req: Request, principal: Principal, transport: McpTransportName
   };
 }
 
-function refuse(req: Request, res: Response, r: { scope: LimitScope; retryAfterSeconds: number; limit: FairUseLimit }): void {
+interface Refusal {
+  scope: LimitScope;
+  retryAfterSeconds: number;
+  limit: FairUseLimit;
+}
+
+function refuse(req: Request, res: Response, r: Refusal): void {
   const who = r.scope === 'principal' ? 'for this user through this app' : 'for this app, all its users together';
   const message = `Rate limit exceeded: at most ${r.limit.requestsPerMinute} requests a minute (bursts of ${r.limit.burst}) ${who}; retry after ${r.retryAfterSeconds} s`;
   const data = { limit: r.scope, requestsPerMinute: r.limit.requestsPerMinute, burst: r.limit.burst, retryAfterSeconds: r.retryAfterSeconds };

@@ -23,6 +23,7 @@ describe('MCP fair-use limiter', () => {
     db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
     clock = 1_700_000_000_000;
     lines.length = 0;
+    answered.length = 0;
   });
   afterEach(async () => {
     await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
@@ -35,12 +36,23 @@ describe('MCP fair-use limiter', () => {
     next();
   };
 
-  /** One replica: its own limiter instance (own fast-path memory) over the given buckets. */
+  /** Responses the app began to send (status line written), by path: a held refusal whose client left adds none. */
+  const answered: string[] = [];
+
+  /**
+   * One replica: its own limiter instance (own fast-path memory) over the given buckets.
+   * Refusals are answered at once (maxHoldMs 0) unless a test asks for the hold, so the fake clock rules every other test.
+   */
   async function replica(overrides: Partial<McpRateLimitOptions> = {}, buckets: TokenBuckets = tokenBucketsStore(db)) {
-    const limiter = createMcpRateLimit({ buckets, principal: { requestsPerMinute: 60, burst: 3 }, client: { requestsPerMinute: 120, burst: 5 }, log, now: () => clock, ...overrides });
+    const limiter = createMcpRateLimit({ buckets, principal: { requestsPerMinute: 60, burst: 3 }, client: { requestsPerMinute: 120, burst: 5 }, log, now: () => clock, maxHoldMs: 0, ...overrides });
     const app = express();
-    app.use((_req, res, next) => {
+    app.use((req, res, next) => {
       res.set('X-Request-Id', 'req-42');
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
+        answered.push(req.path);
+        return writeHead.apply(this, args);
+      } as typeof writeHead;
       next();
     });
     app.post('/mcp', asCaller, express.json(), limiter('streamable-http'), (_req, res) => void res.json({ ok: true }));
@@ -51,8 +63,8 @@ describe('MCP fair-use limiter', () => {
     servers.push(server);
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     return {
-      post: (sub: string, body: unknown, client = 'app-1') =>
-        fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sub': sub, 'x-client': client }, body: JSON.stringify(body) }),
+      post: (sub: string, body: unknown, client = 'app-1', signal?: AbortSignal) =>
+        fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sub': sub, 'x-client': client }, body: JSON.stringify(body), ...(signal ? { signal } : {}) }),
       get: (sub: string, client = 'app-1') => fetch(`${base}/sse`, { headers: { 'x-sub': sub, 'x-client': client } }),
       anonymous: () => fetch(`${base}/sse`),
     };
@@ -211,10 +223,119 @@ describe('MCP fair-use limiter', () => {
     expect(lines.filter((l) => l.includes('fair-use limit not checked'))).toHaveLength(2);
   });
 
+  /** The status of one request and how long (real time) its answer took. */
+  async function timed(request: Promise<Response>): Promise<{ status: number; ms: number; res: Response }> {
+    const start = performance.now();
+    const res = await request;
+    return { status: res.status, ms: performance.now() - start, res };
+  }
+
+  describe('holding refusals (a client that ignores Retry-After cannot make the server spend its time refusing it)', () => {
+    const HOLD = { maxHoldMs: 1000 };
+
+    it('holds a refusal until its retry time: a 200 ms refill is answered after about 200 ms', async () => {
+      // 300 a minute: one token every 200 ms.
+      const r = await replica({ ...HOLD, principal: { requestsPerMinute: 300, burst: 1 }, client: undefined });
+      expect((await timed(r.post('alice', callTool(1)))).ms).toBeLessThan(150);
+      const refused = await timed(r.post('alice', callTool(2)));
+      expect(refused.status).toBe(429);
+      expect(refused.ms).toBeGreaterThanOrEqual(150);
+      expect(refused.ms).toBeLessThan(900);
+      expect(refused.res.headers.get('retry-after')).toBe('1');
+    });
+
+    it('holds at most 1 s however far the retry time is (one a minute: Retry-After 60)', async () => {
+      const r = await replica({ ...HOLD, principal: { requestsPerMinute: 1, burst: 1 }, client: undefined });
+      await r.post('alice', callTool(1));
+      const refused = await timed(r.post('alice', callTool(2)));
+      expect(refused.status).toBe(429);
+      expect(refused.res.headers.get('retry-after')).toBe('60');
+      expect(refused.ms).toBeGreaterThanOrEqual(950);
+      expect(refused.ms).toBeLessThan(1800);
+    });
+
+    it('a held answer has the same status, headers and bodies as one answered at once (JSON-RPC, batch, GET)', async () => {
+      const r = await replica(HOLD);
+      for (let i = 0; i < 3; i++) expect((await r.post('alice', callTool(i))).status).toBe(200);
+      const [one, batch, get] = await Promise.all([timed(r.post('alice', callTool('call-7'))), timed(r.post('alice', [callTool(1), callTool(2)])), timed(r.get('alice'))]);
+      for (const t of [one, batch, get]) {
+        expect(t.status).toBe(429);
+        expect(t.ms, 'held for the 1 s retry time').toBeGreaterThanOrEqual(950);
+        expect(t.res.headers.get('retry-after')).toBe('1');
+        expect(t.res.headers.get('cache-control')).toBe('no-store');
+        expect(t.res.headers.get('content-type')).toMatch(/^application\/json/);
+      }
+      const message = 'Rate limit exceeded: at most 60 requests a minute (bursts of 3) for this user through this app; retry after 1 s';
+      const error = { code: RATE_LIMITED_CODE, message, data: { limit: 'principal', requestsPerMinute: 60, burst: 3, retryAfterSeconds: 1 } };
+      expect(await one.res.json()).toEqual({ jsonrpc: '2.0', id: 'call-7', error });
+      expect(await batch.res.json()).toEqual([
+        { jsonrpc: '2.0', id: 1, error },
+        { jsonrpc: '2.0', id: 2, error },
+      ]);
+      expect(await get.res.json()).toEqual({ error: 'too_many_requests', error_description: message, limit: 'principal', retry_after_seconds: 1 });
+    });
+
+    it('holds at most maxHeld at once: past it refusals are answered at once; once released, the next is held again', async () => {
+      const r = await replica({ ...HOLD, maxHeld: 2, principal: { requestsPerMinute: 1, burst: 1 }, client: undefined });
+      await r.post('alice', callTool(1));
+      // Two held first (in order, so the others find the limit full).
+      const heldOnes = [timed(r.post('alice', callTool(2))), timed(r.post('alice', callTool(3)))];
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const atOnce = await Promise.all([timed(r.post('alice', callTool(4))), timed(r.post('alice', callTool(5)))]);
+      for (const t of atOnce) {
+        expect(t.status).toBe(429);
+        expect(t.ms).toBeLessThan(500);
+      }
+      for (const t of await Promise.all(heldOnes)) {
+        expect(t.status).toBe(429);
+        expect(t.ms).toBeGreaterThanOrEqual(950);
+      }
+      const again = await timed(r.post('alice', callTool(6)));
+      expect(again.status).toBe(429);
+      expect(again.ms, 'the held ones were released').toBeGreaterThanOrEqual(950);
+    });
+
+    it('a client that disconnects while held is sent nothing, nothing throws, its slot is freed; the refusal was still counted and told', async () => {
+      const events: LimitedEvent[] = [];
+      const counts: string[] = [];
+      const r = await replica({ ...HOLD, maxHeld: 1, principal: { requestsPerMinute: 1, burst: 1 }, client: undefined, onLimited: (e) => events.push(e), onCounted: (s) => counts.push(s) });
+      await r.post('alice', callTool(1));
+      expect(answered).toEqual(['/mcp']);
+      const abort = new AbortController();
+      const left = r.post('alice', callTool(2), 'app-1', abort.signal);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      abort.abort();
+      await expect(left).rejects.toThrow(/abort/i);
+      // The server hears the socket close a moment after the client drops it.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The slot is free at once: the next refusal is held (not answered at once past maxHeld 1).
+      const next = await timed(r.post('alice', callTool(3)));
+      expect(next.status).toBe(429);
+      expect(next.ms).toBeGreaterThanOrEqual(950);
+      // Past the departed one's hold time too: it was never answered.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(answered).toEqual(['/mcp', '/mcp']);
+      expect(events.map((e) => e.jsonRpcId)).toEqual([2, 3]);
+      expect(counts).toEqual(['principal', 'principal']);
+      expect(lines, 'nothing warned or failed').toEqual([]);
+    });
+
+    it('maxHoldMs 0 answers at once', async () => {
+      const r = await replica({ maxHoldMs: 0, principal: { requestsPerMinute: 1, burst: 1 }, client: undefined });
+      await r.post('alice', callTool(1));
+      const refused = await timed(r.post('alice', callTool(2)));
+      expect(refused.status).toBe(429);
+      expect(refused.ms).toBeLessThan(500);
+    });
+  });
+
   it.each([
     ['a rate of 0', { principal: { requestsPerMinute: 0, burst: 1 } }, /principal requestsPerMinute must be an integer from 1 to 60000, got 0/],
     ['a fractional rate', { principal: { requestsPerMinute: 1.5, burst: 1 } }, /principal requestsPerMinute must be an integer/],
     ['a client burst of -5', { client: { requestsPerMinute: 10, burst: -5 } }, /client burst must be a positive integer, got -5/],
+    ['a hold of 1001 ms', { maxHoldMs: 1001 }, /maxHoldMs must be an integer from 0 to 1000, got 1001/],
+    ['a negative hold', { maxHoldMs: -1 }, /maxHoldMs must be an integer from 0 to 1000, got -1/],
+    ['a fractional maxHeld', { maxHeld: 2.5 }, /maxHeld must be a non-negative integer, got 2.5/],
   ])('refuses to build with %s', (_name, overrides, message) => {
     expect(() => createMcpRateLimit({ buckets: tokenBucketsStore(db), principal: { requestsPerMinute: 60, burst: 3 }, log, ...overrides })).toThrow(message);
   });
