@@ -39,8 +39,19 @@ function openSqlite(path: string): Db {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  sqliteHandles.set(db, sqlite);
+  return db;
 }
+
+const sqliteHandles = new WeakMap<Db, SQLite.Database>();
+
+/**
+ * The better-sqlite3 connection behind a SQLite Db, for the one statement that
+ * runs for every tool call (the audit insert, src/store/auditStore.ts): Kysely
+ * prepares a statement anew on each execute, which doubled its cost.
+ */
+export const sqliteHandleOf = (db: Db): SQLite.Database | undefined => sqliteHandles.get(db);
 
 function openPostgres(url: string, max: number): Db {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
