@@ -64,6 +64,20 @@ describe('audit writer', () => {
     expect(Date.parse(r.at)).not.toBeNaN();
   });
 
+  it('ids are unique time-ordered UUIDs (v7): a later record never sorts before an earlier one of another millisecond', async () => {
+    const w = writer({ batchSize: 10_000 });
+    for (let i = 0; i < 2_000; i++) w.record(call(`u${i}`));
+    await sleep(5);
+    w.record(call('last'));
+    await w.flush();
+    const all = await rows();
+    const ids = all.map((r) => r.id);
+    expect(new Set(ids).size).toBe(2_001);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const last = all.find((r) => r.sub === 'last')!.id;
+    expect(ids.filter((id) => id > last)).toEqual([]);
+  });
+
   it('a partial batch is written by the timer', async () => {
     const w = writer({ flushIntervalMs: 30 });
     w.record(call('timer'));
