@@ -62,23 +62,24 @@ export function auditCallGuard(inner: RequestHandler, { audit, tools, transport 
     if (!principal || calls.length === 0) return inner(req, res, next);
     const requestId = res.get('X-Request-Id');
     const context: CallContext = { transport: transportOf(req, transport), startedAt: performance.now(), begun: new Map(), ...(requestId ? { requestId } : {}) };
-    const base = { sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, transport: context.transport, ...(requestId ? { requestId } : {}), durationMs: 0 };
+    // Built only for a record made here (most calls are recorded by the tool layer).
+    const base = () => ({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, transport: context.transport, ...(requestId ? { requestId } : {}), durationMs: 0 });
     const known = calls.map((call) => ({ name: call.name.slice(0, 100), tool: tools.get(call.name), args: call.arguments }));
     const invalid = ({ tool, args }: (typeof known)[number]) => !inputSchemaOf(tool!).safeParse(args ?? {}).success;
     let passed = false;
     inner(req, res, (err?: unknown) => {
       passed = true;
-      for (const { name, tool } of known) if (!tool) audit.toolCall({ ...base, tool: name, outcome: 'unknown_tool' });
+      for (const { name, tool } of known) if (!tool) audit.toolCall({ ...base(), tool: name, outcome: 'unknown_tool' });
       const toCheck = known.filter((k) => k.tool);
       if (transport === 'sse') {
-        for (const k of toCheck) if (invalid(k)) audit.toolCall({ ...base, tool: k.name, outcome: 'invalid_input' });
+        for (const k of toCheck) if (invalid(k)) audit.toolCall({ ...base(), tool: k.name, outcome: 'invalid_input' });
       } else if (toCheck.length > 0) {
         res.once('close', () => {
           for (const k of toCheck) {
             const begun = context.begun.get(k.tool!.name) ?? 0;
             if (begun > 0) context.begun.set(k.tool!.name, begun - 1);
             // Cut off before it ended: the SDK may not have reached the call yet, so ask the schema.
-            else if (res.writableFinished || invalid(k)) audit.toolCall({ ...base, tool: k.name, outcome: 'invalid_input' });
+            else if (res.writableFinished || invalid(k)) audit.toolCall({ ...base(), tool: k.name, outcome: 'invalid_input' });
           }
         });
       }
@@ -88,7 +89,7 @@ export function auditCallGuard(inner: RequestHandler, { audit, tools, transport 
     // The guard answers synchronously when it refuses (403): no call in the request ran.
     if (!passed && res.headersSent) {
       const refused = principal.kind === 'machine' && !res.get('WWW-Authenticate') ? 'denied' : 'insufficient_scope';
-      for (const { name, tool } of known) audit.toolCall({ ...base, tool: name, outcome: tool ? refused : 'unknown_tool' });
+      for (const { name, tool } of known) audit.toolCall({ ...base(), tool: name, outcome: tool ? refused : 'unknown_tool' });
     }
   };
 }
