@@ -68,7 +68,7 @@ const WARN_EVERY_MS = 60_000;
 /** How long a process may spend tokens it leased: past it they are dropped (the limit errs low, never high). */
 const LEASE_MS = 1000;
 /** The most tokens one take leases (for a caller with a large burst that spends them fast). */
-const MAX_LEASE = 64;
+const MAX_LEASE = 256;
 /** The longest a refusal is held: a held client waits no more than this past its own retry time, and shutdown not much longer. */
 export const MAX_HOLD_MS = 1000;
 const MAX_HELD = 1000;
@@ -135,14 +135,18 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
     res.once('close', release);
   }
 
-  async function decide(principal: Principal): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
-    const keys = { principal: bucketKey('p', [principal.clientId, principal.sub]), client: bucketKey('c', [principal.clientId]) };
+  /** A token from this caller's lease, if it holds one: no database, no promise (the path of nearly every request of a busy caller). */
+  function spendLeased(principalKey: string): boolean {
+    const lease = leases.get(principalKey);
+    if (!lease || lease.tokens <= 0) return false;
+    lease.tokens--;
+    return true;
+  }
+
+  async function decide(principal: Principal, principalKey: string): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
+    const keys = { principal: principalKey, client: bucketKey('c', [principal.clientId]) };
     const t = now();
     const lease = leases.get(keys.principal);
-    if (lease && lease.tokens > 0) {
-      lease.tokens--;
-      return undefined;
-    }
     // Spent within its second: this caller is busy, lease more.
     const size = lease ? Math.min(maxLeaseSize, lease.size * 2) : leaseSize;
     for (const scope of ['principal', 'client'] as const) {
@@ -166,9 +170,11 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
     return async (req, res, next) => {
       const principal = principalOf(req.auth);
       if (!principal) return next();
+      const principalKey = bucketKey('p', [principal.clientId, principal.sub]);
+      if (spendLeased(principalKey)) return next();
       let refusal: Awaited<ReturnType<typeof decide>>;
       try {
-        refusal = await decide(principal);
+        refusal = await decide(principal, principalKey);
       } catch (error) {
         // The database is the limit's memory; while it fails, serve (the tools' own queries report the outage),
         // and say so once per WARN_EVERY_MS, not once per request.

@@ -175,13 +175,13 @@ describe('MCP fair-use limiter', () => {
     expect(takes).toBe(5 + 3);
   });
 
-  it('a busy caller leases twice as many each time it spends a lease within its second (up to 64): 200 requests, 6 statements', async () => {
+  it('a busy caller leases twice as many each time it spends a lease within its second (up to 256, and an eighth of the burst: 125 here): 200 requests, 5 statements', async () => {
     const inner = tokenBucketsStore(db);
     const wants: number[] = [];
     const counted: TokenBuckets = { take: (b, now, want) => (wants.push(want ?? 1), inner.take(b, now, want)) };
     const a = await replica({ principal: { requestsPerMinute: 60000, burst: 1000 }, client: { requestsPerMinute: 60000, burst: 1000 } }, counted);
     for (let i = 0; i < 200; i++) expect((await a.post('busy', callTool(i))).status).toBe(200);
-    expect(wants).toEqual([8, 16, 32, 64, 64, 64]);
+    expect(wants).toEqual([8, 16, 32, 64, 125]);
     // A second idle: the lease lapsed, the next one starts small again.
     clock += 1001;
     expect((await a.post('busy', callTool(0))).status).toBe(200);
