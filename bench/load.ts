@@ -29,7 +29,7 @@ export const headersFor = (t: Target): Record<string, string> => ({
 
 let nextId = 1;
 /** `tools/call whoami` in the target's revision (2026-07-28 carries its revision and capabilities in `_meta`). */
-const callWhoami = (t: Target) =>
+export const callWhoami = (t: Target) =>
   JSON.stringify({
     jsonrpc: '2.0',
     id: nextId++,

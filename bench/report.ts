@@ -10,6 +10,8 @@ const WARM_INTROSPECTION_TARGET = 0.95;
 const AUDIT_LIMITS_TARGET = 0.97;
 /** Issue 17: memory under a flood, end against middle (the audit queue is bounded). */
 const FLOOD_FLAT_PERCENT = 10;
+/** Issue 17: a flood from one token must not slow another person: their median within this of their median without it. */
+const FLOOD_OTHER_USER_RATIO = 1.25;
 const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits'];
 
 const x2 = (n: number) => `${n.toFixed(2)}×`;
@@ -139,6 +141,16 @@ export function targets(r: BenchResults): Target[] {
       short: `${(flood.rssPercent - FLOOD_FLAT_PERCENT).toFixed(1)} %`,
     });
   }
+  const other = r.flood?.otherUser;
+  if (other) {
+    const ratio = other.during.p50 / other.quiet.p50;
+    out.push({
+      name: `audit + limits flood: another person's median whoami during the flood within ${FLOOD_OTHER_USER_RATIO}× of without it`,
+      measured: x2(ratio),
+      met: ratio <= FLOOD_OTHER_USER_RATIO,
+      short: `${(ratio - FLOOD_OTHER_USER_RATIO).toFixed(2)}×`,
+    });
+  }
   return out;
 }
 
@@ -162,16 +174,28 @@ function loadMethod(r: BenchResults): string {
   const s = r.settings;
   const load = `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections per server, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds${s.quick ? ' (quick run: load only)' : ''}; ${s.cpuPlacement}${s.loadAverage ? `; machine load average ${s.loadAverage[0].toFixed(1)}–${s.loadAverage[1].toFixed(1)} during the load runs (on ${r.machine.cores} cores; the bench itself keeps about 3 tasks runnable, so more means other work shared the machine)` : ''}. `;
   const capacity = "Capacity is the baseline's server CPU µs per request over the scenario's: what the check costs the server.";
+  const ownTwin =
+    r.load.some((l) => OWN_TWIN.includes(l.scenario))
+      ? " The audit-limits row's twin is the same JWT server with the audit trail and fair-use limits off (not the fixed principal), so its ratios are what those two cost; its twin's runs are not in the baseline row." +
+        (s.auditLimits ? ` **In this run the scenario had only ${s.auditLimits === 'audit' ? 'the audit trail' : 'the fair-use limits'} on** (BENCH_AUDIT_LIMITS=${s.auditLimits}).` : '')
+      : '';
+  if (s.pairing === 'same-process') {
+    return (
+      `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections, ${s.durationSeconds} s per side per round in turns of ${s.sliceMs ?? 250} ms, ${s.rounds} rounds${s.quick ? ' (quick run: load only)' : ''}; ${s.cpuPlacement}${s.loadAverage ? `; machine load average ${s.loadAverage[0].toFixed(1)}–${s.loadAverage[1].toFixed(1)} during the load runs (${r.machine.cores} cores)` : ''}. ` +
+      'Each scenario and its baseline (the same server with a fixed principal instead of the token check) are served by ONE server in one process whose verifier switches on the token, so the two sides run the same code with the same JIT state and differ only in the check; the audit-limits scenario differs in configuration, so its twin is a second server in the same process, in 4 processes built in both orders, each round in the next (two servers of one build came out up to ±5 % apart by themselves). ' +
+      `After ${s.warmSeconds ?? 8} s of unmeasured turns per pair, each round loads the scenario and its twin in alternating turns over the same kept connections (which side goes first flips every round), so the host's drifts over seconds reach both alike; a side's numbers are sums over its own turns (server CPU read between turns). ` +
+      'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against its twin in the same round, with the range of those per-round ratios in brackets; the baseline row is every twin of that mode. ' +
+      capacity +
+      ownTwin
+    );
+  }
   if (s.pairing === 'concurrent') {
     return (
       load +
       'Each scenario server has a baseline twin (the same configuration with a fixed principal instead of the token check); the two are loaded at the same time, sharing one CPU, so other load on the machine slows both alike; rounds alternate the scenario order. ' +
       'Values are medians over the rounds; each ratio (and added p99) is the median over rounds of the scenario against its twin in the same round, with the range of those per-round ratios in brackets; the baseline row is every twin of that mode. ' +
       capacity +
-      (r.load.some((l) => OWN_TWIN.includes(l.scenario))
-        ? " The audit-limits row's twin is the same JWT server with the audit trail and fair-use limits off (not the fixed principal), so its ratios are what those two cost; its twin's runs are not in the baseline row." +
-          (s.auditLimits ? ` **In this run the scenario had only ${s.auditLimits === 'audit' ? 'the audit trail' : 'the fair-use limits'} on** (BENCH_AUDIT_LIMITS=${s.auditLimits}).` : '')
-        : '')
+      ownTwin
     );
   }
   return (
@@ -276,6 +300,13 @@ export function renderMarkdown(r: BenchResults): string {
         (g ? ` Middle to end: RSS ${signed(g.rssPercent)} %, heap ${signed(g.heapPercent)} %.` : ''),
       '',
     );
+    if (fl.otherUser) {
+      const { quiet, during } = fl.otherUser;
+      lines.push(
+        `Another person (their own token) calling whoami every 125 ms: median ${quiet.p50.toFixed(2)} ms, p95 ${quiet.p95.toFixed(2)} ms without the flood (${quiet.n} calls); median ${during.p50.toFixed(2)} ms (${x2(during.p50 / quiet.p50)}), p95 ${during.p95.toFixed(2)} ms during it (${during.n} calls, from its second second).`,
+        '',
+      );
+    }
   }
   const f = r.flow;
   if (f) {

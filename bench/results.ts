@@ -117,6 +117,8 @@ export interface FloodResult {
   audit: { written: number; dropped: number; failed: number };
   /** Before the flood (idle), then a few seconds in, halfway and just before it ends (all under load). */
   points: MemoryPoint[];
+  /** Another person's whoami latency (ms), one call every 50 ms, before the flood and during it (absent in older results). */
+  otherUser?: { quiet: { p50: number; p95: number; n: number }; during: { p50: number; p95: number; n: number } };
 }
 
 export interface FlowResult {
@@ -173,11 +175,15 @@ export interface BenchResults {
     /** How the load generator and the servers were placed on CPUs, e.g. "load generator on CPU 0, server on CPU 1". */
     cpuPlacement: string;
     /**
-     * 'concurrent': each scenario server loaded at the same time as its own
-     * baseline twin. Absent in results from before: the baseline ran next to
-     * the scenario, one after the other.
+     * 'same-process': each scenario and its baseline twin served by one
+     * process, loaded in alternating turns of `sliceMs`. 'concurrent':
+     * two processes loaded at the same time. Absent in results from before:
+     * the baseline ran next to the scenario, one after the other.
      */
-    pairing?: 'concurrent';
+    pairing?: 'concurrent' | 'same-process';
+    /** Unmeasured seconds of turns per pair before the first round, and the length of one turn (same-process pairing). */
+    warmSeconds?: number;
+    sliceMs?: number;
     /** Lowest and highest 1-minute load average of the machine seen before each pair (absent before it was recorded). */
     loadAverage?: [number, number];
     /** A quick run (`--quick`): load only, the scenarios with targets. */

@@ -2,21 +2,21 @@
  * `npm run bench`: what auth costs, against the real Ory Hydra, as ratios to
  * a baseline measured in the same run. Not part of `npm test`.
  *
- *  1. Load: `tools/call whoami` over keep-alive connections (autocannon) for
- *     each scenario, in three modes: 2025-era stateless and stateful Streamable
+ *  1. Load: `tools/call whoami` over keep-alive connections for each
+ *     scenario, in three modes: 2025-era stateless and stateful Streamable
  *     HTTP, and 2026-07-28 (stateless, no initialize; the same server processes
- *     as 2025 stateless, only the request shape differs). Every scenario server
- *     has a twin: the same configuration with the fixed-principal verifier (its
- *     own baseline). The two are loaded AT THE SAME TIME, with the same
- *     connections, warm-up and idle time, both main threads pinned to the same
- *     CPU; a round's ratio is scenario req/s ÷ twin req/s in that round, so
- *     whatever else the machine does hits both alike. Rounds alternate the
- *     scenario order and which load starts first. The introspect-everything
- *     comparison (a hundredfold slower, a contrast, not a target per mode) runs
- *     in 2025 stateless only, in the first two rounds. The audit-limits
- *     scenario (issue 17: the audit trail on and fair-use limits on, set high
- *     enough never to refuse the load) has its own twin: the same JWT server
- *     with both off; 2025 stateless only.
+ *     as 2025 stateless, only the request shape differs). Every scenario has a
+ *     twin: the same configuration with the fixed-principal verifier (its own
+ *     baseline), served by the SAME process on its own port and database
+ *     (bench/server.ts BENCH_TWIN). Each round loads the two in alternating
+ *     turns of a quarter second over the same kept connections
+ *     (bench/interleave.ts), which side goes first flipping by round; a
+ *     round's ratio is the scenario's req/s ÷ the twin's over their own turns.
+ *     The introspect-everything comparison (a hundredfold slower, a contrast,
+ *     not a target per mode) runs in 2025 stateless only, in the first two
+ *     rounds. The audit-limits scenario (issue 17: the audit trail on and
+ *     fair-use limits on, set high enough never to refuse the load) has its
+ *     own twin: the same JWT server with both off; 2025 stateless only.
  *  2. The check alone, and the removed-subject check with and without, in process.
  *  3. Memory: RSS after N and 2N distinct tokens against a token cache bounded
  *     at N (quick: N = 1,000 on a smaller bound; BENCH_MEMORY=full: N = 10,000,
@@ -24,7 +24,8 @@
  *     1,000 sessions.
  *     Then a flood: one token against a server with the audit trail and the
  *     default limits (nearly every request a 429 and an audit record), memory
- *     sampled before, a few seconds in, halfway and near the end.
+ *     sampled before, a few seconds in, halfway and near the end, and another
+ *     person's whoami latency without and during the flood.
  *  4. Flow: 20 whole OAuth flows (registration → … → token).
  *  5. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
  *  6. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
@@ -35,7 +36,8 @@
  * noise; also to a scratch directory), --audit-only (only the audit-limits
  * pair and the flood, about a minute; scratch directory). They may be combined.
  *
- * Knobs (environment): BENCH_CONNECTIONS (10 per server), BENCH_SECONDS (3), BENCH_ROUNDS (7; quick 3),
+ * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
+ * BENCH_WARM_SECONDS (8 per pair), BENCH_ROUNDS (12; quick 6; contrasts without targets 4 at most),
  * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
@@ -43,7 +45,6 @@
  * compared with bench/profileDiff.ts). The default run takes under 10 minutes on 2 cores.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +55,9 @@ import { addUserWithCli } from '../test/e2e/stack.js';
 import { pinToCpu } from './cpu.js';
 import { summariseFlows, timeOneFlow } from './flow.js';
 import { type BenchClient, createClient, createIdleClients, mintToken, mintTokens } from './hydraTokens.js';
-import { callOnce, openSession, REVISION_2026, runLoad, type Target } from './load.js';
+import { callOnce, openSession, REVISION_2026, type Target } from './load.js';
+import { runInterleaved } from './interleave.js';
+import { BASELINE_TOKEN } from './switchVerifier.js';
 import { sessionMemory, tokenMemory } from './memory.js';
 import { writeReport } from './report.js';
 import { paginationCost } from './pagination.js';
@@ -110,9 +113,20 @@ const num = (name: string, fallback: number) => {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
   return v;
 };
+const seconds = (name: string, fallback: number) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v < 0.5 || v > 60) throw new Error(`${name} must be a number of seconds from 0.5 to 60`);
+  return v;
+};
+/** Unmeasured turns before the first round, per pair (both sides together). */
+const WARM_SECONDS = seconds('BENCH_WARM_SECONDS', 8);
+const WARM_SLICE_MS = 500;
+/** One turn of one side; a round gives each side SECONDS of turns. */
+const SLICE_MS = num('BENCH_SLICE_MS', 250);
 const CONNECTIONS = num('BENCH_CONNECTIONS', 10);
-const SECONDS = num('BENCH_SECONDS', 3);
-const ROUNDS = num('BENCH_ROUNDS', QUICK ? 3 : 7);
+/** Seconds of load per side per round, in turns of SLICE_MS. */
+const SECONDS = seconds('BENCH_SECONDS', 1.5);
+const ROUNDS = num('BENCH_ROUNDS', QUICK ? 6 : 12);
 const FULL_MEMORY = (process.env.BENCH_MEMORY ?? 'quick') === 'full';
 if (!['quick', 'full'].includes(process.env.BENCH_MEMORY ?? 'quick')) throw new Error('BENCH_MEMORY must be quick or full');
 // The production cache bound for the full run; a smaller bound (same code) for the quick one.
@@ -120,6 +134,21 @@ const TOKEN_CACHE_BOUND = FULL_MEMORY ? 10_000 : 1_000;
 const TOKENS = num('BENCH_TOKENS', TOKEN_CACHE_BOUND);
 /** Rounds in which the introspect-everything comparison runs: it is 100× off, so two pairs say enough. */
 const EVERYTHING_ROUNDS = 2;
+/**
+ * Rounds of the contrasts without a target (introspect every call, the credential
+ * tool): a round's ratio strays ±5 % on these machines, so the scenarios with
+ * targets get every round (12: the median within about ±2 %) and these fewer.
+ */
+const CONTRAST_ROUNDS = Math.min(ROUNDS, 4);
+const CONTRASTS: Scenario[] = ['opaque-introspect', 'credential'];
+/**
+ * A scenario with its own twin server (audit-limits) runs in this many
+ * processes, each round in the next: two servers of one build, even in one
+ * process, came out up to ±5 % apart by themselves (an A/A of such a pair
+ * measured 0.95×), so their pairs are spread over processes built in both orders.
+ */
+const TWIN_PROCESSES = 4;
+const processKeys = (scenario: Scenario): string[] => (COMPOSITION[scenario].twin ? Array.from({ length: TWIN_PROCESSES }, (_, k) => `#${k}`) : ['']);
 const FLOWS = num('BENCH_FLOWS', 20);
 const FLOOD_SECONDS = num('BENCH_FLOOD_SECONDS', 15);
 /** Which of the two the audit-limits scenario turns on (both by default; one alone tells their costs apart). */
@@ -249,11 +278,11 @@ async function main() {
       MCP_REQUESTS_PER_MINUTE: 'off',
       ...extra,
     });
-    const start = async (name: string, verifier: string, hydra: RunningHydra, extra: Record<string, string>, port?: number) => {
+    const start = async (name: string, verifier: string, hydra: RunningHydra, extra: Record<string, string>, port?: number, twin?: Parameters<typeof startBenchServer>[4]) => {
       // A free port can be taken by another process before the server binds it: try a fresh one.
       for (let attempt = 1; ; attempt++) {
         try {
-          const s = await startBenchServer(name, verifier, await envFor(name, hydra, extra, port), serverCpu);
+          const s = await startBenchServer(name, verifier, await envFor(name, hydra, extra, port), serverCpu, twin);
           cleanups.push(() => s.stop());
           return s;
         } catch (e) {
@@ -263,29 +292,37 @@ async function main() {
       }
     };
 
-    // ── servers: per (server mode, scenario) the scenario's and its baseline twin; three for memory ──
-    // The twin has the scenario's configuration (credential provider included)
-    // with the fixed principal instead of the token check; under --aa the
-    // scenario's server is composed the same way, so each pair is baseline vs baseline.
+    // ── servers: per (server mode, scenario) one process serving both sides of the pair; three for memory ──
+    // Most scenarios differ from their baseline only in the token check: one
+    // server whose verifier switches on the token (bench/switchVerifier.ts),
+    // the baseline's requests bearing BASELINE_TOKEN. A scenario with its own
+    // twin configuration (audit-limits: the audit trail and limits off) gets a
+    // second server in the same process (bench/server.ts BENCH_TWIN). Under
+    // --aa both sides are the baseline.
     const load = new Map<string, BenchServer>();
     await Promise.all(
       SERVER_MODES.flatMap((mode) =>
         scenariosOf(mode)
           .filter((scenario) => scenario !== 'baseline')
-          .flatMap((scenario) =>
-            (['scenario', 'baseline'] as const).map(async (side) => {
-              const c = COMPOSITION[scenario];
-              const name = `${mode}-${scenario}${side === 'baseline' ? '-baseline' : ''}`;
-              const s = await start(name, side === 'baseline' || AA ? (c.twin?.verifier ?? 'fixed') : c.verifier, hydras[c.hydra], {
-                MCP_STATELESS: String(mode === 'stateless'),
-                INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds),
-                ...(scenario === 'credential' ? await credentialEnv(dir) : {}),
-                ...(side === 'baseline' || AA ? (c.twin?.env ?? {}) : (c.env ?? {})),
-              });
-              if (scenario === 'credential') await seedCredential(join(dir, `${name}.sqlite`), 'bench-baseline-user');
-              load.set(`${mode}/${scenario}${side === 'baseline' ? '/baseline' : ''}`, s);
-            }),
-          ),
+          .flatMap((scenario) => processKeys(scenario).map((suffix) => ({ scenario, suffix })))
+          .map(async ({ scenario, suffix }) => {
+            const c = COMPOSITION[scenario];
+            const name = `${mode}-${scenario}${suffix.replace('#', '-')}`;
+            const common = { MCP_STATELESS: String(mode === 'stateless'), INTROSPECTION_CACHE_SECONDS: String(c.cacheSeconds), ...(scenario === 'credential' ? await credentialEnv(dir) : {}) };
+            const dbs = [join(dir, `${name}.sqlite`)];
+            let s: BenchServer;
+            if (c.twin) {
+              const twinEnv = await envFor(`${name}-baseline`, hydras[c.hydra], { ...common, ...c.twin.env });
+              dbs.push(twinEnv.DATABASE_PATH!);
+              // Which of the two servers is built first alternates between the processes.
+              const twin = { verifier: c.twin.verifier, env: { PORT: twinEnv.PORT!, DATABASE_PATH: twinEnv.DATABASE_PATH!, ...common, ...c.twin.env }, first: suffix.endsWith('1') || suffix.endsWith('3') };
+              s = await start(name, AA ? twin.verifier : c.verifier, hydras[c.hydra], { ...common, ...(AA ? c.twin.env : (c.env ?? {})) }, undefined, twin);
+            } else {
+              s = await start(name, `switch:${c.verifier}`, hydras[c.hydra], { ...common, ...(c.env ?? {}) });
+            }
+            if (scenario === 'credential') for (const db of dbs) await seedCredential(db, 'bench-baseline-user');
+            load.set(`${mode}/${scenario}${suffix}`, s);
+          }),
       ),
     );
     // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
@@ -300,11 +337,11 @@ async function main() {
         };
     // Issue 17's flood: the audit trail on (the default) and the default limits, so nearly every request is refused.
     const flooded = QUICK && !AUDIT_ONLY ? undefined : await start('flood', 'hydra', hydras.jwt, { MCP_STATELESS: 'true', AUDIT: 'on', MCP_REQUESTS_PER_MINUTE: UNSET });
-    log(`${load.size + (memory ? 3 : 0) + (flooded ? 1 : 0)} servers up`);
+    log(`${load.size} scenario processes (each with its twin)${memory ? ', 3 memory servers' : ''}${flooded ? ', a flood server' : ''} up`);
 
     // ── tokens: one client per Hydra, allowed every server as audience ───
     const all = [...load.values(), ...(memory ? Object.values(memory) : []), ...(flooded ? [flooded] : [])];
-    const audiences = all.map((s) => s.mcpUrl.href);
+    const audiences = all.flatMap((s) => [s.mcpUrl.href, ...(s.twin ? [s.twin.mcpUrl.href] : [])]);
     const clients: Record<'jwt' | 'opaque', BenchClient> = {
       jwt: await createClient(hydras.jwt.adminUrl, audiences),
       opaque: await createClient(hydras.opaque.adminUrl, audiences),
@@ -317,20 +354,23 @@ async function main() {
 
     const targets = new Map<string, { target: Target; sub: string; server: BenchServer }>();
     for (const mode of MODES) {
-      for (const scenario of scenariosOf(mode).filter((s) => s !== 'baseline')) {
+      for (const [scenario, suffix] of scenariosOf(mode).filter((s) => s !== 'baseline').flatMap((sc) => processKeys(sc).map((x) => [sc, x] as const))) {
         for (const side of ['scenario', 'baseline'] as const) {
-          const key = `${mode}/${scenario}${side === 'baseline' ? '/baseline' : ''}`;
-          const server = load.get(`${serverModeOf(mode)}/${scenario}${side === 'baseline' ? '/baseline' : ''}`)!;
-          const which = COMPOSITION[scenario].hydra;
-          const token = await mintToken(hydras[which].publicUrl, clients[which], server.mcpUrl.href);
-          // client_credentials: the subject is the client; a fixed-principal server names its fixed person.
+          const key = `${mode}/${scenario}${suffix}${side === 'baseline' ? '/baseline' : ''}`;
+          const server = load.get(`${serverModeOf(mode)}/${scenario}${suffix}`)!;
           const c = COMPOSITION[scenario];
-          const fixed = side === 'baseline' || AA ? (c.twin?.verifier ?? 'fixed') === 'fixed' : c.verifier === 'fixed';
+          const url = side === 'baseline' && c.twin ? server.twin!.mcpUrl : server.mcpUrl;
+          const which = c.hydra;
+          // The switch verifier's baseline side (and, under --aa, both sides) bears BASELINE_TOKEN.
+          const baselineToken = !c.twin && (side === 'baseline' || AA);
+          const token = baselineToken ? BASELINE_TOKEN : await mintToken(hydras[which].publicUrl, clients[which], url.href);
+          // client_credentials: the subject is the client; a fixed-principal server names its fixed person.
+          const fixed = baselineToken || (side === 'baseline' || AA ? (c.twin?.verifier ?? 'fixed') === 'fixed' : c.verifier === 'fixed');
           const sub = fixed ? 'bench-baseline-user' : clients[which].clientId;
-          const sessionId = mode === 'stateful' ? (await openSession(server.mcpUrl, token)).sessionId : undefined;
+          const sessionId = mode === 'stateful' ? (await openSession(url, token)).sessionId : undefined;
           if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
           const target: Target = {
-            url: server.mcpUrl,
+            url,
             token,
             sessionId,
             ...(mode === 'stateless-2026' ? { revision: REVISION_2026 } : {}),
@@ -338,51 +378,55 @@ async function main() {
             ...(scenario === 'credential' && !AA && side === 'scenario' ? { tool: whoamiWithCredential.name } : {}),
           };
           await callOnce(target, sub);
-          // Warm-up: JIT, connection pools, the introspection cache where there is one.
-          await runLoad(target, CONNECTIONS, 1);
           targets.set(key, { target, sub, server });
         }
       }
     }
 
-    // ── 1. load: each scenario loaded at the same time as its baseline twin ──
-    // Two processes pinned to one CPU share it by the scheduler's fair share:
-    // the one that spends more CPU per request answers fewer requests, and
-    // anything else on the machine (other processes, drift over minutes) slows
-    // both alike. Both have the same history (warmed, loaded and left idle
-    // together), so no side pays for having waited while the other ran. Before
-    // each measured pair, a pause lets the previous pair's stragglers finish,
-    // and one unmeasured second under the same concurrent load warms both.
+    // ── 1. load: each scenario and its twin in one process, loaded in turns ──
+    // The pair shares a process (heap, JIT, memory layout): two processes of
+    // the same build differ by a few % on their own, which used to decide the
+    // ratios. Only one side is loaded at a time, in turns of SLICE_MS over
+    // kept connections (bench/interleave.ts), so each has the CPU to itself
+    // (no scheduler share between them, no advantage for a side that waits on
+    // Hydra) and the host's drifts (this VM's speed moves by tens of % within
+    // seconds) reach both alike. Warm-up first: a fresh server needs ~8,000
+    // calls before its cost per call settles.
+    /** The pair `key` in turns, scenario first unless `twinFirst`; answers [scenario, twin]. */
+    const interleaved = async (key: string, slices: number, sliceMs: number, twinFirst = false): Promise<[LoadSample, LoadSample]> => {
+      const [a, b] = [targets.get(key)!, targets.get(`${key}/baseline`)!];
+      const options = { connections: CONNECTIONS, sliceMs, slices, cpuMicros: () => a.server.cpuMicros() };
+      if (!twinFirst) return runInterleaved([a.target, b.target], options);
+      const [twin, scenario] = await runInterleaved([b.target, a.target], options);
+      return [scenario, twin];
+    };
+    const combos = MODES.flatMap((mode) => scenariosOf(mode).filter((s) => s !== 'baseline').flatMap((scenario) => processKeys(scenario).map((suffix) => `${mode}/${scenario}${suffix}`)));
+    phase(`warm-up (${WARM_SECONDS} s per pair)`);
+    for (const key of combos) await interleaved(key, Math.round((WARM_SECONDS * 1000) / WARM_SLICE_MS), WARM_SLICE_MS);
     phase('load');
     const pairs = new Map<string, { scenario: LoadSample; baseline: LoadSample }[]>();
     // The machine's 1-minute load average at every pair: says whether the run had the machine to itself.
     const loads: number[] = [];
-    const measure = async (key: string, seconds: number) => {
-      const { target, server } = targets.get(key)!;
-      const cpuBefore = await server.cpuMicros();
-      const sample = await runLoad(target, CONNECTIONS, seconds);
-      // Read after the last answers are in; the few µs of the IPC round trip are noise.
-      sample.cpuUs = ((await server.cpuMicros()) - cpuBefore) / Math.max(1, sample.requests);
-      return sample;
-    };
-    const runPair = async (key: string, round: number, label: string) => {
+    const runPair = async (scenarioKey: string, round: number, label: string) => {
+      // A scenario with its own twin server runs each round in the next of its processes.
+      const suffixes = processKeys(scenarioKey.slice(scenarioKey.indexOf('/') + 1) as Scenario);
+      const key = `${scenarioKey}${suffixes[round % suffixes.length]}`;
       const sides = [key, `${key}/baseline`];
-      // Which load starts first (its connections open a few µs earlier) alternates by round.
-      const ordered = round % 2 === 1 ? [...sides].reverse() : sides;
-      await sleep(300);
       loads.push(loadavg()[0]!);
-      await Promise.all(ordered.map((k) => runLoad(targets.get(k)!.target, CONNECTIONS, 1)));
-      const measured = await Promise.all(ordered.map((k) => measure(k, SECONDS)));
-      const [scenario, baseline] = round % 2 === 1 ? [measured[1]!, measured[0]!] : [measured[0]!, measured[1]!];
+      // The process sat idle while other pairs ran: a moment of unmeasured turns first.
+      await interleaved(key, 2, 150);
+      // Which side takes the first turn alternates by round.
+      const slices = 2 * Math.max(1, Math.round((SECONDS * 1000) / SLICE_MS));
+      const [scenario, baseline] = await interleaved(key, slices, SLICE_MS, round % 2 === 1);
       for (const k of sides) await callOnce(targets.get(k)!.target, targets.get(k)!.sub);
       const show = (s: LoadSample) => `${s.rps.toFixed(0)} req/s, p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, ${s.cpuUs!.toFixed(0)} µs CPU/req, errors ${s.errors}`;
       log(`${label} ${key}: ${(scenario.rps / baseline.rps).toFixed(3)}× (${show(scenario)} | twin ${show(baseline)})`);
-      pairs.set(key, [...(pairs.get(key) ?? []), { scenario, baseline }]);
+      pairs.set(scenarioKey, [...(pairs.get(scenarioKey) ?? []), { scenario, baseline }]);
     };
     for (let round = 0; round < ROUNDS; round++) {
       const flip = round % 2 === 1;
       for (const mode of MODES) {
-        const inRound = scenariosOf(mode).filter((s) => s !== 'baseline' && (s !== 'introspect-everything' || round < EVERYTHING_ROUNDS));
+        const inRound = scenariosOf(mode).filter((s) => s !== 'baseline' && (s !== 'introspect-everything' || round < EVERYTHING_ROUNDS) && (!CONTRASTS.includes(s) || round < CONTRAST_ROUNDS));
         for (const scenario of flip ? [...inRound].reverse() : inRound) await runPair(`${mode}/${scenario}`, round, `round ${round + 1}/${ROUNDS}`);
       }
     }
@@ -414,15 +458,15 @@ async function main() {
         };
       }),
     );
-    const auditPair = load.get('stateless/audit-limits');
-    if (auditPair) {
+    for (const suffix of scenariosOf('stateless').includes('audit-limits') ? processKeys('audit-limits') : []) {
+      const auditPair = load.get(`stateless/audit-limits${suffix}`)!;
       // The scenario must have audited and never refused (else it measured 429s); its twin must have audited nothing.
       const written = await auditPair.metric('audit_records_written_total');
       // No refusal yet: no such sample in the metrics.
       const refusedBy = (scope: string) => auditPair.metric('mcp_rate_limited_total', { scope }).catch(() => 0);
       const refused = (await refusedBy('principal')) + (await refusedBy('client'));
-      const twinWritten = await load.get('stateless/audit-limits/baseline')!.metric('audit_records_written_total');
-      log(`audit-limits: ${written} audit records written, ${refused} refused; twin ${twinWritten} written`);
+      const twinWritten = await auditPair.twin!.metric('audit_records_written_total');
+      log(`audit-limits${suffix}: ${written} audit records written, ${refused} refused; twin ${twinWritten} written`);
       if (!AA && ((AUDIT_LIMITS !== 'limits' && written === 0) || refused > 0 || twinWritten > 0)) throw new Error(`audit-limits: expected records and no refusals on the scenario, none on its twin; got ${written} written, ${refused} refused, twin ${twinWritten}`);
     }
     for (const s of load.values()) await s.stop();
@@ -433,7 +477,11 @@ async function main() {
       const token = await mintToken(hydras.jwt.publicUrl, clients.jwt, flooded.mcpUrl.href);
       const target: Target = { url: flooded.mcpUrl, token };
       await callOnce(target, clients.jwt.clientId);
-      flood = await floodMemory(flooded, target, CONNECTIONS, FLOOD_SECONDS);
+      // Another person: their own client (client_credentials: the client is the subject), so their own buckets.
+      const otherClient = await createClient(hydras.jwt.adminUrl, [flooded.mcpUrl.href], 'bench other person');
+      const other = { target: { url: flooded.mcpUrl, token: await mintToken(hydras.jwt.publicUrl, otherClient, flooded.mcpUrl.href) }, sub: otherClient.clientId };
+      flood = await floodMemory(flooded, target, CONNECTIONS, FLOOD_SECONDS, other);
+      if (flood.otherUser) log(`flood: another person's median ${flood.otherUser.quiet.p50.toFixed(2)} ms without, ${flood.otherUser.during.p50.toFixed(2)} ms during (p95 ${flood.otherUser.quiet.p95.toFixed(2)} / ${flood.otherUser.during.p95.toFixed(2)} ms)`);
       log(`flood: ${flood.ok} 200, ${flood.limited} 429, ${flood.other} other; audit ${flood.audit.written} written, ${flood.audit.dropped} dropped; ${flood.points.map((p) => `${p.label} ${p.rssMiB.toFixed(1)} MiB RSS, ${p.heapUsedMiB.toFixed(1)} MiB heap`).join('; ')}`);
       await flooded.stop();
     }
@@ -506,7 +554,7 @@ async function main() {
         os: `${platform()} ${release()}`,
         hydra: hydras.jwt.version,
       },
-      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement, pairing: 'concurrent', loadAverage: [Math.min(...loads), Math.max(...loads)], ...(QUICK ? { quick: true } : {}), ...(AA ? { aa: true } : {}), ...(AUDIT_ONLY ? { auditOnly: true } : {}), ...(AUDIT_LIMITS !== 'both' ? { auditLimits: AUDIT_LIMITS as 'audit' | 'limits' } : {}) },
+      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement, pairing: 'same-process', warmSeconds: WARM_SECONDS, sliceMs: SLICE_MS, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(QUICK ? { quick: true } : {}), ...(AA ? { aa: true } : {}), ...(AUDIT_ONLY ? { auditOnly: true } : {}), ...(AUDIT_LIMITS !== 'both' ? { auditLimits: AUDIT_LIMITS as 'audit' | 'limits' } : {}) },
       load: loadResults,
       verifier: extra?.verifier ?? [],
       ...(extra ? { memory: extra.memory, flow: extra.flow, removedCheck: extra.removedCheck, pagination: extra.pagination } : {}),

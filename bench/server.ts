@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { whoamiWithCredential } from './credentialTool.js';
 import { fixedPrincipalVerifier } from './fixedPrincipal.js';
+import { switchVerifier } from './switchVerifier.js';
 import { introspectEverythingVerifier } from './introspectEverything.js';
 import { hydraTokenVerifier, startServer, type StartOptions } from '../src/main.js';
 
@@ -19,16 +20,33 @@ const verifiers: Record<string, StartOptions['verifier']> = {
   'introspect-everything': introspectEverythingVerifier,
 };
 
+// "switch:<name>": <name>'s check for scenario tokens, the fixed principal for BASELINE_TOKEN (bench/switchVerifier.ts).
 const choice = process.env.BENCH_VERIFIER ?? 'hydra';
-const verifier = verifiers[choice];
+const named = (name: string) => (name.startsWith('switch:') ? ((v) => v && switchVerifier(v))(verifiers[name.slice('switch:'.length)]) : verifiers[name]);
+const verifier = named(choice);
 if (!verifier || !process.send) {
   console.error(`bench/server.ts: unknown BENCH_VERIFIER "${choice}" or no IPC channel`);
   process.exit(2);
 }
 
 // The credential scenario's tool, where the run configured a provider for it.
-const running = await startServer(process.env, { verifier, ...(process.env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}) });
-process.send({ ready: true, url: running.url, metricsUrl: running.metricsUrl });
+const start = (env: Record<string, string | undefined>, v: StartOptions['verifier']) =>
+  startServer(env, { verifier: v, ...(env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}) });
+// BENCH_TWIN = {"verifier", "env"}: a second server in this process (its own port and database), the
+// scenario's baseline. One process for both: the same heap, JIT and memory layout, so the pair differs
+// only in the code each request runs (two processes of the same build differ by a few % by themselves).
+const twinSpec = process.env.BENCH_TWIN ? (JSON.parse(process.env.BENCH_TWIN) as { verifier: string; env: Record<string, string> }) : undefined;
+const twinVerifier = twinSpec && named(twinSpec.verifier);
+if (twinSpec && !twinVerifier) {
+  console.error(`bench/server.ts: unknown twin verifier "${twinSpec.verifier}"`);
+  process.exit(2);
+}
+// Which of the two is built first alternates by pair (BENCH_TWIN_FIRST), so neither always gets the fresher heap.
+const twinFirst = process.env.BENCH_TWIN_FIRST === 'true';
+const twinRunning = twinSpec && twinFirst ? await start({ ...process.env, BENCH_TWIN: undefined, ...twinSpec.env }, twinVerifier) : undefined;
+const running = await start(process.env, verifier);
+const twin = twinRunning ?? (twinSpec ? await start({ ...process.env, BENCH_TWIN: undefined, ...twinSpec.env }, twinVerifier) : undefined);
+process.send({ ready: true, url: running.url, metricsUrl: running.metricsUrl, ...(twin ? { twin: { url: twin.url, metricsUrl: twin.metricsUrl } } : {}) });
 process.on('message', (msg: { memory?: boolean; stop?: boolean; cpu?: boolean }) => {
   // CPU time of the whole process (all threads), µs: the load runs read it before and after.
   if (msg.cpu) {
@@ -46,7 +64,7 @@ process.on('message', (msg: { memory?: boolean; stop?: boolean; cpu?: boolean })
       process.send!({ memory: process.memoryUsage() });
     })();
   }
-  if (msg.stop) void running.stop().then(() => process.exit(0));
+  if (msg.stop) void Promise.all([running.stop(), twin?.stop()]).then(() => process.exit(0));
 });
 // The parent going away ends us too.
-process.on('disconnect', () => void running.stop().then(() => process.exit(0)));
+process.on('disconnect', () => void Promise.all([running.stop(), twin?.stop()]).then(() => process.exit(0)));

@@ -14,7 +14,20 @@ export interface BenchServer {
   cpuMicros(): Promise<number>;
   /** One Prometheus sample, e.g. metric('token_cache_entries', { cache: 'jwt' }). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** The baseline twin served by the same process (startBenchServer's `twin`): its own port, database and metrics. */
+  twin?: { mcpUrl: URL; metric(name: string, labels?: Record<string, string>): Promise<number> };
   stop(): Promise<void>;
+}
+
+/** One Prometheus sample from a metrics endpoint. */
+async function scrape(serverName: string, metricsUrl: string, metricName: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text
+    .split('\n')
+    .find((l) => (l.startsWith(`${metricName}{`) || l.startsWith(`${metricName} `) ? want.every((w) => l.includes(w)) : false));
+  if (!line) throw new Error(`${serverName}: no ${metricName} ${want.join(',')} in metrics`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
@@ -30,6 +43,8 @@ export async function startBenchServer(
   env: Record<string, string>,
   /** Pin the server's threads to this CPU once it is up. */
   cpu?: number,
+  /** A second server in the same process (its verifier and extra settings; it gets its own port and database). */
+  twin?: { verifier: string; env: Record<string, string>; first: boolean },
 ): Promise<BenchServer> {
   const child: ChildProcess = fork(SERVER, [], {
     cwd: ROOT,
@@ -41,17 +56,23 @@ export async function startBenchServer(
       // BENCH_CPU_PROF=<dir>: V8 CPU profiles in <dir>/<server name>/, one per thread (tid 0 is the main thread), written when it stops.
       ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : []),
     ],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env, BENCH_VERIFIER: verifier },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      ...env,
+      BENCH_VERIFIER: verifier,
+      ...(twin ? { BENCH_TWIN: JSON.stringify({ verifier: twin.verifier, env: twin.env }), BENCH_TWIN_FIRST: String(twin.first) } : {}),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const ready = await new Promise<{ url: string; metricsUrl: string }>((resolve, reject) => {
+  const ready = await new Promise<{ url: string; metricsUrl: string; twin?: { url: string; metricsUrl: string } }>((resolve, reject) => {
     // A server that is not up in time is ended, not left running beside the retry.
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${name}: not ready after 120 s`));
     }, 120_000);
     child.once('exit', (code) => reject(new Error(`${name}: exited with ${code} before it was ready`)));
-    child.on('message', (m: { ready?: boolean; url: string; metricsUrl: string }) => {
+    child.on('message', (m: { ready?: boolean; url: string; metricsUrl: string; twin?: { url: string; metricsUrl: string } }) => {
       if (m.ready) {
         clearTimeout(timer);
         resolve(m);
@@ -84,15 +105,8 @@ export async function startBenchServer(
         child.on('message', onMessage);
         child.send({ cpu: true });
       }),
-    async metric(metricName, labels = {}) {
-      const text = await (await fetch(ready.metricsUrl)).text();
-      const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-      const line = text
-        .split('\n')
-        .find((l) => l.startsWith(`${metricName}{`) || l.startsWith(`${metricName} `) ? want.every((w) => l.includes(w)) : false);
-      if (!line) throw new Error(`${name}: no ${metricName} ${want.join(',')} in metrics`);
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    },
+    metric: (metricName, labels) => scrape(name, ready.metricsUrl, metricName, labels),
+    ...(ready.twin ? { twin: { mcpUrl: new URL('/mcp', ready.twin.url), metric: (metricName: string, labels?: Record<string, string>) => scrape(`${name} twin`, ready.twin!.metricsUrl, metricName, labels) } } : {}),
     async stop() {
       if (child.exitCode === null) child.send({ stop: true });
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);

@@ -17,6 +17,7 @@ describe('bench flood', () => {
   let server: BenchServer;
   let target: Target;
   let sub: string;
+  let other: { target: Target; sub: string };
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bench-flood-'));
@@ -49,6 +50,8 @@ describe('bench flood', () => {
     const client = await createClient(hydra.adminUrl, [server.mcpUrl.href]);
     sub = client.clientId;
     target = { url: server.mcpUrl, token: await mintToken(hydra.publicUrl, client, server.mcpUrl.href) };
+    const otherClient = await createClient(hydra.adminUrl, [server.mcpUrl.href], 'other person');
+    other = { target: { url: server.mcpUrl, token: await mintToken(hydra.publicUrl, otherClient, server.mcpUrl.href) }, sub: otherClient.clientId };
   }, 180_000);
 
   afterAll(async () => {
@@ -64,9 +67,13 @@ describe('bench flood', () => {
     expect(await server.metric('audit_records_written_total')).toBe(before);
   });
 
-  it('floods one token past the default limits: the burst and refill answered, the rest 429 and audited, memory sampled four times', async () => {
+  it("floods one token past the default limits: the burst and refill answered, the rest 429 and audited, memory sampled four times; another person's calls all answered", async () => {
     await callOnce(target, sub);
-    const f = await floodMemory(server, target, 4, MIN_FLOOD_SECONDS);
+    const f = await floodMemory(server, target, 4, MIN_FLOOD_SECONDS, other);
+    // Every one of the other person's calls was answered with their own whoami (callOnce checks the sub), 30 before and some during.
+    expect(f.otherUser!.quiet.n).toBe(30);
+    expect(f.otherUser!.during.n).toBeGreaterThan(10);
+    expect(f.otherUser!.during.p50).toBeGreaterThan(0);
     // 600 a minute with bursts of 60: at most 60 + 10 a second (the call above took one), the rest refused.
     expect(f.ok).toBeGreaterThan(0);
     expect(f.ok).toBeLessThanOrEqual(60 + 10 * (MIN_FLOOD_SECONDS + 1));

@@ -174,6 +174,15 @@ describe('bench report', () => {
     expect(md).toContain('the two are loaded at the same time, sharing one CPU');
     expect(md).toContain('against its twin in the same round');
     expect(md).not.toContain('Each scenario run next to a baseline run');
+    // Same process, in turns (this method): the turn length, the warm-up and why one process.
+    r.settings.pairing = 'same-process';
+    r.settings.sliceMs = 250;
+    r.settings.warmSeconds = 8;
+    const same = renderMarkdown(r);
+    expect(same).toContain('in turns of 250 ms');
+    expect(same).toContain('ONE server in one process whose verifier switches on the token');
+    expect(same).toContain('After 8 s of unmeasured turns per pair');
+    expect(same).not.toContain('the two are loaded at the same time');
   });
 
   it('renders an A/A run as the spread of its ratios instead of judging targets', () => {
@@ -260,6 +269,26 @@ describe('bench report', () => {
     // Too few points to compare: no judgement rather than a wrong one.
     r.flood.points = r.flood.points.slice(0, 2);
     expect(flat()).toBeUndefined();
+  });
+
+  it("judges another person's median during the flood against theirs without it, within 1.25×", () => {
+    const r = fixture();
+    const other = () => targets(r).find((x) => x.name.startsWith("audit + limits flood: another person's median"));
+    expect(other()).toBeUndefined();
+    r.flood = {
+      seconds: 15,
+      connections: 10,
+      ok: 200,
+      limited: 1_400,
+      other: 0,
+      audit: { written: 1_600, dropped: 0, failed: 0 },
+      points: [],
+      otherUser: { quiet: { p50: 6, p95: 9, n: 40 }, during: { p50: 6.6, p95: 12, n: 200 } },
+    };
+    expect(other()).toMatchObject({ met: true, measured: '1.10×' });
+    expect(renderMarkdown(r)).toContain('median 6.00 ms, p95 9.00 ms without the flood (40 calls); median 6.60 ms (1.10×), p95 12.00 ms during it (200 calls');
+    r.flood.otherUser!.during.p50 = 9;
+    expect(other()).toMatchObject({ met: false, measured: '1.50×', short: '0.25×' });
   });
 
   it('writes latest.json (round-trips), a dated copy, latest.md and chart.svg', async () => {
