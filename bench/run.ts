@@ -37,7 +37,7 @@
  * pair and the flood, about a minute; scratch directory). They may be combined.
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
- * BENCH_WARM_SECONDS (8 per pair), BENCH_ROUNDS (12; quick 6; contrasts without targets 4 at most),
+ * BENCH_WARM_SECONDS (6 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
  * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
@@ -119,14 +119,14 @@ const seconds = (name: string, fallback: number) => {
   return v;
 };
 /** Unmeasured turns before the first round, per pair (both sides together). */
-const WARM_SECONDS = seconds('BENCH_WARM_SECONDS', 8);
+const WARM_SECONDS = seconds('BENCH_WARM_SECONDS', 6);
 const WARM_SLICE_MS = 500;
 /** One turn of one side; a round gives each side SECONDS of turns. */
 const SLICE_MS = num('BENCH_SLICE_MS', 250);
 const CONNECTIONS = num('BENCH_CONNECTIONS', 10);
 /** Seconds of load per side per round, in turns of SLICE_MS. */
 const SECONDS = seconds('BENCH_SECONDS', 1.5);
-const ROUNDS = num('BENCH_ROUNDS', QUICK ? 6 : 12);
+const ROUNDS = num('BENCH_ROUNDS', QUICK ? 6 : 10);
 const FULL_MEMORY = (process.env.BENCH_MEMORY ?? 'quick') === 'full';
 if (!['quick', 'full'].includes(process.env.BENCH_MEMORY ?? 'quick')) throw new Error('BENCH_MEMORY must be quick or full');
 // The production cache bound for the full run; a smaller bound (same code) for the quick one.
@@ -137,7 +137,7 @@ const EVERYTHING_ROUNDS = 2;
 /**
  * Rounds of the contrasts without a target (introspect every call, the credential
  * tool): a round's ratio strays ±5 % on these machines, so the scenarios with
- * targets get every round (12: the median within about ±2 %) and these fewer.
+ * targets get every round (10: the median within about ±2 %) and these fewer.
  */
 const CONTRAST_ROUNDS = Math.min(ROUNDS, 4);
 const CONTRASTS: Scenario[] = ['opaque-introspect', 'credential'];
