@@ -33,15 +33,15 @@ if (!verifier || !process.send) {
 const start = (env: Record<string, string | undefined>, v: StartOptions['verifier']) =>
   startServer(env, { verifier: v, ...(env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}) });
 // BENCH_TWIN = {"verifier", "env"}: a second server in this process (its own port and database), the
-// scenario's baseline. One process for both: the same heap, JIT and memory layout, so the pair differs
-// only in the code each request runs (two processes of the same build differ by a few % by themselves).
+// baseline of a scenario that differs in configuration (audit-limits). Two servers of one build still
+// differ by up to ±5 % by themselves, so bench/run.ts spreads such pairs over several processes.
 const twinSpec = process.env.BENCH_TWIN ? (JSON.parse(process.env.BENCH_TWIN) as { verifier: string; env: Record<string, string> }) : undefined;
 const twinVerifier = twinSpec && named(twinSpec.verifier);
 if (twinSpec && !twinVerifier) {
   console.error(`bench/server.ts: unknown twin verifier "${twinSpec.verifier}"`);
   process.exit(2);
 }
-// Which of the two is built first alternates by pair (BENCH_TWIN_FIRST), so neither always gets the fresher heap.
+// Which of the two is built first alternates between those processes (BENCH_TWIN_FIRST).
 const twinFirst = process.env.BENCH_TWIN_FIRST === 'true';
 const twinRunning = twinSpec && twinFirst ? await start({ ...process.env, BENCH_TWIN: undefined, ...twinSpec.env }, twinVerifier) : undefined;
 const running = await start(process.env, verifier);
