@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { callOnce, headersFor, type Target } from './load.js';
+import { quantile } from './stats.js';
 import type { FloodResult, MemoryPoint } from './results.js';
 import type { BenchServer } from './servers.js';
 
@@ -40,7 +41,7 @@ async function pacedCalls(other: { target: Target; sub: string }, until: () => b
 
 const percentiles = (ms: number[]) => {
   const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+  const at = (q: number) => (s.length ? quantile(s, q) : Number.NaN);
   return { p50: at(0.5), p95: at(0.95), n: s.length };
 };
 

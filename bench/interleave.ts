@@ -1,6 +1,7 @@
 import { Agent, request } from 'node:http';
 import { callWhoami, headersFor, type Target } from './load.js';
 import type { LoadSample } from './results.js';
+import { quantile } from './stats.js';
 
 /**
  * Load two servers of ONE process in turns of `sliceMs`, over the same
@@ -45,7 +46,7 @@ export async function runInterleaved(
   }
   return sides.map((s): LoadSample => {
     const sorted = [...s.latencies].sort((a, b) => a - b);
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+    const at = (q: number) => (sorted.length ? quantile(sorted, q) : Number.NaN);
     return { rps: (sorted.length / s.ms) * 1000, p50: at(0.5), p99: at(0.99), requests: sorted.length, errors: s.errors, cpuUs: s.cpu / Math.max(1, sorted.length) };
   }) as [LoadSample, LoadSample];
 }

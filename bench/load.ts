@@ -1,5 +1,6 @@
 import autocannon from 'autocannon';
 import type { LoadSample } from './results.js';
+import { quantile } from './stats.js';
 
 export interface Target {
   /** The server's /mcp URL. */
@@ -105,7 +106,7 @@ export async function runLoad(t: Target, connections: number, seconds: number): 
     });
   });
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+  const at = (q: number) => (latencies.length ? quantile(latencies, q) : Number.NaN);
   return {
     rps: latencies.length / result.duration,
     p50: at(0.5),

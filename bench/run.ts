@@ -315,7 +315,7 @@ async function main() {
               const twinEnv = await envFor(`${name}-baseline`, hydras[c.hydra], { ...common, ...c.twin.env });
               dbs.push(twinEnv.DATABASE_PATH!);
               // Which of the two servers is built first alternates between the processes.
-              const twin = { verifier: c.twin.verifier, env: { PORT: twinEnv.PORT!, DATABASE_PATH: twinEnv.DATABASE_PATH!, ...common, ...c.twin.env }, first: suffix.endsWith('1') || suffix.endsWith('3') };
+              const twin = { verifier: c.twin.verifier, env: { PORT: twinEnv.PORT!, DATABASE_PATH: twinEnv.DATABASE_PATH!, ...common, ...c.twin.env }, first: Number(suffix.slice(1)) % 2 === 1 };
               s = await start(name, AA ? twin.verifier : c.verifier, hydras[c.hydra], { ...common, ...(AA ? c.twin.env : (c.env ?? {})) }, undefined, twin);
             } else {
               s = await start(name, `switch:${c.verifier}`, hydras[c.hydra], { ...common, ...(c.env ?? {}) });

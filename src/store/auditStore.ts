@@ -129,21 +129,18 @@ const checkLimit = (limit: number) => {
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) throw new RangeError(`audit page limit must be an integer from 1 to ${MAX_AUDIT_PAGE}`);
 };
 
-const COLUMNS = ['id', 'at', 'kind', 'request_id', 'sub', 'client_id', 'client_name', 'tool', 'scopes', 'outcome', 'duration_ms', 'transport', 'detail'] as const satisfies readonly (keyof AuditEventsTable)[];
-
 /**
  * SQLite: one prepared single-row insert, run for each event in one
  * transaction (better-sqlite3 is synchronous). Kysely's multi-row insert
  * compiled and prepared a 2,600-parameter statement per batch: 2× the cost
- * of this, on the server's only thread. The columns come from toRow, as on PostgreSQL.
+ * of this, on the server's only thread. The columns are toRow's, as on PostgreSQL.
  */
-function preparedInsert(sqlite: NonNullable<ReturnType<typeof sqliteHandleOf>>): (events: readonly AuditEvent[]) => void {
-  const statement = sqlite.prepare(`INSERT INTO audit_events (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`);
+function preparedInsert(sqlite: NonNullable<ReturnType<typeof sqliteHandleOf>>, sample: AuditEvent): (events: readonly AuditEvent[]) => void {
+  // toRow names every column, null or not: its keys are the statement's columns.
+  const columns = Object.keys(toRow(sample));
+  const statement = sqlite.prepare(`INSERT INTO audit_events (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
   return sqlite.transaction((events: readonly AuditEvent[]) => {
-    for (const e of events) {
-      const row = toRow(e) as Record<string, unknown>;
-      statement.run(COLUMNS.map((c) => row[c] ?? null));
-    }
+    for (const e of events) statement.run(Object.values(toRow(e)));
   });
 }
 
@@ -154,7 +151,7 @@ export function auditStore(db: Db): AuditStore {
     async insertMany(events) {
       if (events.length === 0) return;
       if (sqlite) {
-        insertSqlite ??= preparedInsert(sqlite);
+        insertSqlite ??= preparedInsert(sqlite, events[0]!);
         insertSqlite(events);
         return;
       }
