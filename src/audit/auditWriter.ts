@@ -61,7 +61,7 @@ export class AuditWriter {
       if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`AuditWriter: ${name} must be a positive integer`);
     }
     this.now = options.now ?? (() => new Date());
-    this.timer = setInterval(() => void this.flush(), interval);
+    this.timer = setInterval(() => void this.write(false), interval);
     // The audit timer alone never keeps a process alive.
     this.timer.unref();
   }
@@ -77,7 +77,7 @@ export class AuditWriter {
     if (this.queue.length >= this.batchSize && !this.kick) {
       this.kick = setImmediate(() => {
         this.kick = undefined;
-        void this.flush();
+        void this.write(false);
       });
     }
   }
@@ -88,8 +88,20 @@ export class AuditWriter {
   }
 
   /** Write everything queued now, one batch after another (one flush at a time). Never rejects. */
-  flush(): Promise<void> {
-    this.flushing ??= this.drain().finally(() => (this.flushing = undefined));
+  async flush(): Promise<void> {
+    // A flush under way may stop short of the events queued during it (see write).
+    await this.flushing;
+    await this.write(true);
+  }
+
+  /**
+   * One batch now, then more only while full ones wait (`all`: until the queue
+   * is empty). An insert that answers later (a worker, the network) would
+   * otherwise be followed at once by the few events queued meanwhile, and a
+   * stream of tiny batches costs far more per event than full ones.
+   */
+  private write(all: boolean): Promise<void> {
+    this.flushing ??= this.drain(all).finally(() => (this.flushing = undefined));
     return this.flushing;
   }
 
@@ -98,12 +110,11 @@ export class AuditWriter {
     this.stopped = true;
     clearInterval(this.timer);
     if (this.kick) clearImmediate(this.kick);
-    await this.flushing;
     await this.flush();
   }
 
-  private async drain(): Promise<void> {
-    while (this.queue.length) {
+  private async drain(all: boolean): Promise<void> {
+    for (let first = true; this.queue.length >= (all || first ? 1 : this.batchSize); first = false) {
       const batch = this.queue.splice(0, this.batchSize);
       try {
         await this.nameClients(batch);

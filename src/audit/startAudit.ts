@@ -1,7 +1,7 @@
 import type { Metrics } from '../app/metrics.js';
 import type { HydraAdmin } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
-import { auditStore } from '../store/auditStore.js';
+import { auditInserter, auditStore } from '../store/auditStore.js';
 import type { Db } from '../store/database.js';
 import { Audit } from './audit.js';
 import { AuditWriter } from './auditWriter.js';
@@ -23,9 +23,10 @@ export interface StartAuditOptions {
 export function startAudit({ settings, db, hydraAdmin, log, metrics, writer: tuning }: StartAuditOptions): { audit: Audit; stop(): Promise<void> } {
   if (!settings.enabled) return { audit: Audit.off(), stop: async () => {} };
   const store = auditStore(db);
+  const inserter = auditInserter(db);
   const names = new ClientNames({ hydraAdmin });
   const writer = new AuditWriter({
-    store,
+    store: inserter,
     log,
     ...tuning,
     clientName: (id) => names.nameOf(id),
@@ -41,6 +42,7 @@ export function startAudit({ settings, db, hydraAdmin, log, metrics, writer: tun
     async stop() {
       await retention.stop();
       await audit.stop();
+      await inserter.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Insertable, Selectable } from 'kysely';
 import { type Db, sqliteHandleOf } from './database.js';
+import { SqliteBatchWorker } from './sqliteBatchWorker.js';
 import type { AuditEventsTable } from './schema.js';
 
 /** What happened. Tool calls and the account events a person or operator may need to explain. */
@@ -129,19 +130,47 @@ const checkLimit = (limit: number) => {
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) throw new RangeError(`audit page limit must be an integer from 1 to ${MAX_AUDIT_PAGE}`);
 };
 
+// toRow names every column, null or not: its keys are the insert's columns, in the values' order.
+const INSERT_SQL = ((columns) => `INSERT INTO audit_events (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`)(
+  Object.keys(toRow({ id: '', at: '', kind: 'tool_call', outcome: 'ok' })),
+);
+const rowValues = (e: AuditEvent) => Object.values(toRow(e)) as (string | number | null)[];
+
 /**
  * SQLite: one prepared single-row insert, run for each event in one
  * transaction (better-sqlite3 is synchronous). Kysely's multi-row insert
  * compiled and prepared a 2,600-parameter statement per batch: 2× the cost
- * of this, on the server's only thread. The columns are toRow's, as on PostgreSQL.
+ * of this.
  */
-function preparedInsert(sqlite: NonNullable<ReturnType<typeof sqliteHandleOf>>, sample: AuditEvent): (events: readonly AuditEvent[]) => void {
-  // toRow names every column, null or not: its keys are the statement's columns.
-  const columns = Object.keys(toRow(sample));
-  const statement = sqlite.prepare(`INSERT INTO audit_events (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`);
+function preparedInsert(sqlite: NonNullable<ReturnType<typeof sqliteHandleOf>>): (events: readonly AuditEvent[]) => void {
+  const statement = sqlite.prepare(INSERT_SQL);
   return sqlite.transaction((events: readonly AuditEvent[]) => {
-    for (const e of events) statement.run(Object.values(toRow(e)));
+    for (const e of events) statement.run(rowValues(e));
   });
+}
+
+/** Where the audit writer puts its batches (src/audit/auditWriter.ts). */
+export interface AuditInserter {
+  insertMany(events: readonly AuditEvent[]): Promise<void>;
+  /** Waits for batches under way, then lets go of what the inserter holds. */
+  close(): Promise<void>;
+}
+
+/**
+ * The audit writer's inserts. A SQLite file is written from a worker thread
+ * with its own connection (src/store/sqliteBatchWorker.ts), so the insert
+ * costs the server's thread only the copy of the rows; an in-memory SQLite
+ * database (tests) is written in place; PostgreSQL's insert is already I/O
+ * off the thread.
+ */
+export function auditInserter(db: Db): AuditInserter {
+  const sqlite = sqliteHandleOf(db);
+  if (!sqlite || sqlite.memory || !sqlite.name) return { insertMany: auditStore(db).insertMany, close: async () => {} };
+  const worker = new SqliteBatchWorker({ path: sqlite.name, sql: INSERT_SQL });
+  return {
+    insertMany: (events) => worker.run(events.map(rowValues)),
+    close: () => worker.close(),
+  };
 }
 
 export function auditStore(db: Db): AuditStore {
@@ -151,7 +180,7 @@ export function auditStore(db: Db): AuditStore {
     async insertMany(events) {
       if (events.length === 0) return;
       if (sqlite) {
-        insertSqlite ??= preparedInsert(sqlite, events[0]!);
+        insertSqlite ??= preparedInsert(sqlite);
         insertSqlite(events);
         return;
       }

@@ -48,6 +48,31 @@ describe('audit writer', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('an insert that answers later (the SQLite worker) is not followed by a tiny batch of what came meanwhile', async () => {
+    const sizes: number[] = [];
+    const slow = { insertMany: async (events: readonly unknown[]) => {
+      sizes.push(events.length);
+      await sleep(20);
+    } };
+    const w = writer({ batchSize: 10, store: slow });
+    for (let i = 0; i < 10; i++) w.record(call(`a${i}`));
+    await expect.poll(() => sizes.length, { timeout: 2000 }).toBe(1);
+    // Three arrive while that batch is being written: they wait for a full batch, the timer or a flush.
+    for (let i = 0; i < 3; i++) w.record(call(`b${i}`));
+    await sleep(100);
+    expect(sizes).toEqual([10]);
+    expect(w.queued).toBe(3);
+    // 25 more: two full batches go at once; the rest waits.
+    for (let i = 0; i < 25; i++) w.record(call(`c${i}`));
+    await expect.poll(() => sizes.length, { timeout: 2000 }).toBe(3);
+    await sleep(100);
+    expect(sizes).toEqual([10, 10, 10]);
+    // A flush (and stop) writes everything, the last batch partial.
+    await w.flush();
+    expect(sizes).toEqual([10, 10, 10, 8]);
+    expect(w.queued).toBe(0);
+  });
+
   it('record() returns before anything is written; a full batch is written without waiting for the timer', async () => {
     const w = writer({ batchSize: 3 });
     for (let i = 0; i < 3; i++) w.record(call(`s${i}`));
