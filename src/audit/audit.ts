@@ -72,16 +72,8 @@ export class Audit {
   toolOutcome(tool: string, outcome: ToolCallRecord['outcome'], principal: Principal | undefined, durationMs?: number, context?: CallContext): void {
     if (!principal || !this.writer) return;
     const duration = context ? performance.now() - context.startedAt : durationMs;
-    this.toolCall({
-      sub: principal.sub,
-      clientId: principal.clientId,
-      scopes: principal.scopes,
-      tool,
-      outcome,
-      ...(duration !== undefined ? { durationMs: duration } : {}),
-      ...(context?.requestId ? { requestId: context.requestId } : {}),
-      ...(context ? { transport: context.transport } : {}),
-    });
+    // Plain fields, no spreads: this runs for every tool call (toolCall drops the undefined ones).
+    this.toolCall({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, tool, outcome, durationMs: duration, requestId: context?.requestId || undefined, transport: context?.transport });
   }
 
   /**

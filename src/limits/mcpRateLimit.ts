@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { LruCache } from '../auth/lruCache.js';
 import { type Principal, principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
@@ -165,37 +165,43 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
     return { scope, retryAfterMs: result.retryAfterMs };
   }
 
+  /** Asks the buckets (a caller without a lease left) and answers or refuses the request. */
+  async function checkAndServe(req: Request, res: Response, next: NextFunction, principal: Principal, principalKey: string, transport: McpTransportName): Promise<void> {
+    let refusal: Awaited<ReturnType<typeof decide>>;
+    try {
+      refusal = await decide(principal, principalKey);
+    } catch (error) {
+      // The database is the limit's memory; while it fails, serve (the tools' own queries report the outage),
+      // and say so once per WARN_EVERY_MS, not once per request.
+      if (now() - lastWarnedAt >= WARN_EVERY_MS) {
+        lastWarnedAt = now();
+        options.log.warn('fair-use limit not checked: the shared buckets failed', { error: (error as Error).message });
+      }
+      return next();
+    }
+    if (!refusal) return next();
+    const retryAfterSeconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
+    const limit = refusal.scope === 'principal' ? options.principal : options.client!;
+    refuseLater(req, res, { scope: refusal.scope, retryAfterSeconds, limit }, Math.min(refusal.retryAfterMs, maxHoldMs));
+    options.onCounted?.(refusal.scope, transport);
+    if (options.onLimited) {
+      try {
+        options.onLimited({ ...eventOf(req, principal, transport), scope: refusal.scope, retryAfterSeconds });
+      } catch (error) {
+        options.log.warn('onLimited failed', { error: (error as Error).message });
+      }
+    }
+  }
+
   /** The limiter for one transport's routes; runs after the bearer check (and after the body parser, to echo ids). */
   return function forTransport(transport: McpTransportName): RequestHandler {
-    return async (req, res, next) => {
+    // Not async: a leased token is spent without a promise (nearly every request of a busy caller).
+    return (req, res, next) => {
       const principal = principalOf(req.auth);
       if (!principal) return next();
       const principalKey = bucketKey('p', [principal.clientId, principal.sub]);
       if (spendLeased(principalKey)) return next();
-      let refusal: Awaited<ReturnType<typeof decide>>;
-      try {
-        refusal = await decide(principal, principalKey);
-      } catch (error) {
-        // The database is the limit's memory; while it fails, serve (the tools' own queries report the outage),
-        // and say so once per WARN_EVERY_MS, not once per request.
-        if (now() - lastWarnedAt >= WARN_EVERY_MS) {
-          lastWarnedAt = now();
-          options.log.warn('fair-use limit not checked: the shared buckets failed', { error: (error as Error).message });
-        }
-        return next();
-      }
-      if (!refusal) return next();
-      const retryAfterSeconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
-      const limit = refusal.scope === 'principal' ? options.principal : options.client!;
-      refuseLater(req, res, { scope: refusal.scope, retryAfterSeconds, limit }, Math.min(refusal.retryAfterMs, maxHoldMs));
-      options.onCounted?.(refusal.scope, transport);
-      if (options.onLimited) {
-        try {
-          options.onLimited({ ...eventOf(req, principal, transport), scope: refusal.scope, retryAfterSeconds });
-        } catch (error) {
-          options.log.warn('onLimited failed', { error: (error as Error).message });
-        }
-      }
+      checkAndServe(req, res, next, principal, principalKey, transport).catch(next);
     };
   };
 }

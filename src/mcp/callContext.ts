@@ -22,7 +22,7 @@ export interface CallContext {
 const CONTEXT = Symbol('hydra-mcp call context');
 type WithContext = AuthInfo & { [CONTEXT]?: CallContext };
 
-/** A copy of `auth` carrying `context` (the verifier's AuthInfo is cached and shared by requests: never changed). */
+/** A copy of `auth` carrying `context` (a verifier may hand several requests one AuthInfo: it is never changed). */
 export function withCallContext(auth: AuthInfo, context: CallContext): AuthInfo {
   return { ...auth, [CONTEXT]: context } as WithContext;
 }

@@ -1,5 +1,5 @@
 import { PostgresAdapter, type RawBuilder, sql } from 'kysely';
-import type { Db } from './database.js';
+import { type Db, sqliteHandleOf } from './database.js';
 
 /** One key's count in its current window. */
 export interface CounterState {
@@ -252,6 +252,16 @@ export function tokenBucketsStore(db: Db, options: RateCountersOptions = {}): To
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   const maybeSweep = sweeper(async (now) => Number((await db.deleteFrom('rate_counters').where('reset_at', '<=', now).executeTakeFirst()).numDeletedRows), options.sweepEveryMs ?? 60_000);
   type Row = { hits: unknown; reset_at: unknown };
+  // SQLite: the upsert's text is the same for every take (only its parameters change), so it is
+  // prepared once; Kysely prepared it on every execute, most of a take's 400 µs on the server's thread.
+  const sqlite = sqliteHandleOf(db);
+  const statements = new Map<string, ReturnType<NonNullable<typeof sqlite>['prepare']>>();
+  const runPrepared = (query: RawBuilder<unknown>): Row => {
+    const { sql: text, parameters } = query.compile(db);
+    let statement = statements.get(text);
+    if (!statement) statements.set(text, (statement = sqlite!.prepare(text)));
+    return statement.get(parameters) as Row;
+  };
   return {
     async take(buckets, now, want = 1) {
       checkBuckets(buckets, now, want);
@@ -260,7 +270,7 @@ export function tokenBucketsStore(db: Db, options: RateCountersOptions = {}): To
         const rows: Row[] = [];
         let asked = want;
         for (const b of buckets) {
-          const row = (await upsertBucket(b, now, asked).execute(db)).rows[0] as Row;
+          const row = sqlite ? runPrepared(upsertBucket(b, now, asked)) : ((await upsertBucket(b, now, asked).execute(db)).rows[0] as Row);
           rows.push(row);
           asked = Number(row.hits);
           if (asked < 1) break;
