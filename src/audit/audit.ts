@@ -86,9 +86,9 @@ export class Audit {
     this.toolCall({ sub: e.sub, clientId: e.clientId, scopes: e.scopes ?? [], tool: e.tool.slice(0, 100), outcome: 'rate_limited', transport: e.transport, durationMs: 0, ...(e.requestId ? { requestId: e.requestId } : {}) });
   }
 
-  /** An account event. */
+  /** An account event (copied: the writer stamps what it is given). */
   account(event: AccountEvent): void {
-    this.writer?.record(event);
+    this.writer?.record({ ...event });
   }
 
   /** A connected-account credential was used by a tool (src/connections onUse), in the tool call `requestId`. */

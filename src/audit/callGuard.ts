@@ -1,9 +1,9 @@
 import type { Request, RequestHandler } from 'express';
 import { z } from 'zod';
-import { principalOf } from '../auth/principal.js';
+import { type Principal, principalOf } from '../auth/principal.js';
 import type { ToolDefinition } from '../tools/contract.js';
 import { type CallContext, withCallContext } from '../mcp/callContext.js';
-import type { Audit, AuditTransport } from './audit.js';
+import type { Audit, AuditTransport, ToolCallRecord } from './audit.js';
 
 export interface AuditCallGuardOptions {
   audit: Audit;
@@ -21,18 +21,30 @@ const inputSchemaOf = (tool: ToolDefinition) => {
   return s;
 };
 
-type ToolCallMessage = { name: string; arguments: unknown };
+/** One `tools/call` of a request: its name (cut to 100 characters), the tool it names (undefined: unknown) and its arguments. */
+interface GuardedCall {
+  name: string;
+  tool: ToolDefinition | undefined;
+  args: unknown;
+}
 
-/** The `tools/call` messages of a JSON-RPC body (one message or a batch). */
-function toolCalls(body: unknown): ToolCallMessage[] {
-  const messages = Array.isArray(body) ? body : [body];
-  const calls: ToolCallMessage[] = [];
-  for (const m of messages) {
+/** The `tools/call` messages of a JSON-RPC body (one message or a batch); undefined when it has none. */
+function toolCalls(body: unknown, tools: ReadonlyMap<string, ToolDefinition>): GuardedCall[] | undefined {
+  let calls: GuardedCall[] | undefined;
+  for (const m of Array.isArray(body) ? body : [body]) {
     if (!m || typeof m !== 'object' || (m as { method?: unknown }).method !== 'tools/call') continue;
     const params = (m as { params?: { name?: unknown; arguments?: unknown } }).params;
-    if (typeof params?.name === 'string') calls.push({ name: params.name, arguments: params.arguments });
+    if (typeof params?.name === 'string') (calls ??= []).push({ name: params.name.slice(0, 100), tool: tools.get(params.name), args: params.arguments });
   }
   return calls;
+}
+
+/** Input the tool's schema refuses (the SDK's own check, for the cases where its answer is not seen here). */
+const refusedInput = ({ tool, args }: GuardedCall) => !inputSchemaOf(tool!).safeParse(args ?? {}).success;
+
+/** A record made here: none of these calls reached the tool layer. */
+function recordHere(audit: Audit, principal: Principal, context: CallContext, call: GuardedCall, outcome: ToolCallRecord['outcome']): void {
+  audit.toolCall({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, transport: context.transport, requestId: context.requestId, durationMs: 0, tool: call.name, outcome });
 }
 
 const transportOf = (req: Request, transport: AuditCallGuardOptions['transport']): AuditTransport =>
@@ -56,30 +68,30 @@ const transportOf = (req: Request, transport: AuditCallGuardOptions['transport']
  */
 export function auditCallGuard(inner: RequestHandler, { audit, tools, transport }: AuditCallGuardOptions): RequestHandler {
   if (!audit.enabled) return inner;
+  // Runs for every request that carries a tool call: no named closures (tsx names each one per request) and no spreads.
   return (req, res, next) => {
     const principal = principalOf(req.auth);
-    const calls = principal ? toolCalls(req.body) : [];
-    if (!principal || calls.length === 0) return inner(req, res, next);
-    const requestId = res.get('X-Request-Id');
-    const context: CallContext = { transport: transportOf(req, transport), startedAt: performance.now(), begun: new Map(), ...(requestId ? { requestId } : {}) };
-    // Built only for a record made here (most calls are recorded by the tool layer).
-    const base = () => ({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, transport: context.transport, ...(requestId ? { requestId } : {}), durationMs: 0 });
-    const known = calls.map((call) => ({ name: call.name.slice(0, 100), tool: tools.get(call.name), args: call.arguments }));
-    const invalid = ({ tool, args }: (typeof known)[number]) => !inputSchemaOf(tool!).safeParse(args ?? {}).success;
+    const calls = principal && toolCalls(req.body, tools);
+    if (!principal || !calls) return inner(req, res, next);
+    const context: CallContext = { transport: transportOf(req, transport), startedAt: performance.now(), begun: new Map(), requestId: res.get('X-Request-Id') || undefined };
     let passed = false;
     inner(req, res, (err?: unknown) => {
       passed = true;
-      for (const { name, tool } of known) if (!tool) audit.toolCall({ ...base(), tool: name, outcome: 'unknown_tool' });
-      const toCheck = known.filter((k) => k.tool);
-      if (transport === 'sse') {
-        for (const k of toCheck) if (invalid(k)) audit.toolCall({ ...base(), tool: k.name, outcome: 'invalid_input' });
-      } else if (toCheck.length > 0) {
+      let known = 0;
+      for (const call of calls) {
+        if (call.tool) known++;
+        else recordHere(audit, principal, context, call, 'unknown_tool');
+      }
+      if (known > 0 && transport === 'sse') {
+        for (const call of calls) if (call.tool && refusedInput(call)) recordHere(audit, principal, context, call, 'invalid_input');
+      } else if (known > 0) {
         res.once('close', () => {
-          for (const k of toCheck) {
-            const begun = context.begun.get(k.tool!.name) ?? 0;
-            if (begun > 0) context.begun.set(k.tool!.name, begun - 1);
+          for (const call of calls) {
+            if (!call.tool) continue;
+            const begun = context.begun.get(call.tool.name) ?? 0;
+            if (begun > 0) context.begun.set(call.tool.name, begun - 1);
             // Cut off before it ended: the SDK may not have reached the call yet, so ask the schema.
-            else if (res.writableFinished || invalid(k)) audit.toolCall({ ...base(), tool: k.name, outcome: 'invalid_input' });
+            else if (res.writableFinished || refusedInput(call)) recordHere(audit, principal, context, call, 'invalid_input');
           }
         });
       }
@@ -89,7 +101,7 @@ export function auditCallGuard(inner: RequestHandler, { audit, tools, transport 
     // The guard answers synchronously when it refuses (403): no call in the request ran.
     if (!passed && res.headersSent) {
       const refused = principal.kind === 'machine' && !res.get('WWW-Authenticate') ? 'denied' : 'insufficient_scope';
-      for (const { name, tool } of known) audit.toolCall({ ...base(), tool: name, outcome: tool ? refused : 'unknown_tool' });
+      for (const call of calls) recordHere(audit, principal, context, call, call.tool ? refused : 'unknown_tool');
     }
   };
 }

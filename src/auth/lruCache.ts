@@ -21,6 +21,12 @@ export class LruCache<V> {
     return entry.value;
   }
 
+  /** The value if present and fresh, without marking it used (no reordering: the cheaper read for a hot path). */
+  peek(key: string): V | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.expiresAt > this.now() ? entry.value : undefined;
+  }
+
   /** Keep `value` for `ttlMs`; a non-positive ttl stores nothing. */
   set(key: string, value: V, ttlMs: number): void {
     this.entries.delete(key);

@@ -137,7 +137,8 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
 
   /** A token from this caller's lease, if it holds one: no database, no promise (the path of nearly every request of a busy caller). */
   function spendLeased(principalKey: string): boolean {
-    const lease = leases.get(principalKey);
+    // A lease lives one second: whether it was used recently matters not for which one is evicted.
+    const lease = leases.peek(principalKey);
     if (!lease || lease.tokens <= 0) return false;
     lease.tokens--;
     return true;
@@ -193,13 +194,20 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
     }
   }
 
+  // The last caller's bucket key, kept: a busy caller's requests come in runs, and the key is a JSON string.
+  let last = { sub: '', clientId: '', key: '' };
+  const principalKeyOf = ({ sub, clientId }: Principal): string => {
+    if (sub !== last.sub || clientId !== last.clientId) last = { sub, clientId, key: bucketKey('p', [clientId, sub]) };
+    return last.key;
+  };
+
   /** The limiter for one transport's routes; runs after the bearer check (and after the body parser, to echo ids). */
   return function forTransport(transport: McpTransportName): RequestHandler {
     // Not async: a leased token is spent without a promise (nearly every request of a busy caller).
     return (req, res, next) => {
       const principal = principalOf(req.auth);
       if (!principal) return next();
-      const principalKey = bucketKey('p', [principal.clientId, principal.sub]);
+      const principalKey = principalKeyOf(principal);
       if (spendLeased(principalKey)) return next();
       checkAndServe(req, res, next, principal, principalKey, transport).catch(next);
     };

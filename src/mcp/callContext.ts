@@ -24,7 +24,10 @@ type WithContext = AuthInfo & { [CONTEXT]?: CallContext };
 
 /** A copy of `auth` carrying `context` (a verifier may hand several requests one AuthInfo: it is never changed). */
 export function withCallContext(auth: AuthInfo, context: CallContext): AuthInfo {
-  return { ...auth, [CONTEXT]: context } as WithContext;
+  // Spread first, symbol after: a spread of plain fields takes V8's fast clone path, one with a symbol key did not.
+  const copy: WithContext = { ...auth };
+  copy[CONTEXT] = context;
+  return copy;
 }
 
 /** The call context a request's AuthInfo carries, if any. */

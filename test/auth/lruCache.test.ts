@@ -23,4 +23,16 @@ describe('LruCache', () => {
     c.set('a', 1, 0);
     expect(c.size).toBe(0);
   });
+  it('peek reads a fresh entry without marking it used, and nothing once it expired', () => {
+    let now = 0;
+    const c = new LruCache<number>(2, () => now);
+    c.set('a', 1, 100);
+    c.set('b', 2, 100);
+    expect(c.peek('a')).toBe(1);
+    // Not marked used by peek: 'a' is still the oldest and goes first.
+    c.set('c', 3, 100);
+    expect([c.peek('a'), c.peek('b'), c.peek('c')]).toEqual([undefined, 2, 3]);
+    now = 100;
+    expect(c.peek('b')).toBeUndefined();
+  });
 });
