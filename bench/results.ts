@@ -183,6 +183,8 @@ export interface BenchResults {
     pairing?: 'concurrent' | 'same-process';
     /** Unmeasured seconds of turns per pair before the first round, and the length of one turn (same-process pairing). */
     warmSeconds?: number;
+    /** Processes the audit-limits pair is spread over (BENCH_TWIN_PROCESSES). */
+    twinProcesses?: number;
     sliceMs?: number;
     /** Lowest and highest 1-minute load average of the machine seen before each pair (absent before it was recorded). */
     loadAverage?: [number, number];

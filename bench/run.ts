@@ -38,6 +38,7 @@
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
  * BENCH_WARM_SECONDS (6 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
+ * BENCH_TWIN_PROCESSES (5: processes the audit-limits pair is spread over),
  * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
@@ -146,8 +147,10 @@ const CONTRASTS: Scenario[] = ['opaque-introspect', 'credential'];
  * processes, each round in the next: two servers of one build, even in one
  * process, came out up to ±5 % apart by themselves (an A/A of such a pair
  * measured 0.95×), so their pairs are spread over processes built in both orders.
+ * An odd number, so that over the rounds each process goes first with each side
+ * (with 4, a process always had the same side first); 5 gives each 2 of 10 rounds.
  */
-const TWIN_PROCESSES = 4;
+const TWIN_PROCESSES = num('BENCH_TWIN_PROCESSES', 5);
 const processKeys = (scenario: Scenario): string[] => (COMPOSITION[scenario].twin ? Array.from({ length: TWIN_PROCESSES }, (_, k) => `#${k}`) : ['']);
 const FLOWS = num('BENCH_FLOWS', 20);
 const FLOOD_SECONDS = num('BENCH_FLOOD_SECONDS', 15);
@@ -554,7 +557,7 @@ async function main() {
         os: `${platform()} ${release()}`,
         hydra: hydras.jwt.version,
       },
-      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement, pairing: 'same-process', warmSeconds: WARM_SECONDS, sliceMs: SLICE_MS, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(QUICK ? { quick: true } : {}), ...(AA ? { aa: true } : {}), ...(AUDIT_ONLY ? { auditOnly: true } : {}), ...(AUDIT_LIMITS !== 'both' ? { auditLimits: AUDIT_LIMITS as 'audit' | 'limits' } : {}) },
+      settings: { connections: CONNECTIONS, durationSeconds: SECONDS, rounds: ROUNDS, registeredClients: REGISTERED_CLIENTS, tool: 'whoami', cpuPlacement, pairing: 'same-process', warmSeconds: WARM_SECONDS, twinProcesses: TWIN_PROCESSES, sliceMs: SLICE_MS, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(QUICK ? { quick: true } : {}), ...(AA ? { aa: true } : {}), ...(AUDIT_ONLY ? { auditOnly: true } : {}), ...(AUDIT_LIMITS !== 'both' ? { auditLimits: AUDIT_LIMITS as 'audit' | 'limits' } : {}) },
       load: loadResults,
       verifier: extra?.verifier ?? [],
       ...(extra ? { memory: extra.memory, flow: extra.flow, removedCheck: extra.removedCheck, pagination: extra.pagination } : {}),
