@@ -130,7 +130,7 @@ describe('docker-compose.yml: Ory Kratos, opt-in (profile "kratos")', () => {
     expect(kratos.ports).toBeUndefined();
     // Through the TLS proxy, on the MCP name's port 4433 (docker/Caddyfile).
     expect(compose.services.caddy!.ports).toContain('127.0.0.1:4433:4433');
-    expect(readFileSync(root('docker/Caddyfile'), 'utf8')).toMatch(/\{\$MCP_DOMAIN:mcp\.localhost\}:4433 \{\s*reverse_proxy app:4433\s*\}/);
+    expect(readFileSync(root('docker/Caddyfile'), 'utf8')).toMatch(/\{\$MCP_DOMAIN:mcp\.localhost\}:\{\$KRATOS_PROXY_PORT:4433\} \{\s*reverse_proxy \{\$KRATOS_UPSTREAM:app:4433\}\s*\}/);
     expect(kratos.environment!.SERVE_ADMIN_HOST).toBe('127.0.0.1');
     for (const [name, service] of Object.entries(compose.services)) {
       expect((service.ports ?? []).some((p) => p.includes('4434')), name).toBe(false);
@@ -178,11 +178,13 @@ describe('docker-compose.yml: production shape (TLS proxy in front, Docker secre
     const caddy = services.caddy!;
     expect(caddy.image).toMatch(/^caddy:2\.\d+$/);
     expect(caddy.volumes).toContain('./docker/Caddyfile:/etc/caddy/Caddyfile:ro');
+    // Only the names: the Caddyfile's ports, bind address and upstreams keep their defaults (the proxy test sets its own).
+    expect(Object.keys(caddy.environment ?? {}).sort()).toEqual(['AUTH_DOMAIN', 'MCP_DOMAIN']);
     expect(caddy.ports).toEqual(expect.arrayContaining(['127.0.0.1:443:443', '127.0.0.1:80:80']));
     for (const [name, service] of Object.entries(services)) if (name !== 'caddy') expect(service.ports, name).toBeUndefined();
     // Each public name goes to its service's plain-http port on the internal network.
-    expect(caddyfile).toMatch(/^\{\$MCP_DOMAIN:mcp\.localhost\} \{\s*reverse_proxy app:3000\s*\}/m);
-    expect(caddyfile).toMatch(/^\{\$AUTH_DOMAIN:auth\.localhost\} \{\s*reverse_proxy hydra:4444\s*\}/m);
+    expect(caddyfile).toMatch(/^\{\$MCP_DOMAIN:mcp\.localhost\} \{\s*reverse_proxy \{\$APP_UPSTREAM:app:3000\}\s*\}/m);
+    expect(caddyfile).toMatch(/^\{\$AUTH_DOMAIN:auth\.localhost\} \{\s*reverse_proxy \{\$HYDRA_UPSTREAM:hydra:4444\}\s*\}/m);
     // The app reaches Hydra's public API at its issuer name: the proxy answers to that name inside the network.
     const aliases = (caddy.networks as unknown as { internal: { aliases: string[] } }).internal.aliases.map((a) => interpolate({ a }).a);
     expect(aliases).toEqual(expect.arrayContaining([new URL(app().PUBLIC_BASE_URL!).hostname, new URL(app().HYDRA_PUBLIC_URL!).hostname]));
