@@ -12,6 +12,14 @@ import { buildBinary, getJson, runToCompletion, spawnService, waitUntilReady } f
 const HYDRA_DIR = fileURLToPath(new URL('../hydra/', import.meta.url));
 const CONFIG = `${HYDRA_DIR}hydra.yml`;
 
+/** Where Hydra sends people: our sign-in, consent, logout and error pages on the server at `base`. */
+export const ourPageUrls = (base: string): Pick<StartHydraOptions, 'loginUrl' | 'consentUrl' | 'logoutUrl' | 'errorUrl'> => ({
+  loginUrl: `${base}/login`,
+  consentUrl: `${base}/consent`,
+  logoutUrl: `${base}/logout`,
+  errorUrl: `${base}/oauth-error`,
+});
+
 export interface StartHydraOptions {
   /** Path of the Hydra binary (from ensureHydraBinary). */
   binary: string;

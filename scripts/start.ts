@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadStartConfig } from '../src/config/startConfig.js';
 import { startServer } from '../src/main.js';
-import { ensureHydraBinary, type RunningHydra, startHydra } from './hydra.js';
+import { ensureHydraBinary, ourPageUrls, type RunningHydra, startHydra } from './hydra.js';
 import { ensureKratosBinary, type RunningKratos, startKratos } from './kratos.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -60,10 +60,7 @@ async function main() {
       adminPort: Number(config.hydra.adminUrl.port || 4445),
       dsn: resolve(dataDir, 'hydra.sqlite'),
       accessTokenStrategy: embeddedHydra.accessTokenStrategy,
-      loginUrl: `${base}/login`,
-      consentUrl: `${base}/consent`,
-      logoutUrl: `${base}/logout`,
-      errorUrl: `${base}/oauth-error`,
+      ...ourPageUrls(base),
       tokenUrl: `${base}/token`,
       secretsSystem: hydraSecret(dataDir),
       tokenLifetimes,

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { floodMemory, MIN_FLOOD_SECONDS } from '../../bench/flood.js';
 import { createClient, mintToken } from '../../bench/hydraTokens.js';
 import { callOnce, type Target } from '../../bench/load.js';
@@ -26,10 +26,7 @@ describe('bench flood', () => {
       binary: await ensureHydraBinary(),
       dsn: 'memory',
       accessTokenStrategy: 'jwt',
-      loginUrl: `${front}/login`,
-      consentUrl: `${front}/consent`,
-      logoutUrl: `${front}/logout`,
-      errorUrl: `${front}/oauth-error`,
+      ...ourPageUrls(front),
       secretsSystem: randomBytes(24).toString('hex'),
       env: { LOG_LEVEL: 'warn', OAUTH2_HASHERS_BCRYPT_COST: '4' },
     });

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Agent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { HSTS_VALUE } from '../../src/app/securityHeaders.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { call, connectAs } from './flow.js';
@@ -79,10 +79,7 @@ beforeAll(async () => {
     binary: await ensureHydraBinary({ log: (l) => process.stderr.write(`[hydra build] ${l}\n`) }),
     dsn: 'memory',
     accessTokenStrategy: 'jwt',
-    loginUrl: `${base}/login`,
-    consentUrl: `${base}/consent`,
-    logoutUrl: `${base}/logout`,
-    errorUrl: `${base}/oauth-error`,
+    ...ourPageUrls(base),
     tokenUrl: `${base}/token`,
     secretsSystem: randomBytes(24).toString('hex'),
     // As compose sets them: the issuer and registration URL are Hydra's public API through the proxy.

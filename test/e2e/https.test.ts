@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { HSTS_VALUE } from '../../src/app/securityHeaders.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { makeTestCa, type TestCa } from '../support/testCa.js';
@@ -70,10 +70,7 @@ beforeAll(async () => {
     binary: await ensureHydraBinary({ log: (l) => process.stderr.write(`[hydra build] ${l}\n`) }),
     dsn: 'memory',
     accessTokenStrategy: 'jwt',
-    loginUrl: `${base}/login`,
-    consentUrl: `${base}/consent`,
-    logoutUrl: `${base}/logout`,
-    errorUrl: `${base}/oauth-error`,
+    ...ourPageUrls(base),
     tokenUrl: `${base}/token`,
     publicTls: { certFile, keyFile },
     // Unusual values, so the test below sees they reach Hydra (npm start passes its HYDRA_*_TTL settings this way).

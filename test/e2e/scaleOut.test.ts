@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import { parse } from 'node-html-parser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { createUserStore } from '../../src/login/userStore.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -81,10 +81,7 @@ describe('scale-out: two replicas on one PostgreSQL behind a round-robin proxy (
       binary: await ensureHydraBinary(),
       dsn: 'memory',
       accessTokenStrategy: 'opaque',
-      loginUrl: `${base}/login`,
-      consentUrl: `${base}/consent`,
-      logoutUrl: `${base}/logout`,
-      errorUrl: `${base}/oauth-error`,
+      ...ourPageUrls(base),
       secretsSystem: randomBytes(24).toString('hex'),
     });
     const sessionSecret = randomBytes(32).toString('hex');

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
 import { type RunningServer, type StartOptions, startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -84,10 +84,7 @@ export async function startStack(opts: {
     binary,
     dsn: opts.hydraStorage === 'file' ? join(dir, 'hydra.sqlite') : 'memory',
     accessTokenStrategy: opts.accessTokenStrategy,
-    loginUrl: `${base}/login`,
-    consentUrl: `${base}/consent`,
-    logoutUrl: `${base}/logout`,
-    errorUrl: `${base}/oauth-error`,
+    ...ourPageUrls(base),
     // private_key_jwt assertions are signed for the token endpoint our metadata names.
     tokenUrl: `${base}/token`,
     ...(opts.cimdTestCaFile ? { caFile: opts.cimdTestCaFile } : {}),

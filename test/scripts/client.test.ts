@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { MACHINE_OWNER } from '../../src/auth/machineClients.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -31,10 +31,7 @@ describe('npm run client (machine clients, real Hydra)', () => {
       binary: await ensureHydraBinary(),
       dsn: 'memory',
       accessTokenStrategy: 'opaque',
-      loginUrl: `${front}/login`,
-      consentUrl: `${front}/consent`,
-      logoutUrl: `${front}/logout`,
-      errorUrl: `${front}/oauth-error`,
+      ...ourPageUrls(front),
       secretsSystem: randomBytes(24).toString('hex'),
     });
     env = {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { ensureKratosBinary } from '../../scripts/kratos.js';
 import { Browser } from '../e2e/browser.js';
 
@@ -41,10 +41,7 @@ describe('npm start with IDENTITY=kratos (scripts/start.ts, real Kratos and Hydr
       binary: await ensureHydraBinary(),
       dsn: 'memory',
       accessTokenStrategy: 'opaque',
-      loginUrl: `${base}/login`,
-      consentUrl: `${base}/consent`,
-      logoutUrl: `${base}/logout`,
-      errorUrl: `${base}/oauth-error`,
+      ...ourPageUrls(base),
       tokenUrl: `${base}/token`,
       secretsSystem: randomBytes(24).toString('hex'),
     });
