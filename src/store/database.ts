@@ -47,9 +47,10 @@ function openSqlite(path: string): Db {
 const sqliteHandles = new WeakMap<Db, SQLite.Database>();
 
 /**
- * The better-sqlite3 connection behind a SQLite Db, for the one statement that
- * runs for every tool call (the audit insert, src/store/auditStore.ts): Kysely
- * prepares a statement anew on each execute, which doubled its cost.
+ * The better-sqlite3 connection behind a SQLite Db, for statements prepared
+ * once and run often (the audit insert and the fair-use bucket upserts), and
+ * for the file's path (the audit worker opens its own connection): Kysely
+ * prepares a statement anew on each execute, which doubled their cost.
  */
 export const sqliteHandleOf = (db: Db): SQLite.Database | undefined => sqliteHandles.get(db);
 

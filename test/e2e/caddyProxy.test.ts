@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { HSTS_VALUE } from '../../src/app/securityHeaders.js';
 import { type RunningServer, startServer } from '../../src/main.js';
+import { type FetchWatch, jwtClaims, pagesSeen, watchFetch } from './fetchWatch.js';
 import { call, connectAs } from './flow.js';
 import { TestOAuthClient } from './oauthClient.js';
 import { addUserWithCli, type Stack, type TestUser } from './stack.js';
@@ -44,9 +45,7 @@ let user: TestUser;
 let previousDispatcher: Dispatcher;
 const realFetch = globalThis.fetch;
 /** What our server answered through the proxy: cookies, HSTS; and every URL fetched. */
-const ourCookies: string[] = [];
-const ourHsts = new Set<string | null>();
-const visited: string[] = [];
+let watch: FetchWatch;
 
 // *.localhost names are loopback (RFC 6761 §6.3); this machine's resolver does not say so, the test does.
 const lookup: LookupFunction = (hostname, options, callback) => {
@@ -114,16 +113,7 @@ beforeAll(async () => {
   // Every fetch in this process trusts Caddy's root and finds *.localhost on loopback.
   previousDispatcher = getGlobalDispatcher();
   setGlobalDispatcher(new Agent({ connect: { ca: [...rootCertificates, readFileSync(caRoot, 'utf8')], lookup } }));
-  globalThis.fetch = async (input, init) => {
-    const res = await realFetch(input, init);
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    visited.push(url.href);
-    if (url.origin === base) {
-      ourCookies.push(...res.headers.getSetCookie());
-      ourHsts.add(res.headers.get('strict-transport-security'));
-    }
-    return res;
-  };
+  watch = watchFetch(() => base);
   // Hydra through the proxy, with Caddy's certificate for auth.localhost.
   await waitFor('Hydra through Caddy', async () => ((await realFetch(`${issuer}/.well-known/openid-configuration`)).ok ? true : undefined));
 
@@ -147,7 +137,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  globalThis.fetch = realFetch;
+  watch?.stop();
   await server?.stop();
   if (caddy && caddy.exitCode === null) {
     const exited = new Promise((resolve) => caddy!.once('exit', resolve));
@@ -183,21 +173,21 @@ describe('behind the real Caddy with the repo Caddyfile (TLS at the proxy, TRUST
       const who = await call(connected.client, 'whoami');
       expect(who.isError).toBe(false);
       expect(who.value).toMatchObject({ sub: user.sub });
-      const claims = JSON.parse(Buffer.from(oauth.tokens()!.access_token.split('.')[1]!, 'base64url').toString()) as { iss: string; aud: string[] };
+      const claims = jwtClaims(oauth.tokens()!.access_token);
       expect(claims.iss).toBe(issuer);
       expect(claims.aud).toContain(`${base}/mcp`);
     } finally {
       await connected.close();
     }
     // Every page the person saw, ours and Hydra's, came through the proxy over https.
-    const pages = connected.browser.history.map((h) => h.split(' ')[1]!).filter((u) => !u.startsWith(oauth.redirectUrl));
+    const pages = pagesSeen(connected.browser.history, oauth.redirectUrl);
     expect(pages.length).toBeGreaterThan(3);
     for (const u of pages) expect(new URL(u).origin, u).toMatch(/^https:\/\/(mcp|auth)\.localhost:\d+$/);
-    expect(ourCookies.length).toBeGreaterThan(0);
-    for (const c of ourCookies) expect(c, c.split('=')[0]).toMatch(/;\s*Secure/i);
-    expect([...ourHsts]).toEqual([HSTS_VALUE]);
+    expect(watch.ourCookies.length).toBeGreaterThan(0);
+    for (const c of watch.ourCookies) expect(c, c.split('=')[0]).toMatch(/;\s*Secure/i);
+    expect([...watch.ourHsts]).toEqual([HSTS_VALUE]);
     // Nothing went to a plain-http URL but the client's own redirect and Hydra's admin API (loopback, never public).
-    expect(visited.filter((u) => u.startsWith('http:') && !u.startsWith(oauth.redirectUrl) && !u.startsWith(`${hydra.adminUrl}/`))).toEqual([]);
+    expect(watch.visited.filter((u) => u.startsWith('http:') && !u.startsWith(oauth.redirectUrl) && !u.startsWith(`${hydra.adminUrl}/`))).toEqual([]);
   });
 
   it('redirects plain http to https at the proxy, and the Kratos name without Kratos answers 502, never our pages', async () => {

@@ -9,6 +9,7 @@ import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, st
 import { HSTS_VALUE } from '../../src/app/securityHeaders.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { makeTestCa, type TestCa } from '../support/testCa.js';
+import { type FetchWatch, jwtClaims, pagesSeen, watchFetch } from './fetchWatch.js';
 import { call, connectAs } from './flow.js';
 import { TestOAuthClient } from './oauthClient.js';
 import { addUserWithCli, type Stack, type TestUser } from './stack.js';
@@ -32,10 +33,7 @@ let env: Record<string, string>;
 let user: TestUser;
 let previousDispatcher: Dispatcher;
 const hydraLog: string[] = [];
-/** Set-Cookie lines our server sent, and its Strict-Transport-Security values, seen by every fetch of this file. */
-const ourCookies: string[] = [];
-const ourHsts = new Set<string | null>();
-const visited: string[] = [];
+let watch: FetchWatch;
 const realFetch = globalThis.fetch;
 // No rotation grace (hydra.yml's is 30s): a spent refresh token is refused at once, which shows the setting arrived.
 const LIFETIMES = { accessToken: '7m', refreshToken: '100h', idToken: '9m', rotationGracePeriod: '0s' };
@@ -53,16 +51,7 @@ beforeAll(async () => {
   previousDispatcher = getGlobalDispatcher();
   setGlobalDispatcher(new Agent({ connect: { ca: [...rootCertificates, ca.caPem] } }));
   // Observe (not change) what our server answers: cookies and HSTS.
-  globalThis.fetch = async (input, init) => {
-    const res = await realFetch(input, init);
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    visited.push(url.href);
-    if (base && url.origin === base) {
-      ourCookies.push(...res.headers.getSetCookie());
-      ourHsts.add(res.headers.get('strict-transport-security'));
-    }
-    return res;
-  };
+  watch = watchFetch(() => base);
 
   const appPort = await freeLoopbackPort();
   base = `https://127.0.0.1:${appPort}`;
@@ -101,7 +90,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  globalThis.fetch = realFetch;
+  watch?.stop();
   await server?.stop();
   await hydra?.stop();
   if (previousDispatcher) setGlobalDispatcher(previousDispatcher);
@@ -118,13 +107,12 @@ const refresh = (oauth: TestOAuthClient, refreshToken: string) =>
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: oauth.clientInformation()!.client_id }),
   });
-const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { iat: number; exp: number };
 /** Seconds each token of one sign-in lives: access and ID tokens from their claims, the refresh token from Hydra's introspection. */
 async function lifetimesOf(tokens: { access_token: string; refresh_token?: string; id_token?: string }) {
   expect(tokens.refresh_token, 'a refresh token (offline_access)').toBeDefined();
   expect(tokens.id_token, 'an ID token (openid)').toBeDefined();
-  const access = claimsOf(tokens.access_token);
-  const id = claimsOf(tokens.id_token!);
+  const access = jwtClaims(tokens.access_token);
+  const id = jwtClaims(tokens.id_token!);
   const res = await realFetch(`${hydra.adminUrl}/admin/oauth2/introspect`, { method: 'POST', body: new URLSearchParams({ token: tokens.refresh_token! }) });
   const refresh = (await res.json()) as { active: boolean; iat: number; exp: number; token_use: string };
   expect(refresh).toMatchObject({ active: true, token_use: 'refresh_token' });
@@ -159,8 +147,7 @@ describe('https end to end (NODE_ENV=production, TLS on our server and on Hydra)
       expect(who.isError).toBe(false);
       expect(who.value).toMatchObject({ sub: user.sub });
       // The token is Hydra's, issued by the https issuer, for our https resource.
-      const token = oauth.tokens()!.access_token;
-      const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { iss: string; aud: string[] };
+      const claims = jwtClaims(oauth.tokens()!.access_token);
       expect(claims.iss).toBe(hydra.issuer);
       expect(claims.aud).toContain(`${base}/mcp`);
       lifetimesSeen = await lifetimesOf(oauth.tokens()!);
@@ -169,17 +156,17 @@ describe('https end to end (NODE_ENV=production, TLS on our server and on Hydra)
       await connected.close();
     }
     // Every page the person saw, ours and Hydra's, was https; only the client's own loopback redirect is http.
-    const pages = connected.browser.history.map((h) => h.split(' ')[1]!).filter((u) => !u.startsWith(oauth.redirectUrl));
+    const pages = pagesSeen(connected.browser.history, oauth.redirectUrl);
     expect(pages.length).toBeGreaterThan(3);
     for (const u of pages) expect(u).toMatch(/^https:\/\//);
     // Our cookies (CSRF seed, at least) are Secure; our answers carry HSTS.
-    expect(ourCookies.length).toBeGreaterThan(0);
-    for (const c of ourCookies) expect(c, c.split('=')[0]).toMatch(/;\s*Secure/i);
-    expect([...ourHsts]).toEqual([HSTS_VALUE]);
+    expect(watch.ourCookies.length).toBeGreaterThan(0);
+    for (const c of watch.ourCookies) expect(c, c.split('=')[0]).toMatch(/;\s*Secure/i);
+    expect([...watch.ourHsts]).toEqual([HSTS_VALUE]);
     // Nothing went to a plain-http URL but the client's own redirect and Hydra's admin API (loopback only, never public).
-    const plain = visited.filter((u) => u.startsWith('http:') && !u.startsWith(oauth.redirectUrl) && !u.startsWith(`${hydra.adminUrl}/`));
+    const plain = watch.visited.filter((u) => u.startsWith('http:') && !u.startsWith(oauth.redirectUrl) && !u.startsWith(`${hydra.adminUrl}/`));
     expect(plain).toEqual([]);
-    expect(visited.some((u) => u.startsWith(`${hydra.publicUrl}/`)), "Hydra's public port was used, over https").toBe(true);
+    expect(watch.visited.some((u) => u.startsWith(`${hydra.publicUrl}/`)), "Hydra's public port was used, over https").toBe(true);
   });
 
   it('Hydra rotates refresh tokens with the grace period it was given (0s: a spent one is refused at once)', async () => {
