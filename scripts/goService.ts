@@ -80,8 +80,9 @@ export async function buildBinary(script: string, name: string, log?: (line: str
   return path;
 }
 
-export async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+/** GET a JSON document, waiting at most `timeoutMs` (default 5 s). */
+export async function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as T;
 }

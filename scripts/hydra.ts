@@ -124,7 +124,6 @@ export async function startHydra(opts: StartHydraOptions): Promise<RunningHydra>
       URLS_CONSENT: opts.consentUrl,
       URLS_LOGOUT: opts.logoutUrl,
       URLS_ERROR: opts.errorUrl,
-      WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL: hydraPublicUrls(publicUrl).register.href,
       STRATEGIES_ACCESS_TOKEN: opts.accessTokenStrategy,
       ...(opts.tokenUrl ? { WEBFINGER_OIDC_DISCOVERY_TOKEN_URL: opts.tokenUrl } : {}),
       ...(opts.caFile ? { SSL_CERT_FILE: opts.caFile } : {}),
@@ -157,8 +156,11 @@ async function serve(
   const hydra = spawnService(opts.binary, ['serve', 'all', '--dev', '--sqa-opt-out', '--config', CONFIG], { name: 'Hydra', env, log });
   const stop = () => hydra.stop(opts.stopTimeoutMs ?? 5000);
   try {
-    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, Date.now() + (opts.readyTimeoutMs ?? 90_000), { name: 'Hydra', exited: hydra.exited });
-    const discovery = await getJson<{ issuer?: string }>(hydraPublicUrls(publicUrl).discovery.href);
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 90_000);
+    await waitUntilReady(hydraAdminUrls(adminUrl).ready.href, deadline, { name: 'Hydra', exited: hydra.exited });
+    // The first discovery request may generate the ID-token key set (RSA-4096 on a
+    // new database: seconds on a loaded machine), so it shares the ready deadline.
+    const discovery = await getJson<{ issuer?: string }>(hydraPublicUrls(publicUrl).discovery.href, Math.max(5000, deadline - Date.now()));
     const version = await getJson<{ version?: string }>(hydraAdminUrls(adminUrl).version.href);
     if (!discovery.issuer) throw new Error('discovery document has no issuer');
     return { publicUrl, adminUrl, issuer: discovery.issuer, version: version.version ?? 'unknown', stop };

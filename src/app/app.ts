@@ -103,7 +103,7 @@ export function buildApp(deps: AppDependencies): App {
   const resources = resourcesOf(config);
   const hydraPublic = deps.hydraPublic ?? createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl }).public;
   const clientMetadataDocuments = new ClientMetadataDocuments({ testLoopbackCa: config.cimd.testLoopbackCa });
-  const clientsStore = new HydraClientsStore({ hydraPublic, hydraAdmin, resources, log, clientMetadataDocuments });
+  const clientsStore = new HydraClientsStore({ hydraAdmin, resources, log, clientMetadataDocuments });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
   const provider = new HydraProvider({
     hydraPublic,

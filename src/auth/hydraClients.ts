@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import { CimdClients } from './cimd/cimdClients.js';
 import { type ClientMetadataDocuments, isClientIdUrl } from './cimd/clientMetadataDocument.js';
-import { type HydraAdmin, type HydraClient, HydraError, type HydraPublic } from '../hydra/index.js';
+import { type HydraAdmin, type HydraClient, HydraError } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
 import {
   InvalidClientMetadataError,
@@ -16,8 +16,7 @@ import { REGISTRABLE_SCOPES } from './scopes.js';
 import type { OAuthClientInformationFull, OAuthClientMetadata, RegisteredClients } from './types.js';
 
 export interface HydraClientsOptions {
-  /** Hydra's public API; registration goes to its RFC 7591 endpoint. */
-  hydraPublic: HydraPublic;
+  /** Hydra's admin API: clients are created, read and updated there (its public registration stays off). */
   hydraAdmin: HydraAdmin;
   /** Our resource URLs, put on every client's audience allow-list. */
   resources: ResourceSet;
@@ -31,9 +30,11 @@ export interface HydraClientsOptions {
 }
 
 /**
- * Registered clients live in Hydra. Registration is proxied to Hydra's DCR
- * endpoint; lookups go to the admin API by id (never by listing all clients)
- * through a small TTL cache, since every /authorize needs one.
+ * Registered clients live in Hydra. Registration creates them through
+ * Hydra's admin API with our policy applied (Hydra's own public registration
+ * is off: hydra/hydra.yml); lookups go to the admin API by id (never by
+ * listing all clients) through a small TTL cache, since every /authorize
+ * needs one.
  */
 export class HydraClientsStore implements RegisteredClients {
   private readonly cache: LruCache<OAuthClientInformationFull>;
@@ -84,16 +85,7 @@ export class HydraClientsStore implements RegisteredClients {
     this.options.log.info('loopback redirect port allowed', { client_id: client.client_id, redirect_uri: redirectUri });
   }
 
-  async registerClient(requested: OAuthClientMetadata): Promise<OAuthClientInformationFull> {
-    // Hydra refuses a client-chosen secret and assigns its own id: /register
-    // has already dropped any the client proposed, and these are dropped too.
-    const {
-      client_secret: _secret,
-      client_secret_expires_at: _expiry,
-      client_id: _id,
-      client_id_issued_at: _issued,
-      ...metadata
-    } = requested as OAuthClientMetadata & Partial<Pick<OAuthClientInformationFull, ClientAssigned>>;
+  async registerClient(metadata: OAuthClientMetadata): Promise<OAuthClientInformationFull> {
     // MCP client-credentials extension (io.modelcontextprotocol/oauth-client-credentials):
     // that flow "requires pre-registered client credentials ... established out-of-band
     // through administrative channels. Dynamic Client Registration is not used".
@@ -106,8 +98,11 @@ export class HydraClientsStore implements RegisteredClients {
       const problem = checkRedirectUri(uri);
       if (problem) throw new InvalidRedirectUriError(`redirect_uri ${JSON.stringify(uri)} ${problem}`);
     }
-    const body = {
-      ...metadata,
+    const body: Record<string, unknown> = {
+      // Hydra's admin API takes any field, an id, a secret, `metadata` and
+      // `skip_consent` among them, so only RFC 7591 §2 fields named here go
+      // through; Hydra assigns the id and the secret.
+      ...pick(metadata as Record<string, unknown>, REGISTRABLE_FIELDS),
       grant_types: metadata.grant_types ?? ['authorization_code', 'refresh_token'],
       response_types: metadata.response_types ?? ['code'],
       // Policy: every client may ask for every scope we know; the person at the
@@ -121,7 +116,7 @@ export class HydraClientsStore implements RegisteredClients {
     };
     let answer: HydraClient & { client_secret?: string };
     try {
-      answer = await this.options.hydraPublic.register(body);
+      answer = await this.options.hydraAdmin.createClient(body);
     } catch (e) {
       if (!(e instanceof HydraError) || e.status === 0) {
         this.options.log.error('registration: Hydra unreachable', { error: e });
@@ -129,21 +124,43 @@ export class HydraClientsStore implements RegisteredClients {
       }
       this.options.log.info('registration refused by Hydra', { status: e.status, hydra_error: e.error, detail: e.description });
       if (e.unavailable) throw new ServerError('The authorization server failed to register the client');
-      // RFC 7591 §3.2.2: pass Hydra's error code on as the same error.
-      throw e.error === 'invalid_client_metadata' || e.error === 'invalid_request'
+      // RFC 7591 §3.2.2: Hydra's refusal of the metadata is the same error for the client.
+      throw e.error === 'invalid_client_metadata' || e.error === 'invalid_request' || e.status === 400
         ? new InvalidClientMetadataError(e.description || 'Invalid client metadata')
         : new UpstreamOAuthError(e.error, e.description || 'Registration refused');
     }
+    // Hydra's admin API makes a secret for every client that is not public;
+    // one that signs its assertions (private_key_jwt) has no use for it.
+    if (answer.token_endpoint_auth_method === 'private_key_jwt') delete answer.client_secret;
     const created = toClientInformation(answer);
     this.options.log.info('client registered', { client_id: created.client_id, client_name: created.client_name });
     return created;
   }
 }
 
-const MAX_ADDED_LOOPBACK_PORTS = 10;
+/** The RFC 7591 §2 fields a client may set at /register (Hydra assigns everything else, or we do). */
+const REGISTRABLE_FIELDS = [
+  'redirect_uris',
+  'token_endpoint_auth_method',
+  'client_name',
+  'client_uri',
+  'logo_uri',
+  'tos_uri',
+  'policy_uri',
+  'contacts',
+  'jwks_uri',
+  'jwks',
+  'software_id',
+  'software_version',
+] as const;
 
-/** What the authorization server assigns (RFC 7591 §3.2.1), never the client. */
-type ClientAssigned = 'client_id' | 'client_secret' | 'client_id_issued_at' | 'client_secret_expires_at';
+function pick(source: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (source[k] !== undefined) out[k] = source[k];
+  return out;
+}
+
+const MAX_ADDED_LOOPBACK_PORTS = 10;
 
 /**
  * Hydra's client JSON, made acceptable to MCP clients: Hydra sends

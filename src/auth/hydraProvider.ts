@@ -90,9 +90,28 @@ export class HydraProvider {
     if (answer.status >= 400) {
       const b = answer.body as { error?: string; error_description?: string };
       this.options.log.info('Hydra refused', { endpoint, status: answer.status, hydra_error: b.error, detail: b.error_description });
+      return clientFacing(answer);
     }
     return answer;
   }
+}
+
+/**
+ * What a client is told of Hydra's refusal. Hydra's 5xx answers describe its
+ * own outgoing calls ("Unable to fetch JSON Web Keys from location '…'",
+ * and what that host answered): passed on, they would make /token a probe
+ * of other hosts. A failure to get the client's keys is the client failing
+ * to authenticate (RFC 6749 §5.2 invalid_client); any other 5xx is a bare
+ * server_error. The detail stays in our log. 4xx answers are about the
+ * request itself and pass unchanged.
+ */
+function clientFacing(answer: ForwardedResponse): ForwardedResponse {
+  if (answer.status < 500) return answer;
+  const description = String((answer.body as { error_description?: unknown }).error_description ?? '');
+  if (/JSON Web Key/i.test(description)) {
+    return { status: 401, body: { error: 'invalid_client', error_description: 'Client authentication failed: the client assertion could not be verified with the client’s registered keys' } };
+  }
+  return { status: answer.status, body: { error: 'server_error', error_description: 'The authorization server could not complete the request' } };
 }
 
 /**

@@ -12,8 +12,6 @@ export function hydraPublicUrls(publicUrl: URL | string) {
     token: at('/oauth2/token'),
     /** RFC 7009 revocation endpoint. */
     revoke: at('/oauth2/revoke'),
-    /** RFC 7591 dynamic client registration. */
-    register: at('/oauth2/register'),
     /** The key set JWT access tokens are signed with. */
     jwks: at('/.well-known/jwks.json'),
     /** OpenID Connect discovery (v2.3 has no RFC 8414 path). */

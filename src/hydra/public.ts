@@ -1,6 +1,5 @@
-import { HydraError, hydraErrorFrom } from './errors.js';
+import { HydraError } from './errors.js';
 import { hydraAdminUrls, hydraPublicUrls } from './endpoints.js';
-import type { HydraClient } from './models.js';
 import type { HydraTransport } from './transport.js';
 
 /** What Hydra answered to a forwarded token or revocation request, passed on verbatim. */
@@ -20,8 +19,6 @@ export interface HydraPublic {
    * unreachable Hydra is a HydraError with status 0.
    */
   forward(endpoint: 'token' | 'revoke', form: URLSearchParams, authorization?: string): Promise<ForwardedResponse>;
-  /** RFC 7591 registration; Hydra's refusal is a HydraError carrying its error code. */
-  register(metadata: Record<string, unknown>): Promise<HydraClient & { client_secret?: string }>;
   /** Resolves when Hydra's admin health check says ready. */
   adminReady(): Promise<void>;
   /** Resolves when the JWKS answers 200. */
@@ -55,11 +52,6 @@ export function hydraPublicClient({ publicUrl, adminUrl, transport }: HydraPubli
         body = { error: 'server_error', error_description: 'The authorization server sent an unreadable answer' };
       }
       return { status: res.status, body };
-    },
-    async register(metadata) {
-      const res = await transport.send('POST', urls.register, { json: metadata });
-      if (!res.ok) throw await hydraErrorFrom(res);
-      return (await res.json()) as HydraClient & { client_secret?: string };
     },
     adminReady: () => reach(hydraAdminUrls(adminUrl).ready),
     jwksReachable: () => reach(urls.jwks),

@@ -14,7 +14,7 @@ const log = createLogger('silent');
 const resources = new ResourceSet([new URL('http://127.0.0.1:9/mcp'), new URL('http://127.0.0.1:9/sse')]);
 const nowhere = new URL('http://127.0.0.1:1');
 const hydra = createHydra({ adminUrl: nowhere, publicUrl: nowhere });
-const clientsStore = new HydraClientsStore({ hydraPublic: hydra.public, hydraAdmin: hydra.admin, resources, log });
+const clientsStore = new HydraClientsStore({ hydraAdmin: hydra.admin, resources, log });
 const provider = new HydraProvider({ hydraPublic: hydra.public, hydraBrowserUrl: nowhere, clientsStore, verifier: {} as AccessTokenVerifier, resources, log });
 const router = (publicBaseUrl: string) => authServerRouter({ provider, publicBaseUrl: new URL(publicBaseUrl), resources, resourceName: 'test', log });
 

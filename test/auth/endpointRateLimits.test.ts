@@ -26,7 +26,7 @@ async function start(options: { limit: number; store?: (name: LimitedEndpoint) =
   const resources = new ResourceSet([new URL('http://127.0.0.1:9/mcp')]);
   const nowhere = new URL('http://127.0.0.1:1');
   const hydra = createHydra({ adminUrl: nowhere, publicUrl: nowhere });
-  const clientsStore = new HydraClientsStore({ hydraPublic: hydra.public, hydraAdmin: hydra.admin, resources, log });
+  const clientsStore = new HydraClientsStore({ hydraAdmin: hydra.admin, resources, log });
   const provider = new HydraProvider({
     hydraPublic: hydra.public,
     hydraBrowserUrl: nowhere,

@@ -6,7 +6,7 @@ import { HydraClientsStore } from '../../src/auth/hydraClients.js';
 import type { HydraProvider } from '../../src/auth/hydraProvider.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { tokenProxyRouter } from '../../src/auth/tokenProxy.js';
-import type { HydraAdmin, HydraPublic } from '../../src/hydra/index.js';
+import type { HydraAdmin } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
 
 const RESOURCE = 'http://127.0.0.1:3000/mcp';
@@ -20,8 +20,7 @@ const resources = new ResourceSet([new URL(RESOURCE), new URL('http://127.0.0.1:
 describe('dynamic registration refuses the client_credentials grant (stub Hydra: registration must not reach it)', () => {
   const registered: unknown[] = [];
   const store = new HydraClientsStore({
-    hydraPublic: { register: async (m: Record<string, unknown>) => (registered.push(m), { client_id: 'x', ...m }) } as unknown as HydraPublic,
-    hydraAdmin: {} as HydraAdmin,
+    hydraAdmin: { createClient: async (m: Record<string, unknown>) => (registered.push(m), { client_id: 'x', ...m }) } as unknown as HydraAdmin,
     resources,
     log: createLogger('silent'),
   });

@@ -81,8 +81,8 @@ beforeAll(async () => {
     ...ourPageUrls(base),
     tokenUrl: `${base}/token`,
     secretsSystem: randomBytes(24).toString('hex'),
-    // As compose sets them: the issuer and registration URL are Hydra's public API through the proxy.
-    env: { URLS_SELF_ISSUER: issuer, URLS_SELF_PUBLIC: issuer, WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL: `${issuer}/oauth2/register` },
+    // As compose sets them: the issuer is Hydra’s public API through the proxy.
+    env: { URLS_SELF_ISSUER: issuer, URLS_SELF_PUBLIC: issuer },
   });
 
   const caddyData = join(dir, 'caddy-data');

@@ -169,9 +169,9 @@ describe.each(['opaque', 'jwt'] as const)('machine clients with %s access tokens
     expect(body.error).toBe('unauthorized_client');
   });
 
-  it('a client registered straight at Hydra’s public port for client_credentials and our audience: its token is refused (401, not a machine client)', async () => {
-    // Hydra's public port is reachable (browsers use it), and its DCR lets a client choose grant and audience.
-    const direct = await fetch(`${stack.hydra.publicUrl}/oauth2/register`, {
+  it('a client_credentials client with our audience that an operator made without the machine mark: its token is refused (401, not a machine client)', async () => {
+    // Hydra's public registration is closed (issue 26 #1); the admin API is the only other door.
+    const direct = await fetch(`${stack.hydra.adminUrl}/admin/clients`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ grant_types: ['client_credentials'], audience: [stack.mcpUrl.href], scope: 'notes:read', token_endpoint_auth_method: 'client_secret_post' }),
@@ -191,14 +191,22 @@ describe.each(['opaque', 'jwt'] as const)('machine clients with %s access tokens
     expect(res.headers.get('www-authenticate')).toContain('not a machine client of this server');
   });
 
-  it('the machine mark cannot be self-granted: Hydra’s registration refuses `metadata`', async () => {
-    const res = await fetch(`${stack.hydra.publicUrl}/oauth2/register`, {
+  it('the machine mark cannot be self-granted: Hydra’s registration is closed and ours drops `metadata`', async () => {
+    const atHydra = await fetch(`${stack.hydra.publicUrl}/oauth2/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ grant_types: ['client_credentials'], audience: [stack.mcpUrl.href], metadata: { machine: true } }),
     });
-    expect(res.status).toBe(400);
-    expect(await res.text()).toContain('metadata');
+    expect(atHydra.status).toBe(404);
+    const ours = await fetch(`${stack.baseUrl}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:9/cb'], metadata: { machine: true } }),
+    });
+    expect(ours.status).toBe(201);
+    const { client_id } = (await ours.json()) as { client_id: string };
+    const held = (await (await fetch(`${stack.hydra.adminUrl}/admin/clients/${client_id}`)).json()) as { metadata?: unknown };
+    expect(held.metadata ?? {}).toEqual({});
   });
 
   it('a person’s token still works everywhere: whoami says person, notes tools answer', async () => {

@@ -43,10 +43,9 @@ describe('Hydra has one room (src/hydra/)', () => {
 
   it('builds each URL from the base as Hydra v2 serves it', () => {
     const pub = hydraPublicUrls('http://127.0.0.1:4444');
-    expect([pub.token, pub.revoke, pub.register, pub.jwks, pub.discovery].map(String)).toEqual([
+    expect([pub.token, pub.revoke, pub.jwks, pub.discovery].map(String)).toEqual([
       'http://127.0.0.1:4444/oauth2/token',
       'http://127.0.0.1:4444/oauth2/revoke',
-      'http://127.0.0.1:4444/oauth2/register',
       'http://127.0.0.1:4444/.well-known/jwks.json',
       'http://127.0.0.1:4444/.well-known/openid-configuration',
     ]);

@@ -115,9 +115,9 @@ describe('src/hydra error policy (stubHydra)', () => {
     expect(seen[0]!.headers['content-type']).toBe('application/x-www-form-urlencoded');
   });
 
-  it('registration refused by Hydra is a HydraError carrying its RFC 7591 error code', async () => {
-    routes.set('POST /oauth2/register', json(400, { error: 'invalid_client_metadata', error_description: 'bad redirect' }));
+  it('a client refused by Hydra’s admin API is a HydraError carrying its error code', async () => {
+    routes.set('POST /admin/clients', json(400, { error: 'invalid_client_metadata', error_description: 'bad redirect' }));
     const hydra = createHydra({ adminUrl: base, publicUrl: base });
-    await expect(hydra.public.register({ redirect_uris: ['x'] })).rejects.toMatchObject({ status: 400, error: 'invalid_client_metadata', description: 'bad redirect' });
+    await expect(hydra.admin.createClient({ redirect_uris: ['x'] })).rejects.toMatchObject({ status: 400, error: 'invalid_client_metadata', description: 'bad redirect' });
   });
 });

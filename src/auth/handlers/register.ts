@@ -55,7 +55,8 @@ const ClientMetadata = z
     contacts: z.array(z.string()).optional(),
     tos_uri: OptionalSafeUrl,
     policy_uri: z.string().optional(),
-    jwks_uri: SafeUrl.optional(),
+    // Fetched by Hydra for private_key_jwt: https only (Hydra also refuses private addresses).
+    jwks_uri: SafeUrl.refine((value) => new URL(value).protocol === 'https:', { message: 'jwks_uri must be an https URL' }).optional(),
     jwks: z.any().optional(),
     software_id: z.string().optional(),
     software_version: z.string().optional(),
