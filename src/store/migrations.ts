@@ -99,7 +99,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('expires_at', 'bigint')
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
-          // SQLite's refresh lease (PostgreSQL locks the row instead): until when, and whose.
+          // The refresh lease (src/store/connectionsStore.ts withRefreshLock): until when, and whose.
           .addColumn('refresh_lease_until', 'bigint')
           .addColumn('refresh_lease_owner', 'text')
           .addPrimaryKeyConstraint('connections_pk', ['sub', 'provider'])
@@ -159,6 +159,50 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('first_seen_at', 'text', (c) => c.notNull())
           .addColumn('last_seen_at', 'text', (c) => c.notNull())
           .execute();
+      },
+    },
+    '0009_removed_subjects_completed_at': {
+      async up(db: Kysely<any>) {
+        // The refusal list reads removals by completion, and prunes by it (issue 26 #12).
+        await db.schema.createIndex('removed_subjects_completed_at').on('removed_subjects').column('completed_at').execute();
+      },
+    },
+    '0010_kratos_subjects_suspension': {
+      async up(db: Kysely<any>) {
+        // An identity deactivated in Kratos is suspended here (src/account/accountSuspension.ts):
+        // its tokens refused while suspended, and those issued before a reactivation after it.
+        await db.schema.alterTable('kratos_subjects').addColumn('suspended_at', 'text').execute();
+        await db.schema.alterTable('kratos_subjects').addColumn('revoked_at', 'text').execute();
+        await db.schema.alterTable('kratos_subjects').addColumn('reactivated_at', 'text').execute();
+        // Every replica reads both lists every few seconds (src/account/removedSubjects.ts): ranges, not scans.
+        await db.schema.createIndex('kratos_subjects_suspended_at').on('kratos_subjects').column('suspended_at').execute();
+        await db.schema.createIndex('kratos_subjects_reactivated_at').on('kratos_subjects').column('reactivated_at').execute();
+      },
+    },
+    '0011_single_use_ids': {
+      async up(db: Kysely<any>) {
+        // Ids that may be used once (src/store/singleUseIds.ts), e.g. the nonce of a 2026
+        // requestState: recorded on first use, so a replay on any replica is refused.
+        await db.schema
+          .createTable('single_use_ids')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          // Epoch milliseconds: after it the id is refused anyway (its token expired), so the row may go.
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('single_use_ids_expires_at').on('single_use_ids').column('expires_at').execute();
+      },
+    },
+    '0012_cimd_mirrors': {
+      async up(db: Kysely<any>) {
+        // Hydra clients made from client metadata documents, for deleting unused ones (src/auth/cimd/cimdClients.ts).
+        await db.schema
+          .createTable('cimd_mirrors')
+          .addColumn('hydra_id', 'text', (c) => c.primaryKey())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('authorized_at', 'text', (c) => c.notNull())
+          .addColumn('token_at', 'text')
+          .execute();
+        await db.schema.createIndex('cimd_mirrors_authorized_at').on('cimd_mirrors').column('authorized_at').execute();
       },
     },
   };

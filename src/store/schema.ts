@@ -11,6 +11,8 @@ export interface Database {
   connect_states: ConnectStatesTable;
   audit_events: AuditEventsTable;
   kratos_subjects: KratosSubjectsTable;
+  single_use_ids: SingleUseIdsTable;
+  cimd_mirrors: CimdMirrorsTable;
 }
 
 export interface UsersTable {
@@ -93,7 +95,7 @@ export interface ConnectionsTable {
   created_at: EpochColumn;
   /** Epoch milliseconds. */
   updated_at: EpochColumn;
-  /** SQLite refresh lease: held until this time (epoch ms); null when free. Unused on PostgreSQL. */
+  /** Refresh lease: held until this time (epoch ms, the database's clock); null when free. */
   refresh_lease_until: NullableEpochColumn;
   /** Random id of the lease holder, so only it can write or release. */
   refresh_lease_owner: string | null;
@@ -140,4 +142,30 @@ export interface KratosSubjectsTable {
   sub: string;
   first_seen_at: string;
   last_seen_at: string;
+  /** ISO-8601; set while the identity is deactivated in Kratos (its tokens are refused). */
+  suspended_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** ISO-8601; when Hydra's consents and both services' sessions were ended for the current suspension. */
+  revoked_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** ISO-8601; the last reactivation: tokens issued before it stay refused for the retention period. */
+  reactivated_at: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** Ids used once (src/store/singleUseIds.ts): a row means "already used". No personal data: random nonces only. */
+export interface SingleUseIdsTable {
+  /** Namespaced by purpose, e.g. `request-state:<nonce>`. */
+  id: string;
+  /** Epoch milliseconds; the sweep deletes the row after it. */
+  expires_at: EpochColumn;
+}
+
+/** A Hydra client made from a client metadata document (src/auth/cimd/cimdClients.ts). */
+export interface CimdMirrorsTable {
+  /** The Hydra client id (`cimd-<host>-<hash>`). */
+  hydra_id: string;
+  /** The client_id URL it mirrors. */
+  url: string;
+  /** ISO-8601; the last authorization sent to Hydra with it. */
+  authorized_at: string;
+  /** ISO-8601; the last time Hydra gave it tokens; null: never. */
+  token_at: string | null;
 }
