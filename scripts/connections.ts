@@ -4,21 +4,100 @@
  *
  * Key rotation: put a new key FIRST in CONNECTION_KEYS (keep the old ones),
  * restart the servers, run `reencrypt`, and drop an old key only once the
- * per-key counts it prints no longer name it.
+ * per-key counts it prints (connections and pending connect attempts) no
+ * longer name it.
  */
 import 'dotenv/config';
 import { loadConfig } from '../src/config/config.js';
-import { createSealer, SealError } from '../src/connections/sealing.js';
-import { connectionsStore } from '../src/store/connectionsStore.js';
+import { verifierBinding } from '../src/connections/connectFlow.js';
+import { type CredentialSealer, createSealer, SealError } from '../src/connections/sealing.js';
+import { type ConnectionsStore, connectionsStore } from '../src/store/connectionsStore.js';
+import { type ConnectStatesStore, connectStatesStore } from '../src/store/connectStatesStore.js';
 import { openDatabase } from '../src/store/database.js';
 
 const USAGE = `usage: npm run connections -- <command>
-  reencrypt   seal every stored connection with the newest key of
-              CONNECTION_KEYS (the first); rows already sealed with it
-              are left alone, so running it again is harmless`;
+  reencrypt   seal every stored connection and pending connect attempt
+              with the newest key of CONNECTION_KEYS (the first); rows
+              already sealed with it are left alone, so running it again
+              is harmless`;
 
 /** Rows read per query: the table is walked in pages, never loaded whole. */
 const PAGE = 100;
+
+type Tally = { rewrapped: number; changed: number; failed: number };
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+/** Connections: walked by key id (indexed), only rows not sealed with the newest key. */
+async function reencryptConnections(store: ConnectionsStore, sealer: CredentialSealer): Promise<Tally> {
+  const tally = { rewrapped: 0, changed: 0, failed: 0 };
+  let after: { sub: string; provider: string } | undefined;
+  for (;;) {
+    const rows = await store.listNotSealedWith(sealer.newestKeyId, { limit: PAGE, ...(after ? { after } : {}) });
+    for (const row of rows) {
+      const bind = { sub: row.sub, provider: row.provider };
+      try {
+        const next = await sealer.seal(await sealer.open(row.sealed, bind), bind);
+        if (await store.rewrap(row, { sealed: next, keyId: sealer.newestKeyId })) tally.rewrapped++;
+        else tally.changed++;
+      } catch (e) {
+        if (!(e instanceof SealError)) throw e;
+        tally.failed++;
+        // sub and provider only: never the ciphertext.
+        console.error(`cannot open ${row.provider} of ${row.sub} (sealed with key "${row.keyId}"): ${e.reason}`);
+      }
+    }
+    if (rows.length < PAGE) break;
+    const last = rows[rows.length - 1]!;
+    after = { sub: last.sub, provider: last.provider };
+  }
+  return tally;
+}
+
+/**
+ * Pending connect attempts: each holds a sealed PKCE verifier the callback
+ * must open, so dropping a key during an attempt would spoil it. Expired ones
+ * are deleted first; the rest (minutes' worth) are all read, and counted by
+ * the key each is sealed with afterwards.
+ */
+async function reencryptAttempts(states: ConnectStatesStore, sealer: CredentialSealer): Promise<Tally & { usage: Record<string, number> }> {
+  await states.sweep();
+  const tally = { rewrapped: 0, changed: 0, failed: 0 };
+  const usage: Record<string, number> = {};
+  const count = (keyId: string) => (usage[keyId] = (usage[keyId] ?? 0) + 1);
+  for (let after: string | undefined; ; ) {
+    const page = await states.page({ limit: PAGE, ...(after !== undefined ? { after } : {}) });
+    for (const state of page) {
+      let keyId = 'unknown';
+      try {
+        keyId = sealer.keyIdOf(state.sealedVerifier);
+        if (keyId === sealer.newestKeyId) {
+          count(keyId);
+          continue;
+        }
+        const bind = verifierBinding(state.sub, state.provider);
+        const next = await sealer.seal(await sealer.open(state.sealedVerifier, bind), bind);
+        // Not rewrapped: the callback took it meanwhile, so it is no longer pending.
+        if (await states.rewrap(state, next)) {
+          tally.rewrapped++;
+          count(sealer.newestKeyId);
+        } else tally.changed++;
+      } catch (e) {
+        if (!(e instanceof SealError)) throw e;
+        tally.failed++;
+        count(keyId);
+        console.error(`cannot open the pending connect attempt of ${state.sub} to ${state.provider} (sealed with key "${keyId}"): ${e.reason}`);
+      }
+    }
+    if (page.length < PAGE) break;
+    after = page[page.length - 1]!.stateHash;
+  }
+  return { ...tally, usage };
+}
+
+const perKey = (usage: Record<string, number>, none: string) => {
+  const entries = Object.entries(usage).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.length ? entries.map(([kid, n]) => `${kid} ${n}`).join(', ') : none;
+};
 
 async function reencrypt(): Promise<number> {
   const config = loadConfig(process.env);
@@ -31,34 +110,16 @@ async function reencrypt(): Promise<number> {
   const db = await openDatabase(config.database);
   try {
     const store = connectionsStore(db, config.database.kind);
-    let rewrapped = 0;
-    let changed = 0;
-    let failed = 0;
-    let after: { sub: string; provider: string } | undefined;
-    for (;;) {
-      const rows = await store.listNotSealedWith(newest, { limit: PAGE, ...(after ? { after } : {}) });
-      for (const row of rows) {
-        const bind = { sub: row.sub, provider: row.provider };
-        try {
-          const next = await sealer.seal(await sealer.open(row.sealed, bind), bind);
-          if (await store.rewrap(row, { sealed: next, keyId: newest })) rewrapped++;
-          else changed++;
-        } catch (e) {
-          if (!(e instanceof SealError)) throw e;
-          failed++;
-          // sub and provider only: never the ciphertext.
-          console.error(`cannot open ${row.provider} of ${row.sub} (sealed with key "${row.keyId}"): ${e.reason}`);
-        }
-      }
-      if (rows.length < PAGE) break;
-      const last = rows[rows.length - 1]!;
-      after = { sub: last.sub, provider: last.provider };
-    }
-    console.log(`Re-encrypted ${rewrapped} connection${rewrapped === 1 ? '' : 's'} with key "${newest}"`);
-    if (changed) console.log(`${changed} changed while this ran (a refresh or reconnect wrote them); run it again to check them`);
+    const connections = await reencryptConnections(store, sealer);
+    const attempts = await reencryptAttempts(connectStatesStore(db), sealer);
+    console.log(`Re-encrypted ${plural(connections.rewrapped, 'connection', 'connections')} with key "${newest}"`);
+    console.log(`Re-encrypted ${plural(attempts.rewrapped, 'pending connect attempt', 'pending connect attempts')} with key "${newest}"`);
+    const changed = connections.changed + attempts.changed;
+    const failed = connections.failed + attempts.failed;
+    if (changed) console.log(`${changed} changed while this ran (a refresh, reconnect or connect callback wrote them); run it again to check them`);
     if (failed) console.log(`${failed} could not be opened (see above): the person must connect again, or add back the key they name`);
-    const usage = Object.entries(await store.keyUsage());
-    console.log(`Connections per key: ${usage.length ? usage.map(([kid, n]) => `${kid} ${n}`).join(', ') : 'none stored'}`);
+    console.log(`Connections per key: ${perKey(await store.keyUsage(), 'none stored')}`);
+    console.log(`Pending connect attempts per key: ${perKey(attempts.usage, 'none pending')}`);
     return failed ? 1 : 0;
   } finally {
     await db.destroy();

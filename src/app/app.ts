@@ -26,7 +26,7 @@ import { sharedRateLimitStores } from '../limits/sharedRateLimitStore.js';
 import { createMcpRateLimit } from '../limits/mcpRateLimit.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
 import { createConnections, toolsWithProviders } from '../connections/index.js';
-import { type ConnectionPromptOptions, requestStateCodec } from '../mcp/connectionPrompt.js';
+import { type ConnectionPromptOptions, requestStateCodec, waiterSlots } from '../mcp/connectionPrompt.js';
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { InFlight } from './inFlight.js';
@@ -40,6 +40,7 @@ import { requireToolScopes } from '../mcp/stepUp.js';
 import { type HttpSession, streamableHttpRouter } from '../mcp/streamableHttp.js';
 import type { Db } from '../store/database.js';
 import { exportSubjectData } from '../store/export.js';
+import { singleUseIds } from '../store/singleUseIds.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { rateCountersStore, tokenBucketsStore } from '../store/rateCounters.js';
 import type { ToolDefinition } from '../tools/contract.js';
@@ -138,6 +139,9 @@ export function buildApp(deps: AppDependencies): App {
     isConnected: (sub, provider) => connections.credentials.isConnected(sub, provider),
     displayName: (provider) => connections.flow.displayName(provider),
     codec: requestStateCodec(config.sessionSecret, connections.waitMs),
+    // A requestState is single-use on every replica (shared table); each replica bounds a person's waiting calls.
+    useOnce: singleUseIds(db).use,
+    waiters: waiterSlots(),
     waitMs: connections.waitMs,
     log,
   };

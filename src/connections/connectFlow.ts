@@ -1,14 +1,15 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { ConnectionsStore } from '../store/connectionsStore.js';
+import type { ConnectStatesStore } from '../store/connectStatesStore.js';
 import { type ProviderClient, ProviderError } from './providerClient.js';
-import type { CredentialSealer } from './sealing.js';
+import { type CredentialSealer, SealError } from './sealing.js';
 
 /** Why a connect attempt was refused; `status` is the HTTP status of the page that says so. */
 export class ConnectError extends Error {
   override name = 'ConnectError';
   constructor(
-    readonly code: 'no_state' | 'unknown_state' | 'mix_up' | 'other_browser' | 'other_person' | 'provider_refused' | 'provider_unavailable' | 'unknown_provider',
+    readonly code: 'no_state' | 'unknown_state' | 'unopenable_state' | 'mix_up' | 'other_browser' | 'other_person' | 'provider_refused' | 'provider_unavailable' | 'unknown_provider',
     message: string,
     readonly status: number,
   ) {
@@ -47,6 +48,8 @@ export interface ConnectFlow {
 
 export interface ConnectFlowOptions {
   store: ConnectionsStore;
+  /** Where attempts in flight wait for the callback. */
+  states: ConnectStatesStore;
   sealer: CredentialSealer;
   providers: ReadonlyMap<string, ProviderClient>;
   publicBaseUrl: URL;
@@ -58,8 +61,8 @@ export interface ConnectFlowOptions {
 
 const sha256 = (v: string) => hash('sha256', v, 'base64url');
 const secret = () => randomBytes(32).toString('base64url');
-// The PKCE verifier is sealed like a credential, bound to the same person and provider.
-const VERIFIER = (sub: string, provider: string) => ({ sub, provider: `${provider}#pkce` });
+/** The PKCE verifier of a connect attempt is sealed like a credential, bound to the same person and provider (re-encryption opens it with this). */
+export const verifierBinding = (sub: string, provider: string) => ({ sub, provider: `${provider}#pkce` });
 
 /**
  * The authorization-code flow (with PKCE and `state`) that connects a
@@ -69,7 +72,7 @@ const VERIFIER = (sub: string, provider: string) => ({ sub, provider: `${provide
  * delivered to another browser is refused).
  */
 export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
-  const { store, sealer, providers, log } = options;
+  const { store, states, sealer, providers, log } = options;
   const now = options.now ?? Date.now;
   const base = options.publicBaseUrl.href.replace(/\/$/, '');
   const redirectUri = (provider: string) => `${base}/account/connections/${encodeURIComponent(provider)}/callback`;
@@ -89,11 +92,11 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       const state = secret();
       const codeVerifier = secret();
       const browserBinding = secret();
-      await store.putState({
+      await states.put({
         stateHash: sha256(state),
         sub,
         provider,
-        sealedVerifier: await sealer.seal({ accessToken: codeVerifier }, VERIFIER(sub, provider)),
+        sealedVerifier: await sealer.seal({ accessToken: codeVerifier }, verifierBinding(sub, provider)),
         browserBindingHash: sha256(browserBinding),
         ...(elicitationId ? { elicitationId } : {}),
         expiresAt: now() + (options.attemptMs ?? 10 * 60_000),
@@ -102,7 +105,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
         const authorizationUrl = await c.authorizationUrl({ redirectUri: redirectUri(provider), state, codeVerifier });
         return { authorizationUrl, browserBinding };
       } catch (e) {
-        await store.takeState(sha256(state));
+        await states.take(sha256(state));
         throw e instanceof ProviderError ? new ConnectError('provider_unavailable', `${c.displayName} cannot be reached just now. Try again in a moment.`, 503) : e;
       }
     },
@@ -112,7 +115,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       const state = callbackUrl.searchParams.get('state');
       if (!state) throw new ConnectError('no_state', 'This answer carries no state, so it cannot be matched to a connection you started.', 400);
       // Taken (deleted) on first sight: a replayed callback finds nothing.
-      const attempt = await store.takeState(sha256(state));
+      const attempt = await states.take(sha256(state));
       if (!attempt) throw new ConnectError('unknown_state', 'This connection attempt is unknown, has expired or was already used. Start again from your account page.', 400);
       if (attempt.provider !== provider) {
         log.warn('connect callback for another provider than the attempt (mix-up)', { sub: attempt.sub, provider, started: attempt.provider });
@@ -126,7 +129,15 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       if (error) {
         throw new ConnectError('provider_refused', `${c.displayName} did not grant access (${error.slice(0, 64)}). Nothing was connected.`, 400);
       }
-      const { accessToken: codeVerifier } = await sealer.open(attempt.sealedVerifier, VERIFIER(attempt.sub, provider));
+      let codeVerifier: string;
+      try {
+        codeVerifier = (await sealer.open(attempt.sealedVerifier, verifierBinding(attempt.sub, provider))).accessToken;
+      } catch (e) {
+        // Its key was dropped from CONNECTION_KEYS (or replaced) while the person was at the provider: the attempt is spent, they start again.
+        if (!(e instanceof SealError)) throw e;
+        log.warn('connect: the attempt\'s sealed verifier cannot be opened', { sub: attempt.sub, provider, reason: e.reason });
+        throw new ConnectError('unopenable_state', 'This connect link has expired. Nothing was connected; start again from your account page.', 400);
+      }
       let credential;
       try {
         credential = { ...(await c.exchangeCode({ callbackUrl, redirectUri: redirectUri(provider), expectedState: state, codeVerifier })), issuedAt: Math.floor(now() / 1000) };

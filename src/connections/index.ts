@@ -2,6 +2,7 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { Db, Dialect } from '../store/database.js';
 import { connectionsStore } from '../store/connectionsStore.js';
+import { connectStatesStore } from '../store/connectStatesStore.js';
 import { type ConnectFlow, createConnectFlow } from './connectFlow.js';
 import { type ConnectLinks, createConnectLinks } from './connectLink.js';
 import { type CredentialService, createCredentialService } from './credentials.js';
@@ -43,7 +44,7 @@ export function createConnections(deps: {
     providers,
     waitMs: settings.waitSeconds * 1000,
     credentials: createCredentialService({ store, sealer, providers, log: clog, ...(deps.onCredentialUse ? { onUse: deps.onCredentialUse } : {}) }),
-    flow: createConnectFlow({ store, sealer, providers, publicBaseUrl: deps.publicBaseUrl, log: clog }),
+    flow: createConnectFlow({ store, states: connectStatesStore(deps.db), sealer, providers, publicBaseUrl: deps.publicBaseUrl, log: clog }),
     links: createConnectLinks({ publicBaseUrl: deps.publicBaseUrl, secret: `${deps.secret}\0connect-links` }),
   };
 }

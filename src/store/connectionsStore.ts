@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Selectable } from 'kysely';
 import type { Db, Dialect } from './database.js';
-import type { ConnectionsTable, ConnectStatesTable } from './schema.js';
+import type { ConnectionsTable } from './schema.js';
 
 export type ConnectionStatus = 'active' | 'needs_reconnect';
 
@@ -45,31 +45,19 @@ export type ConnectionUpdate = { status?: ConnectionStatus; scope?: string | nul
   | { sealed?: undefined; keyId?: undefined }
 );
 
-/** A connect attempt in flight (see ConnectStatesTable). */
-export interface ConnectState {
-  stateHash: string;
-  sub: string;
-  provider: string;
-  sealedVerifier: string;
-  browserBindingHash: string;
-  elicitationId?: string;
-  /** Epoch milliseconds. */
-  expiresAt: number;
-}
-
 export interface ConnectionsStoreOptions {
-  /** Clock, epoch milliseconds (default Date.now). */
+  /** Clock, epoch milliseconds (default Date.now); refresh leases run on the database's clock instead. */
   now?: () => number;
   /**
-   * SQLite: how long a refresh lease lasts (default 10 s). Must exceed the
-   * provider token request's timeout, or a slow refresh loses its lease.
+   * How long a refresh lease lasts (default 10 s). Must exceed the provider
+   * requests' timeouts, or a slow refresh loses its lease (and its write).
    */
   leaseMs?: number;
   /** Longest wait for another refresh of the same connection to finish (default 15 s). */
   lockWaitMs?: number;
 }
 
-/** A refresh lock not obtained in time, or lost before its holder wrote. */
+/** A refresh lease not obtained in time, or lost before its holder wrote. */
 export class ConnectionLockError extends Error {
   override name = 'ConnectionLockError';
 }
@@ -95,12 +83,14 @@ export interface ConnectionsStore {
    * the first one's write (so it usually finds a fresh token and need not
    * refresh). Resolves to the row afterwards, or undefined when there is no
    * such connection (fn is then not called). Throws ConnectionLockError after
-   * waiting `lockWaitMs`, or when an SQLite lease ran out before fn returned.
+   * waiting `lockWaitMs`, or when the lease ran out before fn returned.
    *
-   * PostgreSQL: a transaction holding `SELECT … FOR UPDATE`. SQLite: a lease
-   * column claimed by one atomic UPDATE, because Kysely's SQLite dialect has a
-   * single connection and a transaction held across an HTTP call would stall
-   * every other query.
+   * Both dialects: a lease (owner and expiry columns) claimed by one atomic
+   * UPDATE, so no transaction or connection is held while `fn` waits on the
+   * provider. A held transaction would pin a pooled PostgreSQL connection per
+   * refresh (a provider brownout then takes the whole pool) and stall every
+   * query on SQLite's single connection. The lease ends by the database's
+   * clock, `leaseMs` after the claim, so a crashed holder blocks no one for long.
    */
   withRefreshLock(
     sub: string,
@@ -113,11 +103,6 @@ export interface ConnectionsStore {
   rewrap(row: Pick<Connection, 'sub' | 'provider' | 'sealed'>, next: { sealed: string; keyId: string }): Promise<boolean>;
   /** How many rows each key id seals (an old key may be dropped once it seals none). */
   keyUsage(): Promise<Record<string, number>>;
-  putState(state: ConnectState): Promise<void>;
-  /** Take a connect attempt: deleted as it is read, so a second take finds nothing; an expired one is refused. */
-  takeState(stateHash: string): Promise<ConnectState | undefined>;
-  /** Delete expired connect attempts; returns how many. */
-  sweepStates(): Promise<number>;
 }
 
 const num = (v: number | string) => Number(v);
@@ -133,18 +118,6 @@ function toConnection(r: Selectable<ConnectionsTable>): Connection {
     ...(r.expires_at !== null ? { expiresAt: num(r.expires_at) } : {}),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
-  };
-}
-
-function toState(r: Selectable<ConnectStatesTable>): ConnectState {
-  return {
-    stateHash: r.state_hash,
-    sub: r.sub,
-    provider: r.provider,
-    sealedVerifier: r.sealed_verifier,
-    browserBindingHash: r.browser_binding_hash,
-    ...(r.elicitation_id !== null ? { elicitationId: r.elicitation_id } : {}),
-    expiresAt: num(r.expires_at),
   };
 }
 
@@ -175,47 +148,20 @@ export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsS
   const byKey = (sub: string, provider: string) =>
     db.selectFrom('connections').selectAll().where('sub', '=', sub).where('provider', '=', provider);
 
-  async function lockedOnPostgres(sub: string, provider: string, fn: (c: Connection) => Promise<ConnectionUpdate | undefined>) {
-    return db.transaction().execute(async (trx) => {
-      // Bounded wait for the row lock; the setting ends with the transaction.
-      await sql`SELECT set_config('lock_timeout', ${`${lockWaitMs}ms`}, true)`.execute(trx);
-      let row: Selectable<ConnectionsTable> | undefined;
-      try {
-        row = await trx.selectFrom('connections').selectAll().where('sub', '=', sub).where('provider', '=', provider).forUpdate().executeTakeFirst();
-      } catch (e) {
-        // 55P03 lock_not_available: lock_timeout ran out.
-        if ((e as { code?: string }).code === '55P03') {
-          throw new ConnectionLockError(`connection ${provider} of ${sub}: another refresh held it for over ${lockWaitMs} ms`, { cause: e });
-        }
-        throw e;
-      }
-      if (!row) return undefined;
-      const current = toConnection(row);
-      const next = await fn(current);
-      if (!next) return current;
-      const updated = await trx
-        .updateTable('connections')
-        .set(updateValues(next, now()))
-        .where('sub', '=', sub)
-        .where('provider', '=', provider)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toConnection(updated);
-    });
-  }
+  // The database's clock, epoch ms: every replica reads the same one, so skewed hosts agree on when a lease ends.
+  const dbNow = dialect === 'postgres' ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint` : sql<number>`CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`;
 
-  async function lockedOnSqlite(sub: string, provider: string, fn: (c: Connection) => Promise<ConnectionUpdate | undefined>) {
+  async function leased(sub: string, provider: string, fn: (c: Connection) => Promise<ConnectionUpdate | undefined>) {
     const owner = randomUUID();
     const started = performance.now();
-    // Claim: one UPDATE, atomic under SQLite's write lock, succeeds only on a free or expired lease.
+    // Claim: one UPDATE, atomic in both dialects (PostgreSQL locks the row for that statement only; SQLite has one writer), succeeds only on a free or expired lease.
     for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
-      const t = now();
       const claim = await db
         .updateTable('connections')
-        .set({ refresh_lease_until: t + leaseMs, refresh_lease_owner: owner })
+        .set({ refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}`, refresh_lease_owner: owner })
         .where('sub', '=', sub)
         .where('provider', '=', provider)
-        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<=', t)]))
+        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<=', dbNow)]))
         .executeTakeFirst();
       if (claim.numUpdatedRows > 0n) break;
       if (!(await byKey(sub, provider).executeTakeFirst())) return undefined;
@@ -289,7 +235,7 @@ export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsS
         scope: input.scope ?? null,
         expires_at: input.expiresAt ?? null,
         updated_at: t,
-        // A new grant supersedes a refresh in flight (SQLite): its holder's write is refused.
+        // A new grant supersedes a refresh in flight: its holder's write is refused.
         refresh_lease_until: null,
         refresh_lease_owner: null,
       };
@@ -319,7 +265,7 @@ export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsS
 
     async withRefreshLock(sub, provider, fn) {
       checkKey('withRefreshLock', sub, provider);
-      return dialect === 'postgres' ? lockedOnPostgres(sub, provider, fn) : lockedOnSqlite(sub, provider, fn);
+      return leased(sub, provider, fn);
     },
 
     async listNotSealedWith(keyId, { limit, after }) {
@@ -349,35 +295,6 @@ export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsS
         .orderBy('key_id')
         .execute();
       return Object.fromEntries(rows.map((r) => [r.key_id, Number(r.n)]));
-    },
-
-    async putState(state) {
-      checkKey('putState', state.sub, state.provider);
-      await db
-        .insertInto('connect_states')
-        .values({
-          state_hash: state.stateHash,
-          sub: state.sub,
-          provider: state.provider,
-          sealed_verifier: state.sealedVerifier,
-          browser_binding_hash: state.browserBindingHash,
-          elicitation_id: state.elicitationId ?? null,
-          expires_at: state.expiresAt,
-        })
-        .execute();
-    },
-
-    async takeState(stateHash) {
-      // One statement deletes and returns: of two concurrent takes, only one gets the row.
-      const row = await db.deleteFrom('connect_states').where('state_hash', '=', stateHash).returningAll().executeTakeFirst();
-      if (!row) return undefined;
-      const state = toState(row);
-      return state.expiresAt > now() ? state : undefined;
-    },
-
-    async sweepStates() {
-      const r = await db.deleteFrom('connect_states').where('expires_at', '<=', now()).executeTakeFirst();
-      return Number(r.numDeletedRows);
     },
   };
 }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ConnectionRequiredError,
@@ -7,7 +9,7 @@ import {
   createCredentialService,
   ProviderUnavailableError,
 } from '../../src/connections/credentials.js';
-import { type ProviderClient, ProviderError } from '../../src/connections/providerClient.js';
+import { createProviderClient, type ProviderClient, ProviderError } from '../../src/connections/providerClient.js';
 import { type CredentialSealer, createSealer, type StoredCredential } from '../../src/connections/sealing.js';
 import { createLogger } from '../../src/log/logger.js';
 import { type ConnectionsStore, connectionsStore } from '../../src/store/connectionsStore.js';
@@ -382,5 +384,153 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
     const secrets = [AT1, RT1, accessTokenNo(2), refreshTokenNo(2), accessTokenNo(3), refreshTokenNo(3)];
     const said = [...lines, ...errors.map((e) => `${(e as Error).message} ${(e as Error).stack}`)].join('\n');
     for (const secret of secrets) expect(said).not.toContain(secret);
+  });
+});
+
+/**
+ * A provider reached over real HTTP on loopback (the real provider client,
+ * openid-client underneath), whose token endpoint holds every request until
+ * the test answers it: a provider in a brownout, or one slow enough that
+ * concurrent refreshes overlap.
+ */
+async function heldTokenEndpoint() {
+  const held: ServerResponse[] = [];
+  let answer: ((res: ServerResponse) => void) | undefined;
+  let arrivals = 0;
+  const waiters: Array<{ n: number; fire: () => void }> = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      arrivals++;
+      if (answer) answer(res);
+      else held.push(res);
+      for (const w of waiters.filter((w) => arrivals >= w.n)) w.fire();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    tokenEndpoint: `http://127.0.0.1:${port}/token`,
+    get arrivals() {
+      return arrivals;
+    },
+    /** Resolves once `n` token requests have arrived. */
+    arrived: (n: number) => new Promise<void>((fire) => (arrivals >= n ? fire() : waiters.push({ n, fire }))),
+    /** Answer every held request, and every later one, with `respond`. */
+    release(respond: (res: ServerResponse) => void) {
+      answer = respond;
+      for (const res of held.splice(0)) respond(res);
+    },
+    async close() {
+      this.release((res) => res.writeHead(503).end());
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const providerAt = (tokenEndpoint: string) =>
+  createProviderClient(
+    {
+      name: PROVIDER,
+      displayName: 'GitHub',
+      authorizationEndpoint: 'http://127.0.0.1:9/authorize',
+      tokenEndpoint,
+      clientId: 'our-client',
+      clientSecret: 'our-secret',
+      tokenEndpointAuthMethod: 'client_secret_basic',
+      scopes: ['read'],
+      pkce: true,
+      authorizationParams: {},
+    },
+    // As in production (src/connections/index.ts): each provider request is limited on its own.
+    { timeoutMs: 10_000 },
+  );
+
+const rotated = (res: ServerResponse) =>
+  res
+    .writeHead(200, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ access_token: accessTokenNo(2), refresh_token: refreshTokenNo(2), token_type: 'Bearer', expires_in: 3600, scope: 'read' }));
+
+describe('credential refresh on PostgreSQL with a provider over HTTP (real store, sealer and provider client; loopback provider)', () => {
+  // The production pool size (src/store/database.ts).
+  const pgBackends = storeBackends('credentials-pool', 10);
+  let backend: Backend;
+  let db: Db;
+  let endpoint: Awaited<ReturnType<typeof heldTokenEndpoint>>;
+  const sealer = createSealer([{ kid: 'k1', key: new Uint8Array(randomBytes(32)) }]);
+  // As in production (src/connections/index.ts).
+  const storeOn = (on: Db) => connectionsStore(on, 'postgres', { leaseMs: 25_000, lockWaitMs: 30_000 });
+  const serviceOn = (on: Db) =>
+    createCredentialService({ store: storeOn(on), sealer, providers: new Map([[PROVIDER, providerAt(endpoint.tokenEndpoint)]]), log: createLogger('error', () => undefined) });
+  const token = (svc: CredentialService, sub: string) => svc.forTool(sub, [PROVIDER])[PROVIDER]!.accessToken();
+  async function connectNearExpiry(sub: string) {
+    const c: StoredCredential = { accessToken: AT1, refreshToken: RT1, expiresAt: Math.floor(Date.now() / 1000) + 30, tokenType: 'Bearer' };
+    await storeOn(db).upsert({ sub, provider: PROVIDER, sealed: await sealer.seal(c, { sub, provider: PROVIDER }), keyId: 'k1', expiresAt: c.expiresAt! });
+  }
+
+  beforeAll(async () => {
+    backend = await pgBackends.postgres();
+  });
+  afterAll(async () => {
+    await backend?.cleanup();
+  });
+  beforeEach(async () => {
+    db = await openDatabase(backend.target);
+    await db.deleteFrom('connections').execute();
+    endpoint = await heldTokenEndpoint();
+  });
+  afterEach(async () => {
+    await endpoint.close();
+    await db.destroy();
+  });
+
+  it('issue 26 #9: twelve refreshes hanging at the provider do not hold the pool of ten; an unrelated query completes while they hang', async () => {
+    const people = Array.from({ length: 12 }, (_, i) => `person-${i}`);
+    for (const sub of people) await connectNearExpiry(sub);
+    const svc = serviceOn(db);
+    const events: string[] = [];
+    const refreshes = people.map((sub) =>
+      token(svc, sub).then(
+        () => events.push('a refresh ended'),
+        (e: Error) => events.push(`a refresh ended: ${e.name}: ${e.message}`),
+      ),
+    );
+    // As many refreshes as the pool has connections are now waiting on the provider.
+    await endpoint.arrived(10);
+    const unrelated = storeOn(db)
+      .list('someone-else')
+      .then(
+        () => events.push('unrelated query done'),
+        (e: Error) => events.push(`unrelated query failed: ${e.message}`),
+      );
+    await Promise.race([unrelated, ...refreshes]);
+    expect(events).toEqual(['unrelated query done']);
+    // Every refresh reached the provider at once: none waited for a pooled connection.
+    await endpoint.arrived(12);
+    endpoint.release((res) => res.writeHead(503).end());
+    await Promise.all(refreshes);
+    expect(events.slice(1)).toEqual(Array(12).fill('a refresh ended: ProviderUnavailableError: GitHub cannot be reached just now; try again in a moment'));
+  });
+
+  it('issue 26 #9: two replicas refreshing one credential at once make one provider request; both get the rotated token', async () => {
+    await connectNearExpiry(SUB);
+    const replica2 = await openDatabase(backend.target);
+    try {
+      const a = serviceOn(db);
+      const b = serviceOn(replica2);
+      const first = token(a, SUB);
+      await endpoint.arrived(1);
+      // The second replica asks while the first one's refresh is held at the provider.
+      const second = token(b, SUB);
+      await new Promise((r) => setTimeout(r, 300));
+      endpoint.release(rotated);
+      expect(await Promise.all([first, second])).toEqual([accessTokenNo(2), accessTokenNo(2)]);
+      expect(endpoint.arrivals).toBe(1);
+      const row = (await storeOn(db).get(SUB, PROVIDER))!;
+      expect(await sealer.open(row.sealed, BIND)).toMatchObject({ accessToken: accessTokenNo(2), refreshToken: refreshTokenNo(2) });
+    } finally {
+      await replica2.destroy();
+    }
   });
 });

@@ -143,9 +143,9 @@ describe('connected accounts: bad input and faults, refused or survived with not
     }
   }
   /** Stop the server now serving (the stack's, or an earlier replacement) and start another process on the same database and port with `keys`. */
-  async function replaceServer(keys: string) {
+  async function replaceServer(keys: string, env: Record<string, string> = {}) {
     await (replacement ?? stack.server).stop();
-    replacement = await startServer({ ...stack.env, CONNECTION_KEYS: keys }, { extraTools: [upstreamMe as never], logSink: (line) => stack.logs.push(line) });
+    replacement = await startServer({ ...stack.env, ...env, CONNECTION_KEYS: keys }, { extraTools: [upstreamMe as never], logSink: (line) => stack.logs.push(line) });
   }
   const unopenable = (sub: string) =>
     stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'stored credential cannot be opened; the person must connect again' && l.sub === sub);
@@ -461,5 +461,35 @@ describe('connected accounts: bad input and faults, refused or survived with not
     expect(unopenable(carol.sub)).toEqual([expect.objectContaining({ level: 'error', provider: 'upstream', reason: 'tampered' })]);
     expect(failures()).toEqual([]);
     expect(stack.logs.join('\n')).not.toMatch(/ory_(at|rt|ac)_/);
+  });
+
+  it('issue 26 #13: a connect attempt whose sealed verifier cannot be opened at the callback (its key dropped, or replaced by other bytes) gets a 400 "start again" page, never a 500; starting again works', async () => {
+    const erin = await stack.addUser('erin@example.com', 'quiet orchard 2026');
+    const [ka, kb] = [randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')];
+    const browser = new Browser();
+    // One SESSION_SECRET for both processes, so the account session outlives the restart (as on replicas).
+    const env = { SESSION_SECRET: randomBytes(32).toString('base64url') };
+    for (const [startedWith, finishedWith] of [
+      // The key the attempt was sealed with is dropped while the person is at the provider.
+      [`ka:${ka}`, `kb:${kb}`],
+      // The same key id with other bytes (an operator's paste error).
+      [`kb:${kb}`, `kb:${randomBytes(32).toString('base64url')}`],
+    ]) {
+      await replaceServer(startedWith!, env);
+      const callback = await untilCallback(browser, erin, 'erin-upstream');
+      expect(attemptsOf(erin.sub)).toBe(1);
+      await replaceServer(finishedWith!, env);
+      const page = await browser.open(callback.href);
+      expect(page.status, page.text()).toBe(400);
+      expect(page.text()).toContain('This connect link has expired. Nothing was connected; start again from your account page.');
+      // The attempt is spent, nothing was stored, nothing failed.
+      expect(attemptsOf(erin.sub)).toBe(0);
+      expect(rowsOf(erin.sub)).toEqual([]);
+      expect(failures()).toEqual([]);
+    }
+    const again = await browser.open((await untilCallback(browser, erin, 'erin-upstream')).href);
+    expect(again.status).toBe(200);
+    expect(again.text()).toContain('Upstream connected');
+    expect(rowsOf(erin.sub)).toEqual([expect.objectContaining({ status: 'active', key_id: 'kb' })]);
   });
 });

@@ -16,6 +16,7 @@ import { ElicitationCompleteNotificationSchema, ElicitRequestSchema, type Elicit
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { createSealer, parseConnectionKeys } from '../../src/connections/sealing.js';
+import { WAITERS_PER_PERSON } from '../../src/mcp/connectionPrompt.js';
 import { connectionsStore } from '../../src/store/connectionsStore.js';
 import { openDatabase } from '../../src/store/database.js';
 import { defineTool, ToolError } from '../../src/tools/contract.js';
@@ -274,6 +275,65 @@ describe('connected accounts against a second real Hydra as the provider', () =>
       expect(await connectionsStore(db, 'sqlite').get(erin.sub, 'upstream')).toBeUndefined();
     } finally {
       await db.destroy();
+    }
+  });
+
+  /** A 2026-07-28 client in manual multi-round-trip mode: the test, not the SDK, answers `input_required` and echoes the requestState. */
+  async function manualV2(user: TestUser) {
+    const { client } = await connectV2(stack, user, { pin: REVISION }, {
+      client: () =>
+        new V2Client({ name: 'e2e-v2-manual', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: REVISION } }, inputRequired: { autoFulfill: false } }),
+    });
+    type Asked = { resultType?: string; requestState?: string; inputRequests?: Record<string, { params: { url: string } }> };
+    return {
+      client,
+      /** Call the tool without a connection: the input_required answer's requestState and connect link. */
+      async ask() {
+        const r = (await client.callTool({ name: 'upstream_me', arguments: {} }, { allowInputRequired: true })) as unknown as Asked;
+        expect(r.resultType).toBe('input_required');
+        return { requestState: r.requestState!, url: r.inputRequests!.connect!.params.url };
+      },
+      /** The retry that answers the elicitation with "accept", echoing `requestState`; the tool result's text. */
+      async resume(requestState: string) {
+        const r = await client.callTool({ name: 'upstream_me', arguments: {}, requestState, inputResponses: { connect: { action: 'accept' } } } as never);
+        return { isError: r.isError === true, text: r.content.map((c) => (c.type === 'text' ? c.text : '')).join('') };
+      },
+    };
+  }
+
+  it('issue 26 #14: a 2026 requestState is single-use: replaying it is refused with a clear error, and nothing waits or runs', async () => {
+    const frank = await stack.addUser('frank@example.com', 'linen harbour 2026');
+    const v2 = await manualV2(frank);
+    try {
+      const { requestState, url } = await v2.ask();
+      // The first retry waits for the connection; the person connects meanwhile.
+      const first = v2.resume(requestState);
+      await connectInBrowser(new Browser(), url, frank, 'frank-upstream');
+      expect(await first).toEqual({ isError: false, text: expect.stringContaining('"sub":"frank-upstream"') });
+      // The same answer again: refused, not run and not waited on.
+      expect(await v2.resume(requestState)).toEqual({ isError: true, text: 'upstream_me was not run: this answer to the request to connect Upstream was already used. Call upstream_me again.' });
+    } finally {
+      await v2.client.close();
+    }
+  });
+
+  it("issue 26 #14: a person's calls waiting for a connection are bounded; the one over the bound is refused at once, the others complete once they connect", async () => {
+    const gina = await stack.addUser('gina@example.com', 'velvet canyon 2026');
+    const v2 = await manualV2(gina);
+    try {
+      // One more requestState than the bound, each from its own call (each single-use, each valid).
+      const asked = [];
+      for (let i = 0; i <= WAITERS_PER_PERSON; i++) asked.push(await v2.ask());
+      const settled: string[] = [];
+      const resumes = asked.map(({ requestState }) => v2.resume(requestState).then((r) => (settled.push(r.text), r)));
+      // Nothing is connected yet, so the first answer to come back is the refusal.
+      await Promise.race(resumes);
+      expect(settled).toEqual([`upstream_me was not run: ${WAITERS_PER_PERSON} calls are already waiting for you to connect. Connect Upstream with the link you were given, then call upstream_me again.`]);
+      await connectInBrowser(new Browser(), asked[0]!.url, gina, 'gina-upstream');
+      const results = await Promise.all(resumes);
+      expect(results.filter((r) => !r.isError).map((r) => JSON.parse(r.text) as { sub: string })).toEqual(Array(WAITERS_PER_PERSON).fill(expect.objectContaining({ sub: 'gina-upstream' })));
+    } finally {
+      await v2.client.close();
     }
   });
 });

@@ -5,8 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createConnectFlow, verifierBinding } from '../../src/connections/connectFlow.js';
+import { createProviderClient } from '../../src/connections/providerClient.js';
 import { type ConnectionKey, createSealer } from '../../src/connections/sealing.js';
+import { createLogger } from '../../src/log/logger.js';
 import { connectionsStore } from '../../src/store/connectionsStore.js';
+import { connectStatesStore } from '../../src/store/connectStatesStore.js';
 import { openDatabase } from '../../src/store/database.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,6 +71,59 @@ describe('npm run connections -- reencrypt', () => {
     await db.destroy();
   }
 
+  /** Start connect attempts as the account page does (the real flow; its authorization URL needs no network), sealed with `keys[0]`; returns the people. */
+  async function startAttempts(keys: ConnectionKey[], subs: string[]) {
+    const db = await openDatabase({ kind: 'sqlite', path: env.DATABASE_PATH! });
+    const github = createProviderClient({
+      name: 'github',
+      displayName: 'GitHub',
+      authorizationEndpoint: 'https://github.example/authorize',
+      tokenEndpoint: 'https://github.example/token',
+      clientId: 'c',
+      clientSecret: 's',
+      tokenEndpointAuthMethod: 'client_secret_basic',
+      scopes: ['repo'],
+      pkce: true,
+      authorizationParams: {},
+    });
+    const flow = createConnectFlow({ store: connectionsStore(db, 'sqlite'), states: connectStatesStore(db), sealer: createSealer(keys), providers: new Map([['github', github]]), publicBaseUrl: new URL('https://mcp.example'), log: createLogger('error', () => undefined) });
+    for (const sub of subs) await flow.begin(sub, 'github');
+    await db.destroy();
+  }
+
+  it('issue 26 #13: pending connect attempts are re-encrypted and counted too (their PKCE verifier opens with the new key alone); expired ones are deleted', async () => {
+    await seed([oldKey], [['alice', 'github']]);
+    await startAttempts([oldKey], ['bob', 'carol']);
+    await startAttempts([newerKey], ['dan']);
+    // An attempt that expired unused (its sealed verifier still names the old key).
+    const setup = await openDatabase({ kind: 'sqlite', path: env.DATABASE_PATH! });
+    await setup.insertInto('connect_states').values({ state_hash: 'expired', sub: 'erin', provider: 'github', sealed_verifier: await createSealer([oldKey]).seal({ accessToken: 'v' }, verifierBinding('erin', 'github')), browser_binding_hash: 'b', elicitation_id: null, expires_at: Date.now() - 1 }).execute();
+    await setup.destroy();
+    const keys = keysVar(newerKey, oldKey);
+
+    const first = await runScript(['reencrypt'], dir, { ...env, CONNECTION_KEYS: keys });
+    expect(first.err).toBe('');
+    expect(first.out).toBe(
+      'Re-encrypted 1 connection with key "new"\nRe-encrypted 2 pending connect attempts with key "new"\nConnections per key: new 1\nPending connect attempts per key: new 3\n',
+    );
+    expect(first.code).toBe(0);
+
+    const db = await openDatabase({ kind: 'sqlite', path: env.DATABASE_PATH! });
+    try {
+      const sealer = createSealer([newerKey]);
+      const attempts = await db.selectFrom('connect_states').select(['sub', 'provider', 'sealed_verifier']).orderBy('sub').execute();
+      expect(attempts.map((a) => a.sub)).toEqual(['bob', 'carol', 'dan']);
+      for (const a of attempts) {
+        expect(sealer.keyIdOf(a.sealed_verifier)).toBe('new');
+        expect((await sealer.open(a.sealed_verifier, verifierBinding(a.sub, a.provider))).accessToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      }
+    } finally {
+      await db.destroy();
+    }
+    const second = await runScript(['reencrypt'], dir, { ...env, CONNECTION_KEYS: keys });
+    expect(second.out).toBe('Re-encrypted 0 connections with key "new"\nRe-encrypted 0 pending connect attempts with key "new"\nConnections per key: new 1\nPending connect attempts per key: new 3\n');
+  });
+
   it('rewraps rows sealed with an old key, prints the counts; a second run rewraps none', async () => {
     await seed([oldKey], [['alice', 'github'], ['bob', 'github'], ['carol', 'notion']]);
     await seed([newerKey], [['dan', 'github']]);
@@ -75,7 +132,7 @@ describe('npm run connections -- reencrypt', () => {
     const first = await runScript(['reencrypt'], dir, { ...env, CONNECTION_KEYS: keys });
     expect(first.err).toBe('');
     expect(first.code).toBe(0);
-    expect(first.out).toBe('Re-encrypted 3 connections with key "new"\nConnections per key: new 4\n');
+    expect(first.out).toBe('Re-encrypted 3 connections with key "new"\nRe-encrypted 0 pending connect attempts with key "new"\nConnections per key: new 4\nPending connect attempts per key: none pending\n');
 
     // Every row now opens with the new key alone, the credential unchanged.
     const db = await openDatabase({ kind: 'sqlite', path: env.DATABASE_PATH! });
@@ -94,7 +151,7 @@ describe('npm run connections -- reencrypt', () => {
 
     const second = await runScript(['reencrypt'], dir, { ...env, CONNECTION_KEYS: keys });
     expect(second.code).toBe(0);
-    expect(second.out).toBe('Re-encrypted 0 connections with key "new"\nConnections per key: new 4\n');
+    expect(second.out).toBe('Re-encrypted 0 connections with key "new"\nRe-encrypted 0 pending connect attempts with key "new"\nConnections per key: new 4\nPending connect attempts per key: none pending\n');
   });
 
   it('a row sealed with a key no longer configured is reported (sub, provider, key id; no ciphertext), the others rewrapped, exit 1', async () => {
