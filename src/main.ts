@@ -16,6 +16,7 @@ import type { IdentitySweep } from './account/identitySweep.js';
 import { openDatabase } from './store/database.js';
 import { startAudit } from './audit/startAudit.js';
 import { removedSubjectsStore } from './store/removedSubjectsStore.js';
+import { kratosSubjectsStore } from './store/kratosSubjectsStore.js';
 import { checkTool, loadTools } from './tools/registry.js';
 import type { ToolDefinition } from './tools/contract.js';
 
@@ -105,7 +106,13 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const hydra = createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
   const hydraAdmin = hydra.admin;
   // Read before the first request is served, then every few seconds (another replica or the CLI may remove someone).
-  const removedSubjects = new RemovedSubjects({ store: removedSubjectsStore(db), retentionSeconds: config.removedSubjectRetentionSeconds, log });
+  const removedSubjects = new RemovedSubjects({
+    store: removedSubjectsStore(db),
+    // IDENTITY=kratos: identities deactivated in Kratos are refused too (src/account/accountSuspension.ts).
+    ...(config.identity.kind === 'kratos' ? { suspensions: kratosSubjectsStore(db) } : {}),
+    retentionSeconds: config.removedSubjectRetentionSeconds,
+    log,
+  });
   await removedSubjects.start();
   const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics, removedSubjects });
   // Batched writes off the request path, and the retention sweep (both stopped below, the queue flushed).

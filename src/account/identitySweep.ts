@@ -1,16 +1,22 @@
 import type { Logger } from '../log/logger.js';
 import type { KratosSubjectsStore } from '../store/kratosSubjectsStore.js';
 import type { RemoveAccount } from './accountRemoval.js';
+import type { AccountSuspension } from './accountSuspension.js';
+
+/** What Kratos says of an identity: `gone` when it has none with that id. */
+export type IdentityState = 'active' | 'inactive' | 'gone';
 
 export interface IdentitySweepOptions {
   /** The identities that signed in here. */
   subjects: KratosSubjectsStore;
-  /** Whether Kratos still has this identity; throws when Kratos cannot say (then nothing is removed). */
-  exists: (sub: string) => Promise<boolean>;
+  /** Whether Kratos still has this identity, and whether it is active; throws when Kratos cannot say (then nothing is changed). */
+  stateOf: (sub: string) => Promise<IdentityState>;
   /** Whether Kratos has any identity at all: a guard against a wrong KRATOS_ADMIN_URL or an emptied database. */
   hasAnyIdentity: () => Promise<boolean>;
   /** The one removal path: ends Hydra's consents and sessions, refuses the tokens, deletes the data. */
   removeAccount: RemoveAccount;
+  /** Deactivated: access ended as by a removal, data kept; reactivated: new sign-ins work again. */
+  suspension: Pick<AccountSuspension, 'suspend' | 'reactivate'>;
   log: Logger;
   /** How often the sweep runs (ms); 0: never on its own (runOnce only). */
   everyMs: number;
@@ -22,40 +28,52 @@ export interface IdentitySweepOptions {
 export interface SweepReport {
   checked: number;
   removed: string[];
+  /** Deactivated identities whose access this run ended (or finished ending). */
+  suspended: string[];
+  /** Suspended identities found active again: their suspension is lifted (by this run, or a replica's just before). */
+  reactivated: string[];
   /** Why the run stopped early, when it did. */
   stopped?: 'kratos-unavailable' | 'no-identities' | 'limit';
 }
 
 /**
- * IDENTITY=kratos: an identity deleted in Kratos (admin API, console, another
- * tool) loses its access here too. Kratos calls no one when that happens, so
- * this asks, every `everyMs`, about each identity that signed in here, and
- * runs the account removal for those Kratos no longer has: Hydra's consents
- * (with their tokens) and login sessions revoked, its tokens refused at once,
- * its tool data and connected accounts deleted. Safe on every replica at once
- * (each removal step is idempotent). Between sweeps a deleted identity's
- * access token lives at most until the next run or its expiry.
+ * IDENTITY=kratos: an identity deleted or deactivated in Kratos (admin API,
+ * console, another tool) loses its access here too. Kratos calls no one when
+ * that happens, so this asks, every `everyMs`, about each identity that
+ * signed in here. For those Kratos no longer has it runs the account
+ * removal: Hydra's consents (with their tokens) and login sessions revoked,
+ * its tokens refused at once, its tool data and connected accounts deleted.
+ * For those deactivated it suspends the account: the same revocations and
+ * refusal, no data deleted; reactivated, the suspension is lifted. Safe on
+ * every replica at once (each step is idempotent). Between sweeps such an
+ * identity's access token lives at most until the next run or its expiry.
  */
 export function createIdentitySweep(options: IdentitySweepOptions) {
-  const { subjects, exists, removeAccount, log } = options;
+  const { subjects, stateOf, removeAccount, log } = options;
   const maxRemovals = options.maxRemovalsPerRun ?? 100;
   const pageSize = options.pageSize ?? 200;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<SweepReport> | undefined;
 
   async function sweep(): Promise<SweepReport> {
-    const report: SweepReport = { checked: 0, removed: [] };
+    const report: SweepReport = { checked: 0, removed: [], suspended: [], reactivated: [] };
     const gone: string[] = [];
+    const inactive: string[] = [];
+    const active: string[] = [];
     let after: string | undefined;
     try {
       for (;;) {
         const page = await subjects.page(after, pageSize);
-        for (const sub of page) {
+        for (const { sub, suspendedAt, revokedAt } of page) {
           report.checked++;
-          if (!(await exists(sub))) gone.push(sub);
+          const state = await stateOf(sub);
+          if (state === 'gone') gone.push(sub);
+          // Suspended and its revocations done: nothing left to do until it changes.
+          else if (state === 'inactive' && !(suspendedAt && revokedAt)) inactive.push(sub);
+          else if (state === 'active' && suspendedAt) active.push(sub);
         }
         if (page.length < pageSize) break;
-        after = page[page.length - 1];
+        after = page[page.length - 1]!.sub;
       }
       if (gone.length && !(await options.hasAnyIdentity())) {
         log.error('identity sweep: Kratos has no identities at all; removing no one (check KRATOS_ADMIN_URL and Kratos\'s database)', { missing: gone.length });
@@ -64,6 +82,23 @@ export function createIdentitySweep(options: IdentitySweepOptions) {
     } catch (e) {
       log.warn('identity sweep skipped: Kratos could not be asked', { error: e });
       return { ...report, stopped: 'kratos-unavailable' };
+    }
+    for (const sub of inactive) {
+      try {
+        await options.suspension.suspend(sub);
+        report.suspended.push(sub);
+      } catch (e) {
+        // The suspension is recorded first: its tokens are refused already; the next run finishes it.
+        log.error('identity sweep: suspension did not finish; the next run continues it', { sub, error: e });
+      }
+    }
+    for (const sub of active) {
+      try {
+        await options.suspension.reactivate(sub);
+        report.reactivated.push(sub);
+      } catch (e) {
+        log.error('identity sweep: reactivation did not finish; the next run continues it', { sub, error: e });
+      }
     }
     for (const sub of gone.slice(0, maxRemovals)) {
       try {

@@ -8,6 +8,7 @@ import { createHydra, type HydraAdmin, type HydraPublic, hydraPublicUrls } from 
 import { createKratos } from '../kratos/index.js';
 import { findIdentityById, kratosAccountDirectory } from '../kratos/accountDirectory.js';
 import { createIdentitySweep, type IdentitySweep } from '../account/identitySweep.js';
+import { createAccountSuspension } from '../account/accountSuspension.js';
 import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
 import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
@@ -63,7 +64,7 @@ export interface AppDependencies {
   metrics: Metrics;
   /** Checks bearer tokens on /mcp, /sse and /messages (main.ts builds the Hydra one). */
   verifier: AccessTokenVerifier;
-  /** Removed accounts: the same list the verifier refuses; a removal in this process adds to it at once. */
+  /** Removed and suspended accounts: the same list the verifier refuses; a removal or suspension in this process applies at once. */
   removedSubjects: RemovedSubjects;
   /** The audit trail (src/audit/; main.ts builds its writer and stops it). Default: off. */
   audit?: Audit;
@@ -211,14 +212,28 @@ export function buildApp(deps: AppDependencies): App {
     },
   });
   const kratosSubjects = kratosSubjectsStore(db);
-  // An identity deleted in Kratos loses its access and data here too (Kratos tells no one: we ask).
+  // An identity deleted in Kratos loses its access and data here too; one deactivated, its access (Kratos tells no one: we ask).
   const identitySweep =
     kratos && config.identity.kind === 'kratos'
       ? createIdentitySweep({
           subjects: kratosSubjects,
-          exists: async (sub) => (await findIdentityById(kratos.admin, sub)) !== undefined,
+          stateOf: async (sub) => {
+            const identity = await findIdentityById(kratos.admin, sub);
+            return !identity ? 'gone' : identity.state === 'inactive' ? 'inactive' : 'active';
+          },
           hasAnyIdentity: async () => (await kratos.admin.listIdentities({ pageSize: 1 })).identities.length > 0,
           removeAccount,
+          suspension: createAccountSuspension({
+            subjects: kratosSubjects,
+            hydra: hydraAdmin,
+            endIdentitySessions: (sub) => kratos.admin.revokeSessions(sub),
+            log,
+            onSuspended: async (sub) => {
+              deps.removedSubjects.suspend(sub);
+              await Promise.all([httpSessions.closeOwnedBy(sub), sseSessions.closeOwnedBy(sub)]);
+            },
+            onReactivated: (sub, at) => deps.removedSubjects.reactivate(sub, at),
+          }),
           log,
           everyMs: config.identity.sweepSeconds * 1000,
         })

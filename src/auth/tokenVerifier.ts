@@ -37,11 +37,12 @@ export interface TokenVerifierOptions {
   /** Allowed JWS algorithms: asymmetric only, so no `none` and no HMAC confusion. */
   algorithms?: string[];
   /**
-   * Subjects whose account was removed (src/account/removedSubjects.ts): their
-   * tokens are refused, JWTs included, however valid they still look. Checked
-   * after verification, on cached answers too; must be O(1).
+   * Subjects whose account was removed or suspended (src/account/removedSubjects.ts):
+   * their tokens are refused, JWTs included, however valid they still look.
+   * Checked after verification, on cached answers too; must be O(1).
+   * `refusal`, when given, decides (from the token's `iat` too) and says why.
    */
-  removedSubjects?: { has(sub: string): boolean };
+  removedSubjects?: { has(sub: string): boolean; refusal?(sub: string, issuedAt: number | undefined): string | undefined };
   /**
    * Decides person or machine (src/auth/machineClients.ts). Without it, a
    * token whose `sub` is its client id (client credentials) is refused: no
@@ -61,6 +62,8 @@ interface Verified {
   principal: Omit<Principal, 'kind'>;
   /** Which of our resource URLs the token's `aud` names. */
   audience: string;
+  /** The token's `iat` (seconds since the epoch), when it has one. */
+  issuedAt?: number;
 }
 /** One verification in progress: the token, its cache key, whether a cached answer was used. */
 interface Check {
@@ -115,9 +118,10 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
 
   private async verify(check: Check, jwt: boolean): Promise<AuthInfo> {
     const { token } = check;
-    const { principal, audience } = jwt ? await this.verifyJwt(check) : await this.introspect(check);
+    const verified = jwt ? await this.verifyJwt(check) : await this.introspect(check);
+    const { principal, audience } = verified;
     if (jwt && this.options.alwaysIntrospect) await this.introspect(check);
-    this.refuseRemoved(principal);
+    this.refuseRemoved(verified);
     // People (sub ≠ client id) cost one comparison; machines one cache read.
     const kind = principal.sub === principal.clientId ? await this.machineKind(principal) : 'person';
     return toAuthInfo({ ...principal, kind }, token, this.audienceUrl(audience));
@@ -151,12 +155,13 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
    */
   async isActiveNow(token: string): Promise<boolean> {
     const outcome = await this.introspectOnce(token, undefined);
-    return outcome.ok && !this.options.removedSubjects?.has(outcome.principal.sub);
+    return outcome.ok && refusalOf(this.options.removedSubjects, outcome) === undefined;
   }
 
-  /** A JWT stays valid until it expires, whatever Hydra revoked: a removed account's tokens end here. */
-  private refuseRemoved(principal: Verified['principal']): void {
-    if (this.options.removedSubjects?.has(principal.sub)) throw new InvalidTokenError('The account this token was issued for has been removed');
+  /** A JWT stays valid until it expires, whatever Hydra revoked: a removed or suspended account's tokens end here. */
+  private refuseRemoved(verified: Verified): void {
+    const refusal = refusalOf(this.options.removedSubjects, verified);
+    if (refusal) throw new InvalidTokenError(refusal);
   }
 
   /**
@@ -208,6 +213,7 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
         expiresAt: payload.exp!,
       },
       audience: aud.map((a) => this.options.resources.match(a)).find((a) => a !== undefined)!,
+      ...(typeof payload.iat === 'number' ? { issuedAt: payload.iat } : {}),
     };
   }
 
@@ -263,8 +269,16 @@ export class HydraTokenVerifier implements AccessTokenVerifier {
         scopes: (a.scope ?? '').split(' ').filter(Boolean),
         expiresAt: a.exp,
       },
+      ...(typeof a.iat === 'number' ? { issuedAt: a.iat } : {}),
     };
   }
+}
+
+/** Why the list refuses this token (its public description), or undefined. */
+function refusalOf(list: TokenVerifierOptions['removedSubjects'], { principal, issuedAt }: Verified): string | undefined {
+  if (!list) return undefined;
+  if (list.refusal) return list.refusal(principal.sub, issuedAt);
+  return list.has(principal.sub) ? 'The account this token was issued for has been removed' : undefined;
 }
 
 /** A compact JWS has three base64url parts and a JSON header naming an algorithm. */

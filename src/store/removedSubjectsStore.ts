@@ -5,7 +5,11 @@ export interface RemovedSubject {
   sub: string;
   /** When the removal began (ISO-8601): the subject's tokens are refused from then on. */
   removedAt: string;
-  /** When every step was done (ISO-8601); undefined while the removal is unfinished. */
+  /**
+   * When every step was done (ISO-8601); undefined while the removal is
+   * unfinished. The refusal window runs from here: tokens issued while an
+   * unfinished removal was re-run live on past its start.
+   */
   completedAt?: string;
 }
 
@@ -22,9 +26,9 @@ export interface RemovedSubjectsStore {
   /** The newest removal recorded for an email digest. */
   findByEmailDigest(emailDigest: string): Promise<RemovedSubject | undefined>;
   complete(sub: string, at: Date): Promise<void>;
-  /** Subjects to refuse now: removed at or after `since`, or not yet completed (whatever their age). */
+  /** Subjects to refuse now: completed at or after `since`, or not yet completed (whatever their age). */
   refusedSince(since: Date): Promise<RemovedSubject[]>;
-  /** Delete completed removals that began before `before`; returns how many. Unfinished ones stay. */
+  /** Delete removals completed before `before`; returns how many. Unfinished ones stay. */
   prune(before: Date): Promise<number>;
 }
 
@@ -69,15 +73,14 @@ export function removedSubjectsStore(db: Db): RemovedSubjectsStore {
       const rows = await db
         .selectFrom('removed_subjects')
         .select(COLUMNS)
-        .where((eb) => eb.or([eb('removed_at', '>=', since.toISOString()), eb('completed_at', 'is', null)]))
+        .where((eb) => eb.or([eb('completed_at', '>=', since.toISOString()), eb('completed_at', 'is', null)]))
         .execute();
       return rows.map(toRemoved);
     },
     async prune(before) {
       const r = await db
         .deleteFrom('removed_subjects')
-        .where('removed_at', '<', before.toISOString())
-        .where('completed_at', 'is not', null)
+        .where('completed_at', '<', before.toISOString())
         .executeTakeFirst();
       return Number(r.numDeletedRows);
     },

@@ -6,6 +6,7 @@ import type { HydraAdmin, Introspection } from '../../src/hydra/index.js';
 import { principalOf } from '../../src/auth/principal.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { HydraTokenVerifier } from '../../src/auth/tokenVerifier.js';
+import { RemovedSubjects } from '../../src/account/removedSubjects.js';
 import { createLogger } from '../../src/log/logger.js';
 
 const ISSUER = 'http://127.0.0.1:4444';
@@ -29,8 +30,8 @@ describe('HydraTokenVerifier refuses removed subjects (local JWKS, stub Hydra ad
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const jwtFor = (sub: string) =>
-    new SignJWT({ iss: ISSUER, sub, aud: [RESOURCE.href], iat: now(), exp: now() + 600, client_id: 'c1', scp: ['notes:read'] })
+  const jwtFor = (sub: string, iat = now()) =>
+    new SignJWT({ iss: ISSUER, sub, aud: [RESOURCE.href], iat, exp: now() + 600, client_id: 'c1', scp: ['notes:read'] })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .sign(privateKey);
   const activeFor = (token: string): Introspection => ({
@@ -40,7 +41,7 @@ describe('HydraTokenVerifier refuses removed subjects (local JWKS, stub Hydra ad
     aud: [RESOURCE.href],
     token_use: 'access_token',
   });
-  function verifier(removed: Set<string>, cacheSeconds = 60) {
+  function verifier(removed: Pick<RemovedSubjects, 'has' | 'refusal'> | Set<string>, cacheSeconds = 60) {
     return new HydraTokenVerifier({
       issuer: ISSUER,
       jwksUrl,
@@ -72,5 +73,20 @@ describe('HydraTokenVerifier refuses removed subjects (local JWKS, stub Hydra ad
     await expect(v.verifyAccessToken('opaque-carol')).rejects.toThrow(REMOVED);
     expect(await v.isActiveNow('opaque-carol')).toBe(false);
     expect(await v.isActiveNow('opaque-dan')).toBe(true);
+  });
+
+  it('issue 26 #7: a suspended subject’s JWT is refused; after reactivation one issued before it still is, a new one passes', async () => {
+    // The refusal list with its tables empty (the store is not the subject here): suspension and reactivation in this process.
+    const list = new RemovedSubjects({ store: { refusedSince: async () => [], prune: async () => 0 } as never, retentionSeconds: 3600, log: createLogger('silent') });
+    const v = verifier(list);
+    const old = await jwtFor('gil', now() - 120);
+    expect(principalOf(await v.verifyAccessToken(old))?.sub, 'verified and cached before').toBe('gil');
+    list.suspend('gil');
+    await expect(v.verifyAccessToken(old)).rejects.toThrow(new InvalidTokenError('The account this token was issued for is suspended'));
+    await expect(v.verifyAccessToken(await jwtFor('gil'))).rejects.toThrow(/is suspended/);
+    list.reactivate('gil', new Date((now() - 60) * 1000));
+    await expect(v.verifyAccessToken(old)).rejects.toThrow(new InvalidTokenError('This token was issued before its account was suspended'));
+    expect(principalOf(await v.verifyAccessToken(await jwtFor('gil')))?.sub, 'issued after the reactivation').toBe('gil');
+    expect(principalOf(await v.verifyAccessToken(await jwtFor('dan', now() - 120)))?.sub, 'another person is unaffected').toBe('dan');
   });
 });

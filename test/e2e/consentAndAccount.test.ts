@@ -3,7 +3,7 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Browser } from './browser.js';
-import { connectAs } from './flow.js';
+import { type Connected, connectAs } from './flow.js';
 import { TestOAuthClient } from './oauthClient.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 
@@ -73,6 +73,43 @@ describe('sign-in, consent, account and logout against the real Ory Hydra', () =
     const visited = first.browser.history.slice(seen);
     expect(visited.filter((line) => line.startsWith('POST'))).toEqual([]);
     expect(visited.some((line) => line.includes('/login?'))).toBe(true);
+  });
+
+  /** The same app authorized again in the same browser: Hydra remembers sign-in and consent (skip); the SDK exchanges the code. */
+  async function authorizeAgain(first: Connected) {
+    const again = new TestOAuthClient(REDIRECT);
+    again.saveClientInformation(first.oauth.clientInformation()!);
+    const transport = new StreamableHTTPClientTransport(stack.mcpUrl, { authProvider: again });
+    await expect(new Client({ name: 'e2e', version: '1' }).connect(transport)).rejects.toBeInstanceOf(UnauthorizedError);
+    // The client does not ask for offline_access (SEP-2207): our consent policy offers it.
+    expect(again.authorizationUrl!.searchParams.get('scope')?.split(' ')).not.toContain('offline_access');
+    const seen = first.browser.history.length;
+    const back = await first.browser.open(again.authorizationUrl!.href, atClient);
+    const visited = first.browser.history.slice(seen);
+    expect(back.url.searchParams.get('code'), `straight back with a code:\n${visited.join('\n')}`).toBeTruthy();
+    expect(visited.filter((line) => line.startsWith('POST')), 'no page was shown: the consent was remembered').toEqual([]);
+    await transport.finishAuth(back.url.searchParams.get('code')!);
+    return again.tokens()!;
+  }
+
+  it('issue 26 #3: "Stay connected" unticked and the decision remembered: the next authorization gets no refresh token', async () => {
+    const erin = await stack.addUser('erin@example.com', 'erin password 333');
+    const first = await connectAs(stack, erin, { remember: true, uncheck: ['offline_access'] });
+    await first.close();
+    expect(first.oauth.tokens()!.refresh_token).toBeUndefined();
+    const tokens = await authorizeAgain(first);
+    expect(tokens.scope?.split(' ')).not.toContain('offline_access');
+    expect(tokens.refresh_token, 'a remembered consent grants no more than the person granted').toBeUndefined();
+  });
+
+  it('issue 26 #3: "Stay connected" ticked and the decision remembered: the next authorization still gets a refresh token', async () => {
+    const fred = await stack.addUser('fred@example.com', 'fred password 4444');
+    const first = await connectAs(stack, fred, { remember: true });
+    await first.close();
+    expect(first.oauth.tokens()!.refresh_token).toBeTruthy();
+    const tokens = await authorizeAgain(first);
+    expect(tokens.scope?.split(' ')).toContain('offline_access');
+    expect(tokens.refresh_token).toBeTruthy();
   });
 
   it('withdrawing consent on /account revokes that app’s tokens; each person sees only their own apps', async () => {

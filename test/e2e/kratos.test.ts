@@ -37,6 +37,7 @@ const ALAN: Person = { email: 'alan@example.com', password: 'entscheidungsproble
 const HEDY: Person = { email: 'hedy@example.com', password: 'spread spectrum 1942', name: 'Hedy Lamarr' };
 const KATHERINE: Person = { email: 'katherine@example.com', password: 'orbital mechanics 1962', name: 'Katherine Johnson' };
 const GRACE_H: Person = { email: 'hopper@example.com', password: 'first compiler 1952', name: 'Grace Hopper' };
+const RADIA: Person = { email: 'radia@example.com', password: 'spanning tree 1985', name: 'Radia Perlman' };
 // Kratos's own texts (kratos/README.md, "Facts relied on").
 const INVALID_CREDENTIALS = 'The provided credentials are invalid, check for spelling mistakes in your password or username, email address, or phone number.';
 const TOO_SHORT = 'The password must be at least 8 characters long, but got 5.';
@@ -441,6 +442,85 @@ describe('sign-in with the real Ory Kratos and Hydra (IDENTITY=kratos)', () => {
     expect((await stack.server.identitySweep!.runOnce()).removed).toEqual([]);
     await other.client.close();
     await client.close().catch(() => undefined);
+  });
+
+  /** An MCP request with this bearer token: its HTTP status (401 when refused). */
+  async function mcpStatus(token: string) {
+    const res = await fetch(stack.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    await res.body?.cancel();
+    return res.status;
+  }
+
+  /** A refresh at our /token, as the MCP client would do it. */
+  async function refresh(refreshToken: string) {
+    const res = await fetch(`${stack.baseUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: registeredApp!.client_id }),
+    });
+    return { status: res.status, body: (await res.json()) as { error?: string; access_token?: string } };
+  }
+
+  it('issue 26 #7: a deactivated identity loses access at the next sweep (refresh, token, Hydra consents and sessions), its data kept; reactivated, it signs in again', async (ctx) => {
+    ctx.onTestFailed(dumpLogs);
+    const { browser, client, sub, oauth } = await registered(RADIA);
+    expect((await call(client, 'notes_add', { title: 'spanning tree', body: 'algorhyme' })).isError).toBe(false);
+    const { access_token: accessToken, refresh_token: refreshToken } = oauth.tokens()!;
+    expect(refreshToken, 'the app stays connected').toBeTruthy();
+    const hydraAdmin = createHydraAdmin({ adminUrl: new URL(stack.hydra.adminUrl) });
+    const identity = (await kratos.admin.getIdentity(sub))!;
+    const setState = (state: 'active' | 'inactive') =>
+      kratos.admin.updateIdentity(sub, { schema_id: identity.schema_id, traits: identity.traits, state, metadata_public: identity.metadata_public ?? null, metadata_admin: identity.metadata_admin ?? null });
+
+    expect((await setState('inactive'))?.state).toBe('inactive');
+    const report = await stack.server.identitySweep!.runOnce();
+    expect(report.removed, 'deactivated is not deleted').toEqual([]);
+    // The refresh token died with Hydra's consents; the access token is refused.
+    const refused = await refresh(refreshToken!);
+    expect([refused.status, refused.body.error], 'refresh after deactivation').toEqual([400, 'invalid_grant']);
+    expect(await mcpStatus(accessToken)).toBe(401);
+    expect(await hydraAdmin.listConsentSessions(sub)).toEqual([]);
+    // Nothing deleted: the notes, and the identity the sweep watches.
+    const db = await openDatabase({ kind: 'sqlite', path: stack.env.DATABASE_PATH! });
+    try {
+      expect(await db.selectFrom('notes').select('title').where('sub', '=', sub).execute()).toEqual([{ title: 'spanning tree' }]);
+      expect(await db.selectFrom('kratos_subjects').select('sub').where('sub', '=', sub).execute()).toEqual([{ sub }]);
+    } finally {
+      await db.destroy();
+    }
+    // Kratos refuses the sign-in: the same browser's session no longer counts, the password is refused.
+    const blocked = await startAuthorization();
+    const form = await browser.open(blocked.oauth.authorizationUrl!.href, blocked.atClient);
+    expect(form.url.pathname, form.text()).toBe('/kratos/login');
+    const denied = await form.submit('Sign in with password', { fill: { Email: RADIA.email, Password: RADIA.password } }, blocked.atClient);
+    expect(denied.url.pathname, denied.text()).not.toBe('/consent');
+    expect(blocked.atClient(denied.url)).toBe(false);
+    expect(denied.text()).toContain('This account was disabled.');
+    // A second sweep finds nothing more to do.
+    expect(await stack.server.identitySweep!.runOnce()).toMatchObject({ removed: [], suspended: [], reactivated: [] });
+
+    expect((await setState('active'))?.state).toBe('active');
+    expect((await stack.server.identitySweep!.runOnce()).reactivated).toEqual([sub]);
+    const started = await startAuthorization();
+    const { back } = await personSignsIn(new Browser(), started, RADIA, 'sign-in');
+    const again = await finish(started, back);
+    try {
+      expect((await call(again, 'whoami')).value.sub).toBe(sub);
+      expect((await call(again, 'notes_list')).text).toContain('spanning tree');
+      const fresh = started.oauth.tokens()!;
+      expect(await mcpStatus(fresh.access_token)).toBe(200);
+      expect((await refresh(fresh.refresh_token!)).status, 'the new flow’s refresh token works').toBe(200);
+      // What was issued before the deactivation stays dead.
+      expect(await mcpStatus(accessToken)).toBe(401);
+      expect((await refresh(refreshToken!)).status).toBe(400);
+    } finally {
+      await again.close();
+      await client.close().catch(() => undefined);
+    }
   });
 
   it('delete my account on /account with Kratos: a recent sign-in instead of the password; the identity, its access and data go', async (ctx) => {

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import { parse } from 'node-html-parser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type AcceptConsent, type ConsentRequest, type HydraAdmin, HydraError, type LoginRequest } from '../../src/hydra/index.js';
+import { type AcceptConsent, type ConsentRequest, type ConsentSession, type HydraAdmin, HydraError, type LoginRequest } from '../../src/hydra/index.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Signer } from '../../src/login/cookies.js';
@@ -31,6 +31,8 @@ function stubHydra(subject = 'sub-1') {
     requested_scope: ['openid', 'notes:read', 'notes:write'],
     request_url: `http://h/oauth2/auth?resource=${encodeURIComponent('http://127.0.0.1:3000/mcp')}`,
   };
+  /** What Hydra remembers the subject granted, newest first (listConsentSessions). */
+  const consentSessions: ConsentSession[] = [];
   const gone = (c: string) => {
     if (c === 'gone') throw new HydraError(410, 'not_found', 'used');
     if (c === 'down') throw new HydraError(0, 'temporarily_unavailable', 'Hydra admin API unreachable');
@@ -50,8 +52,9 @@ function stubHydra(subject = 'sub-1') {
     getConsentRequest: async (c: string) => (gone(c), calls.push({ method: 'getConsent', challenge: c }), consentRequest),
     acceptConsentRequest: record('acceptConsent'),
     rejectConsentRequest: record('rejectConsent'),
+    listConsentSessions: async () => consentSessions,
   } as unknown as HydraAdmin;
-  return { hydra, calls, loginRequest, consentRequest, consentClient: (client: typeof CLIENT) => void (consentRequest.client = client) };
+  return { hydra, calls, loginRequest, consentRequest, consentSessions, consentClient: (client: typeof CLIENT) => void (consentRequest.client = client) };
 }
 
 describe('login and consent pages (stub Hydra admin)', () => {
@@ -215,12 +218,21 @@ describe('login and consent pages (stub Hydra admin)', () => {
     expect(stub.calls.find((c) => c.method === 'acceptLogin')?.body).toEqual({ subject: sub });
   });
 
-  it('accepts a remembered consent (skip) at once with the requested scopes and our audience', async () => {
+  const remembered = (clientId: string, grant: string[], remember = true): ConsentSession => ({ remember, grant_scope: grant, consent_request: { client: { ...CLIENT, client_id: clientId } } });
+  const ASKED = ['openid', 'notes:read', 'notes:write'];
+  it.each([
+    ['offline access granted before: granted again', [remembered('client-1', [...ASKED, 'offline_access'])], [...ASKED, 'offline_access']],
+    ['issue 26 #3: offline access unticked before: not granted', [remembered('client-1', ASKED)], ASKED],
+    ['issue 26 #3: the newest remembered consent of this client decides', [remembered('client-1', ASKED), remembered('client-1', [...ASKED, 'offline_access'])], ASKED],
+    ['issue 26 #3: another client’s or an unremembered consent grants nothing extra', [remembered('client-2', [...ASKED, 'offline_access']), remembered('client-1', [...ASKED, 'offline_access'], false)], ASKED],
+    ['issue 26 #3: none found (withdrawn meanwhile): only what was requested', [], ASKED],
+  ])('accepts a remembered consent (skip) at once with our audience; %s', async (_case, sessions, scopes) => {
     stub.consentRequest.skip = true;
+    stub.consentSessions.push(...sessions);
     const res = await fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' });
     expect(res.status).toBe(302);
     expect(stub.calls.find((c) => c.method === 'acceptConsent')?.body).toEqual({
-      grant_scope: ['openid', 'notes:read', 'notes:write', 'offline_access'],
+      grant_scope: scopes,
       grant_access_token_audience: ['http://127.0.0.1:3000/mcp'],
       remember: false,
     });
@@ -330,6 +342,13 @@ describe('login and consent pages (stub Hydra admin)', () => {
     const res = await fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' });
     expect(res.status).toBe(302);
     expect(stub.calls.map((c) => c.method)).toContain('acceptConsent');
+  });
+
+  it('issue 26 #3: a trusted first-party client, remembered or not, keeps our offline-access policy (it never shows the page)', async () => {
+    stub.consentClient({ ...CLIENT, client_id: 'first-party' });
+    stub.consentRequest.skip = true;
+    await fetch(`${base}/consent?consent_challenge=cc`, { redirect: 'manual' });
+    expect((stub.calls.find((c) => c.method === 'acceptConsent')?.body as AcceptConsent).grant_scope).toEqual(['openid', 'notes:read', 'notes:write', 'offline_access']);
   });
 
   it('asks before signing out, and signs out only on "Sign out"', async () => {

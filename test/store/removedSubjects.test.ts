@@ -114,6 +114,45 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
     expect(await removed.prune(cutoff)).toBe(0);
   });
 
+  it('issue 26 #12: a removal finished after retention is refused, and kept, for the retention period from its completion', async () => {
+    const now = Date.parse('2026-03-01T12:00:00.000Z');
+    // Began a month ago, stalled, finished ten minutes ago.
+    await removed.record('stalled', 'd1', new Date(now - 30 * 24 * HOUR));
+    await removed.complete('stalled', new Date(now - 10 * 60_000));
+    // Began and finished three hours ago: past retention.
+    await removed.record('done', 'd2', new Date(now - 3 * HOUR - 1000));
+    await removed.complete('done', new Date(now - 3 * HOUR));
+    const cutoff = new Date(now - 2 * HOUR);
+    expect((await removed.refusedSince(cutoff)).map((r) => r.sub)).toEqual(['stalled']);
+    expect(await removed.prune(cutoff)).toBe(1);
+    expect(await removed.find('stalled'), 'pruned by completion, not by start').toBeDefined();
+    expect(await removed.find('done')).toBeUndefined();
+  });
+
+  it('issue 26 #12: the refusal list keeps a stalled removal finished late for the whole retention after completion', async () => {
+    let clock = Date.parse('2026-03-01T12:00:00.000Z');
+    const list = new RemovedSubjects({ store: removed, retentionSeconds: 3600, log, now: () => clock, pruneEveryMs: 0 });
+    await removed.record('fay', 'd', new Date(clock));
+    await list.refresh();
+    expect(list.has('fay')).toBe(true);
+    // The removal stalls past retention (unfinished: refused whatever its age), then a re-run finishes it.
+    clock += 2 * 3600_000;
+    await list.refresh();
+    expect(list.has('fay'), 'unfinished').toBe(true);
+    await removed.complete('fay', new Date(clock));
+    clock += 5_000;
+    await list.refresh();
+    expect(list.has('fay'), 'JWTs issued during the re-run are still refused 5 s after completion').toBe(true);
+    clock += 3590_000;
+    await list.refresh();
+    expect(list.has('fay'), 'just inside retention after completion').toBe(true);
+    expect(await removed.find('fay'), 'not pruned while still refused').toBeDefined();
+    clock += 10_000;
+    await list.refresh();
+    expect(list.has('fay'), 'past retention after completion').toBe(false);
+    expect(await removed.find('fay'), 'pruned once past retention after completion').toBeUndefined();
+  });
+
   it("deleteSubjectData deletes every row of one sub in every subject table, nobody else's; a second run finds none", async () => {
     for (const sub of ['gone', 'stays']) {
       const s = scopedStoreFor(db, sub);
@@ -124,7 +163,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
     }
     expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 1 });
     expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0 });
-    expect(await kratosSubjectsStore(db).page(undefined, 10)).toEqual(['stays']);
+    expect(await kratosSubjectsStore(db).page(undefined, 10)).toEqual([{ sub: 'stays' }]);
     expect(await scopedStoreFor(db, 'gone').notes.list()).toEqual([]);
     expect(await scopedStoreFor(db, 'stays').notes.list()).toHaveLength(2);
     expect(await scopedStoreFor(db, 'stays').records('bookmarks').get('k')).toEqual({ v: 1 });
@@ -148,6 +187,59 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
     clock += 3601_000;
     await Promise.all([a.refresh(), b.refresh()]);
     expect([a.has('carol'), b.has('carol')]).toEqual([false, false]);
+  });
+
+  it('issue 26 #7: suspensions: refused by every replica while suspended; after a reactivation only tokens issued before it, for the retention period', async () => {
+    await db.deleteFrom('kratos_subjects').execute();
+    let clock = Date.parse('2026-03-01T12:00:00.000Z');
+    const now = () => clock;
+    const subjects = kratosSubjectsStore(db);
+    const list = () => new RemovedSubjects({ store: removedSubjectsStore(db), suspensions: subjects, retentionSeconds: 3600, log, now });
+    const [a, b] = [list(), list()];
+    await subjects.record('gil', new Date(clock));
+    await subjects.record('hal', new Date(clock));
+    const before = clock / 1000 - 60;
+    expect(await subjects.suspend('gil', new Date(clock))).toBe(true);
+    expect(await subjects.suspend('gil', new Date(clock + 1000)), 'a second suspension keeps the first').toBe(false);
+    a.suspend('gil');
+    expect(a.refusal('gil', before)).toBe('The account this token was issued for is suspended');
+    expect(b.refusal('gil', before), 'not read yet').toBeUndefined();
+    await b.refresh();
+    expect(b.refusal('gil', clock / 1000 + 5), 'every token while suspended, new ones too').toBe('The account this token was issued for is suspended');
+    expect(b.has('gil')).toBe(true);
+    expect(b.refusal('hal', before), 'another person is unaffected').toBeUndefined();
+
+    clock += 60_000;
+    const at = new Date(clock);
+    expect(await subjects.reactivate('gil', at)).toBe(true);
+    expect(await subjects.reactivate('gil', new Date(clock + 1000)), 'a second reactivation changes nothing').toBe(false);
+    a.reactivate('gil', at);
+    clock += 1;
+    await b.refresh();
+    for (const replica of [a, b]) {
+      expect(replica.has('gil')).toBe(false);
+      expect(replica.refusal('gil', before)).toBe('This token was issued before its account was suspended');
+      expect(replica.refusal('gil', undefined), 'a token that does not say when it was issued').toBe('This token was issued before its account was suspended');
+      expect(replica.refusal('gil', Math.floor(at.getTime() / 1000)), 'issued in the second of the reactivation').toBeUndefined();
+      expect(replica.refusal('gil', at.getTime() / 1000 + 30)).toBeUndefined();
+    }
+    // Past retention nothing issued before the reactivation can still be valid.
+    clock += 3600_000;
+    await b.refresh();
+    expect(b.refusal('gil', before)).toBeUndefined();
+  });
+
+  it('issue 26 #7: a removal outranks a suspension; a reactivation does not lift a removal', async () => {
+    await db.deleteFrom('kratos_subjects').execute();
+    const subjects = kratosSubjectsStore(db);
+    const list = new RemovedSubjects({ store: removed, suspensions: subjects, retentionSeconds: 3600, log });
+    await subjects.record('ida', new Date());
+    await subjects.suspend('ida', new Date());
+    await removed.record('ida', 'd', new Date());
+    await list.refresh();
+    expect(list.refusal('ida', 0)).toBe('The account this token was issued for has been removed');
+    list.reactivate('ida', new Date());
+    expect(list.has('ida')).toBe(true);
   });
 
   it('a subject added here while a read that began before its row was written is under way is kept', async () => {

@@ -43,6 +43,23 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
     res.redirect(302, redirect_to);
   };
 
+  /**
+   * Hydra's skip: the newest remembered consent of this subject for this
+   * client covers every requested scope (consent/strategy_default.go,
+   * matchScopes). Our policy may offer more than was requested (offline
+   * access): offer only what that remembered consent granted, so a skip never
+   * grants more than the person did. Hydra lists consents newest first, the
+   * same ones it matches (remembered, not themselves skipped, not expired).
+   */
+  const rememberedScopes = async (request: ConsentRequest): Promise<string[]> => {
+    const clientId = request.client?.client_id;
+    const sessions = await hydra.listConsentSessions(request.subject!);
+    const remembered = sessions.find((s) => s.remember === true && s.consent_request?.client?.client_id === clientId);
+    const requested = request.requested_scope ?? [];
+    const granted = remembered?.grant_scope ?? [];
+    return offeredScopes(request).filter((s) => requested.includes(s) || granted.includes(s));
+  };
+
   router.get('/consent', page(async (req, res) => {
     const { consent_challenge: challenge } = parse(ConsentQuery, req.query, 'consent_challenge');
     const request = await hydra.getConsentRequest(challenge);
@@ -51,7 +68,8 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
     // A sign-in accepted just before its account was removed must not become a grant.
     if (!(request.subject && (await findAccount(request.subject)))) return refuseGone(res, challenge, request.subject);
     if (request.skip || trusted.has(clientId)) {
-      const grant = grantFor(request, offeredScopes(request), resources, false);
+      const scopes = trusted.has(clientId) ? offeredScopes(request) : await rememberedScopes(request);
+      const grant = grantFor(request, scopes, resources, false);
       const { redirect_to } = await hydra.acceptConsentRequest(challenge, grant);
       log.info('consent granted without asking', { sub: request.subject, client_id: clientId, reason: request.skip ? 'remembered' : 'trusted client' });
       ctx.audit?.({ kind: 'consent_granted', outcome: 'ok', sub: request.subject!, clientId, detail: `${request.skip ? 'remembered' : 'trusted client'}; scopes ${grant.grant_scope.join(' ')}` });
