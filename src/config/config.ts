@@ -58,9 +58,10 @@ export interface Config {
   legacySse: boolean;
   /**
    * Fair-use token buckets on /mcp, /sse and /messages (src/limits/mcpRateLimit.ts): per person and
-   * app, and per app (undefined when MCP_CLIENT_REQUESTS_PER_MINUTE=off); undefined when MCP_REQUESTS_PER_MINUTE=off.
+   * app, and per app for the apps MCP_LIMITED_CLIENT_IDS names (undefined when it names none, or
+   * MCP_CLIENT_REQUESTS_PER_MINUTE=off); undefined when MCP_REQUESTS_PER_MINUTE=off.
    */
-  fairUse?: { principal: { requestsPerMinute: number; burst: number }; client?: { requestsPerMinute: number; burst: number } };
+  fairUse?: { principal: { requestsPerMinute: number; burst: number }; client?: { requestsPerMinute: number; burst: number; clientIds: string[] } };
   /** The audit trail (src/audit/): on (default) or off (AUDIT=off, for the benchmark's comparison), and how many days records are kept. */
   audit: { enabled: boolean; retentionDays: number };
   /**
@@ -125,6 +126,7 @@ const EnvSchema = z.object({
   MCP_BURST: burstSize.default(60),
   MCP_CLIENT_REQUESTS_PER_MINUTE: perMinute.default(6000),
   MCP_CLIENT_BURST: burstSize.default(600),
+  MCP_LIMITED_CLIENT_IDS: z.string().default(''),
   AUDIT: z.enum(['on', 'off']).default('on'),
   AUDIT_RETENTION_DAYS: z.coerce
     .number({ message: 'must be a whole number of days from 1 to 3650' })
@@ -273,7 +275,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : {
           fairUse: {
             principal: { requestsPerMinute: e.MCP_REQUESTS_PER_MINUTE, burst: e.MCP_BURST },
-            ...(e.MCP_CLIENT_REQUESTS_PER_MINUTE === 'off' ? {} : { client: { requestsPerMinute: e.MCP_CLIENT_REQUESTS_PER_MINUTE, burst: e.MCP_CLIENT_BURST } }),
+            ...(e.MCP_CLIENT_REQUESTS_PER_MINUTE === 'off' || list(e.MCP_LIMITED_CLIENT_IDS).length === 0
+              ? {}
+              : { client: { requestsPerMinute: e.MCP_CLIENT_REQUESTS_PER_MINUTE, burst: e.MCP_CLIENT_BURST, clientIds: list(e.MCP_LIMITED_CLIENT_IDS) } }),
           },
         }),
     audit: { enabled: e.AUDIT === 'on', retentionDays: e.AUDIT_RETENTION_DAYS },

@@ -11,6 +11,16 @@ export interface FairUseLimit {
   burst: number;
 }
 
+/**
+ * A shared allowance for the clients an operator names. Only those have one: for any other
+ * client a few of its users (self-registration is open, and a public client's id, a metadata
+ * document URL among them, is public) could spend it and lock every other user of the client out.
+ */
+export interface ClientFairUseLimit extends FairUseLimit {
+  /** The clients whose people share one bucket (machine clients, an app known to be abused); none: no client has one. */
+  clientIds: readonly string[];
+}
+
 /** Which bucket refused: the caller's own (`sub` + client), or the client's, shared by all its people. */
 export type LimitScope = 'principal' | 'client';
 
@@ -21,13 +31,13 @@ export interface LimitedEvent {
   sub: string;
   clientId: string;
   transport: McpTransportName;
-  /** The JSON-RPC method of the request (the first, in a batch), or the HTTP method when it carries none (GET /sse, GET /mcp). */
+  /** The JSON-RPC method of the message (one event per message of a batch), or the HTTP method when it carries none (GET /sse, GET /mcp). */
   method: string;
   /** The tool, for a `tools/call`. */
   tool?: string;
   /** The HTTP request id (X-Request-Id), as the request log writes it. */
   requestId?: string;
-  /** The JSON-RPC id of the refused request, when it has one. */
+  /** The JSON-RPC id of the refused message, when it has one. */
   jsonRpcId?: string | number;
   scope: LimitScope;
   retryAfterSeconds: number;
@@ -38,9 +48,9 @@ export interface McpRateLimitOptions {
   buckets: TokenBuckets;
   /** Per principal: one person through one app (or one machine client). */
   principal: FairUseLimit;
-  /** Per client, all its people together; absent: no per-client bucket. */
-  client?: FairUseLimit;
-  /** Told of every refused request; a throw is logged, never answered. */
+  /** Per client, all its people together, for the clients it names only; absent: no per-client bucket. */
+  client?: ClientFairUseLimit;
+  /** Told of every refused message (each of a batch; once for a request without JSON-RPC); a throw is logged, never answered. */
   onLimited?: (event: LimitedEvent) => void;
   /** Counts refusals (metrics). */
   onCounted?: (scope: LimitScope, transport: McpTransportName) => void;
@@ -75,9 +85,11 @@ const MAX_HELD = 1000;
 
 /**
  * Fair-use limits on /mcp, /sse and /messages: after the bearer check, each
- * request takes a token from the caller's bucket and then from its client's
- * (src/store/rateCounters.ts, shared by every replica). Over the limit: 429
- * with Retry-After (RFC 6585 §4); a POST carrying JSON-RPC requests gets a
+ * request takes a token from the caller's bucket and then, for a client the
+ * operator named, from its client's (src/store/rateCounters.ts, shared by
+ * every replica). A JSON-RPC batch (MCP 2025-03-26) takes one token per
+ * message, all or none: batching must not multiply the limit. Over the limit:
+ * 429 with Retry-After (RFC 6585 §4); a POST carrying JSON-RPC requests gets a
  * JSON-RPC error per request (id echoed), anything else a plain JSON body.
  *
  * Fast paths, both keeping the cross-replica bound (no more admitted in all
@@ -102,8 +114,9 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
   const refusedUntil = new LruCache<number>(options.maxRemembered ?? 10_000, now);
   const principalSpec = specOf('principal', options.principal);
   const clientSpec = options.client && specOf('client', options.client);
+  const limitedClients = new Set(clientSpec ? clientIdsOf(options.client!) : []);
   let lastWarnedAt = -Infinity;
-  const eighth = Math.floor(Math.min(options.principal.burst, options.client?.burst ?? Infinity) / 8);
+  const eighth = Math.floor(Math.min(options.principal.burst, limitedClients.size > 0 ? options.client!.burst : Infinity) / 8);
   const leaseSize = options.leaseSize ?? Math.max(1, Math.min(8, eighth));
   if (!Number.isInteger(leaseSize) || leaseSize < 1) throw new TypeError(`fair-use leaseSize must be a positive integer, got ${leaseSize}`);
   // An eighth of the burst at most: a lease dropped unspent never costs a caller much of it.
@@ -135,42 +148,46 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
     res.once('close', release);
   }
 
-  /** A token from this caller's lease, if it holds one: no database, no promise (the path of nearly every request of a busy caller). */
-  function spendLeased(principalKey: string): boolean {
+  /** `cost` tokens from this caller's lease, if it holds that many: no database, no promise (the path of nearly every request of a busy caller). */
+  function spendLeased(principalKey: string, cost: number): boolean {
     // A lease lives one second: whether it was used recently matters not for which one is evicted.
     const lease = leases.peek(principalKey);
-    if (!lease || lease.tokens <= 0) return false;
-    lease.tokens--;
+    if (!lease || lease.tokens < cost) return false;
+    lease.tokens -= cost;
     return true;
   }
 
-  async function decide(principal: Principal, principalKey: string): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
-    const keys = { principal: principalKey, client: bucketKey('c', [principal.clientId]) };
+  async function decide(principal: Principal, principalKey: string, cost: number): Promise<{ scope: LimitScope; retryAfterMs: number } | undefined> {
+    const clientKey = limitedClients.has(principal.clientId) ? bucketKey('c', [principal.clientId]) : undefined;
     const t = now();
-    const lease = leases.get(keys.principal);
+    const lease = leases.get(principalKey);
     // Spent within its second: this caller is busy, lease more.
     const size = lease ? Math.min(maxLeaseSize, lease.size * 2) : leaseSize;
-    for (const scope of ['principal', 'client'] as const) {
-      const until = refusedUntil.get(keys[scope]);
-      if (until !== undefined && until > t) return { scope, retryAfterMs: until - t };
-    }
-    const chain: BucketSpec[] = [{ key: keys.principal, ...principalSpec }];
-    if (clientSpec) chain.push({ key: keys.client, ...clientSpec });
-    const result = await options.buckets.take(chain, t, size);
+    let until = refusedUntil.get(principalKey);
+    if (until !== undefined && until > t) return { scope: 'principal', retryAfterMs: until - t };
+    until = clientKey === undefined ? undefined : refusedUntil.get(clientKey);
+    if (until !== undefined && until > t) return { scope: 'client', retryAfterMs: until - t };
+    const chain: BucketSpec[] = [{ key: principalKey, ...principalSpec }];
+    if (clientKey !== undefined) chain.push({ key: clientKey, ...clientSpec! });
+    const result = await options.buckets.take(chain, t, Math.max(size, cost), cost);
     if (result.admitted) {
-      if (result.granted > 1) leases.set(keys.principal, { tokens: result.granted - 1, size }, LEASE_MS);
+      if (result.granted > cost) leases.set(principalKey, { tokens: result.granted - cost, size }, LEASE_MS);
       return undefined;
     }
     const scope = result.refusedBy === 0 ? 'principal' : 'client';
-    refusedUntil.set(keys[scope], t + result.retryAfterMs, result.retryAfterMs);
+    const spec = scope === 'principal' ? principalSpec : clientSpec!;
+    // Remembered only while the bucket is empty: a batch may be refused by one that still holds a
+    // few tokens (retryAfterMs is until it holds `cost`), and a single request would be admitted.
+    const emptyMs = cost > spec.burst ? 0 : result.retryAfterMs - (cost - 1) * spec.intervalMs;
+    if (emptyMs > 0) refusedUntil.set(scope === 'principal' ? principalKey : clientKey!, t + emptyMs, emptyMs);
     return { scope, retryAfterMs: result.retryAfterMs };
   }
 
-  /** Asks the buckets (a caller without a lease left) and answers or refuses the request. */
-  async function checkAndServe(req: Request, res: Response, next: NextFunction, principal: Principal, principalKey: string, transport: McpTransportName): Promise<void> {
+  /** Asks the buckets (a caller without enough lease left) and answers or refuses the request. */
+  async function checkAndServe(req: Request, res: Response, next: NextFunction, principal: Principal, principalKey: string, transport: McpTransportName, cost: number): Promise<void> {
     let refusal: Awaited<ReturnType<typeof decide>>;
     try {
-      refusal = await decide(principal, principalKey);
+      refusal = await decide(principal, principalKey, cost);
     } catch (error) {
       // The database is the limit's memory; while it fails, serve (the tools' own queries report the outage),
       // and say so once per WARN_EVERY_MS, not once per request.
@@ -183,13 +200,16 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
     if (!refusal) return next();
     const retryAfterSeconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
     const limit = refusal.scope === 'principal' ? options.principal : options.client!;
-    refuseLater(req, res, { scope: refusal.scope, retryAfterSeconds, limit }, Math.min(refusal.retryAfterMs, maxHoldMs));
+    refuseLater(req, res, { scope: refusal.scope, retryAfterSeconds, limit, cost }, Math.min(refusal.retryAfterMs, maxHoldMs));
     options.onCounted?.(refusal.scope, transport);
     if (options.onLimited) {
-      try {
-        options.onLimited({ ...eventOf(req, principal, transport), scope: refusal.scope, retryAfterSeconds });
-      } catch (error) {
-        options.log.warn('onLimited failed', { error: (error as Error).message });
+      // One event per message: each `tools/call` of a refused batch leaves its own audit record.
+      for (const event of eventsOf(req, principal, transport)) {
+        try {
+          options.onLimited({ ...event, scope: refusal.scope, retryAfterSeconds });
+        } catch (error) {
+          options.log.warn('onLimited failed', { error: (error as Error).message });
+        }
       }
     }
   }
@@ -208,10 +228,20 @@ export function createMcpRateLimit(options: McpRateLimitOptions) {
       const principal = principalOf(req.auth);
       if (!principal) return next();
       const principalKey = principalKeyOf(principal);
-      if (spendLeased(principalKey)) return next();
-      checkAndServe(req, res, next, principal, principalKey, transport).catch(next);
+      const cost = costOf(req.body);
+      if (spendLeased(principalKey, cost)) return next();
+      checkAndServe(req, res, next, principal, principalKey, transport, cost).catch(next);
     };
   };
+}
+
+/** Tokens a request takes: one per message of a JSON-RPC batch (each runs like a request of its own), else one. */
+const costOf = (body: unknown): number => (Array.isArray(body) && body.length > 1 ? body.length : 1);
+
+function clientIdsOf(limit: ClientFairUseLimit): readonly string[] {
+  const ids = limit.clientIds as unknown;
+  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && id.length > 0)) throw new TypeError('fair-use client clientIds must be a list of client ids (non-empty strings)');
+  return ids as string[];
 }
 
 /** Whole milliseconds per token, rounded up so the bucket never refills faster than the configured rate. */
@@ -242,30 +272,30 @@ function messagesOf(body: unknown): JsonRpcRequest[] {
 
 const hasId = (m: JsonRpcRequest) => typeof m.id === 'string' || typeof m.id === 'number';
 
-function eventOf(req: Request, principal: Principal, transport: McpTransportName): Omit<LimitedEvent, 'scope' | 'retryAfterSeconds'> {
-  const first = messagesOf(req.body)[0];
-  const tool = first?.method === 'tools/call' && typeof first.params?.name === 'string' ? first.params.name : undefined;
+/** What onLimited is told of a refused request: one event per JSON-RPC message, or one for a request that carries none. */
+function eventsOf(req: Request, principal: Principal, transport: McpTransportName): Omit<LimitedEvent, 'scope' | 'retryAfterSeconds'>[] {
   const requestId = req.res?.get('X-Request-Id');
-  return {
-    sub: principal.sub,
-    clientId: principal.clientId,
-    transport,
-    method: first?.method ?? req.method,
-    ...(tool !== undefined ? { tool } : {}),
-    ...(requestId ? { requestId } : {}),
-    ...(first && hasId(first) ? { jsonRpcId: first.id } : {}),
-  };
+  const base = { sub: principal.sub, clientId: principal.clientId, transport, ...(requestId ? { requestId } : {}) };
+  const messages = messagesOf(req.body);
+  if (messages.length === 0) return [{ ...base, method: req.method }];
+  return messages.map((m) => {
+    const tool = m.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name : undefined;
+    return { ...base, method: m.method, ...(tool !== undefined ? { tool } : {}), ...(hasId(m) ? { jsonRpcId: m.id } : {}) };
+  });
 }
 
 interface Refusal {
   scope: LimitScope;
   retryAfterSeconds: number;
   limit: FairUseLimit;
+  /** Tokens the request needed (messages in its batch). */
+  cost: number;
 }
 
 function refuse(req: Request, res: Response, r: Refusal): void {
   const who = r.scope === 'principal' ? 'for this user through this app' : 'for this app, all its users together';
-  const message = `Rate limit exceeded: at most ${r.limit.requestsPerMinute} requests a minute (bursts of ${r.limit.burst}) ${who}; retry after ${r.retryAfterSeconds} s`;
+  const batch = r.cost > 1 ? `; a batch of ${r.cost} messages counts as ${r.cost} requests` : '';
+  const message = `Rate limit exceeded: at most ${r.limit.requestsPerMinute} requests a minute (bursts of ${r.limit.burst}) ${who}${batch}; retry after ${r.retryAfterSeconds} s`;
   const data = { limit: r.scope, requestsPerMinute: r.limit.requestsPerMinute, burst: r.limit.burst, retryAfterSeconds: r.retryAfterSeconds };
   res.status(429).set('Retry-After', String(r.retryAfterSeconds)).set('Cache-Control', 'no-store');
   const requests = req.method === 'POST' ? messagesOf(req.body).filter(hasId) : [];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Request, type Response } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
-import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
+import { classifyInboundRequest, createMcpHandler, DEFAULT_NEGOTIATED_PROTOCOL_VERSION, INVALID_REQUEST, isInitializeRequest } from '@modelcontextprotocol/server';
 import { principalOf } from '../auth/principal.js';
 import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
@@ -25,6 +25,14 @@ import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
  * SDK's. It is called with the parsed body and headers directly: building a
  * web Request for `isLegacyRequest` on every call cost more than the token check. Both eras pass the same bearer
  * check and step-up scope check first (router middleware below).
+ *
+ * JSON-RPC batches: the SDK serves up to 100 messages in one POST on every
+ * 2025 revision, though 2025-06-18 removed batching. A batch from a client
+ * that negotiated 2025-06-18 or later is refused before anything runs or is
+ * counted (`refuseBatches`); a 2025-03-26 client may still batch, and the
+ * fair-use limit counts each message (src/limits/mcpRateLimit.ts). A 2026-07-28
+ * batch is refused there too (by the SDK's classifier when a message names that
+ * revision, by its MCP-Protocol-Version header otherwise).
  */
 export function streamableHttpRouter(options: TransportOptions<HttpSession> & FairUseOption): express.Router {
   const router = express.Router();
@@ -52,9 +60,35 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
       body: req.body,
     }).kind !== 'legacy';
 
+  /**
+   * MCP 2025-06-18 basic/transports: "The body of the POST request MUST be a single JSON-RPC
+   * request, notification, or response"; for input it cannot accept the server "MUST return an
+   * HTTP error status code (e.g., 400 Bad Request)", the body "MAY comprise a JSON-RPC error
+   * response that has no id". The error is JSON-RPC's Invalid Request (-32600), as the SDK's
+   * 2026-07-28 entry answers a batch. The revision is the session's negotiated one, or the
+   * MCP-Protocol-Version header's, whichever is later (none: 2025-03-26, as the SDK assumes).
+   * An array the SDK's classifier refuses (empty, or naming 2026-07-28 in a message) gets the
+   * SDK's own answer here, before the limit too.
+   */
+  const refuseBatches: RequestHandler = (req, res, next) => {
+    if (!Array.isArray(req.body)) return next();
+    const route = classifyInboundRequest({ httpMethod: req.method, protocolVersionHeader: req.get('mcp-protocol-version'), body: req.body });
+    if (route.kind === 'reject') return jsonRpcError(res, route.httpStatus, route.code, route.message);
+    const sessionId = options.stateless ? undefined : req.get('mcp-session-id');
+    const found = sessionId === undefined ? undefined : sessions.lookup(sessionId, principalOf(req.auth)!);
+    const negotiated = found?.found ? found.session.protocolVersion() : undefined;
+    const header = req.get('mcp-protocol-version');
+    // Revisions are dates (YYYY-MM-DD): they compare as strings, as the SDK compares them.
+    let revision: string = DEFAULT_NEGOTIATED_PROTOCOL_VERSION;
+    if (negotiated !== undefined && negotiated > revision) revision = negotiated;
+    if (header !== undefined && header > revision) revision = header;
+    if (revision < FIRST_WITHOUT_BATCHES) return next();
+    jsonRpcError(res, 400, INVALID_REQUEST, `Invalid Request: JSON-RPC batches are not supported from protocol revision ${FIRST_WITHOUT_BATCHES} on (this request: ${revision}); send one message per POST`);
+  };
+
   router.use('/mcp', options.authenticate);
   if (options.stateless) {
-    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), limit, options.authorizeCalls, async (req: Request, res: Response) => {
+    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), refuseBatches, limit, options.authorizeCalls, async (req: Request, res: Response) => {
       if (isModern(req)) return modern(req, res, req.body);
       const server = options.createServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -72,7 +106,7 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
     });
     return router;
   }
-  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), limit, options.authorizeCalls, async (req: Request, res: Response) => {
+  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), refuseBatches, limit, options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');
     if (!sessionId && isModern(req)) return modern(req, res, req.body);
@@ -89,7 +123,9 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close() });
+        // The negotiated revision is read when asked: the SDK sets it as it answers this initialize.
+        // (Deprecated for 2026-07-28 requests, which carry theirs; a 2025 session has only this.)
+        sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close(), protocolVersion: () => server.server.getNegotiatedProtocolVersion() });
         log.info('session opened', { transport: 'streamable-http', session: id, sub: principal.sub });
       },
     });
@@ -118,9 +154,14 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
   return router;
 }
 
+/** MCP 2025-06-18 changelog: "Remove support for JSON-RPC batching". */
+const FIRST_WITHOUT_BATCHES = '2025-06-18';
+
 const isJsonRpc = (body: unknown): boolean =>
   Array.isArray(body) ? body.length > 0 && body.every(isJsonRpc) : typeof body === 'object' && body !== null && (body as { jsonrpc?: unknown }).jsonrpc === '2.0';
 
 export interface HttpSession extends Session {
   transport: StreamableHTTPServerTransport;
+  /** The protocol revision `initialize` negotiated (undefined before it is answered). */
+  protocolVersion(): string | undefined;
 }

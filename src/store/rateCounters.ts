@@ -168,29 +168,36 @@ export interface BucketSpec {
 /** What a take decided. */
 export interface TakeResult {
   admitted: boolean;
-  /** Tokens granted by every bucket of the chain (1 … `want`); 0 when refused. */
+  /** Tokens granted by every bucket of the chain (`need` … `want`); 0 when refused. */
   granted: number;
   /** Index (in the buckets given) of the bucket that refused; absent when admitted. */
   refusedBy?: number;
-  /** When refused: milliseconds until the refusing bucket has a token again; 0 when admitted. */
+  /**
+   * When refused: milliseconds until the refusing bucket holds `need` tokens again (for a
+   * `need` larger than its burst, which it never holds: the time a full bucket takes); 0 when admitted.
+   */
   retryAfterMs: number;
 }
 
 /**
  * Token buckets every replica shares. `take` asks each bucket in order for up
- * to `want` tokens (default 1), the next bucket for as many as the one before
- * granted, and stops at the first that has none: a request refused by its
+ * to `want` tokens (default 1) and at least `need` (default 1: a batch of N
+ * messages needs N), the next bucket for as many as the one before granted,
+ * and stops at the first that has fewer than `need`: a request refused by its
  * first bucket (the caller's own) spends nothing from the next (its client's),
- * so one caller's flood cannot empty a bucket others share.
+ * so one caller's flood cannot empty a bucket others share. What a later
+ * bucket refuses or grants less of goes back to the ones before, so a refusal
+ * by the client's bucket costs the caller's own nothing either.
  */
 export interface TokenBuckets {
-  take(buckets: readonly BucketSpec[], now: number, want?: number): Promise<TakeResult>;
+  take(buckets: readonly BucketSpec[], now: number, want?: number, need?: number): Promise<TakeResult>;
 }
 
-function checkBuckets(buckets: readonly BucketSpec[], now: number, want: number): void {
+function checkBuckets(buckets: readonly BucketSpec[], now: number, want: number, need: number): void {
   if (buckets.length === 0) throw new TypeError('token bucket take needs at least one bucket');
   if (!Number.isSafeInteger(now)) throw new TypeError(`token bucket now must be an integer (ms), got ${now}`);
   if (!Number.isSafeInteger(want) || want < 1) throw new TypeError(`token bucket want must be a positive integer, got ${want}`);
+  if (!Number.isSafeInteger(need) || need < 1 || need > want) throw new TypeError(`token bucket need must be an integer from 1 to want (${want}), got ${need}`);
   for (const b of buckets) {
     checkKey(b.key);
     if (!Number.isSafeInteger(b.intervalMs) || b.intervalMs < 1) throw new TypeError(`token bucket intervalMs must be a positive integer, got ${b.intervalMs}`);
@@ -207,9 +214,12 @@ function checkBuckets(buckets: readonly BucketSpec[], now: number, want: number)
  * so a row whose time has passed is a full bucket, the same as no row, and the
  * counters' sweep removes it. `hits` holds the tokens the last take granted
  * (0: refused), which is how RETURNING tells; on insert it is the number asked
- * for, read back as `excluded.hits` by the update.
+ * for, read back as `excluded.hits` by the update. A bucket that holds fewer
+ * than `need` grants none. The caller sees to it that `want` (or the grant
+ * before, chained) is at least `need` and `need` at most the burst, so an
+ * insert (a fresh, full bucket) always grants.
  */
-function upsertBucket(b: BucketSpec, now: number, want: number | RawBuilder<unknown>, from?: RawBuilder<unknown>): RawBuilder<unknown> {
+function upsertBucket(b: BucketSpec, now: number, need: number, want: number | RawBuilder<unknown>, from?: RawBuilder<unknown>): RawBuilder<unknown> {
   const int = (n: number) => sql`cast(${n} as bigint)`;
   const tat = sql`(case when rate_counters.reset_at > ${int(now)} then rate_counters.reset_at else ${int(now)} end)`;
   const available = sql`((${int(now + b.burst * b.intervalMs)} - ${tat}) / ${int(b.intervalMs)})`;
@@ -221,22 +231,49 @@ function upsertBucket(b: BucketSpec, now: number, want: number | RawBuilder<unkn
   const source = from ? sql`select ${row} from ${from}` : sql`values (${row})`;
   return sql`insert into rate_counters (key, hits, reset_at) ${source}
     on conflict (key) do update set
-      hits = case when ${granted} > 0 then ${granted} else 0 end,
-      reset_at = case when ${granted} > 0 then ${tat} + ${granted} * ${int(b.intervalMs)} else rate_counters.reset_at end
+      hits = case when ${granted} >= ${int(need)} then ${granted} else 0 end,
+      reset_at = case when ${granted} >= ${int(need)} then ${tat} + ${granted} * ${int(b.intervalMs)} else rate_counters.reset_at end
     returning hits, reset_at`;
 }
 
-/** The decision from each bucket's row after the take (`hits`: tokens granted; absent: not reached). */
-function decide(buckets: readonly BucketSpec[], rows: ({ hits: unknown; reset_at: unknown } | undefined)[], now: number): TakeResult {
+/** Gives `tokens` back to bucket `b`: its full-again time moves back that many intervals (a time past is a full bucket). */
+const refundBucket = (b: BucketSpec, tokens: number): RawBuilder<unknown> =>
+  sql`update rate_counters set reset_at = reset_at - cast(${tokens * b.intervalMs} as bigint) where key = ${b.key}`;
+
+/** A refusal without asking any bucket: `need` is more than bucket `i` ever holds. */
+function beyondBurst(buckets: readonly BucketSpec[], need: number): TakeResult | undefined {
+  const i = buckets.findIndex((b) => b.burst < need);
+  if (i < 0) return undefined;
+  return { admitted: false, granted: 0, refusedBy: i, retryAfterMs: buckets[i]!.burst * buckets[i]!.intervalMs };
+}
+
+/**
+ * The decision from each bucket's row after the take (`hits`: tokens granted; absent: not
+ * reached), and what buckets before the last one reached granted beyond the decision, to give
+ * back (undefined when nothing is: the common case allocates nothing more).
+ */
+function decide(buckets: readonly BucketSpec[], rows: ({ hits: unknown; reset_at: unknown } | undefined)[], now: number, need: number): { result: TakeResult; refunds?: [BucketSpec, number][] } {
   let granted = Infinity;
+  let result: TakeResult | undefined;
+  let reached = 0;
   for (const [i, b] of buckets.entries()) {
     const row = rows[i];
     if (!row) throw new Error(`token bucket ${i} was not taken from although the ones before granted`);
+    reached = i + 1;
     const hits = Number(row.hits);
-    if (hits < 1) return { admitted: false, granted: 0, refusedBy: i, retryAfterMs: Number(row.reset_at) - (b.burst - 1) * b.intervalMs - now };
+    if (hits < 1) {
+      result = { admitted: false, granted: 0, refusedBy: i, retryAfterMs: Number(row.reset_at) - (b.burst - need) * b.intervalMs - now };
+      break;
+    }
     granted = Math.min(granted, hits);
   }
-  return { admitted: true, granted, retryAfterMs: 0 };
+  result ??= { admitted: true, granted, retryAfterMs: 0 };
+  let refunds: [BucketSpec, number][] | undefined;
+  for (let i = 0; i < reached; i++) {
+    const over = Number(rows[i]!.hits) - result.granted;
+    if (over > 0) (refunds ??= []).push([buckets[i]!, over]);
+  }
+  return refunds ? { result, refunds } : { result };
 }
 
 /**
@@ -265,33 +302,51 @@ export function tokenBucketsStore(db: Db, options: RateCountersOptions = {}): To
     if (!statement) statements.set(text, (statement = sqlite!.prepare(text)));
     return statement.get(parameters) as Row;
   };
+  // The refund is a statement of its own (PostgreSQL does not let one statement change a row twice):
+  // only when a later bucket refused or granted less, never on the common path.
+  const refund = async (refunds: [BucketSpec, number][]) => {
+    for (const [b, tokens] of refunds) {
+      if (sqlite) {
+        const { sql: text, parameters } = refundBucket(b, tokens).compile(db);
+        let statement = statements.get(text);
+        if (!statement) statements.set(text, (statement = sqlite.prepare(text)));
+        statement.run(parameters);
+      } else await refundBucket(b, tokens).execute(db);
+    }
+  };
   return {
-    async take(buckets, now, want = 1) {
-      checkBuckets(buckets, now, want);
+    async take(buckets, now, want = 1, need = 1) {
+      checkBuckets(buckets, now, want, need);
+      const tooMany = beyondBurst(buckets, need);
+      if (tooMany) return tooMany;
       await maybeSweep(now);
+      let decided: ReturnType<typeof decide>;
       if (!postgres) {
         const rows: Row[] = [];
         let asked = want;
         for (const b of buckets) {
-          const row = sqlite ? runPrepared(upsertBucket(b, now, asked)) : ((await upsertBucket(b, now, asked).execute(db)).rows[0] as Row);
+          const row = sqlite ? runPrepared(upsertBucket(b, now, need, asked)) : ((await upsertBucket(b, now, need, asked).execute(db)).rows[0] as Row);
           rows.push(row);
           asked = Number(row.hits);
           if (asked < 1) break;
         }
-        return decide(buckets, rows, now);
+        decided = decide(buckets, rows, now, need);
+      } else {
+        const ctes = buckets.map((b, i) => {
+          const previous = sql.id(`b${i - 1}`);
+          const chained = i === 0 ? undefined : sql`${previous} where ${previous}.hits > 0`;
+          const asked = i === 0 ? want : sql`(case when ${previous}.hits < ${b.burst} then ${previous}.hits else ${b.burst} end)`;
+          return sql`${sql.id(`b${i}`)} as (${upsertBucket(b, now, need, asked, chained)})`;
+        });
+        const columns = buckets.map((_, i) => sql`${sql.ref(`b${i}.hits`)} as ${sql.id(`h${i}`)}, ${sql.ref(`b${i}.reset_at`)} as ${sql.id(`r${i}`)}`);
+        const joins = buckets.slice(1).map((_, i) => sql`left join ${sql.id(`b${i + 1}`)} on true`);
+        const result = await sql<Record<string, unknown>>`with ${sql.join(ctes)} select ${sql.join(columns)} from b0 ${sql.join(joins, sql` `)}`.execute(db);
+        const one = result.rows[0];
+        if (!one) throw new Error('token bucket take returned no row');
+        decided = decide(buckets, buckets.map((_, i) => (one[`h${i}`] == null ? undefined : { hits: one[`h${i}`], reset_at: one[`r${i}`] })), now, need);
       }
-      const ctes = buckets.map((b, i) => {
-        const previous = sql.id(`b${i - 1}`);
-        const chained = i === 0 ? undefined : sql`${previous} where ${previous}.hits > 0`;
-        const asked = i === 0 ? want : sql`(case when ${previous}.hits < ${b.burst} then ${previous}.hits else ${b.burst} end)`;
-        return sql`${sql.id(`b${i}`)} as (${upsertBucket(b, now, asked, chained)})`;
-      });
-      const columns = buckets.map((_, i) => sql`${sql.ref(`b${i}.hits`)} as ${sql.id(`h${i}`)}, ${sql.ref(`b${i}.reset_at`)} as ${sql.id(`r${i}`)}`);
-      const joins = buckets.slice(1).map((_, i) => sql`left join ${sql.id(`b${i + 1}`)} on true`);
-      const result = await sql<Record<string, unknown>>`with ${sql.join(ctes)} select ${sql.join(columns)} from b0 ${sql.join(joins, sql` `)}`.execute(db);
-      const one = result.rows[0];
-      if (!one) throw new Error('token bucket take returned no row');
-      return decide(buckets, buckets.map((_, i) => (one[`h${i}`] == null ? undefined : { hits: one[`h${i}`], reset_at: one[`r${i}`] })), now);
+      if (decided.refunds) await refund(decided.refunds);
+      return decided.result;
     },
   };
 }
@@ -301,23 +356,30 @@ export function memoryTokenBuckets(options: { maxKeys?: number } = {}): TokenBuc
   const tats = new Map<string, number>();
   const maxKeys = options.maxKeys ?? 50_000;
   return {
-    async take(buckets, now, want = 1) {
-      checkBuckets(buckets, now, want);
+    async take(buckets, now, want = 1, need = 1) {
+      checkBuckets(buckets, now, want, need);
+      const tooMany = beyondBurst(buckets, need);
+      if (tooMany) return tooMany;
+      // One process, no await: every bucket is asked first, and only the common grant is taken.
       const rows: { hits: number; reset_at: number }[] = [];
       let asked = want;
       for (const b of buckets) {
         const tat = Math.max(tats.get(b.key) ?? now, now);
         const granted = Math.min(asked, b.burst, Math.floor((now + b.burst * b.intervalMs - tat) / b.intervalMs));
-        if (granted > 0) {
+        rows.push({ hits: granted >= need ? granted : 0, reset_at: tat });
+        asked = granted;
+        if (granted < need) break;
+      }
+      const { result } = decide(buckets, rows, now, need);
+      if (result.admitted) {
+        for (const b of buckets) {
+          const tat = Math.max(tats.get(b.key) ?? now, now);
           tats.delete(b.key);
-          tats.set(b.key, tat + granted * b.intervalMs);
+          tats.set(b.key, tat + result.granted * b.intervalMs);
           if (tats.size > maxKeys) tats.delete(tats.keys().next().value!);
         }
-        rows.push({ hits: Math.max(0, granted), reset_at: tats.get(b.key) ?? now });
-        asked = granted;
-        if (granted < 1) break;
       }
-      return decide(buckets, rows, now);
+      return result;
     },
   };
 }

@@ -66,8 +66,8 @@ export async function startStack(opts: {
    * client's https jwks_uri (SSL_CERT_FILE, which replaces Go's system roots).
    */
   cimdTestCaFile?: string;
-  /** More settings for our server, given its base URL (e.g. a provider catalogue whose redirect URI names it). */
-  appEnv?: (base: string, dir: string) => Promise<Record<string, string>>;
+  /** More settings for our server, given its base URL (e.g. a provider catalogue whose redirect URI names it) and the Hydra already started. */
+  appEnv?: (base: string, dir: string, hydra: RunningHydra) => Promise<Record<string, string>>;
   /** Tools served beside tools/ (StartOptions.extraTools). */
   extraTools?: StartOptions['extraTools'];
   /** Who keeps accounts: our users table (default), or a real Ory Kratos (DSN memory) started here (IDENTITY=kratos). */
@@ -120,7 +120,7 @@ export async function startStack(opts: {
     METRICS_PORT: '0',
     ...(opts.cimdTestCaFile ? { CIMD_TEST_LOOPBACK_CA: opts.cimdTestCaFile } : {}),
     ...(kratos ? { IDENTITY: 'kratos', KRATOS_PUBLIC_URL: kratos.publicUrl, KRATOS_ADMIN_URL: kratos.adminUrl } : {}),
-    ...(opts.appEnv ? await opts.appEnv(base, dir) : {}),
+    ...(opts.appEnv ? await opts.appEnv(base, dir, hydra) : {}),
   };
   const logs: string[] = [];
   const server = await startServer(env, {

@@ -44,7 +44,7 @@ describe('MCP fair-use limiter', () => {
    * Refusals are answered at once (maxHoldMs 0) unless a test asks for the hold, so the fake clock rules every other test.
    */
   async function replica(overrides: Partial<McpRateLimitOptions> = {}, buckets: TokenBuckets = tokenBucketsStore(db)) {
-    const limiter = createMcpRateLimit({ buckets, principal: { requestsPerMinute: 60, burst: 3 }, client: { requestsPerMinute: 120, burst: 5 }, log, now: () => clock, maxHoldMs: 0, ...overrides });
+    const limiter = createMcpRateLimit({ buckets, principal: { requestsPerMinute: 60, burst: 3 }, client: { requestsPerMinute: 120, burst: 5, clientIds: ['app-1'] }, log, now: () => clock, maxHoldMs: 0, ...overrides });
     const app = express();
     app.use((req, res, next) => {
       res.set('X-Request-Id', 'req-42');
@@ -128,6 +128,66 @@ describe('MCP fair-use limiter', () => {
     for (const sub of ['u1', 'u2', 'u3']) for (let i = 0; i < 3; i++) expect((await r.post(sub, callTool(i))).status, sub).toBe(200);
   });
 
+  it("issue 26 #8: only the clients an operator names share a bucket; a refusal by it leaves the caller's own bucket whole", async () => {
+    const r = await replica();
+    // app-2 is not named: three people spend 9 in all, past app-1's shared 5, and none is refused by the app.
+    for (const sub of ['u1', 'u2', 'u3']) for (let i = 0; i < 3; i++) expect((await r.post(sub, callTool(i), 'app-2')).status, sub).toBe(200);
+    // app-1 is: alice takes 3, carol 2, then carol is refused by the app's bucket, again and again.
+    for (let i = 0; i < 3; i++) expect((await r.post('alice', callTool(i))).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await r.post('carol', callTool(i))).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect(await (await r.post('carol', callTool(i))).json()).toMatchObject({ error: { data: { limit: 'client' } } });
+    // A second on: two tokens back in the app's bucket, one in carol's, who still holds the one the
+    // app's refusals did not spend: she is served twice, then refused by her own bucket.
+    clock += 1000;
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await r.post('carol', callTool(i));
+      answers.push(res.status === 429 ? ((await res.json()) as { error: { data: { limit: string } } }).error.data.limit : res.status);
+    }
+    expect(answers).toEqual([200, 200, 'principal']);
+  });
+
+  it('issue 26 #4: a batch of N messages takes N tokens, all or none (from a lease too); a refused batch tells onLimited once per message', async () => {
+    const inner = tokenBucketsStore(db);
+    const asked: [number, number][] = [];
+    const counted: TokenBuckets = { take: (b, now, want = 1, need = 1) => (asked.push([want, need]), inner.take(b, now, want, need)) };
+    const events: LimitedEvent[] = [];
+    const r = await replica({ principal: { requestsPerMinute: 60, burst: 10 }, client: undefined, leaseSize: 4, onLimited: (e) => events.push(e) }, counted);
+    // One request leases 4 and spends 1; a batch of 3 spends the other 3 without the database.
+    expect((await r.post('frank', callTool(1))).status).toBe(200);
+    expect((await r.post('frank', [callTool(2), callTool(3), callTool(4)])).status).toBe(200);
+    expect(asked).toEqual([[4, 1]]);
+    // The lease spent, a batch of 5 asks the database for at least 5 (6 are left), a single call for 1 to 4 (1 is left).
+    expect((await r.post('frank', [1, 2, 3, 4, 5].map((i) => callTool(10 + i)))).status).toBe(200);
+    expect((await r.post('frank', callTool(20))).status).toBe(200);
+    expect(asked).toEqual([
+      [4, 1],
+      [5, 5],
+      [4, 1],
+    ]);
+    // None left: a batch of 2 is refused whole, one JSON-RPC error and one onLimited event per message.
+    const refused = await r.post('frank', [callTool(30, 'notes_add'), { jsonrpc: '2.0', method: 'notifications/cancelled', params: {} }, callTool(31)]);
+    expect(refused.status).toBe(429);
+    const errors = (await refused.json()) as { id: number; error: { message: string } }[];
+    expect(errors.map((e) => e.id)).toEqual([30, 31]);
+    expect(errors[0]!.error.message).toContain('a batch of 3 messages counts as 3 requests');
+    expect(events.map((e) => [e.method, e.tool, e.jsonRpcId])).toEqual([
+      ['tools/call', 'notes_add', 30],
+      ['notifications/cancelled', undefined, undefined],
+      ['tools/call', 'whoami', 31],
+    ]);
+    // Three tokens back (3 s): a batch of 4 is refused, and took nothing: three single calls are then served.
+    clock += 3000;
+    expect((await r.post('frank', [1, 2, 3, 4].map((i) => callTool(40 + i)))).status).toBe(429);
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await r.post('frank', callTool(50 + i))).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    // A batch larger than the burst never fits: refused at once.
+    clock += 60_000;
+    expect((await r.post('frank', Array.from({ length: 11 }, (_, i) => callTool(60 + i)))).status).toBe(429);
+    expect((await r.post('frank', Array.from({ length: 10 }, (_, i) => callTool(80 + i)))).status).toBe(200);
+  });
+
   it('two replicas over one table share the limit', async () => {
     const [a, b] = [await replica(), await replica()];
     const statuses = [];
@@ -156,7 +216,7 @@ describe('MCP fair-use limiter', () => {
     const inner = tokenBucketsStore(db);
     let takes = 0;
     const counted: TokenBuckets = { take: (b, now, want) => (takes++, inner.take(b, now, want)) };
-    const limits = { principal: { requestsPerMinute: 60, burst: 10 }, client: { requestsPerMinute: 60, burst: 100 }, leaseSize: 4 };
+    const limits = { principal: { requestsPerMinute: 60, burst: 10 }, client: { requestsPerMinute: 60, burst: 100, clientIds: ['app-1'] }, leaseSize: 4 };
     const a = await replica(limits, counted);
     const b = await replica(limits, counted);
     const statuses = [];
@@ -179,7 +239,7 @@ describe('MCP fair-use limiter', () => {
     const inner = tokenBucketsStore(db);
     const wants: number[] = [];
     const counted: TokenBuckets = { take: (b, now, want) => (wants.push(want ?? 1), inner.take(b, now, want)) };
-    const a = await replica({ principal: { requestsPerMinute: 60000, burst: 1000 }, client: { requestsPerMinute: 60000, burst: 1000 } }, counted);
+    const a = await replica({ principal: { requestsPerMinute: 60000, burst: 1000 }, client: { requestsPerMinute: 60000, burst: 1000, clientIds: ['app-1'] } }, counted);
     for (let i = 0; i < 200; i++) expect((await a.post('busy', callTool(i))).status).toBe(200);
     expect(wants).toEqual([8, 16, 32, 64, 125]);
     // A second idle: the lease lapsed, the next one starts small again.
@@ -268,9 +328,11 @@ describe('MCP fair-use limiter', () => {
       const message = 'Rate limit exceeded: at most 60 requests a minute (bursts of 3) for this user through this app; retry after 1 s';
       const error = { code: RATE_LIMITED_CODE, message, data: { limit: 'principal', requestsPerMinute: 60, burst: 3, retryAfterSeconds: 1 } };
       expect(await one.res.json()).toEqual({ jsonrpc: '2.0', id: 'call-7', error });
+      // A batch counts one request per message (issue 26 #4), and its message says so.
+      const batchError = { ...error, message: message.replace('; retry', '; a batch of 2 messages counts as 2 requests; retry') };
       expect(await batch.res.json()).toEqual([
-        { jsonrpc: '2.0', id: 1, error },
-        { jsonrpc: '2.0', id: 2, error },
+        { jsonrpc: '2.0', id: 1, error: batchError },
+        { jsonrpc: '2.0', id: 2, error: batchError },
       ]);
       expect(await get.res.json()).toEqual({ error: 'too_many_requests', error_description: message, limit: 'principal', retry_after_seconds: 1 });
     });
@@ -332,7 +394,8 @@ describe('MCP fair-use limiter', () => {
   it.each([
     ['a rate of 0', { principal: { requestsPerMinute: 0, burst: 1 } }, /principal requestsPerMinute must be an integer from 1 to 60000, got 0/],
     ['a fractional rate', { principal: { requestsPerMinute: 1.5, burst: 1 } }, /principal requestsPerMinute must be an integer/],
-    ['a client burst of -5', { client: { requestsPerMinute: 10, burst: -5 } }, /client burst must be a positive integer, got -5/],
+    ['a client burst of -5', { client: { requestsPerMinute: 10, burst: -5, clientIds: ['app-1'] } }, /client burst must be a positive integer, got -5/],
+    ['client ids that are not a list', { client: { requestsPerMinute: 10, burst: 5, clientIds: 'app-1' as unknown as string[] } }, /clientIds must be a list of client ids/],
     ['a hold of 1001 ms', { maxHoldMs: 1001 }, /maxHoldMs must be an integer from 0 to 1000, got 1001/],
     ['a negative hold', { maxHoldMs: -1 }, /maxHoldMs must be an integer from 0 to 1000, got -1/],
     ['a fractional maxHeld', { maxHeld: 2.5 }, /maxHeld must be a non-negative integer, got 2.5/],
