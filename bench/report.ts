@@ -308,6 +308,19 @@ export function renderMarkdown(r: BenchResults): string {
       );
     }
   }
+  if (r.auditStall) {
+    const st = r.auditStall;
+    const row = (label: string, l: typeof st.quiet) => `| ${label} | ${int(l.n)} | ${ms(l.p50)} | ${ms(l.p95)} | ${ms(l.p99)} | ${ms(l.max)} |`;
+    lines.push(
+      `**Another person's p99 while audit writes at full rate on SQLite** (issue 26 #10): ${ms(st.during.p99)} ms, against ${ms(st.quiet.p99)} ms without the load (${x2(st.during.p99 / st.quiet.p99)}). One token loads a server with the audit trail on and the fair-use limits at their maxima (every call served, taken from its bucket and audited) over ${st.connections} connections for ${st.seconds} s: ${int(st.rps)} calls/s, ${int(st.auditWritten)} audit records written, ${int(st.errors)} failed. Meanwhile ${st.people} other people (each their own token) call whoami every 125 ms, their latencies pooled; each of their calls is a fair-use take, a write on the server's thread.`,
+      '',
+      '| other people\'s whoami | calls | p50 ms | p95 ms | p99 ms | max ms |',
+      '|---|---:|---:|---:|---:|---:|',
+      row('without the load', st.quiet),
+      row('during it (from its first second)', st.during),
+      '',
+    );
+  }
   const f = r.flow;
   if (f) {
     lines.push(`**OAuth flow** (${f.runs} runs against the real Hydra: a new client registered each run, fresh browser, sign-in, consent, code exchange)`, '');

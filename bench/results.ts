@@ -121,6 +121,35 @@ export interface FloodResult {
   otherUser?: { quiet: { p50: number; p95: number; n: number }; during: { p50: number; p95: number; n: number } };
 }
 
+/** Latencies of a set of calls, ms: nearest-rank percentiles over `n` calls. */
+export interface LatencySummary {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  n: number;
+}
+
+/**
+ * Issue 26 #10: other people's whoami latency while one token loads a server
+ * with the audit trail on and fair-use limits at their maxima (every call
+ * served and audited): the audit trail writing at full rate on SQLite.
+ */
+export interface AuditStallResult {
+  seconds: number;
+  connections: number;
+  /** How many other people called, each every 125 ms; their latencies pooled. */
+  people: number;
+  /** The load's answers per second, and its failed requests. */
+  rps: number;
+  errors: number;
+  /** Audit records written from the load's start to shortly after its end. */
+  auditWritten: number;
+  /** Before the load, and during it (from its first second to one before its end). */
+  quiet: LatencySummary;
+  during: LatencySummary;
+}
+
 export interface FlowResult {
   runs: number;
   /** Whole flow: registration → authorize → login → consent → token. */
@@ -192,7 +221,7 @@ export interface BenchResults {
     quick?: boolean;
     /** An A/A run (`--aa`): every scenario server was a baseline too, so every ratio measures noise. */
     aa?: boolean;
-    /** `--audit-only`: only the audit-limits pair and the flood. */
+    /** `--audit-only`: only the audit-limits pair, the flood and the audit stall. */
     auditOnly?: boolean;
     /** BENCH_AUDIT_LIMITS: the audit-limits scenario had only this one on (absent: both). */
     auditLimits?: 'audit' | 'limits';
@@ -204,6 +233,8 @@ export interface BenchResults {
   memory?: MemoryResult;
   /** Memory under a sustained flood with the audit trail and limits on (absent in quick runs and older results). */
   flood?: FloodResult;
+  /** Other people's latency while audit writes at full rate (issue 26 #10; absent in quick runs and older results). */
+  auditStall?: AuditStallResult;
   flow?: FlowResult;
   removedCheck?: RemovedCheckCost;
   pagination?: PaginationResult;

@@ -25,7 +25,10 @@
  *     Then a flood: one token against a server with the audit trail and the
  *     default limits (nearly every request a 429 and an audit record), memory
  *     sampled before, a few seconds in, halfway and near the end, and another
- *     person's whoami latency without and during the flood.
+ *     person's whoami latency without and during the flood. Then issue 26's
+ *     audit stall: one token loads a server with the audit trail on and the
+ *     limits at their maxima (every call audited, at full rate) while other
+ *     people call whoami at a steady pace: their p99 with and without it.
  *  4. Flow: 20 whole OAuth flows (registration → … → token).
  *  5. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
  *  6. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
@@ -34,12 +37,12 @@
  * rounds; the report goes to a scratch directory), --aa (every scenario server
  * is a second baseline: each ratio should be 1.00×, its spread is the method's
  * noise; also to a scratch directory), --audit-only (only the audit-limits
- * pair and the flood, about a minute; scratch directory). They may be combined.
+ * pair, the flood and the audit stall, a few minutes; scratch directory). They may be combined.
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
  * BENCH_WARM_SECONDS (6 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
  * BENCH_TWIN_PROCESSES (5: processes the audit-limits pair is spread over),
- * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15),
+ * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15), BENCH_STALL_SECONDS (12), BENCH_STALL_CONNECTIONS (2),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
  * the report goes), BENCH_CPU_PROF (a directory: V8 CPU profiles of every server,
@@ -63,8 +66,9 @@ import { sessionMemory, tokenMemory } from './memory.js';
 import { writeReport } from './report.js';
 import { paginationCost } from './pagination.js';
 import { removedCheckCost, verifierCost } from './verifierCost.js';
-import { type BenchResults, type FloodResult, type LoadResult, type LoadSample, type MemoryResult, type Mode, OWN_TWIN, type Scenario } from './results.js';
+import { type AuditStallResult, type BenchResults, type FloodResult, type LoadResult, type LoadSample, type MemoryResult, type Mode, OWN_TWIN, type Scenario } from './results.js';
 import { floodMemory, MIN_FLOOD_SECONDS } from './flood.js';
+import { auditStall, MIN_STALL_SECONDS, STALL_PEOPLE } from './auditStall.js';
 import { type BenchServer, startBenchServer } from './servers.js';
 import { median } from './stats.js';
 import { BENCH_PROVIDER, whoamiWithCredential } from './credentialTool.js';
@@ -106,7 +110,7 @@ for (const a of args) if (!FLAGS.includes(a)) throw new Error(`unknown argument 
 const QUICK = args.includes('--quick');
 /** A/A: every scenario server is composed like its baseline twin, so every ratio measures the method's noise. */
 const AA = args.includes('--aa');
-/** Only issue 17's measurements: the audit-limits pair and the flood. */
+/** Only the audit trail's measurements: the audit-limits pair, the flood (issue 17) and the audit stall (issue 26). */
 const AUDIT_ONLY = args.includes('--audit-only');
 
 const num = (name: string, fallback: number) => {
@@ -154,6 +158,10 @@ const TWIN_PROCESSES = num('BENCH_TWIN_PROCESSES', 5);
 const processKeys = (scenario: Scenario): string[] => (COMPOSITION[scenario].twin ? Array.from({ length: TWIN_PROCESSES }, (_, k) => `#${k}`) : ['']);
 const FLOWS = num('BENCH_FLOWS', 20);
 const FLOOD_SECONDS = num('BENCH_FLOOD_SECONDS', 15);
+/** Issue 26 #10: how long one token loads the audit-stall server while other people call, and over how many connections (2 reach the server's full rate without a queue that would hide a stall). */
+const STALL_SECONDS = num('BENCH_STALL_SECONDS', 12);
+const STALL_CONNECTIONS = num('BENCH_STALL_CONNECTIONS', 2);
+if (STALL_SECONDS < MIN_STALL_SECONDS) throw new Error(`BENCH_STALL_SECONDS must be at least ${MIN_STALL_SECONDS}`);
 /** Which of the two the audit-limits scenario turns on (both by default; one alone tells their costs apart). */
 const AUDIT_LIMITS = process.env.BENCH_AUDIT_LIMITS ?? 'both';
 if (!['both', 'audit', 'limits'].includes(AUDIT_LIMITS)) throw new Error('BENCH_AUDIT_LIMITS must be both, audit or limits');
@@ -189,6 +197,8 @@ const serverModeOf = (mode: Mode): (typeof SERVER_MODES)[number] => (mode === 's
  * and its cache; `env` is the scenario server's own settings, `twin` the twin's
  * verifier and settings where the twin is not the fixed-principal baseline.
  */
+/** Fair-use limits at the allowed maxima (1,000 a second refilled, a burst of 100,000): every check runs, none refuses a load. */
+const LIMITS_AT_MAXIMA = { MCP_REQUESTS_PER_MINUTE: '60000', MCP_BURST: '100000', MCP_CLIENT_REQUESTS_PER_MINUTE: '60000', MCP_CLIENT_BURST: '100000' };
 const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string; cacheSeconds: number; env?: Record<string, string>; twin?: { verifier: string; env: Record<string, string> } }> = {
   baseline: { hydra: 'jwt', verifier: 'fixed', cacheSeconds: 60 },
   jwt: { hydra: 'jwt', verifier: 'hydra', cacheSeconds: 60 },
@@ -205,7 +215,7 @@ const COMPOSITION: Record<Scenario, { hydra: 'jwt' | 'opaque'; verifier: string;
       AUDIT: AUDIT_LIMITS === 'limits' ? 'off' : 'on',
       ...(AUDIT_LIMITS === 'audit'
         ? { MCP_REQUESTS_PER_MINUTE: 'off' }
-        : { MCP_REQUESTS_PER_MINUTE: '60000', MCP_BURST: '100000', MCP_CLIENT_REQUESTS_PER_MINUTE: '60000', MCP_CLIENT_BURST: '100000' }),
+        : LIMITS_AT_MAXIMA),
     },
     twin: { verifier: 'hydra', env: { AUDIT: 'off', MCP_REQUESTS_PER_MINUTE: 'off' } },
   },
@@ -340,10 +350,14 @@ async function main() {
         };
     // Issue 17's flood: the audit trail on (the default) and the default limits, so nearly every request is refused.
     const flooded = QUICK && !AUDIT_ONLY ? undefined : await start('flood', 'hydra', hydras.jwt, { MCP_STATELESS: 'true', AUDIT: 'on', MCP_REQUESTS_PER_MINUTE: UNSET });
-    log(`${load.size} scenario processes (each with its twin)${memory ? ', 3 memory servers' : ''}${flooded ? ', a flood server' : ''} up`);
+    // Issue 26 #10: the audit trail on and the limits at their maxima, so every call is served, taken from its bucket and audited.
+    const stalled = QUICK && !AUDIT_ONLY
+      ? undefined
+      : await start('audit-stall', 'hydra', hydras.jwt, { MCP_STATELESS: 'true', AUDIT: 'on', ...LIMITS_AT_MAXIMA });
+    log(`${load.size} scenario processes (each with its twin)${memory ? ', 3 memory servers' : ''}${flooded ? ', a flood server' : ''}${stalled ? ', an audit-stall server' : ''} up`);
 
     // ── tokens: one client per Hydra, allowed every server as audience ───
-    const all = [...load.values(), ...(memory ? Object.values(memory) : []), ...(flooded ? [flooded] : [])];
+    const all = [...load.values(), ...(memory ? Object.values(memory) : []), ...(flooded ? [flooded] : []), ...(stalled ? [stalled] : [])];
     const audiences = all.flatMap((s) => [s.mcpUrl.href, ...(s.twin ? [s.twin.mcpUrl.href] : [])]);
     const clients: Record<'jwt' | 'opaque', BenchClient> = {
       jwt: await createClient(hydras.jwt.adminUrl, audiences),
@@ -489,6 +503,25 @@ async function main() {
       await flooded.stop();
     }
 
+    let stall: AuditStallResult | undefined;
+    if (stalled) {
+      phase(`another person while audit writes at full rate (${STALL_SECONDS} s)`);
+      const target: Target = { url: stalled.mcpUrl, token: await mintToken(hydras.jwt.publicUrl, clients.jwt, stalled.mcpUrl.href) };
+      await callOnce(target, clients.jwt.clientId);
+      // Other people: each their own client (client_credentials: the client is the subject), so their own buckets.
+      const others = [];
+      for (let i = 0; i < STALL_PEOPLE; i++) {
+        const c = await createClient(hydras.jwt.adminUrl, [stalled.mcpUrl.href], `bench other person ${i}`);
+        others.push({ target: { url: stalled.mcpUrl, token: await mintToken(hydras.jwt.publicUrl, c, stalled.mcpUrl.href) }, sub: c.clientId });
+      }
+      stall = await auditStall(stalled, target, STALL_CONNECTIONS, STALL_SECONDS, others);
+      const { quiet, during } = stall;
+      log(
+        `audit stall: ${Math.round(stall.rps)} req/s, ${stall.auditWritten} audit records; other people p50 ${quiet.p50.toFixed(2)} / ${during.p50.toFixed(2)} ms, p99 ${quiet.p99.toFixed(2)} / ${during.p99.toFixed(2)} ms, max ${quiet.max.toFixed(2)} / ${during.max.toFixed(2)} ms (without / during; ${quiet.n} / ${during.n} calls)`,
+      );
+      await stalled.stop();
+    }
+
     // Phases 2–5 (the full run only).
     const rest = async (mem: NonNullable<typeof memory>) => {
       // The check alone, in this process, with real tokens.
@@ -562,6 +595,7 @@ async function main() {
       verifier: extra?.verifier ?? [],
       ...(extra ? { memory: extra.memory, flow: extra.flow, removedCheck: extra.removedCheck, pagination: extra.pagination } : {}),
       ...(flood ? { flood } : {}),
+      ...(stall ? { auditStall: stall } : {}),
       phases,
     };
     const { markdown, files } = await writeReport(results, RESULTS_DIR);

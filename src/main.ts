@@ -14,6 +14,7 @@ import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { IdentitySweep } from './account/identitySweep.js';
 import { openDatabase } from './store/database.js';
+import { startSqliteCheckpointer } from './store/sqliteCheckpointer.js';
 import { startAudit } from './audit/startAudit.js';
 import { removedSubjectsStore } from './store/removedSubjectsStore.js';
 import { kratosSubjectsStore } from './store/kratosSubjectsStore.js';
@@ -25,9 +26,10 @@ export interface RunningServer {
   /** Where Prometheus scrapes, when METRICS_PORT is not "off". */
   metricsUrl?: string;
   /**
-   * Graceful stop: refuse new connections, let requests in flight finish
-   * (up to SHUTDOWN_TIMEOUT_SECONDS), then close sessions, event streams,
-   * remaining connections and the database.
+   * Graceful stop: refuse new connections, let requests and tool calls in
+   * flight on every transport finish (up to SHUTDOWN_TIMEOUT_SECONDS), then
+   * close sessions, event streams and remaining connections, write the audit
+   * records queued, and close the database.
    */
   stop(): Promise<void>;
   /** Remove an account in this process: refused and its sessions closed here at once, other replicas within seconds (src/account/). */
@@ -35,6 +37,9 @@ export interface RunningServer {
   /** IDENTITY=kratos: the identity sweep (it also runs every KRATOS_SWEEP_SECONDS on its own). */
   identitySweep?: IdentitySweep;
 }
+
+/** How long calls still running when their sessions were closed at the deadline get to end before the database closes. */
+const CANCELLED_CALLS_GRACE_MS = 5000;
 
 // tools/ sits beside src/ both in the repo and in the compiled dist/.
 const TOOLS_DIR = fileURLToPath(new URL('../tools/', import.meta.url));
@@ -101,6 +106,8 @@ export async function startServer(env: Record<string, string | undefined>, optio
   }
   const tools = [...(await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES)), ...(options.extraTools ?? []).map((t) => checkTool(t, `extraTools/${t.name}`, REGISTRABLE_SCOPES))];
   const db = await openDatabase(config.database);
+  // SQLite: WAL checkpoints (a copy into the file and an fsync) on a thread of their own, never inside a request's write.
+  const checkpoints = startSqliteCheckpointer(db);
   const metrics = new Metrics();
   // One transport for both of Hydra's ports: one timeout, every call timed in hydra_request_duration_seconds.
   const hydra = createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
@@ -117,7 +124,7 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics, removedSubjects });
   // Batched writes off the request path, and the retention sweep (both stopped below, the queue flushed).
   const audit = startAudit({ settings: config.audit, db, hydraAdmin, log, metrics });
-  const { app, drain, closeSessions, removeAccount, identitySweep } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
+  const { app, drain, inFlight, closeSessions, removeAccount, identitySweep } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   // TLS_CERT_FILE + TLS_KEY_FILE: https here; otherwise plain http, for loopback or behind a TLS-terminating proxy.
   const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, app) : createServer(app);
@@ -133,15 +140,24 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const stop = async () => {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    // Requests and tool calls on every transport: a legacy SSE call runs after its POST was answered, and a
+    // call whose client went away runs on; each may still write its own rows and its audit record.
+    if (inFlight() > 0) log.info('stopping: waiting for requests and tool calls in flight', { in_flight: inFlight(), deadline_seconds: config.shutdownTimeoutSeconds });
     const finished = await drain(config.shutdownTimeoutSeconds * 1000);
     if (!finished) log.warn('shutdown deadline passed with requests in flight; closing them');
+    // Closing a session aborts its calls' signals.
     await closeSessions();
-    removedSubjects.stop();
-    // After the last request: every audit record queued so far reaches the database before it closes.
-    await audit.stop();
     server.closeAllConnections();
+    // No tool runs on a closed database: calls cut off by the deadline (or begun on a kept connection since) get a moment to end.
+    if (!(await drain(Math.min(CANCELLED_CALLS_GRACE_MS, config.shutdownTimeoutSeconds * 1000)))) {
+      log.warn('tool calls still running after their sessions closed; closing the database under them', { in_flight: inFlight() });
+    }
+    removedSubjects.stop();
+    // After the last call: every audit record queued so far reaches the database before it closes.
+    await audit.stop();
     await closed;
     await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+    await checkpoints?.stop();
     await db.destroy();
     log.info('stopped');
   };

@@ -72,8 +72,10 @@ export interface AppDependencies {
 
 export interface App {
   app: express.Express;
-  /** Waits until no request is being served, or the deadline passes (false). */
+  /** Waits until no request and no tool call is in flight on any transport, or the deadline passes (false). */
   drain(deadlineMs: number): Promise<boolean>;
+  /** Requests and tool calls in flight now. */
+  inFlight(): number;
   /** Ends every live MCP session and its event stream, and the background sweeps (for shutdown). */
   closeSessions(): Promise<void>;
   /** IDENTITY=kratos: the sweep that ends the access of identities deleted in Kratos (tests run it at will). */
@@ -146,8 +148,11 @@ export function buildApp(deps: AppDependencies): App {
     waitMs: connections.waitMs,
     log,
   };
+  // Before createServer: every tool call counts in flight until it ends (a call runs on after its client goes away).
+  const inFlight = new InFlight();
   const createServer = () =>
     createMcpServer({
+      track: (call) => inFlight.track(call),
       tools,
       db,
       cursorKey,
@@ -162,7 +167,6 @@ export function buildApp(deps: AppDependencies): App {
   const sseSessions = new SessionRegistry<SseSession>();
   metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));
 
-  const inFlight = new InFlight();
   const app = express();
   app.disable('x-powered-by');
   // Behind a TLS-terminating proxy (TRUST_PROXY): req.ip (sign-in throttle, endpoint limits) and req.protocol come from its X-Forwarded-* headers.
@@ -301,12 +305,13 @@ export function buildApp(deps: AppDependencies): App {
     streamableHttpRouter({ createServer, ...guardsFor(config.resourceUrl, 'streamable-http'), sessions: httpSessions, log, stateless: config.statelessHttp, ...(fairUse ? { limit: fairUse('streamable-http') } : {}) }),
   );
   // HTTP+SSE is deprecated by MCP 2026-07-28; LEGACY_SSE=off stops serving it.
-  if (config.legacySse) app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl, 'sse'), sessions: sseSessions, log, ...(fairUse ? { limit: fairUse('sse') } : {}) }));
+  if (config.legacySse) app.use(sseRouter({ createServer, ...guardsFor(config.sseUrl, 'sse'), sessions: sseSessions, work: inFlight, log, ...(fairUse ? { limit: fairUse('sse') } : {}) }));
   app.use(bodyErrors(log));
 
   return {
     app,
     drain: (deadlineMs) => inFlight.drained(deadlineMs),
+    inFlight: () => inFlight.size,
     closeSessions: async () => {
       await Promise.all([httpSessions.closeAll(), sseSessions.closeAll(), identitySweep?.stop()]);
     },

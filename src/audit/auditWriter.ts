@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
 import type { Logger } from '../log/logger.js';
 import type { AuditEvent, AuditStore } from '../store/auditStore.js';
@@ -21,7 +22,13 @@ const random16 = (): Uint8Array => {
 export type AuditInput = Omit<AuditEvent, 'id' | 'at'> & { at?: string };
 
 export interface AuditWriterOptions {
-  store: Pick<AuditStore, 'insertMany'>;
+  /**
+   * Where batches go. With `retryable`, a batch whose insert fails with an
+   * error it accepts is tried again (the insert must then skip records it
+   * already stored: src/store/auditStore.ts auditInserter); without, every
+   * failure loses the batch.
+   */
+  store: Pick<AuditStore, 'insertMany'> & { retryable?(error: unknown): boolean };
   log: Logger;
   /** Most events held in memory; further ones are dropped (and counted) until a flush makes room. Default 10 000. */
   maxQueue?: number;
@@ -29,11 +36,14 @@ export interface AuditWriterOptions {
   batchSize?: number;
   /** How often a partial batch is written, in ms. Default 1000. */
   flushIntervalMs?: number;
+  /** How long a batch is tried again after a retryable failure, in ms, before it counts as lost; also how long stop() goes on trying. Default 10 000. */
+  retryForMs?: number;
   /** Hydra's client name for a client id (cached by the caller); asked at write time, off the request path. */
   clientName?: (clientId: string) => Promise<string | undefined>;
-  /** Told of events written, events lost to a failed write, and events dropped because the queue was full. */
+  /** Told of events written, events lost to a failed write, events of a batch to be tried again, and events dropped because the queue was full. */
   onWritten?: (n: number) => void;
   onFailed?: (n: number) => void;
+  onRetried?: (n: number) => void;
   onDropped?: () => void;
   now?: () => Date;
 }
@@ -42,9 +52,12 @@ export interface AuditWriterOptions {
  * The audit trail's writer: hooks call `record()` (synchronous, never
  * throws, never waits for the database); events are written in batches by
  * size or every `flushIntervalMs`. The queue is bounded so a flood or a slow
- * database costs at most `maxQueue` events of memory. A failed write loses
- * that batch: counted and logged (never with the events' contents), and the
- * calls that produced it are not affected.
+ * database costs at most `maxQueue` events of memory. A write that fails for
+ * a passing reason (the file locked by another process, a lost connection)
+ * is tried again, with backoff, for up to `retryForMs`, batches keeping
+ * their order; other failures, and one that outlasts that, lose the batch:
+ * counted and logged (never with the events' contents). The calls that
+ * produced the events are never affected.
  */
 export class AuditWriter {
   private queue: AuditEvent[] = [];
@@ -54,13 +67,17 @@ export class AuditWriter {
   private stopped = false;
   private readonly maxQueue: number;
   private readonly batchSize: number;
+  private readonly retryForMs: number;
+  // Past this (performance.now()), a failed batch is not tried again: set by stop().
+  private giveUpAt = Infinity;
   private readonly now: () => Date;
 
   constructor(private readonly options: AuditWriterOptions) {
     this.maxQueue = options.maxQueue ?? 10_000;
     this.batchSize = options.batchSize ?? 200;
+    this.retryForMs = options.retryForMs ?? 10_000;
     const interval = options.flushIntervalMs ?? 1000;
-    for (const [name, v] of [['maxQueue', this.maxQueue], ['batchSize', this.batchSize], ['flushIntervalMs', interval]] as const) {
+    for (const [name, v] of [['maxQueue', this.maxQueue], ['batchSize', this.batchSize], ['flushIntervalMs', interval], ['retryForMs', this.retryForMs]] as const) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`AuditWriter: ${name} must be a positive integer`);
     }
     this.now = options.now ?? (() => new Date());
@@ -106,7 +123,8 @@ export class AuditWriter {
 
   /**
    * One batch now, then more only while full ones wait (`all`: until the queue
-   * is empty). An insert that answers later (a worker, the network) would
+   * is empty). An insert that answers later (SQLite's yields between its
+   * transactions; PostgreSQL's crosses the network) would
    * otherwise be followed at once by the few events queued meanwhile, and a
    * stream of tiny batches costs far more per event than full ones.
    */
@@ -115,9 +133,10 @@ export class AuditWriter {
     return this.flushing;
   }
 
-  /** Stop taking events, then write what is queued (for shutdown). */
+  /** Stop taking events, then write what is queued (for shutdown), trying failed batches again for at most `retryForMs` in all. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.giveUpAt = Math.min(this.giveUpAt, performance.now() + this.retryForMs);
     clearInterval(this.timer);
     if (this.kick) clearImmediate(this.kick);
     await this.flush();
@@ -126,14 +145,32 @@ export class AuditWriter {
   private async drain(all: boolean): Promise<void> {
     for (let first = true; this.queue.length >= (all || first ? 1 : this.batchSize); first = false) {
       const batch = this.queue.splice(0, this.batchSize);
+      await this.nameClients(batch);
+      await this.insert(batch);
+    }
+  }
+
+  /** One batch, tried again after a retryable failure (25 ms, doubling, at most 1 s apart) until `retryForMs` has passed. */
+  private async insert(batch: AuditEvent[]): Promise<void> {
+    const { store, log } = this.options;
+    const giveUpAt = performance.now() + this.retryForMs;
+    for (let attempt = 1; ; attempt++) {
       try {
-        await this.nameClients(batch);
-        await this.options.store.insertMany(batch);
+        await store.insertMany(batch);
         this.options.onWritten?.(batch.length);
+        return;
       } catch (e) {
-        this.options.onFailed?.(batch.length);
-        // The message only: a driver error can quote the statement's values.
-        this.options.log.error('audit records not written', { events: batch.length, error: e instanceof Error ? e.name : 'unknown' });
+        // The code or name only: a driver's message can quote the statement's values.
+        const error = errorName(e);
+        const delay = Math.min(25 * 2 ** (attempt - 1), 1000);
+        if (!store.retryable?.(e) || performance.now() + delay > Math.min(giveUpAt, this.giveUpAt)) {
+          this.options.onFailed?.(batch.length);
+          log.error('audit records not written', { events: batch.length, error, attempts: attempt });
+          return;
+        }
+        this.options.onRetried?.(batch.length);
+        log.warn('audit records not written yet; trying again', { events: batch.length, error, attempt, retry_in_ms: delay });
+        await sleep(delay, undefined, { ref: false });
       }
     }
   }
@@ -149,3 +186,9 @@ export class AuditWriter {
     }
   }
 }
+
+const errorName = (e: unknown): string => {
+  if (!(e instanceof Error)) return 'unknown';
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' ? code : e.name;
+};

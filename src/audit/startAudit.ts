@@ -16,17 +16,17 @@ export interface StartAuditOptions {
   log: Logger;
   metrics: Pick<Metrics, 'audit'>;
   /** Writer tuning (tests, the benchmark). */
-  writer?: { maxQueue?: number; batchSize?: number; flushIntervalMs?: number };
+  writer?: { maxQueue?: number; batchSize?: number; flushIntervalMs?: number; retryForMs?: number };
 }
 
 /** The audit trail of one server process: its writer and retention sweep, started; `stop()` flushes and ends both. */
 export function startAudit({ settings, db, hydraAdmin, log, metrics, writer: tuning }: StartAuditOptions): { audit: Audit; stop(): Promise<void> } {
   if (!settings.enabled) return { audit: Audit.off(), stop: async () => {} };
   const store = auditStore(db);
-  const inserter = auditInserter(db);
   const names = new ClientNames({ hydraAdmin });
   const writer = new AuditWriter({
-    store: inserter,
+    // Idempotent and retryable: a batch that meets a lock or a lost connection is tried again, not lost.
+    store: auditInserter(db),
     log,
     ...tuning,
     clientName: (id) => names.nameOf(id),
@@ -42,7 +42,6 @@ export function startAudit({ settings, db, hydraAdmin, log, metrics, writer: tun
     async stop() {
       await retention.stop();
       await audit.stop();
-      await inserter.close();
     },
   };
 }

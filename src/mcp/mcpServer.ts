@@ -30,6 +30,8 @@ export interface McpServerOptions {
   credentials?: CredentialService;
   /** How a missing connection is asked for (URL elicitation); with `credentials`. */
   connectionPrompt?: ConnectionPromptOptions;
+  /** Counts each call as work in flight until it has ended, on every transport (a graceful stop waits for it before the database closes). */
+  track?: <T>(call: Promise<T>) => Promise<T>;
 }
 
 // The SDK builds a fresh Ajv per server unless given one. Stateless mode makes
@@ -72,7 +74,10 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         outputSchema: schemasOf(tool).output,
         annotations: { title: tool.title, ...tool.annotations },
       },
-      ((input: Record<string, unknown>, extra: Extra) => runTool(tool, input, extra, options, sessionCapabilities())) as never,
+      ((input: Record<string, unknown>, extra: Extra) => {
+        const call = runTool(tool, input, extra, options, sessionCapabilities());
+        return options.track ? options.track(call) : call;
+      }) as never,
     );
   }
   return server;

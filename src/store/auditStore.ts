@@ -1,6 +1,6 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Insertable, Selectable } from 'kysely';
 import { type Db, sqliteHandleOf } from './database.js';
-import { SqliteBatchWorker } from './sqliteBatchWorker.js';
 import type { AuditEventsTable } from './schema.js';
 
 /** What happened. Tool calls and the account events a person or operator may need to explain. */
@@ -151,26 +151,87 @@ function preparedInsert(sqlite: NonNullable<ReturnType<typeof sqliteHandleOf>>):
 
 /** Where the audit writer puts its batches (src/audit/auditWriter.ts). */
 export interface AuditInserter {
+  /** Insert the batch; a record whose id is already stored is skipped, so a batch may be sent again after a failure part-way. */
   insertMany(events: readonly AuditEvent[]): Promise<void>;
-  /** Waits for batches under way, then lets go of what the inserter holds. */
-  close(): Promise<void>;
+  /** Whether a failed insert may succeed if tried again later (a lock, a lost connection), rather than never. */
+  retryable(error: unknown): boolean;
 }
 
 /**
- * The audit writer's inserts. A SQLite file is written from a worker thread
- * with its own connection (src/store/sqliteBatchWorker.ts), so the insert
- * costs the server's thread only the copy of the rows; an in-memory SQLite
- * database (tests) is written in place; PostgreSQL's insert is already I/O
- * off the thread.
+ * How long one transaction of the writer's inserts holds the server's thread
+ * on SQLite, ms: about what one request costs it, so a request that arrives
+ * during a batch waits no longer (about 100 rows at 10 µs each; smaller
+ * transactions cost more per row, each commit rewriting the same index pages).
+ */
+const SQLITE_TRANSACTION_MS = 1;
+
+/**
+ * The audit writer's inserts, idempotent by record id.
+ *
+ * SQLite: on the server's own connection, the file's one writer in this
+ * process. Audit rows written from a second connection (a worker thread)
+ * would hold the file's write lock while the server's own writes, the
+ * fair-use take on every request among them, waited for it synchronously in
+ * SQLite's busy handler, the event loop stopped. Here a batch is a few short
+ * transactions with a turn of the event loop between them, each taken through
+ * Kysely's connection lock (never inside another caller's open transaction)
+ * and with busy_timeout 0: a lock held by another process (the user CLI)
+ * fails it at once with SQLITE_BUSY, and the writer tries it again later
+ * instead of the thread sleeping until the lock is free.
+ * PostgreSQL: one statement on the pool (network I/O, off the thread).
  */
 export function auditInserter(db: Db): AuditInserter {
   const sqlite = sqliteHandleOf(db);
-  if (!sqlite || sqlite.memory || !sqlite.name) return { insertMany: auditStore(db).insertMany, close: async () => {} };
-  const worker = new SqliteBatchWorker({ path: sqlite.name, sql: INSERT_SQL });
-  return {
-    insertMany: (events) => worker.run(events.map(rowValues)),
-    close: () => worker.close(),
+  if (!sqlite) {
+    return {
+      async insertMany(events) {
+        if (events.length === 0) return;
+        await db.insertInto('audit_events').values(events.map(toRow)).onConflict((oc) => oc.column('id').doNothing()).execute();
+      },
+      retryable: isTransientPostgresError,
+    };
+  }
+  const statement = sqlite.prepare(`${INSERT_SQL} ON CONFLICT (id) DO NOTHING`);
+  // Rows from `from` on, until the time is up; where the next transaction starts.
+  const insertSome = sqlite.transaction((events: readonly AuditEvent[], from: number): number => {
+    const until = performance.now() + SQLITE_TRANSACTION_MS;
+    let at = from;
+    do statement.run(rowValues(events[at++]!));
+    while (at < events.length && performance.now() < until);
+    return at;
+  });
+  const insertWithoutWaiting = (events: readonly AuditEvent[], from: number): number => {
+    const waits = sqlite.pragma('busy_timeout', { simple: true }) as number;
+    sqlite.pragma('busy_timeout = 0');
+    try {
+      // IMMEDIATE: the write lock is taken (or refused) at BEGIN, never half-way through.
+      return insertSome.immediate(events, from);
+    } finally {
+      sqlite.pragma(`busy_timeout = ${waits}`);
+    }
   };
+  return {
+    async insertMany(events) {
+      for (let at = 0; at < events.length; ) {
+        if (at > 0) await nextTurn();
+        const from = at;
+        at = await db.connection().execute(async () => insertWithoutWaiting(events, from));
+      }
+    },
+    retryable: (e) => /^SQLITE_(BUSY|LOCKED)/.test(codeOf(e)),
+  };
+}
+
+const codeOf = (e: unknown): string => (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : '');
+
+/** PostgreSQL errors that say "not now" rather than "never": a lost or refused connection, a server restarting, a serialization conflict. */
+function isTransientPostgresError(e: unknown): boolean {
+  const code = codeOf(e);
+  if (/^08|^57P0[123]$|^53300$|^40001$|^40P01$/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+  // node-postgres's own, without a code.
+  const message = e instanceof Error ? e.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect/.test(message);
 }
 
 export function auditStore(db: Db): AuditStore {

@@ -48,9 +48,8 @@ const sqliteHandles = new WeakMap<Db, SQLite.Database>();
 
 /**
  * The better-sqlite3 connection behind a SQLite Db, for statements prepared
- * once and run often (the audit insert and the fair-use bucket upserts), and
- * for the file's path (the audit worker opens its own connection): Kysely
- * prepares a statement anew on each execute, which doubled their cost.
+ * once and run often (the audit insert and the fair-use bucket upserts):
+ * Kysely prepares a statement anew on each execute, which doubled their cost.
  */
 export const sqliteHandleOf = (db: Db): SQLite.Database | undefined => sqliteHandles.get(db);
 

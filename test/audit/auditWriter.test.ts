@@ -48,7 +48,7 @@ describe('audit writer', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('an insert that answers later (the SQLite worker) is not followed by a tiny batch of what came meanwhile', async () => {
+  it('an insert that answers later (SQLite between its transactions, PostgreSQL over the network) is not followed by a tiny batch of what came meanwhile', async () => {
     const sizes: number[] = [];
     const slow = { insertMany: async (events: readonly unknown[]) => {
       sizes.push(events.length);

@@ -291,6 +291,18 @@ describe('bench report', () => {
     expect(other()).toMatchObject({ met: false, measured: '1.50×', short: '0.25×' });
   });
 
+  it("reports another person's p99 while audit writes at full rate on SQLite (issue 26 #10), and nothing of it for older results", () => {
+    const r = fixture();
+    expect(renderMarkdown(r)).not.toContain('while audit writes at full rate');
+    const l = (p50: number, p95: number, p99: number, max: number, n: number) => ({ p50, p95, p99, max, n });
+    r.auditStall = { seconds: 12, connections: 10, people: 4, rps: 950, errors: 0, auditWritten: 11_800, quiet: l(4, 6, 8, 9, 120), during: l(9, 14, 20, 31, 330) };
+    const md = renderMarkdown(r);
+    expect(md).toContain("**Another person's p99 while audit writes at full rate on SQLite** (issue 26 #10): 20.00 ms, against 8.00 ms without the load (2.50×).");
+    expect(md).toContain('over 10 connections for 12 s: 950 calls/s, 11,800 audit records written, 0 failed. Meanwhile 4 other people');
+    expect(md).toContain('| without the load | 120 | 4.00 | 6.00 | 8.00 | 9.00 |');
+    expect(md).toContain('| during it (from its first second) | 330 | 9.00 | 14.00 | 20.00 | 31.00 |');
+  });
+
   it('writes latest.json (round-trips), a dated copy, latest.md and chart.svg', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bench-report-'));
     try {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditEvent, auditStore } from '../../src/store/auditStore.js';
+import { type AuditEvent, auditInserter, auditStore } from '../../src/store/auditStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { deleteSubjectData } from '../../src/store/subjectData.js';
 import { type Backend, storeBackends } from '../support/backends.js';
@@ -117,5 +117,13 @@ describe.each(['sqlite', 'postgres'] as const)('audit store on %s', (kind) => {
     db = await openDatabase(backend.target);
     const [got] = (await auditStore(db).pageForSubject('restart', { limit: 1 })).events;
     expect(got).toEqual({ id, at: '2026-06-01T00:00:00.000Z', kind: 'consent_granted', sub: 'restart', outcome: 'ok', clientId: 'cr' });
+  });
+
+  it("the audit writer's inserts skip records already stored, so a batch retried after a failure part-way is neither doubled nor refused", async () => {
+    const inserter = auditInserter(db);
+    const batch = Array.from({ length: 40 }, (_, i) => ev({ sub: 'retried', at: `2026-03-01T00:00:00.${String(i).padStart(3, '0')}Z` }));
+    await inserter.insertMany(batch.slice(0, 15));
+    await inserter.insertMany(batch);
+    expect((await auditStore(db).search({ sub: 'retried', limit: 100 })).map((e) => e.id).sort()).toEqual(batch.map((e) => e.id).sort());
   });
 });
