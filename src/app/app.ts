@@ -10,7 +10,11 @@ import { findIdentityById, kratosAccountDirectory } from '../kratos/accountDirec
 import { createIdentitySweep, type IdentitySweep } from '../account/identitySweep.js';
 import { createAccountSuspension } from '../account/accountSuspension.js';
 import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
+import { CimdClients } from '../auth/cimd/cimdClients.js';
+import { clientAssertionVerifier } from '../auth/cimd/clientAssertion.js';
+import { cimdTokenAuth } from '../auth/cimd/cimdTokenAuth.js';
 import { ClientMetadataDocuments } from '../auth/cimd/clientMetadataDocument.js';
+import { cimdMirrorsStore } from '../store/cimdMirrorsStore.js';
 import { HydraClientsStore } from '../auth/hydraClients.js';
 import { HydraProvider } from '../auth/hydraProvider.js';
 import { protectedResourceMetadataUrl } from '../auth/prmUrl.js';
@@ -85,6 +89,8 @@ export interface App {
 }
 
 const RESOURCE_NAME = 'hydra-mcp';
+/** How often unused client metadata document mirrors are looked for (each replica; the work is shared through the table). */
+const CIMD_SWEEP_EVERY_MS = 10 * 60_000;
 
 /** Build the HTTP application from explicit dependencies; nothing here reads the environment. */
 export function buildApp(deps: AppDependencies): App {
@@ -106,8 +112,10 @@ export function buildApp(deps: AppDependencies): App {
   for (const t of skipped) log.warn('tool not served: it needs a connected account and CONNECTIONS_FILE is not set', { tool: t.name, credentials: t.credentials });
   const resources = resourcesOf(config);
   const hydraPublic = deps.hydraPublic ?? createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl }).public;
-  const clientMetadataDocuments = new ClientMetadataDocuments({ testLoopbackCa: config.cimd.testLoopbackCa });
-  const clientsStore = new HydraClientsStore({ hydraAdmin, resources, log, clientMetadataDocuments });
+  const documents = new ClientMetadataDocuments({ testLoopbackCa: config.cimd.testLoopbackCa });
+  const cimd = new CimdClients({ documents, hydraAdmin, resources, log, secret: config.sessionSecret, registry: cimdMirrorsStore(db) });
+  const cimdSweep = cimd.startSweeping(CIMD_SWEEP_EVERY_MS, config.cimd.mirrorIdleDays * 86_400_000);
+  const clientsStore = new HydraClientsStore({ hydraAdmin, resources, log, cimd });
   const hydraBrowserUrl = new URL(config.hydra.issuer);
   const provider = new HydraProvider({
     hydraPublic,
@@ -116,6 +124,16 @@ export function buildApp(deps: AppDependencies): App {
     verifier,
     resources,
     log,
+    forHydra: cimdTokenAuth({
+      cimd,
+      documents,
+      verifyAssertion: clientAssertionVerifier({
+        // RFC 7523 §3: the token endpoint, or the authorization server's issuer identifier (RFC 7523bis).
+        audiences: [new URL('/token', config.publicBaseUrl).href, config.publicBaseUrl.href, config.publicBaseUrl.href.replace(/\/$/, '')],
+        replays: singleUseIds(db),
+        keysAt: (url, opts) => documents.keysAt(url, opts),
+      }),
+    }),
   });
   // Each endpoint's 401 names its own PRM (RFC 9728 §5.1); the verifier
   // accepts a token whose audience is any of our URLs: one resource server.
@@ -256,6 +274,7 @@ export function buildApp(deps: AppDependencies): App {
       trustedClientIds: config.trustedClientIds,
       throttle,
       log,
+      checkClient: (request) => cimd.checkAuthorization(request.client, request.request_url),
       ...(audit.enabled ? { audit: (e) => audit.account(e) } : {}),
       // IDENTITY=kratos: Kratos signs people in; our users table is not asked.
       ...(kratos && config.identity.kind === 'kratos'
@@ -313,6 +332,7 @@ export function buildApp(deps: AppDependencies): App {
     drain: (deadlineMs) => inFlight.drained(deadlineMs),
     inFlight: () => inFlight.size,
     closeSessions: async () => {
+      cimdSweep.stop();
       await Promise.all([httpSessions.closeAll(), sseSessions.closeAll(), identitySweep?.stop()]);
     },
     removeAccount,

@@ -21,7 +21,7 @@ export interface AuthServerRouterOptions {
   resources: ResourceSet;
   resourceName: string;
   /**
-   * Per-address limits on /token, /revoke and /register (ENDPOINT_LIMITS) and
+   * Per-address limits on /token, /revoke, /register and /authorize (ENDPOINT_LIMITS) and
    * the store they are counted in (default: this process's memory).
    */
   rateLimits?: EndpointRateLimitOptions;
@@ -84,6 +84,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
     authorizationHandler({
       clients: provider.clientsStore,
       authorize: (client, request, res) => provider.authorize(client, request, res),
+      rateLimit: endpointRateLimit('authorize', options.rateLimits),
       ...(log ? { log } : {}),
     }),
   );

@@ -3,7 +3,7 @@ import { rateLimit, type Store } from 'express-rate-limit';
 import { TooManyRequestsError } from './oauthErrors.js';
 
 /** The authorization server endpoints that are rate-limited per client address. */
-export type LimitedEndpoint = 'token' | 'revoke' | 'register';
+export type LimitedEndpoint = 'token' | 'revoke' | 'register' | 'authorize';
 
 export interface EndpointLimit {
   /** Requests allowed per address within `windowMs`. */
@@ -17,11 +17,15 @@ export interface EndpointLimit {
  * code exchange of every client behind one address (an office NAT, one
  * person's several editors) lands here; /register keeps the SDK's 20 per
  * hour: registration is rare and each one creates a client in Hydra.
+ * /authorize allows 100 per 15 minutes, counted where the others are (in
+ * the shared database on several replicas).
  */
 export const ENDPOINT_LIMITS: Readonly<Record<LimitedEndpoint, EndpointLimit>> = {
   token: { limit: 100, windowMs: 15 * 60_000 },
   revoke: { limit: 100, windowMs: 15 * 60_000 },
   register: { limit: 20, windowMs: 60 * 60_000 },
+  // Each /authorize may fetch a client metadata document and create a Hydra client.
+  authorize: { limit: 100, windowMs: 15 * 60_000 },
 };
 
 export interface EndpointRateLimitOptions {

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { CimdClients } from './cimd/cimdClients.js';
-import { type ClientMetadataDocuments, isClientIdUrl } from './cimd/clientMetadataDocument.js';
+import { isClientIdUrl } from './cimd/clientMetadataDocument.js';
 import { type HydraAdmin, type HydraClient, HydraError } from '../hydra/index.js';
 import { LruCache } from './lruCache.js';
 import {
@@ -25,8 +25,8 @@ export interface HydraClientsOptions {
   cacheTtlMs?: number;
   /** Most clients kept in the lookup cache. */
   cacheSize?: number;
-  /** Resolves `client_id` URLs (Client ID Metadata Documents); without it such ids are unknown clients. */
-  clientMetadataDocuments?: ClientMetadataDocuments;
+  /** Clients whose `client_id` is a URL (Client ID Metadata Documents) and their Hydra mirrors; without it such ids are unknown clients. */
+  cimd?: CimdClients;
 }
 
 /**
@@ -42,14 +42,14 @@ export class HydraClientsStore implements RegisteredClients {
 
   constructor(private readonly options: HydraClientsOptions) {
     this.cache = new LruCache(options.cacheSize ?? 1000);
-    const { clientMetadataDocuments: documents, hydraAdmin, resources, log } = options;
-    this.cimd = documents ? new CimdClients({ documents, hydraAdmin, resources, log }) : undefined;
+    this.cimd = options.cimd;
   }
 
   async getClient(clientId: string): Promise<OAuthClientInformationFull | undefined> {
     // A URL client_id names its metadata document: fetched (cached), checked,
-    // mirrored into Hydra; errors are invalid_client saying why.
-    if (this.cimd && isClientIdUrl(clientId)) return this.cimd.getClient(clientId);
+    // mirrored into Hydra for the authorization about to start; errors are
+    // invalid_client saying why.
+    if (this.cimd && isClientIdUrl(clientId)) return this.cimd.getClient(clientId, { authorizing: true });
     const hit = this.cache.get(clientId);
     if (hit) return hit;
     let found: HydraClient | undefined;
@@ -65,6 +65,16 @@ export class HydraClientsStore implements RegisteredClients {
     return client;
   }
 
+  /** Note that a metadata document client was given tokens (its mirror is in use). */
+  async tokenIssued(url: string): Promise<void> {
+    await this.cimd?.tokenIssued(url);
+  }
+
+  /** The id Hydra knows `clientId` by: a metadata document's mirror, or the id itself. */
+  hydraIdOf(clientId: string): string {
+    return this.cimd && isClientIdUrl(clientId) ? this.cimd.hydraIdOf(clientId) : clientId;
+  }
+
   /**
    * RFC 8252 §7.3: a native client registered `http://localhost/cb` may come
    * back on any port. Hydra ignores the port only for IP literals (ory/hydra
@@ -75,13 +85,17 @@ export class HydraClientsStore implements RegisteredClients {
    */
   async allowLoopbackPort(client: OAuthClientInformationFull, redirectUri: string): Promise<void> {
     if (client.redirect_uris.includes(redirectUri) || new URL(redirectUri).hostname !== 'localhost') return;
-    // Hydra v2.3 cannot patch a client whose id is a URL (see cimd/cimdClients.ts).
-    if (isClientIdUrl(client.client_id)) return;
+    const mirrorOf = this.cimd && isClientIdUrl(client.client_id) ? client.client_id : undefined;
+    const hydraId = this.hydraIdOf(client.client_id);
+    // A mirror's added ports live only in Hydra's copy (the document lists the port-less URI).
+    const held = mirrorOf ? ((await this.options.hydraAdmin.getClient(hydraId))?.redirect_uris ?? client.redirect_uris) : client.redirect_uris;
+    if (held.includes(redirectUri)) return;
     const withPort = (u: string) => new URL(u).hostname === 'localhost' && new URL(u).port !== '';
-    const kept = client.redirect_uris.filter((u) => !withPort(u));
-    const recent = client.redirect_uris.filter(withPort).slice(-(MAX_ADDED_LOOPBACK_PORTS - 1));
-    const updated = await this.options.hydraAdmin.setRedirectUris(client.client_id, [...kept, ...recent, redirectUri]);
-    this.cache.set(client.client_id, toClientInformation(updated), this.options.cacheTtlMs ?? 60_000);
+    const kept = held.filter((u) => !withPort(u));
+    const recent = held.filter(withPort).slice(-(MAX_ADDED_LOOPBACK_PORTS - 1));
+    const updated = await this.options.hydraAdmin.setRedirectUris(hydraId, [...kept, ...recent, redirectUri]);
+    if (mirrorOf) this.cimd!.forget(mirrorOf);
+    else this.cache.set(client.client_id, toClientInformation(updated), this.options.cacheTtlMs ?? 60_000);
     this.options.log.info('loopback redirect port allowed', { client_id: client.client_id, redirect_uri: redirectUri });
   }
 

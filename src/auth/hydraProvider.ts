@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { type ForwardedResponse, HydraError, type HydraPublic, hydraAuthorizationUrl } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import type { HydraClientsStore } from './hydraClients.js';
-import { InvalidRequestError, InvalidTargetError } from './oauthErrors.js';
+import type { CimdForHydra, ForHydra } from './cimd/cimdTokenAuth.js';
+import { InvalidClientError, InvalidRequestError, InvalidTargetError, OAuthError } from './oauthErrors.js';
 import type { ResourceSet } from './resource.js';
 import type { AuthInfo, AuthorizationRequest, OAuthClientInformationFull, OAuthTokenVerifier } from './types.js';
 
@@ -21,6 +22,12 @@ export interface HydraProviderOptions {
   /** This server's resource URLs; the only `resource` values we accept (RFC 8707). */
   resources: ResourceSet;
   log: Logger;
+  /**
+   * Authenticates clients Hydra cannot (metadata document clients: their
+   * mirror's credentials replace theirs; cimd/cimdTokenAuth.ts) before a
+   * token or revocation request goes on. Default: every request as presented.
+   */
+  forHydra?: CimdForHydra;
 }
 
 /**
@@ -54,7 +61,8 @@ export class HydraProvider {
     await this.options.clientsStore.allowLoopbackPort(client, params.redirectUri);
     const target = hydraAuthorizationUrl(this.options.hydraBrowserUrl);
     const q = target.searchParams;
-    q.set('client_id', client.client_id);
+    // A metadata document client is known to Hydra by its mirror's id.
+    q.set('client_id', this.options.clientsStore.hydraIdOf(client.client_id));
     q.set('response_type', 'code');
     q.set('redirect_uri', params.redirectUri);
     q.set('code_challenge', params.codeChallenge);
@@ -76,9 +84,18 @@ export class HydraProvider {
    * unreachable Hydra is a 503 `temporarily_unavailable` (RFC 6749 §5.2).
    */
   async forward(endpoint: 'token' | 'revoke', form: URLSearchParams, authorization?: string): Promise<ForwardedResponse> {
+    let request: ForHydra = authorization === undefined ? { form } : { form, authorization };
+    try {
+      if (this.options.forHydra) request = await this.options.forHydra(form, authorization);
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      this.options.log.info('client refused before Hydra', { endpoint, error: error.errorCode, detail: error.message });
+      // RFC 6749 §5.2: a client that failed to authenticate gets 401 at the token endpoint.
+      return { status: error instanceof InvalidClientError ? 401 : error.status, body: error.toResponseObject() };
+    }
     let answer: ForwardedResponse;
     try {
-      answer = await this.options.hydraPublic.forward(endpoint, form, authorization);
+      answer = await this.options.hydraPublic.forward(endpoint, request.form, request.authorization);
     } catch (error) {
       if (!(error instanceof HydraError)) throw error;
       this.options.log.error('Hydra unreachable', { endpoint, error });
@@ -92,6 +109,7 @@ export class HydraProvider {
       this.options.log.info('Hydra refused', { endpoint, status: answer.status, hydra_error: b.error, detail: b.error_description });
       return clientFacing(answer);
     }
+    if (endpoint === 'token' && request.cimdUrl) await this.options.clientsStore.tokenIssued(request.cimdUrl);
     return answer;
   }
 }

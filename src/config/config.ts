@@ -67,8 +67,10 @@ export interface Config {
   /**
    * Client ID Metadata Documents. `testLoopbackCa` (PEM, from CIMD_TEST_LOOPBACK_CA)
    * lets documents come from loopback addresses under that CA: tests only.
+   * `mirrorIdleDays` (CIMD_MIRROR_IDLE_DAYS): a document client given no
+   * token for that long has its Hydra mirror deleted (src/auth/cimd/).
    */
-  cimd: { testLoopbackCa?: string };
+  cimd: { testLoopbackCa?: string; mirrorIdleDays: number };
   /**
    * Connected accounts (issue 14): the providers of CONNECTIONS_FILE, the keys
    * that seal their tokens (CONNECTION_KEYS, newest first), and how long a
@@ -137,6 +139,12 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
   NODE_ENV: z.string().optional(),
   CIMD_TEST_LOOPBACK_CA: z.string().min(1).optional(),
+  CIMD_MIRROR_IDLE_DAYS: z.coerce
+    .number({ message: 'must be a whole number of days from 1 to 3650' })
+    .int({ message: 'must be a whole number of days from 1 to 3650' })
+    .min(1, { message: 'must be a whole number of days from 1 to 3650' })
+    .max(3650, { message: 'must be a whole number of days from 1 to 3650' })
+    .default(31),
   CONNECTIONS_FILE: z.string().min(1).optional(),
   CONNECTION_KEYS: z.string().min(1).optional(),
   CONNECT_WAIT_SECONDS: z.coerce.number().int().min(5).max(3600).default(300),
@@ -282,7 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         }),
     audit: { enabled: e.AUDIT === 'on', retentionDays: e.AUDIT_RETENTION_DAYS },
     metrics: e.METRICS_PORT === 'off' ? undefined : { host: e.METRICS_HOST, port: e.METRICS_PORT },
-    cimd: testLoopbackCa === undefined ? {} : { testLoopbackCa },
+    cimd: { mirrorIdleDays: e.CIMD_MIRROR_IDLE_DAYS, ...(testLoopbackCa === undefined ? {} : { testLoopbackCa }) },
     ...(connections ? { connections } : {}),
     identity,
     trustProxy,

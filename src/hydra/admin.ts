@@ -25,12 +25,8 @@ export interface HydraAdmin {
   setRedirectUris(clientId: string, uris: string[]): Promise<HydraClient>;
   /** Create a client with an id of our choosing ; an existing id is a HydraError with status 409. */
   createClient(client: Record<string, unknown>): Promise<HydraClient>;
-  /**
-   * Clients whose `owner` is exactly `owner` (the client list filtered by
-   * owner): the only way to read back a client whose id contains "/", which
-   * the by-id route cannot address (Hydra v2.3's router splits on it).
-   */
-  findClientsByOwner(owner: string): Promise<HydraClient[]>;
+  /** Replace a client whole (PUT); a `client_secret` in the body becomes its secret, none keeps the old one. */
+  setClient(clientId: string, client: Record<string, unknown>): Promise<HydraClient>;
   /**
    * Every client whose `owner` is exactly `owner`, following Hydra's `Link:
    * <…>; rel="next"` pages (for operator listings, e.g. machine clients).
@@ -97,7 +93,7 @@ export function hydraAdminClient({ adminUrl, transport }: HydraAdminOptions): Hy
     setRedirectUris: (clientId, uris) =>
       call<HydraClient>('PATCH', urls.client(clientId), { json: [{ op: 'replace', path: '/redirect_uris', value: uris }] }),
     createClient: (client) => call<HydraClient>('POST', urls.clients, { json: client }),
-    findClientsByOwner: async (owner) => (await call<HydraClient[] | null>('GET', withQuery(urls.clients, { owner, page_size: '10' }))) ?? [],
+    setClient: (clientId, client) => call<HydraClient>('PUT', urls.client(clientId), { json: client }),
     async listClientsByOwner(owner) {
       const all: HydraClient[] = [];
       let next: URL | undefined = withQuery(urls.clients, { owner, page_size: '500' });

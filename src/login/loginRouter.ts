@@ -5,7 +5,7 @@ import type { Logger } from '../log/logger.js';
 import type { Signer } from './cookies.js';
 import { Csrf } from './csrf.js';
 import type { Kratos } from '../kratos/index.js';
-import { consentHandler } from './handlers/consent.js';
+import { consentHandler, type ConsentHandlerOptions } from './handlers/consent.js';
 import type { PageContext } from './handlers/context.js';
 import { kratosPageHandler } from './handlers/kratosErrors.js';
 import { kratosFlowsHandler } from './handlers/kratosFlows.js';
@@ -43,6 +43,8 @@ export interface LoginRouterOptions {
   kratos?: { client: Kratos; publicUrl: URL; publicBaseUrl: URL; onSignedIn?: (sub: string) => Promise<void> };
   /** Sign-ins and consents go to the audit trail (src/audit/). */
   audit?: RecordAccountEvent;
+  /** Asked at consent whether the authorization may go on (ConsentHandlerOptions.checkClient). */
+  checkClient?: ConsentHandlerOptions['checkClient'];
 }
 
 /**
@@ -78,6 +80,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
       resources: options.resources,
       trustedClientIds: options.trustedClientIds,
       ...(kratos ? { findAccount: kratosAccounts(kratos.client) } : {}),
+      ...(options.checkClient ? { checkClient: options.checkClient } : {}),
     }),
   );
   router.use(logoutHandler(ctx, kratos ? { kratos: { client: kratos.client, continueUrl: pageUrl(kratos.publicBaseUrl, 'logout/continue'), signer: options.signer } } : {}));

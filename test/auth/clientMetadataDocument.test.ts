@@ -19,6 +19,8 @@ import { type DocumentServer, makeTestCa, startDocumentServer, type TestCa } fro
 /** Stub DNS: these names "resolve" to the addresses given. */
 const STUB_DNS: Record<string, string[]> = {
   'cimd.test': ['127.0.0.1'],
+  'slow.example': ['127.0.0.1'],
+  'other.example': ['127.0.0.1'],
   'metadata.test': ['169.254.169.254'],
   'private.test': ['10.1.2.3'],
   'ula.test': ['fd00::1'],
@@ -48,7 +50,7 @@ const claudeShaped = (url: string, extra: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  ca = await makeTestCa(['127.0.0.1', 'localhost', 'cimd.test']);
+  ca = await makeTestCa(['127.0.0.1', 'localhost', 'cimd.test', 'slow.example', 'other.example']);
   server = await startDocumentServer(ca);
 }, 30_000);
 afterAll(async () => {
@@ -211,6 +213,37 @@ describe('cache', () => {
     expect((await docs.resolve(docUrl('/busy/3.json'))).client_id, 'once they finish, it is fetched').toBe(docUrl('/busy/3.json'));
   });
 
+  /** The document server, under another name (the stub resolver sends it to 127.0.0.1). */
+  const at = (host: string, path: string) => `https://${host}:${new URL(server.origin).port}${path}`;
+
+  it('issue 26 #14: slow documents on one site hold only that site’s fetch slots; a document from another site is still fetched', async () => {
+    const docs = documents();
+    const slow = Array.from({ length: 20 }, (_, n) => at('slow.example', `/slow/${n}.json`));
+    for (const url of slow) server.route(new URL(url).pathname, { delayMs: 400, body: claudeShaped(url) });
+    const attempts = slow.map((url) => docs.resolve(url).then(() => 'ok', (e: { errorCode?: string; message: string }) => `${e.errorCode}: ${e.message}`));
+    const other = at('other.example', '/fine/client.json');
+    server.route('/fine/client.json', { body: claudeShaped(other) });
+    expect((await docs.resolve(other)).client_id).toBe(other);
+    const outcomes = await Promise.all(attempts);
+    expect(outcomes.filter((o) => o === 'ok')).toHaveLength(4);
+    expect(outcomes.filter((o) => o !== 'ok')).toEqual(Array(16).fill('temporarily_unavailable: Too many client metadata documents are being fetched from slow.example; try again shortly'));
+  });
+
+  it('issue 26 #14: when no fetch can start, a copy that expired less than a day ago stands in', async () => {
+    const docs = documents({ maxConcurrentFetches: 2 });
+    const known = at('other.example', '/known/client.json');
+    server.route('/known/client.json', { headers: { 'cache-control': 'max-age=600' }, body: claudeShaped(known) });
+    await docs.resolve(known);
+    clock += 3600_000;
+    const busy = [1, 2].map((n) => at(n === 1 ? 'slow.example' : 'cimd.test', `/hold/${n}.json`));
+    for (const url of busy) server.route(new URL(url).pathname, { delayMs: 300, body: claudeShaped(url) });
+    const held = busy.map((url) => docs.resolve(url));
+    const before = server.requests.filter((r) => r === '/known/client.json').length;
+    expect((await docs.resolve(known)).client_id, 'the expired copy').toBe(known);
+    expect(server.requests.filter((r) => r === '/known/client.json')).toHaveLength(before);
+    await Promise.all(held);
+  });
+
   it.each([
     ['absent', undefined, 3600],
     ['max-age within bounds', 'public, max-age=7200', 7200],
@@ -246,6 +279,27 @@ describe('address classification (ipaddr.js ranges, allow-list of public unicast
     ['2002:a00:1::', 'a 6to4 address'],
   ])('%s is %s', (address, why) => {
     expect(blockedRange(address)).toBe(why);
+  });
+
+  // IANA's special-purpose registries (IPv4, IPv6) and RFC 4291 §2.4: only global unicast may be fetched.
+  it.each([
+    ['64:ff9b:1::a00:1', 'local-use NAT64 (RFC 8215)'],
+    ['fec0::1', 'deprecated site-local (RFC 3879)'],
+    ['5f00::1', 'SRv6 SIDs (RFC 9602)'],
+    ['3fff::1', 'documentation (RFC 9637)'],
+    ['2001:db8::1', 'documentation (RFC 3849)'],
+    ['2001:2::1', 'benchmarking (RFC 5180)'],
+    ['2001::1', 'Teredo (RFC 4380)'],
+    ['2620:4f:8000::1', 'AS112 (RFC 7534)'],
+    ['100::1', 'discard-only (RFC 6666)'],
+    ['4000::1', 'outside 2000::/3, unassigned'],
+    ['192.0.0.9', 'IETF protocol assignments (RFC 6890)'],
+    ['192.0.2.1', 'documentation (RFC 5737)'],
+    ['192.88.99.1', '6to4 relay anycast (RFC 7526)'],
+    ['192.31.196.1', 'AS112 (RFC 7535)'],
+    ['240.0.0.1', 'reserved (RFC 1112)'],
+  ])('issue 26 #15: %s (%s) is refused', (address) => {
+    expect(blockedRange(address)).toEqual(expect.any(String));
   });
 
   it.each(['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c', '1.1.1.1'])('%s is public', (address) => {

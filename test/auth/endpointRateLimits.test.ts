@@ -11,6 +11,9 @@ import { ResourceSet } from '../../src/auth/resource.js';
 import type { AccessTokenVerifier } from '../../src/auth/tokenVerifier.js';
 import { createHydra } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
+import { sharedRateLimitStores } from '../../src/limits/sharedRateLimitStore.js';
+import { openDatabase } from '../../src/store/database.js';
+import { rateCountersStore } from '../../src/store/rateCounters.js';
 
 /**
  * /token, /revoke and /register answer 429 past their per-address limit,
@@ -18,8 +21,11 @@ import { createLogger } from '../../src/log/logger.js';
  * refused locally (400) while under the limit and Hydra (an unreachable
  * address here) is never asked: what is counted is the request, not its fate.
  */
-let server: Server | undefined;
-afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+let servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  servers = [];
+});
 
 async function start(options: { limit: number; store?: (name: LimitedEndpoint) => Store }): Promise<string> {
   const log = createLogger('error', () => {});
@@ -43,19 +49,24 @@ async function start(options: { limit: number; store?: (name: LimitedEndpoint) =
       publicBaseUrl: new URL('http://127.0.0.1:9'),
       resources,
       resourceName: 'test',
-      rateLimits: { limits: { token: small, revoke: small, register: small }, store: options.store },
+      rateLimits: { limits: { token: small, revoke: small, register: small, authorize: small }, store: options.store },
     }),
   );
-  server = await new Promise<Server>((r) => {
+  const server = await new Promise<Server>((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
   });
+  servers.push(server);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
+/** A second replica beside the first (same options). */
+const startAnother = start;
 
 const requests: Record<LimitedEndpoint, RequestInit & { path: string }> = {
   token: { path: '/token', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code' },
   revoke: { path: '/revoke', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' },
   register: { path: '/register', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' },
+  // No client_id: refused locally (400) before any client lookup.
+  authorize: { path: '/authorize', method: 'GET' },
 };
 
 describe('endpoint rate limits', () => {
@@ -68,7 +79,8 @@ describe('endpoint rate limits', () => {
     const refused = await fetch(base + path, init);
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(refused.headers.get('access-control-allow-origin')).toBe('*'); // a browser client can read it
+    // A browser client can read it (/authorize is a page the browser navigates to, not a CORS call).
+    if (name !== 'authorize') expect(refused.headers.get('access-control-allow-origin')).toBe('*');
     expect(await refused.json()).toEqual({ error: 'too_many_requests', error_description: expect.stringContaining(name) });
   });
 
@@ -95,18 +107,34 @@ describe('endpoint rate limits', () => {
       });
     };
     const base = await start({ limit: 5, store });
-    for (const name of ['token', 'revoke', 'register', 'token'] as const) {
+    for (const name of ['token', 'revoke', 'register', 'authorize', 'token'] as const) {
       const { path, ...init } = requests[name];
       await fetch(base + path, init);
     }
-    expect(hits).toEqual(['token', 'revoke', 'register', 'token']);
+    expect(hits).toEqual(['token', 'revoke', 'register', 'authorize', 'token']);
   });
 
-  it('defaults: /token and /revoke 100 per 15 minutes, /register 20 per hour', () => {
+  it('issue 26 #14: /authorize counts in the database every replica shares: two servers on one store refuse together', async () => {
+    const db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
+    try {
+      const store = sharedRateLimitStores(rateCountersStore(db));
+      const a = await start({ limit: 3, store });
+      const b = await startAnother({ limit: 3, store });
+      const { path, ...init } = requests.authorize;
+      const statuses = [];
+      for (const base of [a, b, a, b]) statuses.push((await fetch(base + path, init)).status);
+      expect(statuses).toEqual([400, 400, 400, 429]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('defaults: /token, /revoke and /authorize 100 per 15 minutes, /register 20 per hour', () => {
     expect(ENDPOINT_LIMITS).toEqual({
       token: { limit: 100, windowMs: 900_000 },
       revoke: { limit: 100, windowMs: 900_000 },
       register: { limit: 20, windowMs: 3_600_000 },
+      authorize: { limit: 100, windowMs: 900_000 },
     });
   });
 });

@@ -16,11 +16,11 @@ describe('CIMD_TEST_LOOPBACK_CA', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('is off by default', () => {
-    expect(loadConfig({}).cimd).toEqual({});
+    expect(loadConfig({}).cimd).toEqual({ mirrorIdleDays: 31 });
   });
 
   it('reads the CA file when set', () => {
-    expect(loadConfig({ CIMD_TEST_LOOPBACK_CA: join(dir, 'ca.pem') }).cimd).toEqual({ testLoopbackCa: pem });
+    expect(loadConfig({ CIMD_TEST_LOOPBACK_CA: join(dir, 'ca.pem') }).cimd).toEqual({ mirrorIdleDays: 31, testLoopbackCa: pem });
   });
 
   it.each([
@@ -35,6 +35,6 @@ describe('CIMD_TEST_LOOPBACK_CA', () => {
     const env = { NODE_ENV: 'production', SESSION_SECRET: 'a'.repeat(40), CIMD_TEST_LOOPBACK_CA: join(dir, 'ca.pem') };
     expect(() => loadConfig(env)).toThrow(/CIMD_TEST_LOOPBACK_CA: must not be set with NODE_ENV=production \(it lets client metadata documents be fetched from loopback\)/);
     const { CIMD_TEST_LOOPBACK_CA: _unset, ...withoutIt } = env;
-    expect(loadConfig(withoutIt).cimd).toEqual({});
+    expect(loadConfig(withoutIt).cimd).toEqual({ mirrorIdleDays: 31 });
   });
 });

@@ -1,3 +1,5 @@
+import type { JSONWebKeySet } from 'jose';
+import { getDomain } from 'tldts';
 import { z } from 'zod';
 import { LruCache } from '../lruCache.js';
 import { InvalidClientError, TemporarilyUnavailableError } from '../oauthErrors.js';
@@ -50,12 +52,16 @@ export interface ClientMetadataDocumentsOptions {
   defaultTtlSeconds?: number;
   /** Most documents kept. */
   cacheSize?: number;
+  /** How long past its lifetime a document may still stand in when no fetch can start, in seconds (default 1 day). */
+  maxStaleSeconds?: number;
   /**
-   * Most fetches under way at once (default 16): each unknown URL at /authorize
+   * Most fetches under way at once (default 64): each unknown URL at /authorize
    * costs an outgoing request of up to `timeoutMs`, so anyone could otherwise
    * make this server open connections without bound.
    */
   maxConcurrentFetches?: number;
+  /** Most fetches under way at once from one site, its registrable domain (default 4). */
+  maxConcurrentFetchesPerSite?: number;
   now?: () => number;
 }
 
@@ -166,13 +172,22 @@ export function cacheSeconds(cacheControl: string | undefined, bounds: { min: nu
 /**
  * Resolves client_id URLs to validated client metadata, through a bounded
  * cache. Policy when a document changes: the cached copy is used until it
- * expires, so a new set of redirect URIs applies only after that (at most
- * `maxTtlSeconds`); failures are not cached. Concurrent lookups of one URL
- * share one fetch.
+ * expires, so a change applies only after that (at most `maxTtlSeconds`);
+ * failures are not cached. Concurrent lookups of one URL share one fetch.
+ *
+ * Fetches are bounded per site (registrable domain) and in all, so slow
+ * documents on a few sites cannot stop sign-ins with every other client;
+ * when no fetch may start, a document that expired less than
+ * `maxStaleSeconds` ago is used as it was.
  */
 export class ClientMetadataDocuments {
-  private readonly cache: LruCache<ClientMetadata>;
+  private readonly cache: LruCache<{ doc: ClientMetadata; freshUntil: number }>;
+  private readonly keys: LruCache<{ keys: JSONWebKeySet; fetchedAt: number }>;
   private readonly inFlight = new Map<string, Promise<ClientMetadata>>();
+  private readonly keysInFlight = new Map<string, Promise<JSONWebKeySet>>();
+  /** Fetches under way, in all and per site. */
+  private fetching = 0;
+  private readonly fetchingPerSite = new Map<string, number>();
   private readonly opts: Required<Omit<ClientMetadataDocumentsOptions, 'testLoopbackCa'>> & { testLoopbackCa?: string };
 
   constructor(options: ClientMetadataDocumentsOptions = {}) {
@@ -183,27 +198,78 @@ export class ClientMetadataDocuments {
       minTtlSeconds: 300,
       maxTtlSeconds: 24 * 3600,
       defaultTtlSeconds: 3600,
+      maxStaleSeconds: 24 * 3600,
       cacheSize: 1000,
-      maxConcurrentFetches: 16,
+      maxConcurrentFetches: 64,
+      maxConcurrentFetchesPerSite: 4,
       now: Date.now,
       ...options,
     };
     if (this.opts.minTtlSeconds > this.opts.maxTtlSeconds) throw new TypeError('ClientMetadataDocuments: minTtlSeconds must not exceed maxTtlSeconds');
     this.cache = new LruCache(this.opts.cacheSize, this.opts.now);
+    this.keys = new LruCache(this.opts.cacheSize, this.opts.now);
   }
 
   /** The client described at `url`; throws InvalidClientError saying why not. */
   async resolve(url: string): Promise<ClientMetadata> {
     const hit = this.cache.get(url);
-    if (hit) return hit;
+    if (hit && hit.freshUntil > this.opts.now()) return hit.doc;
     const pending = this.inFlight.get(url);
     if (pending) return pending;
-    if (this.inFlight.size >= this.opts.maxConcurrentFetches) {
-      throw new TemporarilyUnavailableError('Too many client metadata documents are being fetched; try again shortly');
+    let lookup: Promise<ClientMetadata>;
+    try {
+      lookup = this.withFetchSlot(url, () => this.load(url));
+    } catch (e) {
+      // No fetch may start (slow sites hold every slot): a recently expired copy stands in.
+      if (e instanceof TemporarilyUnavailableError && hit) return hit.doc;
+      throw e;
     }
-    const lookup = this.load(url).finally(() => this.inFlight.delete(url));
+    lookup = lookup.finally(() => this.inFlight.delete(url));
     this.inFlight.set(url, lookup);
     return lookup;
+  }
+
+  /**
+   * The key set at a document's `jwks_uri` (for private_key_jwt), fetched as
+   * safely as documents are and kept for its Cache-Control max-age (1 to 60
+   * minutes); `refresh` reads it again (a key rotated in), at most once a
+   * minute per URL.
+   */
+  async keysAt(url: string, opts: { refresh: boolean }): Promise<JSONWebKeySet> {
+    const cached = this.keys.get(url);
+    if (cached && (!opts.refresh || this.opts.now() - cached.fetchedAt < MIN_KEYS_REFETCH_MS)) return cached.keys;
+    const pending = this.keysInFlight.get(url);
+    if (pending) return pending;
+    const load = this.withFetchSlot(url, () => this.loadKeys(url)).finally(() => this.keysInFlight.delete(url));
+    this.keysInFlight.set(url, load);
+    return load;
+  }
+
+  /** Run `fetch` in a fetch slot of `url`'s site; throws TemporarilyUnavailableError (synchronously) when none is free. */
+  private withFetchSlot<T>(url: string, fetch: () => Promise<T>): Promise<T> {
+    const site = siteOf(url);
+    const busy = this.fetchingPerSite.get(site) ?? 0;
+    if (this.fetching >= this.opts.maxConcurrentFetches || busy >= this.opts.maxConcurrentFetchesPerSite) {
+      throw new TemporarilyUnavailableError(`Too many client metadata documents are being fetched${busy >= this.opts.maxConcurrentFetchesPerSite ? ` from ${site}` : ''}; try again shortly`);
+    }
+    this.fetching++;
+    this.fetchingPerSite.set(site, busy + 1);
+    return fetch().finally(() => {
+      this.fetching--;
+      const left = (this.fetchingPerSite.get(site) ?? 1) - 1;
+      if (left > 0) this.fetchingPerSite.set(site, left);
+      else this.fetchingPerSite.delete(site);
+    });
+  }
+
+  private fetchOptions() {
+    return {
+      resolver: this.opts.resolver,
+      allowLoopback: this.opts.testLoopbackCa !== undefined,
+      extraCa: this.opts.testLoopbackCa,
+      maxBytes: this.opts.maxBytes,
+      timeoutMs: this.opts.timeoutMs,
+    };
   }
 
   private async load(url: string): Promise<ClientMetadata> {
@@ -213,13 +279,7 @@ export class ClientMetadataDocuments {
     if (urlProblem) throw new InvalidClientError(`client_id ${shown} is not a client metadata document URL: it ${urlProblem}`);
     let fetched;
     try {
-      fetched = await fetchJsonDocument(new URL(url), {
-        resolver: this.opts.resolver,
-        allowLoopback: this.opts.testLoopbackCa !== undefined,
-        extraCa: this.opts.testLoopbackCa,
-        maxBytes: this.opts.maxBytes,
-        timeoutMs: this.opts.timeoutMs,
-      });
+      fetched = await fetchJsonDocument(new URL(url), this.fetchOptions());
     } catch (e) {
       if (e instanceof FetchRefused) throw new InvalidClientError(`client metadata document at ${url} could not be fetched: ${e.message}`);
       throw e;
@@ -227,7 +287,35 @@ export class ClientMetadataDocuments {
     const metadata = validateDocument(url, fetched.json);
     if (typeof metadata === 'string') throw new InvalidClientError(`client metadata document at ${url} is invalid: ${metadata}`);
     const ttl = cacheSeconds(fetched.cacheControl, { min: this.opts.minTtlSeconds, max: this.opts.maxTtlSeconds, fallback: this.opts.defaultTtlSeconds });
-    this.cache.set(url, metadata, ttl * 1000);
+    this.cache.set(url, { doc: metadata, freshUntil: this.opts.now() + ttl * 1000 }, (ttl + this.opts.maxStaleSeconds) * 1000);
     return metadata;
   }
+
+  private async loadKeys(url: string): Promise<JSONWebKeySet> {
+    let fetched;
+    try {
+      fetched = await fetchJsonDocument(new URL(url), { ...this.fetchOptions(), maxBytes: MAX_KEYS_BYTES });
+    } catch (e) {
+      if (e instanceof FetchRefused) throw new InvalidClientError(`the client's jwks_uri ${url} could not be fetched: ${e.message}`);
+      throw e;
+    }
+    const parsed = KeySetSchema.safeParse(fetched.json);
+    if (!parsed.success) throw new InvalidClientError(`the client's jwks_uri ${url} does not hold a JSON Web Key Set`);
+    const keys = parsed.data as JSONWebKeySet;
+    const ttl = cacheSeconds(fetched.cacheControl, { min: 60, max: 3600, fallback: 300 });
+    this.keys.set(url, { keys, fetchedAt: this.opts.now() }, ttl * 1000);
+    return keys;
+  }
+}
+
+/** A key set is fetched again on an unknown kid no sooner than this after the last fetch. */
+const MIN_KEYS_REFETCH_MS = 60_000;
+/** Largest key set accepted (ten RSA-4096 keys fit). */
+const MAX_KEYS_BYTES = 64 * 1024;
+const KeySetSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) });
+
+/** The registrable domain of a URL's host (tldts, the public suffix list), or the host itself for an IP address. */
+function siteOf(url: string): string {
+  const host = new URL(url).hostname;
+  return getDomain(host) ?? host;
 }

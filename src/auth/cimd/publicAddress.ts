@@ -16,26 +16,31 @@ export const systemResolver: Resolver = (hostname) =>
     dnsLookup(hostname, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))),
   );
 
-/** Benchmarking 198.18.0.0/15 (RFC 2544) is missing from ipaddr.js's IPv4 special ranges. */
-const BENCHMARKING = ipaddr.parseCIDR('198.18.0.0/15') as [ipaddr.IPv4, number];
+/**
+ * IPv6 global unicast (RFC 4291 §2.4, IANA's IPv6 address space registry):
+ * everything outside it is refused, so a range ipaddr.js does not yet name
+ * (as 5f00::/16 once was) cannot pass as "unicast".
+ */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3') as [ipaddr.IPv6, number];
 
 /**
  * Why `address` must not be fetched from, or undefined for a public unicast
- * address. An allow-list: only ipaddr.js's `unicast` range passes, so
- * loopback, RFC 1918 private, ULA fc00::/7, link-local (169.254.169.254, the
- * cloud metadata service), multicast, unspecified, CGNAT 100.64/10, reserved,
- * and the IPv6 forms that embed an IPv4 address (mapped ::ffff:0:0/96, NAT64,
- * 6to4, Teredo) are all refused. IPv4-mapped IPv6 is judged as the IPv4
- * address it carries.
+ * address. An allow-list: only ipaddr.js's `unicast` range passes (its list
+ * follows IANA's special-purpose registries: loopback, RFC 1918 private, ULA
+ * fc00::/7, link-local (169.254.169.254, the cloud metadata service),
+ * multicast, unspecified, CGNAT 100.64/10, documentation, benchmarking,
+ * AS112, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4, Teredo, site-local
+ * fec0::/10, SRv6 5f00::/16, reserved), and an IPv6 address must also be
+ * global unicast. IPv4-mapped IPv6 is judged as the IPv4 address it carries.
  */
 export function blockedRange(address: string, opts: { allowLoopback?: boolean } = {}): string | undefined {
   if (!ipaddr.isValid(address)) return 'is not an IP address';
   const ip = ipaddr.process(address);
   const range = ip.range();
   if (range === 'loopback' && opts.allowLoopback) return undefined;
-  if (ip.kind() === 'ipv4' && (ip as ipaddr.IPv4).match(BENCHMARKING)) return 'a reserved address';
-  if (range === 'unicast') return undefined;
-  return RANGE_NAMES[range] ?? `a ${range} address`;
+  if (range !== 'unicast') return RANGE_NAMES[range] ?? `a ${range} address`;
+  if (ip.kind() === 'ipv6' && !(ip as ipaddr.IPv6).match(GLOBAL_UNICAST_V6)) return 'not a global unicast address';
+  return undefined;
 }
 
 const RANGE_NAMES: Record<string, string> = {
@@ -48,6 +53,8 @@ const RANGE_NAMES: Record<string, string> = {
   unspecified: 'an unspecified address',
   carrierGradeNat: 'a shared (CGNAT) address',
   reserved: 'a reserved address',
+  deprecatedSiteLocal: 'a site-local address',
+  segmentRouting: 'a segment routing (SRv6) address',
 };
 
 /** Thrown by the guarded lookup; the message is safe to show a client. */

@@ -1,12 +1,9 @@
-import express, { type Request, type Response } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../../log/logger.js';
-import type { EndpointLimit } from '../endpointRateLimits.js';
 import {
   InvalidClientError,
   InvalidRequestError,
-  TooManyRequestsError,
   errorRedirectUrl,
   sendOAuthError,
 } from '../oauthErrors.js';
@@ -23,13 +20,11 @@ export interface AuthorizationHandlerOptions {
    * is redirected back to the client.
    */
   authorize(client: OAuthClientInformationFull, request: AuthorizationRequest, res: Response): Promise<void>;
-  /** Requests per client address (default 100 per 15 minutes, counted in this process); false: none. */
-  rateLimit?: EndpointLimit | false;
+  /** Per-address limiter, run first (endpointRateLimit('authorize', …): counted where every replica sees it). */
+  rateLimit?: RequestHandler;
   /** Where server errors are logged. */
   log?: Logger;
 }
-
-const DEFAULT_LIMIT: EndpointLimit = { limit: 100, windowMs: 15 * 60_000 };
 
 // Step 1: what must hold before anything may be sent to the redirect URI.
 // RFC 6749 §4.1.2.1: with a missing or invalid client_id or redirect_uri the
@@ -67,9 +62,9 @@ const RequestParams = z.object({
 export function authorizationHandler(options: AuthorizationHandlerOptions): express.Router {
   const { clients, log } = options;
   const router = express.Router();
+  if (options.rateLimit) router.use(options.rateLimit);
   router.use(allowedMethods(['GET', 'POST']));
   router.use(express.urlencoded({ extended: false }));
-  if (options.rateLimit !== false) router.use(authorizeRateLimit(options.rateLimit ?? DEFAULT_LIMIT));
 
   router.all('/', async (req: Request, res: Response) => {
     res.set('Cache-Control', 'no-store');
@@ -131,17 +126,6 @@ async function findClientAndRedirect(
   // OAuth 2.1 §2.3.2 would require it always; RFC 6749 §3.1.2.3 lets one registered URI stand in.
   if (client.redirect_uris.length === 1) return { client, redirectUri: client.redirect_uris[0]! };
   throw new InvalidRequestError('redirect_uri must be specified when client has multiple registered URIs');
-}
-
-/** Per-address limit on /authorize: 429 with Retry-After (RFC 6585 §4) and RateLimit-* headers (IETF draft 6). */
-function authorizeRateLimit({ limit, windowMs }: EndpointLimit) {
-  return rateLimit({
-    windowMs,
-    limit,
-    standardHeaders: 'draft-6',
-    legacyHeaders: false,
-    handler: (_req, res) => sendOAuthError(res, new TooManyRequestsError('You have exceeded the rate limit for authorization requests')),
-  });
 }
 
 /** The OIDC parameters the client sent, when it sent any. */

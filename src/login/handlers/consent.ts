@@ -1,10 +1,11 @@
 import express from 'express';
 import { z } from 'zod';
+import { mirroredUrl } from '../../auth/cimd/cimdClients.js';
 import type { ResourceSet } from '../../auth/resource.js';
 import { describeScope, isRequiredScope, OFFLINE_SCOPES } from '../../auth/scopes.js';
 import type { ConsentRequest } from '../../hydra/index.js';
 import { parse, send } from '../pageKit.js';
-import { consentPage } from '../pages.js';
+import { consentPage, errorPage } from '../pages.js';
 import { CsrfField } from '../signIn.js';
 import { ACCOUNT_GONE, Challenge, clientName, type PageContext, REMEMBER_SECONDS } from './context.js';
 
@@ -18,6 +19,12 @@ export interface ConsentHandlerOptions {
    * Default: our users table; with IDENTITY=kratos, the Kratos identity.
    */
   findAccount?: (sub: string) => Promise<{ email?: string } | undefined>;
+  /**
+   * Why this authorization must not go on, or undefined (a metadata document
+   * client whose current document no longer lists the redirect URI: a browser
+   * may have gone to Hydra directly with it). Asked before any grant.
+   */
+  checkClient?: (request: ConsentRequest) => Promise<string | undefined>;
 }
 
 const ConsentQuery = z.object({ consent_challenge: Challenge });
@@ -37,6 +44,14 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
   const router = express.Router();
   const trusted = new Set(options.trustedClientIds);
   const findAccount = options.findAccount ?? ((sub: string) => users.findById(sub));
+  /** Refused here, on our page: Hydra's refusal would send the browser to the very redirect URI in question. */
+  const refusedClient = async (res: express.Response, request: ConsentRequest): Promise<boolean> => {
+    const why = await options.checkClient?.(request);
+    if (!why) return false;
+    log.warn('consent refused: client check failed', { sub: request.subject, client_id: request.client?.client_id, reason: why });
+    send(res, 400, errorPage({ title: 'This app cannot sign you in', message: why }));
+    return true;
+  };
   const refuseGone = async (res: express.Response, challenge: string, sub: string | undefined) => {
     const { redirect_to } = await hydra.rejectConsentRequest(challenge, ACCOUNT_GONE);
     log.info('consent refused: account removed', { sub });
@@ -67,6 +82,7 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
     const clientId = request.client?.client_id ?? '';
     // A sign-in accepted just before its account was removed must not become a grant.
     if (!(request.subject && (await findAccount(request.subject)))) return refuseGone(res, challenge, request.subject);
+    if (await refusedClient(res, request)) return;
     if (request.skip || trusted.has(clientId)) {
       const scopes = trusted.has(clientId) ? offeredScopes(request) : await rememberedScopes(request);
       const grant = grantFor(request, scopes, resources, false);
@@ -106,6 +122,7 @@ export function consentHandler(ctx: PageContext, options: ConsentHandlerOptions)
       return res.redirect(302, redirect_to);
     }
     if (!(request.subject && (await findAccount(request.subject)))) return refuseGone(res, input.challenge, request.subject);
+    if (await refusedClient(res, request)) return;
     const checked = input.scope === undefined ? [] : Array.isArray(input.scope) ? input.scope : [input.scope];
     const grant = grantFor(request, checked, resources, input.remember === 'yes');
     const { redirect_to } = await hydra.acceptConsentRequest(input.challenge, grant);
@@ -157,8 +174,8 @@ function describe(scope: string): string {
 
 /** The host of a client mirrored from its metadata document (marked by auth/cimd), else undefined. */
 function documentHost(client: ConsentRequest['client']): string | undefined {
-  if (client?.metadata?.cimd !== true || !URL.canParse(client.client_id)) return undefined;
-  return new URL(client.client_id).host;
+  const url = mirroredUrl(client);
+  return url && URL.canParse(url) ? new URL(url).host : undefined;
 }
 
 /** Only https URLs are shown as a client's site or logo (never javascript: or plain http). */

@@ -1,5 +1,6 @@
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endpointRateLimit } from '../../../src/auth/endpointRateLimits.js';
 import { authorizationHandler } from '../../../src/auth/handlers/authorize.js';
 import { InvalidClientError, InvalidTargetError } from '../../../src/auth/oauthErrors.js';
 import type { AuthorizationRequest, OAuthClientInformationFull } from '../../../src/auth/types.js';
@@ -40,7 +41,6 @@ beforeAll(async () => {
         passed.push(request);
         res.redirect(302, `${NEXT}?client_id=${client.client_id}`);
       },
-      rateLimit: false,
       log: createLogger('silent'),
     }),
   );
@@ -157,7 +157,7 @@ describe('authorizationHandler: a good request goes on to authorize', () => {
 describe('authorizationHandler: rate limit', () => {
   it('past the per-address limit: 429 too_many_requests with Retry-After', async () => {
     const app = express();
-    app.use('/authorize', authorizationHandler({ clients: { getClient: async () => undefined }, authorize: async () => {}, rateLimit: { limit: 2, windowMs: 60_000 } }));
+    app.use('/authorize', authorizationHandler({ clients: { getClient: async () => undefined }, authorize: async () => {}, rateLimit: endpointRateLimit('authorize', { limits: { authorize: { limit: 2, windowMs: 60_000 } } }) }));
     const s = await serve(app);
     try {
       const statuses = [];
@@ -165,7 +165,7 @@ describe('authorizationHandler: rate limit', () => {
       expect(statuses).toEqual([400, 400, 429]);
       const res = await fetch(`${s.base}/authorize?client_id=x`);
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
-      expect(await res.json()).toEqual({ error: 'too_many_requests', error_description: 'You have exceeded the rate limit for authorization requests' });
+      expect(await res.json()).toEqual({ error: 'too_many_requests', error_description: 'Too many authorize requests from this address; retry after the time in Retry-After' });
     } finally {
       await s.close();
     }
