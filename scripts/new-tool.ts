@@ -290,7 +290,7 @@ describe('${name}', () => {
  */
 function testTemplate(parts: { imports?: string; seed?: string; body: string }): string {
   return `import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-${parts.imports ?? ''}import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
+${parts.imports ?? ''}import { type ToolHarness, toolHarness } from '../../src/mcp/toolHarness.js';
 import tool from '../../tools/${name}.js';
 
 describe('${name}', () => {

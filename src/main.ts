@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { buildApp, jwksUrlOf, resourcesOf } from './app/app.js';
-import { Metrics } from './app/metrics.js';
+import { Metrics } from './metrics/metrics.js';
 import type { RemoveAccount } from './account/accountRemoval.js';
 import { RemovedSubjects } from './account/removedSubjects.js';
 import { createHydra, type HydraAdmin } from './hydra/index.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { HydraAdmin } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
-import { normaliseEmail, type User, UserInputError, type UserStore } from '../login/userStore.js';
+import { normaliseEmail, type User, UserInputError, type UserStore } from './userStore.js';
 import type { Db } from '../store/database.js';
 import type { RemovedSubject, RemovedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { deleteSubjectData, SUBJECT_TABLES, type SubjectTable } from '../store/subjectData.js';

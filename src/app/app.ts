@@ -6,7 +6,7 @@ import { authServerRouter } from '../auth/authServerRouter.js';
 import { bearerAuth } from '../auth/bearerAuth.js';
 import { createHydra, type HydraAdmin, type HydraPublic, hydraPublicUrls } from '../hydra/index.js';
 import { createKratos } from '../kratos/index.js';
-import { findIdentityById, kratosAccountDirectory } from '../kratos/accountDirectory.js';
+import { findIdentityById, kratosAccountDirectory } from '../account/kratosDirectory.js';
 import { createIdentitySweep, type IdentitySweep } from '../account/identitySweep.js';
 import { createAccountSuspension } from '../account/accountSuspension.js';
 import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
@@ -22,11 +22,12 @@ import { ResourceSet } from '../auth/resource.js';
 import type { AccessTokenVerifier } from '../auth/tokenVerifier.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { createAccountRouter } from '../login/accountRouter.js';
-import { Signer } from '../login/cookies.js';
-import { createLoginRouter } from '../login/loginRouter.js';
-import { LoginThrottle } from '../login/throttle.js';
-import { createUserStore } from '../login/userStore.js';
+import { createAccountRouter } from '../account/accountRouter.js';
+import { Signer } from '../web/cookies.js';
+import { createLoginRouter } from '../signin/loginRouter.js';
+import { LoginThrottle } from '../limits/throttle.js';
+import { createUserStore } from '../account/userStore.js';
+import { endpointRateLimit } from '../limits/endpointRateLimits.js';
 import { sharedRateLimitStores } from '../limits/sharedRateLimitStore.js';
 import { createMcpRateLimit } from '../limits/mcpRateLimit.js';
 import { createMcpServer } from '../mcp/mcpServer.js';
@@ -35,7 +36,7 @@ import { type ConnectionPromptOptions, requestStateCodec, waiterSlots } from '..
 import { jsonRpcError } from '../mcp/jsonRpcError.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
 import { InFlight } from './inFlight.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { requestLog } from './requestLog.js';
 import { strictTransportSecurity } from './securityHeaders.js';
 import { readinessHandler } from './readiness.js';
@@ -212,7 +213,7 @@ export function buildApp(deps: AppDependencies): App {
       publicBaseUrl: config.publicBaseUrl,
       resources,
       resourceName: RESOURCE_NAME,
-      rateLimits: { store: sharedRateLimitStores(rateCounters) },
+      limiter: (endpoint) => endpointRateLimit(endpoint, { store: sharedRateLimitStores(rateCounters) }),
       log,
       onClientRegistered: (c) => audit.account({ kind: 'client_registered', outcome: 'ok', clientId: c.client_id, ...(c.client_name ? { clientName: c.client_name } : {}) }),
     }),

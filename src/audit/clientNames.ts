@@ -1,4 +1,4 @@
-import { LruCache } from '../auth/lruCache.js';
+import { LruCache } from '../lib/lruCache.js';
 import type { HydraAdmin } from '../hydra/index.js';
 
 export interface ClientNamesOptions {

@@ -1,4 +1,4 @@
-import type { Metrics } from '../app/metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { HydraAdmin } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import { auditInserter, auditStore } from '../store/auditStore.js';

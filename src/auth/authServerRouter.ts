@@ -1,8 +1,7 @@
-import express from 'express';
-import { isLoopbackHost } from '../config/httpsOnly.js';
+import express, { type RequestHandler } from 'express';
+import { isLoopbackHost } from '../lib/loopback.js';
 import type { Logger } from '../log/logger.js';
 import { CLIENT_ASSERTION_ALGS } from './cimd/clientMetadataDocument.js';
-import { endpointRateLimit, type EndpointRateLimitOptions } from './endpointRateLimits.js';
 import { authorizationHandler } from './handlers/authorize.js';
 import { metadataHandler } from './handlers/metadata.js';
 import { registrationHandler } from './handlers/register.js';
@@ -21,15 +20,22 @@ export interface AuthServerRouterOptions {
   resources: ResourceSet;
   resourceName: string;
   /**
-   * Per-address limits on /token, /revoke, /register and /authorize (ENDPOINT_LIMITS) and
-   * the store they are counted in (default: this process's memory).
+   * The per-address limiter of each endpoint (/token, /revoke, /register,
+   * /authorize), run before anything else there; the composition root builds
+   * them (src/limits/endpointRateLimits.ts) so they count where every replica
+   * sees them. Absent: no limit.
    */
-  rateLimits?: EndpointRateLimitOptions;
+  limiter?: EndpointLimiter;
   /** Where unexpected errors of /authorize and /register are logged. */
   log?: Logger;
   /** Told of each client registered at /register (the audit trail). */
   onClientRegistered?: (client: { client_id: string; client_name?: string }) => void;
 }
+
+/** The endpoints limited per client address. */
+export type LimitedEndpoint = 'token' | 'revoke' | 'register' | 'authorize';
+/** Builds the limiter of one endpoint (a fresh one per call). */
+export type EndpointLimiter = (endpoint: LimitedEndpoint) => RequestHandler;
 
 /**
  * The authorization server MCP clients see, in front of Hydra: discovery
@@ -47,6 +53,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
   // whose RFC 8414 metadata (below) still lists it.
   const resourceScopes = scopesSupported.filter((s) => s !== 'offline_access');
   const endpoint = (path: string) => new URL(path, publicBaseUrl).href;
+  const limited = (name: LimitedEndpoint): { rateLimit?: RequestHandler } => (options.limiter ? { rateLimit: options.limiter(name) } : {});
   const authMethods = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'];
 
   // RFC 8414 §2. client_secret_basic: Hydra's default for clients that register
@@ -76,15 +83,15 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
   router.use('/.well-known/oauth-authorization-server', metadataHandler(asMetadata));
   router.use(
     '/register',
-    registrationHandler({ clients: provider.clientsStore, rateLimit: endpointRateLimit('register', options.rateLimits), ...(log ? { log } : {}), ...(options.onClientRegistered ? { onRegistered: options.onClientRegistered } : {}) }),
+    registrationHandler({ clients: provider.clientsStore, ...limited('register'), ...(log ? { log } : {}), ...(options.onClientRegistered ? { onRegistered: options.onClientRegistered } : {}) }),
   );
-  router.use(tokenProxyRouter({ provider, resources, rateLimits: options.rateLimits }));
+  router.use(tokenProxyRouter({ provider, resources, ...(options.limiter ? { limiter: options.limiter } : {}) }));
   router.use(
     '/authorize',
     authorizationHandler({
       clients: provider.clientsStore,
       authorize: (client, request, res) => provider.authorize(client, request, res),
-      rateLimit: endpointRateLimit('authorize', options.rateLimits),
+      ...limited('authorize'),
       ...(log ? { log } : {}),
     }),
   );

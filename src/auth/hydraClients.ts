@@ -2,7 +2,7 @@ import type { Logger } from '../log/logger.js';
 import { CimdClients } from './cimd/cimdClients.js';
 import { isClientIdUrl } from './cimd/clientMetadataDocument.js';
 import { type HydraAdmin, type HydraClient, HydraError } from '../hydra/index.js';
-import { LruCache } from './lruCache.js';
+import { LruCache } from '../lib/lruCache.js';
 import {
   InvalidClientMetadataError,
   InvalidRedirectUriError,

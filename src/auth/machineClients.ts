@@ -15,7 +15,7 @@
  */
 import { type HydraAdmin, type HydraClient, HydraError } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
-import { LruCache } from './lruCache.js';
+import { LruCache } from '../lib/lruCache.js';
 import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from './oauthErrors.js';
 import type { PrincipalKind } from './principal.js';
 

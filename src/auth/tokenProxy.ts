@@ -1,7 +1,7 @@
 import cors from 'cors';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import { endpointRateLimit, type EndpointRateLimitOptions } from './endpointRateLimits.js';
+import type { EndpointLimiter } from './authServerRouter.js';
 import type { HydraProvider } from './hydraProvider.js';
 import type { ResourceSet } from './resource.js';
 
@@ -10,7 +10,7 @@ export interface TokenProxyOptions {
   /** This server's resource URLs: the only `resource` a token request may name (RFC 8707 §2.2). */
   resources: ResourceSet;
   /** Per-address limits on /token and /revoke, and where they are counted. */
-  rateLimits?: EndpointRateLimitOptions;
+  limiter?: EndpointLimiter;
 }
 
 // RFC 6749 §3.2: a parameter sent twice arrives as an array and fails `z.string()`.
@@ -66,13 +66,15 @@ const oauthError = (res: Response, status: number, error: string, description: s
  * only token and revocation path, since Hydra never gives out client secrets
  * and so it alone can authenticate confidential clients.
  */
-export function tokenProxyRouter({ provider, resources, rateLimits }: TokenProxyOptions): express.Router {
+export function tokenProxyRouter({ provider, resources, limiter }: TokenProxyOptions): express.Router {
   const router = express.Router();
   // Browser clients (MCP Inspector) call these cross-origin; no cookies are involved.
   router.use(['/token', '/revoke'], cors({ origin: '*', methods: ['POST', 'OPTIONS'] }));
   // After CORS, so a browser client can read the 429; before parsing, so a flood costs little.
-  router.use('/token', endpointRateLimit('token', rateLimits));
-  router.use('/revoke', endpointRateLimit('revoke', rateLimits));
+  if (limiter) {
+    router.use('/token', limiter('token'));
+    router.use('/revoke', limiter('revoke'));
+  }
   const form = express.urlencoded({ extended: false, limit: '16kb' });
 
   router.post('/token', form, async (req: Request, res: Response) => {

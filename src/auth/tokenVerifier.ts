@@ -4,7 +4,7 @@ import { InvalidTokenError, ServerError, TemporarilyUnavailableError } from './o
 import type { AuthInfo, OAuthTokenVerifier } from './types.js';
 import type { Logger } from '../log/logger.js';
 import { type HydraAdmin, HydraError, type Introspection } from '../hydra/index.js';
-import { LruCache } from './lruCache.js';
+import { LruCache } from '../lib/lruCache.js';
 import type { MachineClients } from './machineClients.js';
 import { type Principal, type PrincipalKind, toAuthInfo } from './principal.js';
 import type { ResourceSet } from './resource.js';

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { loadProviderCatalogue, type ProviderConfig } from '../connections/providers.js';
-import { type ConnectionKey, parseConnectionKeys } from '../connections/sealing.js';
+import type { ConnectionsSettings } from '../connections/index.js';
+import { loadProviderCatalogue } from '../connections/providers.js';
+import { parseConnectionKeys } from '../connections/sealing.js';
 import { insecurePublicUrls } from './httpsOnly.js';
-import { resolveSecretFiles, SecretFileError } from './secretFiles.js';
+import { resolveSecretFiles, SecretFileError } from '../lib/secretFiles.js';
 import { parseTrustProxy, type TrustProxy } from './trustProxy.js';
 
 /**
@@ -76,7 +77,7 @@ export interface Config {
    * that seal their tokens (CONNECTION_KEYS, newest first), and how long a
    * tool call waits for a person to connect. Undefined without CONNECTIONS_FILE.
    */
-  connections?: { providers: ProviderConfig[]; keys: ConnectionKey[]; waitSeconds: number };
+  connections?: ConnectionsSettings;
   /** Prometheus listener; undefined when METRICS_PORT=off. Port 0 picks a free one. */
   metrics?: { host: string; port: number };
   /**
@@ -333,7 +334,7 @@ function readIdentity(e: z.infer<typeof EnvSchema>): Config['identity'] {
 
 /** The provider catalogue and its sealing keys: a catalogue without keys would store tokens in the clear, so it stops the start. */
 function readConnections(file: string, keys: string | undefined, waitSeconds: number, env: Record<string, string | undefined>): NonNullable<Config['connections']> {
-  let providers: ProviderConfig[];
+  let providers: ConnectionsSettings['providers'];
   try {
     providers = loadProviderCatalogue(file, env);
   } catch (err) {

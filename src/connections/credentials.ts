@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { type Connection, ConnectionLockError, type ConnectionsStore } from '../store/connectionsStore.js';
-import { LruCache } from '../auth/lruCache.js';
+import { LruCache } from '../lib/lruCache.js';
 import { type ProviderClient, ProviderError } from './providerClient.js';
 import { type CredentialSealer, SealError, type StoredCredential } from './sealing.js';
 

@@ -1,4 +1,3 @@
-import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { Db, Dialect } from '../store/database.js';
 import { connectionsStore } from '../store/connectionsStore.js';
@@ -7,7 +6,17 @@ import { type ConnectFlow, createConnectFlow } from './connectFlow.js';
 import { type ConnectLinks, createConnectLinks } from './connectLink.js';
 import { type CredentialService, createCredentialService } from './credentials.js';
 import { createProviderClient, type ProviderClient } from './providerClient.js';
-import { createSealer } from './sealing.js';
+import type { ProviderConfig } from './providers.js';
+import { type ConnectionKey, createSealer } from './sealing.js';
+
+/** Connected-account settings (from CONNECTIONS_FILE, CONNECTION_KEYS, CONNECT_WAIT_SECONDS; src/config/). */
+export interface ConnectionsSettings {
+  providers: ProviderConfig[];
+  /** Sealing keys, newest first. */
+  keys: ConnectionKey[];
+  /** Longest wait for a person to connect during a tool call, in seconds. */
+  waitSeconds: number;
+}
 
 export interface Connections {
   credentials: CredentialService;
@@ -24,7 +33,7 @@ export interface Connections {
  * flow share. Undefined when no CONNECTIONS_FILE is configured.
  */
 export function createConnections(deps: {
-  settings: Config['connections'];
+  settings: ConnectionsSettings | undefined;
   db: Db;
   dialect: Dialect;
   publicBaseUrl: URL;

@@ -78,7 +78,7 @@ export interface CreateIdentity {
   state?: 'active' | 'inactive';
   /** A plain password (Kratos hashes it) or an imported hash (`hashed_password`, PHC format). */
   credentials?: { password?: { config: { password?: string; hashed_password?: string } } };
-  /** Admin-only metadata (src/kratos/migrateUsers.ts records the built-in sub an identity was moved from). */
+  /** Admin-only metadata (src/account/migrateUsers.ts records the built-in sub an identity was moved from). */
   metadata_admin?: Record<string, unknown>;
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { LruCache } from '../auth/lruCache.js';
+import { LruCache } from '../lib/lruCache.js';
 import { type Principal, principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { BucketSpec, TokenBuckets } from '../store/rateCounters.js';

@@ -1,5 +1,14 @@
-import type { MirrorRegistry } from '../auth/cimd/cimdClients.js';
 import type { Db } from './database.js';
+
+/** The mirrors' registry as src/auth/cimd/cimdClients.ts uses it (its `MirrorRegistry`). */
+export interface CimdMirrorsStore {
+  /** Note an authorization with the mirror; true when it was not listed before. */
+  authorizing(hydraId: string, url: string, at: Date): Promise<boolean>;
+  tokenIssued(hydraId: string, at: Date): Promise<void>;
+  countNeverUsed(): Promise<number>;
+  expired(quietSince: Date, idleSince: Date, limit: number): Promise<string[]>;
+  unlistIfExpired(hydraId: string, quietSince: Date, idleSince: Date): Promise<boolean>;
+}
 
 /**
  * The `cimd_mirrors` table: each Hydra client this server made from a client
@@ -7,7 +16,7 @@ import type { Db } from './database.js';
  * tokens (src/auth/cimd/cimdClients.ts deletes the unused ones). Shared by
  * every replica, so one replica's sweep sees another's sign-ins.
  */
-export function cimdMirrorsStore(db: Db): MirrorRegistry {
+export function cimdMirrorsStore(db: Db): CimdMirrorsStore {
   return {
     async authorizing(hydraId, url, at) {
       const inserted = await db

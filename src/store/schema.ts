@@ -20,7 +20,7 @@ export interface UsersTable {
   id: string;
   /** Normalised (trimmed, lower-case) email; unique. */
   email: string;
-  /** scrypt hash in the self-describing format of src/login/password.ts. */
+  /** scrypt hash in the self-describing format of src/account/password.ts. */
   password_hash: string;
   created_at: ColumnType<string, string | undefined, never>;
 }

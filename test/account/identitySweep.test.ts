@@ -5,7 +5,7 @@ import { HydraError } from '../../src/hydra/index.js';
 import type { RemovalTarget } from '../../src/account/accountRemoval.js';
 import { KratosError } from '../../src/kratos/index.js';
 import { createLogger } from '../../src/log/logger.js';
-import { requiredFreshness } from '../../src/login/handlers/kratosLogin.js';
+import { requiredFreshness } from '../../src/signin/handlers/kratosLogin.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { kratosSubjectsStore } from '../../src/store/kratosSubjectsStore.js';
 import { migrateToLatest } from '../../src/store/migrations.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { createKratos, type Kratos } from '../../src/kratos/index.js';
 import { kratosPublicUrls } from '../../src/kratos/endpoints.js';
-import { kratosFlowPage } from '../../src/login/kratosPages.js';
+import { kratosFlowPage } from '../../src/signin/kratosPages.js';
 import { createHydraAdmin } from '../../src/hydra/index.js';
 import { openDatabase } from '../../src/store/database.js';
 import { Browser, type Page } from './browser.js';

@@ -6,7 +6,7 @@ import { DEFAULT_REFRESH_MS } from '../../src/account/removedSubjects.js';
 import { createHydraAdmin } from '../../src/hydra/index.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
-import { createUserStore } from '../../src/login/userStore.js';
+import { createUserStore } from '../../src/account/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
 import { Browser } from './browser.js';

@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, request, type Server } from 'no
 import { parse } from 'node-html-parser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { createUserStore } from '../../src/login/userStore.js';
+import { createUserStore } from '../../src/account/userStore.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createTestDatabase } from '../support/postgres.js';

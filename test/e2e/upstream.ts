@@ -14,7 +14,7 @@ import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra, type StartHydraOptions } from '../../scripts/hydra.js';
 import { type FlowKind, hydraAdminUrls } from '../../src/hydra/endpoints.js';
-import { html, type SafeHtml } from '../../src/login/html.js';
+import { html, type SafeHtml } from '../../src/web/html.js';
 
 export interface UpstreamOptions {
   /** Hydra's access-token lifetime (TTL_ACCESS_TOKEN, e.g. "5s"), so a test can watch a token expire. Default: hydra.yml's 1h. */

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REGISTRABLE_SCOPES } from '../../src/auth/scopes.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
 import { checkTool } from '../../src/tools/registry.js';
-import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
+import { type ToolHarness, toolHarness } from '../../src/mcp/toolHarness.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
 import { kratosAdminUrls, kratosPublicUrls } from '../../src/kratos/endpoints.js';
-import { kratosHashFromOurs } from '../../src/kratos/migrateHash.js';
-import { MOVED_FROM_KEY, moveSubjectData } from '../../src/kratos/migrateUsers.js';
+import { kratosHashFromOurs } from '../../src/account/migrateHash.js';
+import { MOVED_FROM_KEY, moveSubjectData } from '../../src/account/migrateUsers.js';
 import { createSealer } from '../../src/connections/sealing.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 

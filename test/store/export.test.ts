@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { createUserStore } from '../../src/login/userStore.js';
+import { createUserStore } from '../../src/account/userStore.js';
 import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
 import { EXPORT_FORMAT, EXPORT_VERSION, exportSubjectData } from '../../src/store/export.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';

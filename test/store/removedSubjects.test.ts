@@ -12,7 +12,7 @@ import {
 import { RemovedSubjects } from '../../src/account/removedSubjects.js';
 import { HydraError } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
-import { createUserStore, UserInputError } from '../../src/login/userStore.js';
+import { createUserStore, UserInputError } from '../../src/account/userStore.js';
 import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
 import { type RemovedSubjectsStore, removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';

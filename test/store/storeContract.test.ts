@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CompiledQuery, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
-import { createUserStore, DuplicateUserError } from '../../src/login/userStore.js';
+import { createUserStore, DuplicateUserError } from '../../src/account/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { type NotePosition } from '../../src/store/notesStore.js';
 import { rateCountersStore } from '../../src/store/rateCounters.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineTool } from '../../src/tools/contract.js';
-import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
+import { type ToolHarness, toolHarness } from '../../src/mcp/toolHarness.js';
 import notesList from '../../tools/notes_list.js';
 
 /**

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { REGISTRABLE_SCOPES } from '../../src/auth/scopes.js';
 import { defineTool } from '../../src/tools/contract.js';
 import { loadTools } from '../../src/tools/registry.js';
-import { type ToolHarness, toolHarness } from '../../src/tools/testing.js';
+import { type ToolHarness, toolHarness } from '../../src/mcp/toolHarness.js';
 
 const boom = defineTool({
   name: 'boom',

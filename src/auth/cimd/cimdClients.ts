@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { Logger } from '../../log/logger.js';
 import { type HydraAdmin, type HydraClient, HydraError } from '../../hydra/index.js';
-import { LruCache } from '../lruCache.js';
+import { LruCache } from '../../lib/lruCache.js';
 import { InvalidClientError, ServerError, TemporarilyUnavailableError } from '../oauthErrors.js';
 import type { ResourceSet } from '../resource.js';
 import { REGISTRABLE_SCOPES } from '../scopes.js';

@@ -1,7 +1,7 @@
 import type { JSONWebKeySet } from 'jose';
 import { getDomain } from 'tldts';
 import { z } from 'zod';
-import { LruCache } from '../lruCache.js';
+import { LruCache } from '../../lib/lruCache.js';
 import { InvalidClientError, TemporarilyUnavailableError } from '../oauthErrors.js';
 import { checkRedirectUri } from '../redirectUris.js';
 import { FetchRefused, fetchJsonDocument } from './fetchDocument.js';

@@ -1,6 +1,6 @@
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endpointRateLimit } from '../../../src/auth/endpointRateLimits.js';
+import { endpointRateLimit } from '../../../src/limits/endpointRateLimits.js';
 import { authorizationHandler } from '../../../src/auth/handlers/authorize.js';
 import { InvalidClientError, InvalidTargetError } from '../../../src/auth/oauthErrors.js';
 import type { AuthorizationRequest, OAuthClientInformationFull } from '../../../src/auth/types.js';
