@@ -1,6 +1,6 @@
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
-import { Browser } from '../test/e2e/browser.js';
-import { TestOAuthClient } from '../test/e2e/oauthClient.js';
+import { Browser } from '../test/support/browser.js';
+import { TestOAuthClient } from '../test/support/oauthClient.js';
 import type { FlowResult } from './results.js';
 import { quantile } from './stats.js';
 

@@ -55,7 +55,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } from '../scripts/hydra.js';
 import { DEFAULT_SESSION_LIMITS } from '../src/mcp/sessions.js';
-import { addUserWithCli } from '../test/e2e/stack.js';
+import { addUserWithCli } from '../test/support/userCli.js';
 import { pinToCpu } from './cpu.js';
 import { summariseFlows, timeOneFlow } from './flow.js';
 import { type BenchClient, createClient, createIdleClients, mintToken, mintTokens } from './hydraTokens.js';

@@ -6,7 +6,7 @@ import { createProviderClient, type ProviderClient, ProviderError } from '../../
 import type { ProviderConfig } from '../../src/connections/providers.js';
 import type { StoredCredential } from '../../src/connections/sealing.js';
 import { freeLoopbackPort } from '../../scripts/hydra.js';
-import { Browser } from '../e2e/browser.js';
+import { Browser } from '../support/browser.js';
 import { startUpstream, type Upstream } from '../e2e/upstream.js';
 
 /** Never served: the browser stops when Hydra sends it here, as our callback would receive it. */

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { type AuditEvent, auditStore } from '../../src/store/auditStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
-import { Browser, type Page } from './browser.js';
+import { Browser, type Page } from '../support/browser.js';
 import { call, type Connected, connectAs } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 import { connectV2, REVISION } from './v2Client.js';
 

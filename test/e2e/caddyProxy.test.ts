@@ -16,7 +16,7 @@ import { HSTS_VALUE } from '../../src/app/securityHeaders.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { type FetchWatch, jwtClaims, pagesSeen, watchFetch } from './fetchWatch.js';
 import { call, connectAs } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { addUserWithCli, type Stack, type TestUser } from './stack.js';
 
 /**

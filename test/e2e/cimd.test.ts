@@ -12,7 +12,7 @@ import { cimdMirrorsStore } from '../../src/store/cimdMirrorsStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { singleUseIds } from '../../src/store/singleUseIds.js';
 import { type DocumentServer, makeTestCa, startDocumentServer, type TestCa } from '../support/testCa.js';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { authorizeUrl, codeFrom, expectTokens, pkcePair, tokenRequest, whoami } from './clientShapes.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 

@@ -4,9 +4,9 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { call } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import type { Stack, TestUser } from './stack.js';
 
 /**

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSealer, parseConnectionKeys } from '../../src/connections/sealing.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { defineTool, ToolError } from '../../src/tools/contract.js';
-import { Browser, type Page } from './browser.js';
+import { Browser, type Page } from '../support/browser.js';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 import { startUpstream, type Upstream } from './upstream.js';

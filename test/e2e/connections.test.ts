@@ -20,7 +20,7 @@ import { WAITERS_PER_PERSON } from '../../src/mcp/connectionPrompt.js';
 import { connectionsStore } from '../../src/store/connectionsStore.js';
 import { openDatabase } from '../../src/store/database.js';
 import { defineTool, ToolError } from '../../src/tools/contract.js';
-import { Browser, type Page } from './browser.js';
+import { Browser, type Page } from '../support/browser.js';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 import { startUpstream, type Upstream } from './upstream.js';

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { type Connected, connectAs } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 
 /** Start an authorization as an MCP client would; returns the URL the person is sent to. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REGISTRABLE_SCOPES } from '../../src/auth/scopes.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { postMcp, REDIRECT, tokenFor, whoami } from './rawMcp.js';
 import { type Stack, startStack } from './stack.js';
 /** Per person and app: a burst of 5, one token back a minute (nothing refills while the test runs). */

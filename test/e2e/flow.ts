@@ -4,8 +4,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { Browser } from './browser.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { Browser } from '../support/browser.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import type { Stack, TestUser } from './stack.js';
 
 export type TransportKind = 'streamable-http' | 'sse';

@@ -11,7 +11,7 @@ import { type RunningServer, startServer } from '../../src/main.js';
 import { makeTestCa, type TestCa } from '../support/testCa.js';
 import { type FetchWatch, jwtClaims, pagesSeen, watchFetch } from './fetchWatch.js';
 import { call, connectAs } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { addUserWithCli, type Stack, type TestUser } from './stack.js';
 
 /**

@@ -10,9 +10,9 @@ import { kratosPublicUrls } from '../../src/kratos/endpoints.js';
 import { kratosFlowPage } from '../../src/signin/kratosPages.js';
 import { createHydraAdmin } from '../../src/hydra/index.js';
 import { openDatabase } from '../../src/store/database.js';
-import { Browser, type Page } from './browser.js';
+import { Browser, type Page } from '../support/browser.js';
 import { call } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { type Stack, startStack } from './stack.js';
 
 /**

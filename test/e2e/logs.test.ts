@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack } from './stack.js';
 

@@ -2,9 +2,9 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { expect } from 'vitest';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { signInAndAllow } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import type { Stack, TestUser } from './stack.js';
 
 export const REDIRECT = 'http://127.0.0.1:53682/callback';

@@ -9,9 +9,9 @@ import { createLogger } from '../../src/log/logger.js';
 import { createUserStore } from '../../src/account/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
 import { removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { call, type Connected, connectAs } from './flow.js';
-import { TestOAuthClient } from './oauthClient.js';
+import { TestOAuthClient } from '../support/oauthClient.js';
 import { runUserCli, type Stack, startStack, type TestUser } from './stack.js';
 
 /**

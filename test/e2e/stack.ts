@@ -2,14 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
 import { type RunningServer, type StartOptions, startServer } from '../../src/main.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { type CliRun, runUserScript } from '../support/userCli.js';
+import { addUserWithCli, runUserCli } from '../support/userCli.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
 
 export interface TestUser {
@@ -43,7 +42,6 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 
 /**
@@ -165,15 +163,4 @@ export async function startStack(opts: {
   };
 }
 
-/** Run `npm run user -- <args>` (scripts/user.ts under tsx) with `env`, `stdin` piped in. */
-export function runUserCli(env: Record<string, string>, args: string[], stdin = ''): Promise<CliRun> {
-  return runUserScript(args, { cwd: ROOT, env, stdin });
-}
-
-/** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */
-export async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<TestUser> {
-  const { code, out, err } = await runUserCli(env, ['add', email], `${password}\n`);
-  const sub = /sub ([0-9a-f-]{36})/.exec(out)?.[1];
-  if (code !== 0 || !sub) throw new Error(`user add failed (exit ${code}):\n${out}\n${err}`);
-  return { email, password, sub };
-}
+export { addUserWithCli, runUserCli };

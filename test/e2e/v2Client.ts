@@ -11,7 +11,7 @@ import {
   UnauthorizedError,
 } from '@modelcontextprotocol/client';
 import { expect } from 'vitest';
-import { Browser } from './browser.js';
+import { Browser } from '../support/browser.js';
 import { signInAndAllow } from './flow.js';
 import type { Stack, TestUser } from './stack.js';
 

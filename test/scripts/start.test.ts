@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
 import { ensureKratosBinary } from '../../scripts/kratos.js';
-import { Browser } from '../e2e/browser.js';
+import { Browser } from '../support/browser.js';
 
 /**
  * `npm start` with IDENTITY=kratos, as a person runs it: scripts/start.ts in

@@ -43,3 +43,23 @@ export function runProjectScript(
 /** scripts/user.ts (`npm run user`), with this process's environment under `env`. */
 export const runUserScript = (args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdin?: string }): Promise<CliRun> =>
   runProjectScript('scripts/user.ts', args, opts);
+
+/** Run `npm run user -- <args>` (scripts/user.ts under tsx) with `env`, `stdin` piped in. */
+export function runUserCli(env: Record<string, string>, args: string[], stdin = ''): Promise<CliRun> {
+  return runUserScript(args, { cwd: ROOT, env, stdin });
+}
+
+/** A person made as the README says: `npm run user -- add <email>`, password on stdin. */
+export interface CliUser {
+  email: string;
+  password: string;
+  sub: string;
+}
+
+/** Create a user the way the README says: `npm run user -- add <email>`, password on stdin. */
+export async function addUserWithCli(env: Record<string, string>, email: string, password: string): Promise<CliUser> {
+  const { code, out, err } = await runUserCli(env, ['add', email], `${password}\n`);
+  const sub = /sub ([0-9a-f-]{36})/.exec(out)?.[1];
+  if (code !== 0 || !sub) throw new Error(`user add failed (exit ${code}):\n${out}\n${err}`);
+  return { email, password, sub };
+}
