@@ -13,7 +13,7 @@ export function insecurePublicUrls(urls: Record<string, string | undefined>, pro
     const u = new URL(value);
     if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
       const why = production ? 'with NODE_ENV=production' : '(OAuth metadata needs an https issuer, RFC 8414 §2)';
-      problems.push(`  ${name}: must be https:// ${why} (${u.origin} is plain http on a host other than loopback); put a TLS-terminating proxy in front (README "Production")`);
+      problems.push(`  ${name}: must be https:// ${why} (${u.origin} is plain http on a host other than loopback); put a TLS-terminating proxy in front (docs/operating.md, "Production")`);
     }
   }
   return problems;

@@ -101,7 +101,7 @@ const StartEnvSchema = z.object({
   KRATOS_PUBLIC_PORT: port(4433),
   KRATOS_ADMIN_PORT: port(4434),
   KRATOS_LOG: z.enum(['', 'show'], { error: (i) => `must be "show" (print Kratos's log lines) or empty, not ${JSON.stringify(i.input)}` }).default(''),
-  // Token lifetimes of the embedded Hydra (README "Production", "Token lifetimes").
+  // Token lifetimes of the embedded Hydra (docs/operating.md, "Token lifetimes and rotation").
   HYDRA_ACCESS_TOKEN_TTL: lifetime('15m', '1m', '24h'),
   HYDRA_REFRESH_TOKEN_TTL: lifetime('720h', '1h', '8760h'),
   HYDRA_ID_TOKEN_TTL: lifetime('1h', '1m', '24h'),

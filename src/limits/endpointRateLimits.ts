@@ -12,7 +12,7 @@ export interface EndpointLimit {
 }
 
 /**
- * Per-address limits (documented in README, Security). /token and /revoke
+ * Per-address limits (documented in docs/security.md). /token and /revoke
  * allow twice the SDK's 50 per 15 minutes, since every refresh and every
  * code exchange of every client behind one address (an office NAT, one
  * person's several editors) lands here; /register keeps the SDK's 20 per

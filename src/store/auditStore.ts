@@ -34,7 +34,7 @@ export const MAX_DETAIL_LENGTH = 200;
 
 /**
  * One audit record. Never tool arguments or results, tokens, secrets,
- * passwords, or the email of a failed sign-in (see README "Audit and Activity").
+ * passwords, or the email of a failed sign-in (see docs/operating.md, "Audit and Activity").
  */
 export interface AuditEvent {
   /** Unique id (random UUID); breaks ties between records of the same millisecond. */
