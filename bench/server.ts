@@ -1,6 +1,6 @@
 /**
  * One server under benchmark, in its own process (so the load generator and
- * the server do not share an event loop). Started by bench/run.ts with an
+ * the server do not share an event loop). Started by bench/setup.ts with an
  * IPC channel and --expose-gc; told which verifier to compose by
  * BENCH_VERIFIER. Reports { ready, url, metricsUrl }, answers { memory } with
  * process.memoryUsage() taken after a full GC.
@@ -34,7 +34,7 @@ const start = (env: Record<string, string | undefined>, v: StartOptions['verifie
   startServer(env, { verifier: v, ...(env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}) });
 // BENCH_TWIN = {"verifier", "env"}: a second server in this process (its own port and database), the
 // baseline of a scenario that differs in configuration (audit-limits). Two servers of one build still
-// differ by up to ±5 % by themselves, so bench/run.ts spreads such pairs over several processes.
+// differ by up to ±5 % by themselves, so the bench spreads such pairs (BENCH_TWIN_PROCESSES) over several processes.
 const twinSpec = process.env.BENCH_TWIN ? (JSON.parse(process.env.BENCH_TWIN) as { verifier: string; env: Record<string, string> }) : undefined;
 const twinVerifier = twinSpec && named(twinSpec.verifier);
 if (twinSpec && !twinVerifier) {
