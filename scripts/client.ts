@@ -12,7 +12,7 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { resourcesOf } from '../src/app/app.js';
+import { resourcesOf } from '../src/app/services.js';
 import { isMachineClient, MACHINE_METADATA, MACHINE_OWNER } from '../src/auth/machineClients.js';
 import { SUPPORTED_SCOPES } from '../src/auth/scopes.js';
 import { loadConfig } from '../src/config/config.js';

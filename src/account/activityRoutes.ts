@@ -16,7 +16,7 @@ export interface ActivityRoutesOptions {
   /** Signs the page cursors, bound to the person (the tools' cursor key: its own label below). */
   cursorKey: CursorKey;
   users: Pick<UserStore, 'findById'>;
-  /** The signed-in person of the account session (src/account/accountRouter.ts). */
+  /** The signed-in person of the account session (AccountSession, src/account/routes/context.ts). */
   sessionSub(req: Request): Promise<string | undefined>;
   /** A fresh CSRF token for the account sign-in form, when the person is not signed in. */
   signInToken(req: Request, res: Response): string;

@@ -14,7 +14,7 @@ import { CsrfField } from '../web/csrf.js';
 export interface ConnectionRoutesOptions {
   flow: ConnectFlow;
   links: ConnectLinks;
-  /** The signed-in person of the account session (src/account/accountRouter.ts). */
+  /** The signed-in person of the account session (AccountSession, src/account/routes/context.ts). */
   sessionSub(req: Request): Promise<string | undefined>;
   csrf: Csrf;
   cookie: CookieOptions;

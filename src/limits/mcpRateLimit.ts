@@ -3,7 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { LruCache } from '../lib/lruCache.js';
 import { type Principal, principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
-import type { BucketSpec, TokenBuckets } from '../store/rateCounters.js';
+import type { BucketSpec, TokenBuckets } from '../store/tokenBuckets.js';
 
 /** One fair-use allowance: a sustained rate and the burst a quiet caller may spend at once. */
 export interface FairUseLimit {
@@ -86,7 +86,7 @@ const MAX_HELD = 1000;
 /**
  * Fair-use limits on /mcp, /sse and /messages: after the bearer check, each
  * request takes a token from the caller's bucket and then, for a client the
- * operator named, from its client's (src/store/rateCounters.ts, shared by
+ * operator named, from its client's (src/store/tokenBuckets.ts, shared by
  * every replica). A JSON-RPC batch (MCP 2025-03-26) takes one token per
  * message, all or none: batching must not multiply the limit. Over the limit:
  * 429 with Retry-After (RFC 6585 §4); a POST carrying JSON-RPC requests gets a

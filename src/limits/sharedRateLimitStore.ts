@@ -1,5 +1,5 @@
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
-import type { RateCounters } from '../store/rateCounters.js';
+import type { RateCounters } from '../store/windowCounters.js';
 
 export interface SharedRateLimitStoreOptions {
   /** The counters every replica shares (the `rate_counters` table). */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { memoryRateCounters, type RateCounters } from '../store/rateCounters.js';
+import { memoryRateCounters, type RateCounters } from '../store/windowCounters.js';
 
 export interface ThrottleOptions {
   /** Failures tolerated before delays start. */

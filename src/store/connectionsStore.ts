@@ -1,7 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { sql, type Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
+import { refreshLease } from './connectionRefreshLease.js';
 import type { Db, Dialect } from './database.js';
 import type { ConnectionsTable } from './schema.js';
+
+export { ConnectionLockError } from './connectionRefreshLease.js';
 
 export type ConnectionStatus = 'active' | 'needs_reconnect';
 
@@ -55,11 +57,6 @@ export interface ConnectionsStoreOptions {
   leaseMs?: number;
   /** Longest wait for another refresh of the same connection to finish (default 15 s). */
   lockWaitMs?: number;
-}
-
-/** A refresh lease not obtained in time, or lost before its holder wrote. */
-export class ConnectionLockError extends Error {
-  override name = 'ConnectionLockError';
 }
 
 /**
@@ -136,8 +133,6 @@ function updateValues(next: ConnectionUpdate, now: number) {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsStoreOptions = {}): ConnectionsStore {
   const now = options.now ?? Date.now;
   const leaseMs = options.leaseMs ?? 10_000;
@@ -148,58 +143,7 @@ export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsS
   const byKey = (sub: string, provider: string) =>
     db.selectFrom('connections').selectAll().where('sub', '=', sub).where('provider', '=', provider);
 
-  // The database's clock, epoch ms: every replica reads the same one, so skewed hosts agree on when a lease ends.
-  const dbNow = dialect === 'postgres' ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint` : sql<number>`CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`;
-
-  async function leased(sub: string, provider: string, fn: (c: Connection) => Promise<ConnectionUpdate | undefined>) {
-    const owner = randomUUID();
-    const started = performance.now();
-    // Claim: one UPDATE, atomic in both dialects (PostgreSQL locks the row for that statement only; SQLite has one writer), succeeds only on a free or expired lease.
-    for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
-      const claim = await db
-        .updateTable('connections')
-        .set({ refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}`, refresh_lease_owner: owner })
-        .where('sub', '=', sub)
-        .where('provider', '=', provider)
-        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<=', dbNow)]))
-        .executeTakeFirst();
-      if (claim.numUpdatedRows > 0n) break;
-      if (!(await byKey(sub, provider).executeTakeFirst())) return undefined;
-      if (performance.now() - started >= lockWaitMs) {
-        throw new ConnectionLockError(`connection ${provider} of ${sub}: another refresh held it for over ${lockWaitMs} ms`);
-      }
-      await sleep(pause);
-    }
-    try {
-      // Read under the lease: a waiter sees what the previous holder wrote.
-      const row = await byKey(sub, provider).executeTakeFirst();
-      if (!row) return undefined;
-      const current = toConnection(row);
-      const next = await fn(current);
-      if (!next) return current;
-      const updated = await db
-        .updateTable('connections')
-        .set({ ...updateValues(next, now()), refresh_lease_until: null, refresh_lease_owner: null })
-        .where('sub', '=', sub)
-        .where('provider', '=', provider)
-        .where('refresh_lease_owner', '=', owner)
-        .returningAll()
-        .executeTakeFirst();
-      if (updated) return toConnection(updated);
-      // Deleted meanwhile: nothing to write to. Otherwise a reconnect replaced the row, or the lease ran out.
-      if (!(await byKey(sub, provider).executeTakeFirst())) return undefined;
-      throw new ConnectionLockError(`connection ${provider} of ${sub}: the refresh lease was lost before its result was written`);
-    } finally {
-      // Release, unless already released by the write above or taken over.
-      await db
-        .updateTable('connections')
-        .set({ refresh_lease_until: null, refresh_lease_owner: null })
-        .where('sub', '=', sub)
-        .where('provider', '=', provider)
-        .where('refresh_lease_owner', '=', owner)
-        .execute();
-    }
-  }
+  const leased = refreshLease(db, dialect, { leaseMs, lockWaitMs });
 
   return {
     async get(sub, provider) {
@@ -265,7 +209,16 @@ export function connectionsStore(db: Db, dialect: Dialect, options: ConnectionsS
 
     async withRefreshLock(sub, provider, fn) {
       checkKey('withRefreshLock', sub, provider);
-      return leased(sub, provider, fn);
+      let current: Connection | undefined;
+      let written = false;
+      const row = await leased(sub, provider, async (r) => {
+        current = toConnection(r);
+        const next = await fn(current);
+        if (!next) return undefined;
+        written = true;
+        return updateValues(next, now());
+      });
+      return row && (written ? toConnection(row) : current);
     },
 
     async listNotSealedWith(keyId, { limit, after }) {

@@ -71,7 +71,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     },
     '0005_rate_counters': {
       async up(db: Kysely<any>) {
-        // Hit counters every replica shares (src/store/rateCounters.ts). Times are
+        // Hit counters every replica shares (src/store/windowCounters.ts; token buckets too, src/store/tokenBuckets.ts). Times are
         // epoch milliseconds, not ISO text: the window arithmetic happens in SQL.
         await db.schema
           .createTable('rate_counters')

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import express from 'express';
 import { type HTMLElement, parse } from 'node-html-parser';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAccountRemoval } from '../../src/account/accountRemoval.js';
 import { type HydraAdmin, HydraError } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -13,6 +13,9 @@ import { openDatabase } from '../../src/store/database.js';
 import { exportSubjectData } from '../../src/store/export.js';
 import { removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
 import { scopedStoreFor } from '../../src/store/scopedStore.js';
+
+// Sign-in and account pages, not the key derivation's cost: scrypt at a test cost (test/support/cheapScrypt.ts).
+vi.mock('node:crypto', async (real) => (await import('../support/cheapScrypt.js')).withCheapScrypt(await real()));
 
 const ALICE = { email: 'alice@example.com', password: 'correct horse' };
 const BOB = { email: 'bob@example.com', password: 'battery staple' };

@@ -1,5 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ALICE, type SignInApp, startSignInApp } from './signInApp.js';
+
+// Sign-in and account pages, not the key derivation's cost: scrypt at a test cost (test/support/cheapScrypt.ts).
+vi.mock('node:crypto', async (real) => (await import('../support/cheapScrypt.js')).withCheapScrypt(await real()));
 
 const ENDPOINTS = ['/login', '/account/sign-in'] as const;
 type Endpoint = (typeof ENDPOINTS)[number];

@@ -10,7 +10,7 @@ import { createLoginRouter } from '../../src/signin/loginRouter.js';
 import { LoginThrottle } from '../../src/limits/throttle.js';
 import { createUserStore } from '../../src/account/userStore.js';
 import { openDatabase } from '../../src/store/database.js';
-import { rateCountersStore } from '../../src/store/rateCounters.js';
+import { rateCountersStore } from '../../src/store/windowCounters.js';
 
 export const ALICE = { email: 'alice@example.com', password: 'correct horse' };
 

@@ -1,6 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createUserStore, DuplicateUserError, type UserStore, UserInputError } from '../../src/account/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
+
+// Sign-in and account pages, not the key derivation's cost: scrypt at a test cost (test/support/cheapScrypt.ts).
+vi.mock('node:crypto', async (real) => (await import('../support/cheapScrypt.js')).withCheapScrypt(await real()));
 
 describe('user store (SQLite in memory)', () => {
   let db: Db;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, ENV_KEYS, loadConfig } from '../../src/config/config.js';
 import { loadStartConfig } from '../../src/config/startConfig.js';
 import { startServer } from '../../src/main.js';
+import { freeLoopbackPort } from '../../scripts/hydra.js';
 
 const strong = randomBytes(24).toString('base64url');
 const prod = { NODE_ENV: 'production', SESSION_SECRET: strong };
@@ -221,7 +222,8 @@ describe('a refused start changes nothing', () => {
     ['a bad TRUST_PROXY', { TRUST_PROXY: 'sometimes' }, 'TRUST_PROXY'],
   ])('startServer with %s: rejected naming it, no database created, nothing listening', async (_case, env, name) => {
     const sqlite = join(dir, `refused-${name}.sqlite`);
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    // A port the OS just handed out and took back: nothing else in this run listens there.
+    const port = await freeLoopbackPort();
     await expect(startServer({ ...env, PORT: String(port), DATABASE_PATH: sqlite, METRICS_PORT: 'off', LOG_LEVEL: 'silent' })).rejects.toThrow(name);
     expect(existsSync(sqlite)).toBe(false);
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();

@@ -2,34 +2,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ensureKratosBinary, startKratos } from '../../scripts/kratos.js';
 import { ENV_KEYS, loadConfig } from '../../src/config/config.js';
 import { loadStartConfig, START_ENV_KEYS } from '../../src/config/startConfig.js';
+import { compose, interpolate, kratosGoVersion, root } from './composeFile.js';
 
-const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
-interface Service {
-  environment?: Record<string, string>;
-  ports?: string[];
-  image?: string;
-  command?: string;
-  profiles?: string[];
-  networks?: string[];
-  network_mode?: string;
-  volumes?: string[];
-  depends_on?: Record<string, { condition: string }>;
-  secrets?: string[];
-}
-const compose = parse(readFileSync(root('docker-compose.yml'), 'utf8'), { merge: true }) as {
-  services: Record<string, Service>;
-  secrets?: Record<string, { file: string }>;
-};
-/** Compose's `${NAME:-default}` as `docker compose` reads it from `vars`. */
-const interpolate = (env: Record<string, string>, vars: Record<string, string> = {}) =>
-  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace(/\$\{(\w+):-([^}]*)\}/g, (_m, name: string, dflt: string) => vars[name] || dflt)]));
-const kratosGoVersion = () => /github\.com\/ory\/kratos (v[\d.]+)/.exec(readFileSync(root('kratos/go.mod'), 'utf8'))![1];
 /** `docker compose` needs its CLI plugin; where it is missing, the file is checked by reading it alone. */
 const hasComposePlugin = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
 // Read by `npm start` and hydra/build.sh only, not by the server.
@@ -76,11 +54,6 @@ describe('docker-compose.yml and .env.example agree with the config schema', () 
 describe('docker-compose.yml: Ory Kratos, opt-in (profile "kratos")', () => {
   const kratos = compose.services.kratos!;
   const migrate = compose.services['kratos-migrate']!;
-  let kratosBinary: string;
-  // Built once and cached (kratos/build.sh); a first build takes minutes, within the hook timeout.
-  beforeAll(async () => {
-    kratosBinary = await ensureKratosBinary();
-  });
 
   it('has kratos and kratos-migrate only under the profile, so plain `docker compose up` stays builtin', () => {
     expect(kratos.profiles).toEqual(['kratos']);
@@ -136,30 +109,6 @@ describe('docker-compose.yml: Ory Kratos, opt-in (profile "kratos")', () => {
       expect((service.ports ?? []).some((p) => p.includes('4434')), name).toBe(false);
     }
   });
-
-  it("the real Kratos v1.3.1 accepts the service's settings with kratos.yml (DSN memory, on loopback)", async () => {
-    const env: Record<string, string> = interpolate({ ...kratos.environment! });
-    // Only what cannot apply outside the container: its database, its mount path, all interfaces.
-    delete env.DSN;
-    delete env.IDENTITY_SCHEMAS;
-    env.SERVE_PUBLIC_HOST = '127.0.0.1';
-    const log: string[] = [];
-    const running = await startKratos({
-      binary: kratosBinary,
-      dsn: 'memory',
-      uiBaseUrl: 'http://127.0.0.1:3000',
-      env,
-      log: (l) => log.push(l),
-    });
-    try {
-      expect(running.version).toBe(kratosGoVersion());
-      // The flows point at our pages as the app service's PUBLIC_BASE_URL names them.
-      const res = await fetch(`${running.publicUrl}/self-service/login/browser`, { redirect: 'manual' });
-      expect(res.headers.get('location')).toMatch(/^https:\/\/mcp\.localhost\/kratos\/login\?flow=/);
-    } finally {
-      await running.stop();
-    }
-  }, 60_000);
 
   it.runIf(hasComposePlugin)('`docker compose config` accepts the file with and without the profile (runs only where the compose CLI plugin is installed)', () => {
     const services = (args: string[]) =>

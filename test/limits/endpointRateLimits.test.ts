@@ -13,7 +13,7 @@ import { createHydra } from '../../src/hydra/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { sharedRateLimitStores } from '../../src/limits/sharedRateLimitStore.js';
 import { openDatabase } from '../../src/store/database.js';
-import { rateCountersStore } from '../../src/store/rateCounters.js';
+import { rateCountersStore } from '../../src/store/windowCounters.js';
 
 /**
  * /token, /revoke and /register answer 429 past their per-address limit,

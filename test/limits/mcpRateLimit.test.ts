@@ -5,7 +5,7 @@ import { toAuthInfo } from '../../src/auth/principal.js';
 import { createMcpRateLimit, type LimitedEvent, type McpRateLimitOptions, RATE_LIMITED_CODE } from '../../src/limits/mcpRateLimit.js';
 import { createLogger } from '../../src/log/logger.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
-import { type TokenBuckets, tokenBucketsStore } from '../../src/store/rateCounters.js';
+import { type TokenBuckets, tokenBucketsStore } from '../../src/store/tokenBuckets.js';
 
 /**
  * The limiter on a real Express app over the real shared table (SQLite). The
@@ -296,10 +296,13 @@ describe('MCP fair-use limiter', () => {
     it('holds a refusal until its retry time: a 200 ms refill is answered after about 200 ms', async () => {
       // 300 a minute: one token every 200 ms.
       const r = await replica({ ...HOLD, principal: { requestsPerMinute: 300, burst: 1 }, client: undefined });
-      expect((await timed(r.post('alice', callTool(1)))).ms).toBeLessThan(150);
+      const admitted = await timed(r.post('alice', callTool(1)));
+      expect(admitted.status).toBe(200);
       const refused = await timed(r.post('alice', callTool(2)));
       expect(refused.status).toBe(429);
       expect(refused.ms).toBeGreaterThanOrEqual(150);
+      // Admitted at once: compared with the held one, not with a fixed time, since other test files share the cores.
+      expect(admitted.ms).toBeLessThan(refused.ms);
       expect(refused.ms).toBeLessThan(900);
       expect(refused.res.headers.get('retry-after')).toBe('1');
     });

@@ -4,7 +4,7 @@ import { rateLimit } from 'express-rate-limit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SharedRateLimitStore, sharedRateLimitStores } from '../../src/limits/sharedRateLimitStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
-import { rateCountersStore } from '../../src/store/rateCounters.js';
+import { rateCountersStore } from '../../src/store/windowCounters.js';
 
 /** Two "replicas": separate Express apps, each with its own express-rate-limit limiter, over one database. */
 describe('SharedRateLimitStore: express-rate-limit counting in the shared table', () => {

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Signer } from '../../src/web/cookies.js';
 import { LoginThrottle, type ThrottleOptions } from '../../src/limits/throttle.js';
 import { openDatabase } from '../../src/store/database.js';
-import { memoryRateCounters, rateCountersStore } from '../../src/store/rateCounters.js';
+import { memoryRateCounters, rateCountersStore } from '../../src/store/windowCounters.js';
 
 /** Where the throttle counts: this process's memory, or the shared table (SQLite file here; PostgreSQL in the store contract). */
 const COUNTERS = {

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import express from 'express';
 import { parse } from 'node-html-parser';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type AcceptConsent, type ConsentRequest, type ConsentSession, type HydraAdmin, HydraError, type LoginRequest } from '../../src/hydra/index.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -10,6 +10,9 @@ import { createLoginRouter } from '../../src/signin/loginRouter.js';
 import { LoginThrottle } from '../../src/limits/throttle.js';
 import { createUserStore } from '../../src/account/userStore.js';
 import { type Db, openDatabase } from '../../src/store/database.js';
+
+// Sign-in and account pages, not the key derivation's cost: scrypt at a test cost (test/support/cheapScrypt.ts).
+vi.mock('node:crypto', async (real) => (await import('../support/cheapScrypt.js')).withCheapScrypt(await real()));
 
 const RESOURCES = new ResourceSet([new URL('http://127.0.0.1:3000/mcp'), new URL('http://127.0.0.1:3000/sse')]);
 const CLIENT = {

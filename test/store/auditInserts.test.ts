@@ -9,7 +9,7 @@ import { AuditWriter } from '../../src/audit/auditWriter.js';
 import { createLogger } from '../../src/log/logger.js';
 import { type AuditEvent, auditInserter, auditStore } from '../../src/store/auditStore.js';
 import { type Db, openDatabase, sqliteHandleOf } from '../../src/store/database.js';
-import { tokenBucketsStore } from '../../src/store/rateCounters.js';
+import { tokenBucketsStore } from '../../src/store/tokenBuckets.js';
 
 /** The audit writer's inserts into a SQLite file, beside the server's own writes and other connections' locks. */
 const dir = mkdtempSync(join(tmpdir(), 'audit-inserts-'));

@@ -1,9 +1,12 @@
 import type { Server } from 'node:http';
 import express from 'express';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readCookie, Signer } from '../../src/web/cookies.js';
 import { Csrf } from '../../src/web/csrf.js';
 import { ALICE, type SignInApp, startSignInApp } from '../account/signInApp.js';
+
+// Sign-in and account pages, not the key derivation's cost: scrypt at a test cost (test/support/cheapScrypt.ts).
+vi.mock('node:crypto', async (real) => (await import('../support/cheapScrypt.js')).withCheapScrypt(await real()));
 
 // A truncated UTF-8 escape: decodeURIComponent throws URIError on it.
 const BAD = '%E0%A4%A';

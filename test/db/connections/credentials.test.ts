@@ -8,19 +8,19 @@ import {
   type CredentialServiceOptions,
   createCredentialService,
   ProviderUnavailableError,
-} from '../../src/connections/credentials.js';
-import { createProviderClient, type ProviderClient, ProviderError } from '../../src/connections/providerClient.js';
-import { type CredentialSealer, createSealer, type StoredCredential } from '../../src/connections/sealing.js';
-import { createLogger } from '../../src/log/logger.js';
-import { type ConnectionsStore, connectionsStore } from '../../src/store/connectionsStore.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { type Backend, storeBackends } from '../support/backends.js';
+} from '../../../src/connections/credentials.js';
+import { createProviderClient, type ProviderClient, ProviderError } from '../../../src/connections/providerClient.js';
+import { type CredentialSealer, createSealer, type StoredCredential } from '../../../src/connections/sealing.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { type ConnectionsStore, connectionsStore } from '../../../src/store/connectionsStore.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
 
 /**
  * createCredentialService over the real connections store (SQLite file and a
  * real PostgreSQL) and the real sealer. Only the provider is a local stub
  * ProviderClient: the OAuth protocol itself is tested against a second real
- * Hydra in test/connections/providerClient.test.ts and test/e2e/connections.test.ts.
+ * Hydra in test/e2e/connections/providerClient.test.ts and test/e2e/connections.test.ts.
  */
 const backends = storeBackends('credentials');
 

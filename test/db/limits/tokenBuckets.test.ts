@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { type BucketSpec, memoryTokenBuckets, type TokenBuckets, tokenBucketsStore } from '../../src/store/rateCounters.js';
-import { type Backend, storeBackends } from '../support/backends.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { type BucketSpec, memoryTokenBuckets, type TokenBuckets, tokenBucketsStore } from '../../../src/store/tokenBuckets.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
 
 const backends = storeBackends('buckets', 10);
 const T0 = 1_700_000_000_000;

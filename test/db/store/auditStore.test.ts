@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditEvent, auditInserter, auditStore } from '../../src/store/auditStore.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { deleteSubjectData } from '../../src/store/subjectData.js';
-import { type Backend, storeBackends } from '../support/backends.js';
+import { type AuditEvent, auditInserter, auditStore } from '../../../src/store/auditStore.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { deleteSubjectData } from '../../../src/store/subjectData.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
 
 /** The audit store contract, the same on the embedded SQLite file and a real PostgreSQL. */
 const backends = storeBackends('audit');

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ConnectionLockError, type Connection, type ConnectionsStore, connectionsStore } from '../../src/store/connectionsStore.js';
-import { type ConnectState, type ConnectStatesStore, connectStatesStore } from '../../src/store/connectStatesStore.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { deleteSubjectData } from '../../src/store/subjectData.js';
-import { type Backend, storeBackends } from '../support/backends.js';
+import { ConnectionLockError, type Connection, type ConnectionsStore, connectionsStore } from '../../../src/store/connectionsStore.js';
+import { type ConnectState, type ConnectStatesStore, connectStatesStore } from '../../../src/store/connectStatesStore.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { deleteSubjectData } from '../../../src/store/subjectData.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
 
 /** The connections storage contract, run against the embedded SQLite file and a real PostgreSQL. */
 const backends = storeBackends('connections');

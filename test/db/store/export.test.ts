@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { createUserStore } from '../../src/account/userStore.js';
-import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
-import { EXPORT_FORMAT, EXPORT_VERSION, exportSubjectData } from '../../src/store/export.js';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { SUBJECT_TABLES } from '../../src/store/subjectData.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { createUserStore } from '../../../src/account/userStore.js';
+import { type DatabaseTarget, type Db, openDatabase } from '../../../src/store/database.js';
+import { EXPORT_FORMAT, EXPORT_VERSION, exportSubjectData } from '../../../src/store/export.js';
+import { scopedStoreFor } from '../../../src/store/scopedStore.js';
+import { SUBJECT_TABLES } from '../../../src/store/subjectData.js';
+import { createTestDatabase } from '../../support/postgres.js';
 
 const NOW = new Date('2026-11-25T12:00:00.000Z');
 

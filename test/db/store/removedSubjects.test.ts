@@ -8,17 +8,17 @@ import {
   RemovalIncompleteError,
   type RemovalStep,
   UnknownAccountError,
-} from '../../src/account/accountRemoval.js';
-import { RemovedSubjects } from '../../src/account/removedSubjects.js';
-import { HydraError } from '../../src/hydra/index.js';
-import { createLogger } from '../../src/log/logger.js';
-import { createUserStore, UserInputError } from '../../src/account/userStore.js';
-import { type DatabaseTarget, type Db, openDatabase } from '../../src/store/database.js';
-import { type RemovedSubjectsStore, removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { deleteSubjectData, RETAINED_SUBJECT_TABLES, SUBJECT_TABLES } from '../../src/store/subjectData.js';
-import { kratosSubjectsStore } from '../../src/store/kratosSubjectsStore.js';
-import { createTestDatabase } from '../support/postgres.js';
+} from '../../../src/account/accountRemoval.js';
+import { RemovedSubjects } from '../../../src/account/removedSubjects.js';
+import { HydraError } from '../../../src/hydra/index.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { createUserStore, UserInputError } from '../../../src/account/userStore.js';
+import { type DatabaseTarget, type Db, openDatabase } from '../../../src/store/database.js';
+import { type RemovedSubjectsStore, removedSubjectsStore } from '../../../src/store/removedSubjectsStore.js';
+import { scopedStoreFor } from '../../../src/store/scopedStore.js';
+import { deleteSubjectData, RETAINED_SUBJECT_TABLES, SUBJECT_TABLES } from '../../../src/store/subjectData.js';
+import { kratosSubjectsStore } from '../../../src/store/kratosSubjectsStore.js';
+import { createTestDatabase } from '../../support/postgres.js';
 
 /**
  * The removed-subjects table, the data sweep and the removal path, run against

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { singleUseIds } from '../../src/store/singleUseIds.js';
-import { type Backend, storeBackends } from '../support/backends.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { singleUseIds } from '../../../src/store/singleUseIds.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
 
 /** Single-use ids (the 2026 requestState's nonce), on the embedded SQLite file and a real PostgreSQL. */
 const backends = storeBackends('single-use-ids');

@@ -1,12 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CompiledQuery, type KyselyPlugin, type RootOperationNode, sql } from 'kysely';
-import { createUserStore, DuplicateUserError } from '../../src/account/userStore.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
-import { type NotePosition } from '../../src/store/notesStore.js';
-import { rateCountersStore } from '../../src/store/rateCounters.js';
-import { RecordsInputError } from '../../src/store/recordsStore.js';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { type Backend, storeBackends } from '../support/backends.js';
+import { createUserStore, DuplicateUserError } from '../../../src/account/userStore.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { type NotePosition } from '../../../src/store/notesStore.js';
+import { rateCountersStore } from '../../../src/store/windowCounters.js';
+import { RecordsInputError } from '../../../src/store/recordsStore.js';
+import { scopedStoreFor } from '../../../src/store/scopedStore.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
 
 /**
  * One storage contract, run against every backend: the embedded SQLite file

@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../scripts/hydra.js';
-import { runUserScript } from '../support/userCli.js';
+import { freeLoopbackPort } from '../../../scripts/hydra.js';
+import { runUserScript } from '../../support/userCli.js';
 
 describe('npm run user (the CLI, on a SQLite file)', () => {
   let dir: string;

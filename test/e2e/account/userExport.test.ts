@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/store/database.js';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { runUserScript } from '../support/userCli.js';
+import { openDatabase } from '../../../src/store/database.js';
+import { scopedStoreFor } from '../../../src/store/scopedStore.js';
+import { runUserScript } from '../../support/userCli.js';
 
 describe('npm run user -- export (the CLI, on a SQLite file)', () => {
   let dir: string;

@@ -3,11 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, freeLoopbackPort, ourPageUrls, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { auditStall, MIN_STALL_SECONDS } from '../../bench/auditStall.js';
-import { createClient, mintToken } from '../../bench/hydraTokens.js';
-import { callOnce, type Target } from '../../bench/load.js';
-import { type BenchServer, startBenchServer } from '../../bench/servers.js';
+import { ensureHydraBinary, freeLoopbackPort, ourPageUrls, type RunningHydra, startHydra } from '../../../scripts/hydra.js';
+import { auditStall, MIN_STALL_SECONDS } from '../../../bench/auditStall.js';
+import { createClient, mintToken } from '../../../bench/hydraTokens.js';
+import { callOnce, type Target } from '../../../bench/load.js';
+import { type BenchServer, startBenchServer } from '../../../bench/servers.js';
 
 // The bench's audit stall (issue 26 #10) against a real bench server (its own process, audit trail on, limits at their maxima) and a real Hydra's JWTs.
 describe('bench audit stall', () => {

@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { floodMemory, MIN_FLOOD_SECONDS } from '../../bench/flood.js';
-import { createClient, mintToken } from '../../bench/hydraTokens.js';
-import { callOnce, type Target } from '../../bench/load.js';
-import { floodGrowth } from '../../bench/report.js';
-import { type BenchServer, startBenchServer } from '../../bench/servers.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../../scripts/hydra.js';
+import { floodMemory, MIN_FLOOD_SECONDS } from '../../../bench/flood.js';
+import { createClient, mintToken } from '../../../bench/hydraTokens.js';
+import { callOnce, type Target } from '../../../bench/load.js';
+import { floodGrowth } from '../../../bench/report.js';
+import { type BenchServer, startBenchServer } from '../../../bench/servers.js';
 
 // The bench's flood against a real bench server (its own process, audit trail on, default limits) and a real Hydra's JWT.
 describe('bench flood', () => {

@@ -4,13 +4,13 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
-import { openDatabase } from '../../src/store/database.js';
-import { call, connectAs } from '../e2e/flow.js';
-import { runUserCli, type Stack, startStack, type TestUser } from '../e2e/stack.js';
+import { loadConfig } from '../../../src/config/config.js';
+import { openDatabase } from '../../../src/store/database.js';
+import { call, connectAs } from '../flow.js';
+import { runUserCli, type Stack, startStack, type TestUser } from '../stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 const NEW_PASSWORD = 'a brand new passphrase';
 
 /** What has the keyboard focus: an input's id, else a button's or link's text. */

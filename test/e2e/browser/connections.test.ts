@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Stack, startStack, type TestUser } from '../e2e/stack.js';
-import { startUpstream, type Upstream } from '../e2e/upstream.js';
+import { type Stack, startStack, type TestUser } from '../stack.js';
+import { startUpstream, type Upstream } from '../upstream.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 
 /**
  * Connected services on /account in real headless Chromium (issue 14): a

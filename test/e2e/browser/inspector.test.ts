@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Stack, startStack, type TestUser } from '../e2e/stack.js';
+import { type Stack, startStack, type TestUser } from '../stack.js';
 import { INSPECTOR_VERSION, inspectorInChromium, type RunningInspector, runWhoamiInInspector } from './inspector.js';
 
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 
 /**
  * The flagship client in a real browser: MCP Inspector's web UI in headless

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKratos } from '../../src/kratos/index.js';
-import { type Stack, startStack } from '../e2e/stack.js';
+import { createKratos } from '../../../src/kratos/index.js';
+import { type Stack, startStack } from '../stack.js';
 import { INSPECTOR_VERSION, inspectorInChromium, type RunningInspector, runWhoamiInInspector } from './inspector.js';
 
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 
 /**
  * Issue 15 end to end in a real browser: with IDENTITY=kratos, MCP Inspector's

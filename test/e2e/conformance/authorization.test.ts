@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../scripts/hydra.js';
-import { type Stack, startStack, type TestUser } from '../e2e/stack.js';
+import { freeLoopbackPort } from '../../../scripts/hydra.js';
+import { type Stack, startStack, type TestUser } from '../stack.js';
 import { type AuthorizationLegRun, type ConformanceSuite, ensureConformanceSuite, readResults, startAuthorizationLeg } from './suite.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../scripts/hydra.js';
-import { toAuthInfo } from '../../src/auth/principal.js';
-import type { AccessTokenVerifier } from '../../src/auth/tokenVerifier.js';
-import { type RunningServer, startServer } from '../../src/main.js';
+import { freeLoopbackPort } from '../../../scripts/hydra.js';
+import { toAuthInfo } from '../../../src/auth/principal.js';
+import type { AccessTokenVerifier } from '../../../src/auth/tokenVerifier.js';
+import { type RunningServer, startServer } from '../../../src/main.js';
 import { type ConformanceCheck, type ConformanceSuite, ensureConformanceSuite } from './suite.js';
 
 /**

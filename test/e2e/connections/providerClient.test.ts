@@ -2,12 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProviderClient, type ProviderClient, ProviderError } from '../../src/connections/providerClient.js';
-import type { ProviderConfig } from '../../src/connections/providers.js';
-import type { StoredCredential } from '../../src/connections/sealing.js';
-import { freeLoopbackPort } from '../../scripts/hydra.js';
-import { Browser } from '../support/browser.js';
-import { startUpstream, type Upstream } from '../e2e/upstream.js';
+import { createProviderClient, type ProviderClient, ProviderError } from '../../../src/connections/providerClient.js';
+import type { ProviderConfig } from '../../../src/connections/providers.js';
+import type { StoredCredential } from '../../../src/connections/sealing.js';
+import { freeLoopbackPort } from '../../../scripts/hydra.js';
+import { Browser } from '../../support/browser.js';
+import { startUpstream, type Upstream } from '../upstream.js';
 
 /** Never served: the browser stops when Hydra sends it here, as our callback would receive it. */
 const REDIRECT_URI = 'http://127.0.0.1:53999/connections/upstream/callback';

@@ -2,8 +2,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kratosAdminUrls, kratosPublicUrls } from '../../src/kratos/endpoints.js';
-import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
+import { kratosAdminUrls, kratosPublicUrls } from '../../../src/kratos/endpoints.js';
+import { ensureKratosBinary, type RunningKratos, startKratos } from '../../../scripts/kratos.js';
 
 /**
  * The real Ory Kratos (kratos/build.sh, cached), started by scripts/kratos.ts

@@ -1,11 +1,11 @@
-import { type CliRun, runProjectScript } from '../support/userCli.js';
+import { type CliRun, runProjectScript } from '../../support/userCli.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatLine, parseAuditArgs, parseSince, UsageError } from '../../scripts/audit.js';
-import { auditStore } from '../../src/store/auditStore.js';
-import { openDatabase } from '../../src/store/database.js';
+import { formatLine, parseAuditArgs, parseSince, UsageError } from '../../../scripts/audit.js';
+import { auditStore } from '../../../src/store/auditStore.js';
+import { openDatabase } from '../../../src/store/database.js';
 
 
 /** Run scripts/audit.ts under tsx as `npm run audit -- …` does, from a scratch directory (no .env). */

@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { MACHINE_OWNER } from '../../src/auth/machineClients.js';
-import { loadConfig } from '../../src/config/config.js';
-import { openDatabase } from '../../src/store/database.js';
-import { removedSubjectsStore } from '../../src/store/removedSubjectsStore.js';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../../scripts/hydra.js';
+import { MACHINE_OWNER } from '../../../src/auth/machineClients.js';
+import { loadConfig } from '../../../src/config/config.js';
+import { openDatabase } from '../../../src/store/database.js';
+import { removedSubjectsStore } from '../../../src/store/removedSubjectsStore.js';
+import { scopedStoreFor } from '../../../src/store/scopedStore.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /**
  * `npm run client` against a real Hydra (built from its Go module, DSN

@@ -5,15 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createConnectFlow, verifierBinding } from '../../src/connections/connectFlow.js';
-import { createProviderClient } from '../../src/connections/providerClient.js';
-import { type ConnectionKey, createSealer } from '../../src/connections/sealing.js';
-import { createLogger } from '../../src/log/logger.js';
-import { connectionsStore } from '../../src/store/connectionsStore.js';
-import { connectStatesStore } from '../../src/store/connectStatesStore.js';
-import { openDatabase } from '../../src/store/database.js';
+import { createConnectFlow, verifierBinding } from '../../../src/connections/connectFlow.js';
+import { createProviderClient } from '../../../src/connections/providerClient.js';
+import { type ConnectionKey, createSealer } from '../../../src/connections/sealing.js';
+import { createLogger } from '../../../src/log/logger.js';
+import { connectionsStore } from '../../../src/store/connectionsStore.js';
+import { connectStatesStore } from '../../../src/store/connectStatesStore.js';
+import { openDatabase } from '../../../src/store/database.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 const newKey = (kid: string): ConnectionKey => ({ kid, key: new Uint8Array(randomBytes(32)) });
 const keysVar = (...keys: ConnectionKey[]) => keys.map((k) => `${k.kid}:${Buffer.from(k.key).toString('base64url')}`).join(',');

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REGISTRABLE_SCOPES } from '../../src/auth/scopes.js';
-import { scopedStoreFor } from '../../src/store/scopedStore.js';
-import { checkTool } from '../../src/tools/registry.js';
-import { type ToolHarness, toolHarness } from '../../src/mcp/toolHarness.js';
+import { REGISTRABLE_SCOPES } from '../../../src/auth/scopes.js';
+import { scopedStoreFor } from '../../../src/store/scopedStore.js';
+import { checkTool } from '../../../src/tools/registry.js';
+import { type ToolHarness, toolHarness } from '../../../src/mcp/toolHarness.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /**
  * `npm run new-tool` writes into the tree it lives in, so each run here uses

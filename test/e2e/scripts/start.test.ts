@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { ensureKratosBinary } from '../../scripts/kratos.js';
-import { Browser } from '../support/browser.js';
+import { ensureHydraBinary, ourPageUrls, freeLoopbackPort, type RunningHydra, startHydra } from '../../../scripts/hydra.js';
+import { ensureKratosBinary } from '../../../scripts/kratos.js';
+import { Browser } from '../../support/browser.js';
 
 /**
  * `npm start` with IDENTITY=kratos, as a person runs it: scripts/start.ts in
@@ -18,7 +18,7 @@ import { Browser } from '../support/browser.js';
  * embedded Hydra's ports are fixed at 4444/4445, which a test must not
  * assume free); the Kratos part of the start path is the one under test.
  */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CALLBACK = 'http://127.0.0.1:53682/callback';
 
 describe('npm start with IDENTITY=kratos (scripts/start.ts, real Kratos and Hydra)', () => {

@@ -1,16 +1,16 @@
-import { type CliRun, runProjectScript } from '../support/userCli.js';
+import { type CliRun, runProjectScript } from '../../support/userCli.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHydraBinary, type RunningHydra, startHydra } from '../../scripts/hydra.js';
-import { ensureKratosBinary, type RunningKratos, startKratos } from '../../scripts/kratos.js';
-import { kratosAdminUrls, kratosPublicUrls } from '../../src/kratos/endpoints.js';
-import { kratosHashFromOurs } from '../../src/account/migrateHash.js';
-import { MOVED_FROM_KEY, moveSubjectData } from '../../src/account/migrateUsers.js';
-import { createSealer } from '../../src/connections/sealing.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
+import { ensureHydraBinary, type RunningHydra, startHydra } from '../../../scripts/hydra.js';
+import { ensureKratosBinary, type RunningKratos, startKratos } from '../../../scripts/kratos.js';
+import { kratosAdminUrls, kratosPublicUrls } from '../../../src/kratos/endpoints.js';
+import { kratosHashFromOurs } from '../../../src/account/migrateHash.js';
+import { MOVED_FROM_KEY, moveSubjectData } from '../../../src/account/migrateUsers.js';
+import { createSealer } from '../../../src/connections/sealing.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
 
 /**
  * `npm run user` with IDENTITY=kratos, and `export-to-kratos`, against the
