@@ -11,7 +11,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY tools ./tools
-COPY scripts/user.ts ./scripts/user.ts
+# The build marks dist/src/cli/main.js (package.json "bin") executable.
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime: production dependencies and compiled code only -------------------
@@ -23,6 +23,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # /data holds the SQLite file when DATABASE_URL is not set.
 RUN mkdir -p /data && chown node:node /data
+# The operator CLI on PATH: `docker compose exec app hydra-mcp user list`,
+# `kubectl exec deploy/hydra-mcp -- hydra-mcp audit --sub …`. A symlink to the
+# package.json "bin" target, as `npm install -g` would make it, without npm
+# at run time; node follows it back to /app, so imports and "type": "module" resolve there.
+RUN ln -s /app/dist/src/cli/main.js /usr/local/bin/hydra-mcp
 USER node
 VOLUME /data
 EXPOSE 3000

@@ -20,7 +20,7 @@ export type Dialect = DatabaseTarget['kind'];
  * one typed query builder (Kysely): no query in this project is written twice.
  */
 export async function openDatabase(target: DatabaseTarget): Promise<Db> {
-  const db = target.kind === 'postgres' ? openPostgres(target.url, target.poolMax ?? 10) : openSqlite(target.path);
+  const db = connect(target);
   try {
     await migrateToLatest(db, target.kind);
   } catch (e) {
@@ -29,6 +29,22 @@ export async function openDatabase(target: DatabaseTarget): Promise<Db> {
   }
   return db;
 }
+
+/**
+ * Bring the schema up to date, as every server does at start, and close the
+ * database again: for a one-shot migration step before the servers start
+ * (`hydra-mcp migrate`). Returns the names of the migrations applied.
+ */
+export async function migrateDatabase(target: DatabaseTarget): Promise<string[]> {
+  const db = connect(target);
+  try {
+    return await migrateToLatest(db, target.kind);
+  } finally {
+    await db.destroy();
+  }
+}
+
+const connect = (target: DatabaseTarget): Db => (target.kind === 'postgres' ? openPostgres(target.url, target.poolMax ?? 10) : openSqlite(target.path));
 
 function openSqlite(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });

@@ -216,15 +216,18 @@ export async function pendingMigrations(db: Kysely<any>, dialect: Dialect): Prom
 }
 
 /**
- * Bring the schema up to date; throws naming the failing migration. Safe to
- * run from several replicas at once: Kysely takes a lock first (PostgreSQL:
- * an advisory transaction lock; SQLite: the database file's write lock).
+ * Bring the schema up to date and return the names of the migrations this
+ * call applied, in order (none when it was up to date); throws naming the
+ * failing migration. Safe to run from several replicas at once: Kysely takes
+ * a lock first (PostgreSQL: an advisory transaction lock; SQLite: the
+ * database file's write lock).
  */
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'before any migration ran';
     throw new Error(`database migration ${failed} failed: ${(error as Error).message}`, { cause: error });
   }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
