@@ -218,11 +218,17 @@ export async function pendingMigrations(db: Kysely<any>, dialect: Dialect): Prom
 /**
  * Bring the schema up to date and return the names of the migrations this
  * call applied, in order (none when it was up to date); throws naming the
- * failing migration. Safe to run from several replicas at once: Kysely takes
- * a lock first (PostgreSQL: an advisory transaction lock; SQLite: the
- * database file's write lock).
+ * failing migration. Safe to run from several replicas or processes at once:
+ * on PostgreSQL Kysely takes an advisory transaction lock first; on SQLite
+ * its lock is a no-op (it assumes one connection), so a run that loses the
+ * race to another process (its transaction rolled back: busy, or a table the
+ * other just created) is retried (see migrateSqlite).
  */
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  return dialect === 'sqlite' ? migrateSqlite(db) : migrateOnce(db, dialect);
+}
+
+async function migrateOnce(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
   if (error) {
@@ -230,4 +236,25 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
     throw new Error(`database migration ${failed} failed: ${(error as Error).message}`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * SQLite: all pending migrations run in one transaction, so a run that fails
+ * leaves nothing behind. Retried (up to ~15 s) only while that failure is
+ * another process's doing: the file was busy, or the pending list shrank
+ * meanwhile. A migration that fails by itself fails at once, as on PostgreSQL.
+ * Hand-written: Kysely's SQLite adapter has no cross-process lock to reuse.
+ */
+async function migrateSqlite(db: Kysely<any>): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    const before = await pendingMigrations(db, 'sqlite');
+    try {
+      return await migrateOnce(db, 'sqlite');
+    } catch (e) {
+      const code = String((e as { cause?: { code?: unknown } }).cause?.code ?? '');
+      const raced = code.startsWith('SQLITE_BUSY') || (await pendingMigrations(db, 'sqlite')).length < before.length;
+      if (!raced || attempt >= 30) throw e;
+      await new Promise((r) => setTimeout(r, 50 * Math.min(attempt, 10)));
+    }
+  }
 }
