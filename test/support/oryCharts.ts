@@ -7,7 +7,7 @@
  * For test/e2e/deploy/oryValues.test.ts.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,8 +19,19 @@ const run = promisify(execFile);
 /** A path in the repository, from its root. */
 export const repoPath = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 
-/** Ory's charts, unmodified (ory/k8s tag v0.62.1): hydra, kratos, ory-commons, hydra-maester. */
-export const ORY_CHARTS = repoPath('../shared/vendor/ory-k8s-v0.62.1/helm/charts');
+const ORY_K8S = 'vendor/ory-k8s-v0.62.1/helm/charts';
+
+/**
+ * Ory's charts, unmodified (ory/k8s tag v0.62.1): hydra, kratos, ory-commons,
+ * hydra-maester. The machine keeps them beside the working copy, in
+ * ../shared/vendor; a clone elsewhere on it finds them at /work/shared, or
+ * where ORY_K8S_CHARTS says. Missing everywhere: the tests fail naming the
+ * paths tried (no chart repository is reachable to stand in).
+ */
+export const ORY_CHARTS = (() => {
+  const tried = [process.env.ORY_K8S_CHARTS, repoPath(`../shared/${ORY_K8S}`), `/work/shared/${ORY_K8S}`].filter((p): p is string => !!p);
+  return tried.find((p) => existsSync(join(p, 'hydra', 'Chart.yaml'))) ?? `(Ory's charts not found; tried ${tried.join(', ')})`;
+})();
 
 /** The cached helm v4 binary (deploy/tools/build.sh helm; the last line it prints). */
 export async function helmBinary(): Promise<string> {

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { startControlPlane, toolBinary, type ControlPlane } from '../../support/controlPlane.js';
+import { ORY_CHARTS } from '../../support/oryCharts.js';
 
 /**
  * Issue 28 #4, second bullet: the charts on a real Kubernetes API server, here.
@@ -26,7 +27,6 @@ import { startControlPlane, toolBinary, type ControlPlane } from '../../support/
 
 const run = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const ORY_CHARTS = resolve(repoRoot, '../shared/vendor/ory-k8s-v0.62.1/helm/charts');
 const OUR_CHART = join(repoRoot, 'deploy/helm/hydra-mcp');
 
 const durations: [string, number][] = [];
