@@ -130,6 +130,8 @@ const MOVERS: Record<SubjectTable, (trx: Trx, from: string, to: string, sealer: 
   // Connect attempts in flight are bookkeeping (minutes long, and sealed to the old sub): dropped, not moved.
   connect_states: async (trx, from) => Number((await trx.deleteFrom('connect_states').where('sub', '=', from).executeTakeFirst()).numDeletedRows),
   // The identity is a Kratos one from now on: the identity sweep watches it (a built-in sub has no row to move).
+  // A session is bound to the sub that opened it; the new sub's tokens could not use it: ended, not moved.
+  mcp_sessions: async (trx, from) => Number((await trx.deleteFrom('mcp_sessions').where('sub', '=', from).executeTakeFirst()).numDeletedRows),
   kratos_subjects: async (trx, from, to) => {
     await trx.deleteFrom('kratos_subjects').where('sub', '=', from).execute();
     await kratosSubjectsStore(trx).record(to, new Date());

@@ -28,11 +28,12 @@ import { createMcpServer } from '../mcp/mcpServer.js';
 import { SessionRegistry } from '../mcp/sessions.js';
 import type { SseSession } from '../mcp/sse.js';
 import { requireToolScopes } from '../mcp/stepUp.js';
-import type { HttpSession } from '../mcp/streamableHttp.js';
+import { SharedSessions, type SharedSessionsOptions } from '../mcp/sharedSessions.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Db } from '../store/database.js';
 import { cimdMirrorsStore } from '../store/cimdMirrorsStore.js';
 import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
+import { mcpSessionsStore } from '../store/mcpSessionsStore.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { singleUseIds } from '../store/singleUseIds.js';
 import { rateCountersStore, type RateCounters } from '../store/windowCounters.js';
@@ -60,6 +61,8 @@ export interface AppDependencies {
   removedSubjects: RemovedSubjects;
   /** The audit trail (src/audit/; main.ts builds its writer and stops it). Default: off. */
   audit?: Audit;
+  /** 2025-era sessions shared through the database: the revalidation interval and limits (defaults: src/mcp/sharedSessions.ts, src/mcp/sessions.ts). */
+  sharedSessions?: Pick<SharedSessionsOptions, 'revalidateMs' | 'limits' | 'onRebuilt'>;
 }
 
 /** Everything the routes (./routes.ts) use, built once from the dependencies. */
@@ -165,7 +168,8 @@ export interface McpServices {
   inFlight: InFlight;
   /** A fresh MCP server for a session (or a stateless request), built from the tool registry. */
   createServer: () => ReturnType<typeof createMcpServer>;
-  httpSessions: SessionRegistry<HttpSession>;
+  /** Streamable HTTP sessions, in the database every replica shares (this replica's copies in memory). */
+  httpSessions: SharedSessions;
   sseSessions: SessionRegistry<SseSession>;
   /** The bearer check and the per-call scope check of one transport, naming `resource`'s PRM. */
   guardsFor(resource: URL, transport: 'streamable-http' | 'sse'): { authenticate: ReturnType<typeof bearerAuth>; authorizeCalls: ReturnType<typeof auditCallGuard> };
@@ -219,7 +223,7 @@ function mcpServices(deps: AppDependencies, o: { tools: ToolDefinition[]; audit:
       version: deps.version,
       ...(connections ? { credentials: connections.credentials, connectionPrompt } : {}),
     });
-  const httpSessions = new SessionRegistry<HttpSession>();
+  const httpSessions = new SharedSessions({ store: mcpSessionsStore(db), createServer, log, ...deps.sharedSessions });
   const sseSessions = new SessionRegistry<SseSession>();
   metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));
   return { inFlight, createServer, httpSessions, sseSessions, guardsFor };

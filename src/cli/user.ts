@@ -254,8 +254,8 @@ async function kratosCommand(
   }
 }
 
-/** Pending connect attempts and the Kratos sign-in record: bookkeeping, not data a person would name. */
-const BOOKKEEPING = new Set(['connect_states', 'kratos_subjects']);
+/** Pending connect attempts, the Kratos sign-in record and open MCP sessions: bookkeeping, not data a person would name. */
+const BOOKKEEPING = new Set(['connect_states', 'kratos_subjects', 'mcp_sessions']);
 
 /** One line per person of export-to-kratos. */
 function describeMove(o: MoveOutcome): string {

@@ -125,8 +125,29 @@ export class SessionRegistry<S extends Session> {
     return { found: true, session: entry.session };
   }
 
-  remove(id: string): void {
+  /** Forget `id` (its transport closed); given `session`, only if the entry is still that one (a rebuilt session may have taken the id since). */
+  remove(id: string, session?: S): void {
+    if (session && this.sessions.get(id)?.session !== session) return;
     this.sessions.delete(id);
+  }
+
+  /** The session `id` whoever owns it, without using it (no change of recency). */
+  peek(id: string): S | undefined {
+    return this.sessions.get(id)?.session;
+  }
+
+  /** Close the session `id` if held here; true if it was. */
+  async closeOne(id: string): Promise<boolean> {
+    const entry = this.sessions.get(id);
+    if (!entry) return false;
+    this.sessions.delete(id);
+    await Promise.allSettled([entry.session.close()]);
+    return true;
+  }
+
+  /** The sessions held here, least recently used first. */
+  held(): S[] {
+    return [...this.sessions.values()].map((e) => e.session);
   }
 
   get size(): number {

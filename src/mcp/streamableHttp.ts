@@ -1,12 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
 import { classifyInboundRequest, createMcpHandler, DEFAULT_NEGOTIATED_PROTOCOL_VERSION, INVALID_REQUEST, isInitializeRequest } from '@modelcontextprotocol/server';
 import { principalOf } from '../auth/principal.js';
 import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
-import { ownerOf, type Session } from './sessions.js';
-import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
+import type { HttpSession, SharedSessions } from './sharedSessions.js';
+import { sessionNotFound, type TransportOptions } from './transportOptions.js';
+
+export type { HttpSession } from './sharedSessions.js';
+
+/** The Streamable HTTP transport's options: its sessions are shared with every replica (./sharedSessions.ts). */
+export type StreamableHttpOptions = Omit<TransportOptions<HttpSession>, 'sessions'> & FairUseOption & { sessions: SharedSessions };
 
 
 /**
@@ -34,7 +38,7 @@ import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
  * batch is refused there too (by the SDK's classifier when a message names that
  * revision, by its MCP-Protocol-Version header otherwise).
  */
-export function streamableHttpRouter(options: TransportOptions<HttpSession> & FairUseOption): express.Router {
+export function streamableHttpRouter(options: StreamableHttpOptions): express.Router {
   const router = express.Router();
   const { sessions, log } = options;
   // Fair use (src/limits/): after the bearer check and body parser (a refusal echoes the JSON-RPC id), before the scope check.
@@ -75,8 +79,8 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
     const route = classifyInboundRequest({ httpMethod: req.method, protocolVersionHeader: req.get('mcp-protocol-version'), body: req.body });
     if (route.kind === 'reject') return jsonRpcError(res, route.httpStatus, route.code, route.message);
     const sessionId = options.stateless ? undefined : req.get('mcp-session-id');
-    const found = sessionId === undefined ? undefined : sessions.lookup(sessionId, principalOf(req.auth)!);
-    const negotiated = found?.found ? found.session.protocolVersion() : undefined;
+    // A session held on another replica is not read here: its revision comes from the header.
+    const negotiated = sessionId === undefined ? undefined : sessions.heldHere(sessionId, principalOf(req.auth)!)?.protocolVersion();
     const header = req.get('mcp-protocol-version');
     // Revisions are dates (YYYY-MM-DD): they compare as strings, as the SDK compares them.
     let revision: string = DEFAULT_NEGOTIATED_PROTOCOL_VERSION;
@@ -119,21 +123,9 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
       res.set('Retry-After', '60');
       return jsonRpcError(res, 503, -32000, refusal);
     }
-    const server = options.createServer();
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => {
-        // The negotiated revision is read when asked: the SDK sets it as it answers this initialize.
-        // (Deprecated for 2026-07-28 requests, which carry theirs; a 2025 session has only this.)
-        sessions.add(id, { owner: ownerOf(principal), transport, close: () => server.close(), protocolVersion: () => server.server.getNegotiatedProtocolVersion() });
-        log.info('session opened', { transport: 'streamable-http', session: id, sub: principal.sub });
-      },
-    });
-    transport.onclose = () => {
-      if (transport.sessionId) sessions.remove(transport.sessionId);
-    };
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    // Registered here and recorded for every replica as the SDK answers this initialize.
+    const session = await sessions.open(principal);
+    await session.transport.handleRequest(req, res, req.body);
   });
 
   // GET opens the server-to-client stream; DELETE ends the session (never limited: closing a session frees the server).
@@ -146,9 +138,12 @@ export function streamableHttpRouter(options: TransportOptions<HttpSession> & Fa
     return withSession(req, res, sessionId, use);
   }
 
+  /** The session `id` if the caller owns it, held here or rebuilt from the shared table; otherwise 404 (the same for unknown and foreign ids). */
   async function withSession(req: Request, res: Response, id: string, use: (t: StreamableHTTPServerTransport) => Promise<void>) {
-    const session = ownSessionOr404(sessions, id, principalOf(req.auth)!, res, log);
-    if (session) await use(session.transport);
+    const principal = principalOf(req.auth)!;
+    const found = await sessions.resolve(id, principal);
+    if (found.found) return use(found.session.transport);
+    sessionNotFound(found.reason, id, principal, res, log);
   }
 
   return router;
@@ -159,9 +154,3 @@ const FIRST_WITHOUT_BATCHES = '2025-06-18';
 
 const isJsonRpc = (body: unknown): boolean =>
   Array.isArray(body) ? body.length > 0 && body.every(isJsonRpc) : typeof body === 'object' && body !== null && (body as { jsonrpc?: unknown }).jsonrpc === '2.0';
-
-export interface HttpSession extends Session {
-  transport: StreamableHTTPServerTransport;
-  /** The protocol revision `initialize` negotiated (undefined before it is answered). */
-  protocolVersion(): string | undefined;
-}

@@ -38,9 +38,14 @@ export function ownSessionOr404<S extends Session>(
 ): S | undefined {
   const found = sessions.lookup(id, principal);
   if (found.found) return found.session;
-  if (found.reason === 'not_owner') {
+  sessionNotFound(found.reason, id, principal, res, log);
+  return undefined;
+}
+
+/** Answers 404 for a session id the caller may not use (unknown, or another principal's: logged). */
+export function sessionNotFound(reason: 'unknown' | 'not_owner', id: string, principal: Principal, res: Response, log: Logger): void {
+  if (reason === 'not_owner') {
     log.warn('session used by another principal', { session: id, sub: principal.sub, client_id: principal.clientId });
   }
   jsonRpcError(res, 404, -32001, 'Session not found');
-  return undefined;
 }

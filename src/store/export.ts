@@ -89,6 +89,26 @@ const COLLECTIONS: { [T in SubjectTable]: CollectionReader } = {
     const rows = await db.selectFrom('kratos_subjects').select(['first_seen_at', 'last_seen_at']).where('sub', '=', sub).execute();
     if (rows.length) yield rows.map((r) => ({ firstSignedInAt: r.first_seen_at, lastSignedInAt: r.last_seen_at }));
   },
+  // Open MCP sessions, by the app that opened them; their ids are left out (each
+  // still admits requests with the person's token until it ends).
+  async *mcp_sessions(db, sub, limit) {
+    let after: string | undefined;
+    for (;;) {
+      let q = db.selectFrom('mcp_sessions').select(['id', 'client_id', 'protocol_version', 'client_info', 'created_at', 'last_seen_at']).where('sub', '=', sub);
+      if (after !== undefined) q = q.where('id', '>', after);
+      const rows = await q.orderBy('id').limit(limit).execute();
+      if (rows.length)
+        yield rows.map((r) => ({
+          clientId: r.client_id,
+          protocolVersion: r.protocol_version,
+          clientInfo: JSON.parse(r.client_info) as Json,
+          openedAt: new Date(Number(r.created_at)).toISOString(),
+          lastSeenAt: new Date(Number(r.last_seen_at)).toISOString(),
+        }));
+      if (rows.length < limit) return;
+      after = rows[rows.length - 1]!.id;
+    }
+  },
 };
 
 /**

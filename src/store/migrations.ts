@@ -205,6 +205,25 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('cimd_mirrors_authorized_at').on('cimd_mirrors').column('authorized_at').execute();
       },
     },
+    '0013_mcp_sessions': {
+      async up(db: Kysely<any>) {
+        // 2025-era MCP sessions every replica can serve (src/store/mcpSessionsStore.ts).
+        await db.schema
+          .createTable('mcp_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('client_id', 'text', (c) => c.notNull())
+          .addColumn('protocol_version', 'text', (c) => c.notNull())
+          .addColumn('client_capabilities', 'text', (c) => c.notNull())
+          .addColumn('client_info', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The per-person cap (a person's sessions by recency) and the idle sweep: ranges, not scans.
+        await db.schema.createIndex('mcp_sessions_sub_last_seen').on('mcp_sessions').columns(['sub', 'last_seen_at']).execute();
+        await db.schema.createIndex('mcp_sessions_last_seen').on('mcp_sessions').column('last_seen_at').execute();
+      },
+    },
   };
 }
 

@@ -13,6 +13,7 @@ export interface Database {
   kratos_subjects: KratosSubjectsTable;
   single_use_ids: SingleUseIdsTable;
   cimd_mirrors: CimdMirrorsTable;
+  mcp_sessions: McpSessionsTable;
 }
 
 export interface UsersTable {
@@ -168,4 +169,30 @@ export interface CimdMirrorsTable {
   authorized_at: string;
   /** ISO-8601; the last time Hydra gave it tokens; null: never. */
   token_at: string | null;
+}
+
+/**
+ * A 2025-era MCP session (Streamable HTTP), shared by every replica
+ * (src/store/mcpSessionsStore.ts): what `initialize` negotiated, so any replica
+ * can rebuild the session, and who opened it, so only they may use it.
+ * A subject table (src/store/subjectData.ts): a removal deletes a person's
+ * sessions with the rest of their data, wherever the removal runs.
+ */
+export interface McpSessionsTable {
+  /** The Mcp-Session-Id (a random UUID). */
+  id: string;
+  /** The token subject that opened it. */
+  sub: string;
+  /** The OAuth client that opened it. */
+  client_id: string;
+  /** The revision `initialize` negotiated (2025-03-26 … 2025-11-25). */
+  protocol_version: string;
+  /** JSON: the client's `capabilities` from `initialize`. */
+  client_capabilities: string;
+  /** JSON: the client's `clientInfo` from `initialize`. */
+  client_info: string;
+  /** Epoch milliseconds. */
+  created_at: EpochColumn;
+  /** Epoch milliseconds; written at most every few seconds per session (src/mcp/sharedSessions.ts). */
+  last_seen_at: EpochColumn;
 }

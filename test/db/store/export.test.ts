@@ -63,6 +63,7 @@ describe.each(['sqlite', 'postgres'] as const)('exportSubjectData on %s', (kind)
       connections: [],
       connect_states: [],
       kratos_subjects: [],
+      mcp_sessions: [],
     });
     // What removal deletes is what export hands back: one key per subject table.
     for (const table of SUBJECT_TABLES) expect(doc).toHaveProperty(table);
