@@ -25,7 +25,13 @@ describe('Hydra outage and recovery (real Ory Hydra on a SQLite file)', () => {
     await close();
     const token = oauth.tokens()!.access_token;
     expect((await initialize(stack, token)).status).toBe(200);
-    const ready = await fetch(`${stack.baseUrl}/readyz`);
+    // Ready before the outage. Hydra makes its signing keys on the first JWKS read, which
+    // can outlast the readiness check's 2 s timeout on a loaded machine: wait for it.
+    let ready = await fetch(`${stack.baseUrl}/readyz`);
+    for (const started = Date.now(); ready.status !== 200 && Date.now() - started < 30_000; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      ready = await fetch(`${stack.baseUrl}/readyz`);
+    }
     expect(ready.status, JSON.stringify(await ready.json())).toBe(200);
 
     await stack.hydra.stop();
