@@ -60,10 +60,16 @@ async function postClient(adminUrl: string, client: Record<string, unknown>): Pr
 
 /** One access token for `audience`. */
 export async function mintToken(publicUrl: string, client: BenchClient, audience: string): Promise<string> {
-  const res = await fetch(new URL('/oauth2/token', publicUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.secret, scope: SCOPE, audience }),
+  const post = () =>
+    fetch(new URL('/oauth2/token', publicUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.secret, scope: SCOPE, audience }),
+    });
+  // A kept connection Hydra closed while idle (a slow start on a busy machine) fails before any answer: once more, on a new one.
+  const res = await post().catch((e: unknown) => {
+    if ((e as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw e;
+    return post();
   });
   if (res.status !== 200) throw new Error(`client_credentials failed: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { access_token: string }).access_token;

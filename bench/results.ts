@@ -223,6 +223,8 @@ export interface BenchResults {
     aa?: boolean;
     /** `--audit-only`: only the audit-limits pair, the flood and the audit stall. */
     auditOnly?: boolean;
+    /** `--credential-only`: only the credential pair. */
+    credentialOnly?: boolean;
     /** BENCH_AUDIT_LIMITS: the audit-limits scenario had only this one on (absent: both). */
     auditLimits?: 'audit' | 'limits';
   };

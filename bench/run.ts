@@ -79,7 +79,7 @@ function resultsOf(ctx: BenchContext, found: Findings, phases: PhaseTimes): Benc
       os: `${platform()} ${release()}`,
       hydra: ctx.hydras.jwt.version,
     },
-    settings: { connections: s.connections, durationSeconds: s.seconds, rounds: s.rounds, registeredClients: s.registeredClients, tool: 'whoami', cpuPlacement: ctx.cpuPlacement, pairing: 'same-process', warmSeconds: s.warmSeconds, twinProcesses: s.twinProcesses, sliceMs: s.sliceMs, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(s.quick ? { quick: true } : {}), ...(s.aa ? { aa: true } : {}), ...(s.auditOnly ? { auditOnly: true } : {}), ...(s.auditLimits !== 'both' ? { auditLimits: s.auditLimits } : {}) },
+    settings: { connections: s.connections, durationSeconds: s.seconds, rounds: s.rounds, registeredClients: s.registeredClients, tool: 'whoami', cpuPlacement: ctx.cpuPlacement, pairing: 'same-process', warmSeconds: s.warmSeconds, twinProcesses: s.twinProcesses, sliceMs: s.sliceMs, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(s.quick ? { quick: true } : {}), ...(s.aa ? { aa: true } : {}), ...(s.auditOnly ? { auditOnly: true } : {}), ...(s.credentialOnly ? { credentialOnly: true } : {}), ...(s.auditLimits !== 'both' ? { auditLimits: s.auditLimits } : {}) },
     load: found.load ?? [],
     verifier: found.verifier ?? [],
     ...(found.memory ? { memory: found.memory } : {}),

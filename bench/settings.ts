@@ -6,7 +6,8 @@
  * rounds; the report goes to a scratch directory), --aa (every scenario server
  * is a second baseline: each ratio should be 1.00×, its spread is the method's
  * noise; also to a scratch directory), --audit-only (only the audit-limits
- * pair, the flood and the audit stall, a few minutes; scratch directory). They may be combined.
+ * pair, the flood and the audit stall, a few minutes; scratch directory), --credential-only (only the
+ * credential pair, every round, no flood or stall: a couple of minutes; scratch directory). They may be combined.
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
  * BENCH_WARM_SECONDS (6 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
@@ -24,7 +25,7 @@ import { MIN_STALL_SECONDS } from './auditStall.js';
 import { MIN_FLOOD_SECONDS } from './flood.js';
 import type { Mode, Scenario } from './results.js';
 
-export const FLAGS = ['--quick', '--aa', '--audit-only'];
+export const FLAGS = ['--quick', '--aa', '--audit-only', '--credential-only'];
 
 /**
  * Which Hydra issues the scenario's tokens, which verifier the server composes,
@@ -46,6 +47,8 @@ export interface Settings {
   aa: boolean;
   /** Only the audit trail's measurements: the audit-limits pair, the flood (issue 17) and the audit stall (issue 26). */
   auditOnly: boolean;
+  /** Only the credential pair (a tool reading a connected account against the same tool without), every round. */
+  credentialOnly: boolean;
   /** Unmeasured turns before the first round, per pair (both sides together). */
   warmSeconds: number;
   warmSliceMs: number;
@@ -132,6 +135,7 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   const quick = args.includes('--quick');
   const aa = args.includes('--aa');
   const auditOnly = args.includes('--audit-only');
+  const credentialOnly = args.includes('--credential-only');
   const num = (name: string, fallback: number) => {
     const v = Number(env[name] ?? fallback);
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
@@ -161,11 +165,12 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   if (auditLimits !== 'both' && auditLimits !== 'audit' && auditLimits !== 'limits') throw new Error('BENCH_AUDIT_LIMITS must be both, audit or limits');
   if (floodSeconds < MIN_FLOOD_SECONDS) throw new Error(`BENCH_FLOOD_SECONDS must be at least ${MIN_FLOOD_SECONDS}`);
   // Quick and A/A runs never replace the committed report.
-  const resultsDir = env.BENCH_RESULTS_DIR ?? (quick || aa || auditOnly ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
+  const resultsDir = env.BENCH_RESULTS_DIR ?? (quick || aa || auditOnly || credentialOnly ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
   return {
     quick,
     aa,
     auditOnly,
+    credentialOnly,
     warmSeconds,
     warmSliceMs: 500,
     sliceMs,
@@ -176,7 +181,8 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
     tokenCacheBound,
     tokens,
     everythingRounds: 2,
-    contrastRounds: Math.min(rounds, 4),
+    // Measured alone, the credential pair is the point of the run: every round.
+    contrastRounds: credentialOnly ? rounds : Math.min(rounds, 4),
     twinProcesses,
     flows,
     floodSeconds,
@@ -204,7 +210,8 @@ export const scenariosOf = (s: Settings, mode: Mode): Scenario[] =>
       (sc !== 'opaque-introspect' || mode === 'stateless') &&
       (sc !== 'audit-limits' || mode === 'stateless') &&
       (!s.quick || ['baseline', 'jwt', 'opaque-cached', 'audit-limits'].includes(sc)) &&
-      (!s.auditOnly || sc === 'audit-limits'),
+      (!s.auditOnly || sc === 'audit-limits') &&
+      (!s.credentialOnly || sc === 'credential'),
   );
 
 /** The process suffixes of a scenario: `#0`… for one with its own twin (one per twin process), else just ''. */

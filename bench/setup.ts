@@ -121,7 +121,7 @@ async function startHydras(settings: Settings, own: Resources): Promise<{ hydras
   // touches nothing measured (introspection does not hash secrets).
   const fastMint = { OAUTH2_HASHERS_BCRYPT_COST: '4' };
   const hydras = { jwt: await startH('jwt', fastMint), opaque: await startH('opaque', fastMint) };
-  const flowHydra = settings.quick || settings.auditOnly ? undefined : await startH('opaque');
+  const flowHydra = settings.quick || settings.auditOnly || settings.credentialOnly ? undefined : await startH('opaque');
   log(`Hydra ${hydras.jwt.version}: jwt ${hydras.jwt.publicUrl}, opaque ${hydras.opaque.publicUrl}${flowHydra ? `, flow ${flowHydra.publicUrl}` : ''}`);
   return { hydras, flowHydra, frontPort };
 }
@@ -203,7 +203,8 @@ async function startLoadServers(settings: Settings, dir: string, hydras: Hydras,
 
 /** The three memory servers (full run), the flood server and the audit-stall server (not in a quick run). */
 async function startOtherServers(settings: Settings, hydras: Hydras, start: StartServer): Promise<Pick<BenchContext, 'memory' | 'flooded' | 'stalled'>> {
-  const { quick, auditOnly } = settings;
+  const { quick, auditOnly, credentialOnly } = settings;
+  if (credentialOnly) return {};
   // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
   const memVerifier = settings.fullMemory ? 'hydra' : 'hydra-small-cache';
   const memEnv = { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600', BENCH_CACHE_BOUND: String(settings.tokenCacheBound) };

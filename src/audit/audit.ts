@@ -93,8 +93,11 @@ export class Audit {
 
   /** A connected-account credential was used by a tool (src/connections onUse), in the tool call `requestId`. */
   credentialUsed(provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string | undefined, requestId?: string): void {
-    if (!sub) return;
-    this.account({ kind: 'credential_used', sub, outcome, detail: `provider ${provider}`, ...(requestId ? { requestId } : {}) });
+    if (!sub || !this.writer) return;
+    // Built here, not copied through account(): this runs beside every tool call that uses a connected account.
+    const e: AuditInput = { kind: 'credential_used', sub, outcome, detail: `provider ${provider}` };
+    if (requestId) e.requestId = requestId;
+    this.writer.record(e);
   }
 
   /** Write what is queued and stop (shutdown). */

@@ -70,7 +70,11 @@ export class AuditWriter {
   private readonly retryForMs: number;
   // Past this (performance.now()), a failed batch is not tried again: set by stop().
   private giveUpAt = Infinity;
-  private readonly now: () => Date;
+  private readonly now: (() => Date) | undefined;
+  // The last stamp, reused within its millisecond: toISOString costs about a microsecond, and a
+  // tool call that uses a connected account records twice in the same millisecond.
+  private stampedMs = -1;
+  private stamp = '';
 
   constructor(private readonly options: AuditWriterOptions) {
     this.maxQueue = options.maxQueue ?? 10_000;
@@ -80,7 +84,7 @@ export class AuditWriter {
     for (const [name, v] of [['maxQueue', this.maxQueue], ['batchSize', this.batchSize], ['flushIntervalMs', interval], ['retryForMs', this.retryForMs]] as const) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`AuditWriter: ${name} must be a positive integer`);
     }
-    this.now = options.now ?? (() => new Date());
+    this.now = options.now;
     this.timer = setInterval(() => void this.write(false), interval);
     // The audit timer alone never keeps a process alive.
     this.timer.unref();
@@ -99,7 +103,7 @@ export class AuditWriter {
     const event = input as AuditEvent;
     // Time-ordered ids (RFC 9562 v7): new records land at the end of the primary-key index, not all over it (inserts 2× cheaper).
     event.id = uuidv7({ random: random16() });
-    event.at = input.at ?? this.now().toISOString();
+    event.at = input.at ?? this.at();
     this.queue.push(event);
     if (this.queue.length >= this.batchSize && !this.kick) {
       this.kick = setImmediate(() => {
@@ -107,6 +111,17 @@ export class AuditWriter {
         void this.write(false);
       });
     }
+  }
+
+  /** Now, ISO-8601 UTC with milliseconds. */
+  private at(): string {
+    if (this.now) return this.now().toISOString();
+    const ms = Date.now();
+    if (ms !== this.stampedMs) {
+      this.stampedMs = ms;
+      this.stamp = new Date(ms).toISOString();
+    }
+    return this.stamp;
   }
 
   /** Events waiting to be written. */

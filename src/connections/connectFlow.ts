@@ -56,6 +56,8 @@ export interface ConnectFlowOptions {
   log: Logger;
   /** How long a started attempt stays valid (default 10 minutes). */
   attemptMs?: number;
+  /** Drops this replica's opened copies of a person's credential (CredentialService.forget) once it is replaced or revoked. */
+  forget?: (sub: string, provider?: string) => void;
   now?: () => number;
 }
 
@@ -155,6 +157,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
         ...(credential.scope ? { scope: credential.scope } : {}),
         ...(credential.expiresAt !== undefined ? { expiresAt: credential.expiresAt } : {}),
       });
+      options.forget?.(attempt.sub, provider);
       log.info('account connected', { sub: attempt.sub, provider });
       return { sub: attempt.sub, provider, ...(attempt.elicitationId ? { elicitationId: attempt.elicitationId } : {}) };
     },
@@ -172,6 +175,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
         log.warn('disconnect: revocation at the provider failed; the connection is deleted here', { sub, provider, error: (e as Error).name });
       }
       await store.delete(sub, provider);
+      options.forget?.(sub, provider);
       log.info('account disconnected', { sub, provider, revoked });
       return { existed: true, revoked };
     },
@@ -187,6 +191,8 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
           log.warn('account removal: revocation at the provider failed', { sub, provider, error: (e as Error).name });
         }
       }
+      // The rows go with the rest of the person's data (the caller's); every use checks them first.
+      options.forget?.(sub);
     },
 
     async list(sub) {

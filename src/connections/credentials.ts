@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import { type Connection, ConnectionLockError, type ConnectionsStore } from '../store/connectionsStore.js';
 import { LruCache } from '../lib/lruCache.js';
+import { type ReadConnectionVersion, versionsFromStore } from '../store/connectionVersions.js';
 import { type ProviderClient, ProviderError } from './providerClient.js';
 import { type CredentialSealer, SealError, type StoredCredential } from './sealing.js';
 
@@ -48,6 +49,11 @@ export interface CredentialServiceOptions {
   refreshWithinSeconds?: number;
   /** Opened credentials kept in memory (default 1,000). */
   cacheSize?: number;
+  /**
+   * How a use reads the row's version (src/connections/connectionVersions.ts):
+   * default the store's `get`; production composes the prepared read on SQLite.
+   */
+  versions?: ReadConnectionVersion;
   /** Told every use of a stored credential (metrics, the audit trail), with the tool call's request id when known. */
   onUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string, requestId?: string) => void;
   now?: () => number;
@@ -58,23 +64,56 @@ export interface CredentialService {
   forTool(sub: string, providers: readonly string[], requestId?: string): Record<string, ToolCredential>;
   /** Whether the person has a usable connection now (the MCP layer waits on this after asking them to connect). */
   isConnected(sub: string, provider: string): Promise<boolean>;
+  /**
+   * Drop this replica's opened copy of the person's credential for `provider`
+   * (or of all their credentials) now: disconnect and account removal call it.
+   * Other replicas need no telling: each use checks the row first.
+   */
+  forget(sub: string, provider?: string): void;
 }
 
-// How long an opened credential is reused without reading the row again.
+/**
+ * How long an opened credential stays in memory after its last use. Not what
+ * keeps it current: every use first checks the row (ConnectionVersion), so
+ * this only bounds how long plaintext outlives its last use on a quiet replica.
+ */
 const OPENED_TTL_MS = 30_000;
+
+/** An opened credential and the ciphertext it was opened from (its version). */
+interface Opened {
+  sealed: string;
+  credential: StoredCredential;
+}
 
 /**
  * Hands tools fresh access tokens for the person calling. Refresh is
  * single-flight: one per connection in this process (shared promise) and
  * across replicas (the store's refresh lock); whoever waits re-reads the row
  * and uses the token the winner wrote.
+ *
+ * Opened credentials are kept in memory (bounded in number and time), keyed by
+ * person and provider, so a use decrypts nothing while the credential is
+ * unchanged. Nothing kept outlives a removal or a revocation on any replica:
+ * each use reads the row's version from the shared database first (one cheap
+ * indexed read) and serves the kept copy only while the row exists, is active
+ * and still holds the ciphertext it was opened from. A refresh, a reconnect, a
+ * disconnect, an account removal or a refused refresh on any replica changes or
+ * deletes the row, and the next use anywhere sees it. This replica also drops
+ * its copy at once (`forget`, and on refresh it keeps the new one instead).
  */
 export function createCredentialService(options: CredentialServiceOptions): CredentialService {
   const { store, sealer, providers, log } = options;
   const now = options.now ?? Date.now;
   const margin = options.refreshWithinSeconds ?? 60;
-  // Keyed by sub, provider and the row's update time: any write (refresh, reconnect) makes a new key.
-  const opened = new LruCache<StoredCredential>(options.cacheSize ?? 1_000, now);
+  const versionOf = options.versions ?? versionsFromStore(store);
+  const opened = new LruCache<Opened>(options.cacheSize ?? 1_000, now);
+  const keyOf = (sub: string, provider: string) => `${sub}\0${provider}`;
+  const keep = (sub: string, provider: string, entry: Opened) => opened.set(keyOf(sub, provider), entry, OPENED_TTL_MS);
+  // A person's every credential: one key per configured provider, no scan.
+  const forget = (sub: string, provider?: string) => {
+    if (provider !== undefined) opened.delete(keyOf(sub, provider));
+    else for (const name of providers.keys()) opened.delete(keyOf(sub, name));
+  };
   const refreshing = new Map<string, Promise<string>>();
   // Refresh a minute before expiry, or at three quarters of a shorter lifetime.
   const fresh = (c: StoredCredential) => {
@@ -85,24 +124,23 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
   const stamped = (c: StoredCredential): StoredCredential => ({ ...c, issuedAt: Math.floor(now() / 1000) });
 
   /**
-   * The row's credential, or why it cannot be opened (logged). A key missing
+   * The credential sealed in `sealed` (the kept copy when it was opened from
+   * this very ciphertext), or why it cannot be opened (logged). A key missing
    * from CONNECTION_KEYS is the operator's to fix: the row is left as it is,
    * so putting the key back restores it; an altered ciphertext is marked.
    */
-  const unopened = new WeakMap<Connection, SealError['reason']>();
-  const open = async (row: Connection): Promise<StoredCredential | undefined> => {
-    const key = `${row.sub}\0${row.provider}\0${row.updatedAt}`;
-    const hit = opened.get(key);
-    if (hit) return hit;
+  const open = async (sub: string, provider: string, sealed: string): Promise<StoredCredential | SealError['reason']> => {
+    const hit = opened.get(keyOf(sub, provider));
+    if (hit && hit.sealed === sealed) return hit.credential;
     try {
-      const credential = await sealer.open(row.sealed, { sub: row.sub, provider: row.provider });
-      opened.set(key, credential, OPENED_TTL_MS);
+      const credential = await sealer.open(sealed, { sub, provider });
+      keep(sub, provider, { sealed, credential });
       return credential;
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
-      log.error('stored credential cannot be opened; the person must connect again', { sub: row.sub, provider: row.provider, reason: e.reason });
-      unopened.set(row, e.reason);
-      return undefined;
+      forget(sub, provider);
+      log.error('stored credential cannot be opened; the person must connect again', { sub, provider, reason: e.reason });
+      return e.reason;
     }
   };
 
@@ -110,15 +148,17 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     const client = providers.get(provider)!;
     let token: string | undefined;
     let failure: Error | undefined;
+    // The credential this refresh wrote, kept once the write is in (it replaces the old copy).
+    let refreshed: Opened | undefined;
     const locked = store.withRefreshLock(sub, provider, async (current) => {
       if (current.status !== 'active') {
         failure = new ConnectionRequiredError(provider, 'reconnect');
         return undefined;
       }
-      const credential = await open(current);
-      if (!credential) {
+      const credential = await open(sub, provider, current.sealed);
+      if (typeof credential === 'string') {
         failure = new ConnectionRequiredError(provider, 'reconnect');
-        return unopened.get(current) === 'unknown_key' ? undefined : { status: 'needs_reconnect' };
+        return credential === 'unknown_key' ? undefined : { status: 'needs_reconnect' };
       }
       // Another request or replica refreshed while we waited for the lock.
       if (fresh(credential)) {
@@ -133,7 +173,9 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
         const next = stamped(await client.refresh(credential.refreshToken));
         token = next.accessToken;
         options.onUse?.(provider, 'refreshed', sub, requestId);
-        return { sealed: await sealer.seal(next, { sub, provider }), keyId: sealer.newestKeyId, scope: next.scope ?? null, expiresAt: next.expiresAt ?? null };
+        const sealed = await sealer.seal(next, { sub, provider });
+        refreshed = { sealed, credential: next };
+        return { sealed, keyId: sealer.newestKeyId, scope: next.scope ?? null, expiresAt: next.expiresAt ?? null };
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
         if (e.kind === 'invalid_grant') {
@@ -146,26 +188,36 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
         return undefined;
       }
     });
+    let row: Connection | undefined;
     try {
-      await locked;
+      row = await locked;
     } catch (e) {
       // Another refresh held the connection too long: as good as the provider being slow.
       if (!(e instanceof ConnectionLockError)) throw e;
       log.warn('refresh lock not obtained in time', { sub, provider });
       throw new ProviderUnavailableError(provider, client.displayName);
     }
-    if (failure) throw failure;
+    if (failure) {
+      forget(sub, provider);
+      throw failure;
+    }
     // The row vanished (disconnected meanwhile).
     if (token === undefined) throw new ConnectionRequiredError(provider, 'missing');
+    if (refreshed && row?.sealed === refreshed.sealed) keep(sub, provider, refreshed);
     return token;
   };
 
   const accessToken = async (sub: string, provider: string, requestId: string | undefined): Promise<string> => {
-    const row = await store.get(sub, provider);
-    if (!row) throw new ConnectionRequiredError(provider, 'missing');
-    const credential = row.status === 'active' ? await open(row) : undefined;
-    if (!credential) {
-      if (row.status === 'active' && unopened.get(row) !== 'unknown_key') await store.markNeedsReconnect(sub, provider);
+    // The row's version, from the shared database, on every use: what any replica changed is seen here.
+    const row = await versionOf(sub, provider);
+    if (!row) {
+      forget(sub, provider);
+      throw new ConnectionRequiredError(provider, 'missing');
+    }
+    const credential = row.status === 'active' ? await open(sub, provider, row.sealed) : undefined;
+    if (credential === undefined || typeof credential === 'string') {
+      forget(sub, provider);
+      if (row.status === 'active' && credential !== 'unknown_key') await store.markNeedsReconnect(sub, provider);
       options.onUse?.(provider, 'reconnect', sub, requestId);
       throw new ConnectionRequiredError(provider, 'reconnect');
     }
@@ -195,8 +247,9 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       return out;
     },
     async isConnected(sub, provider) {
-      const row = await store.get(sub, provider);
+      const row = await versionOf(sub, provider);
       return row?.status === 'active';
     },
+    forget,
   };
 }

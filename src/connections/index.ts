@@ -4,6 +4,7 @@ import { connectionsStore } from '../store/connectionsStore.js';
 import { connectStatesStore } from '../store/connectStatesStore.js';
 import { type ConnectFlow, createConnectFlow } from './connectFlow.js';
 import { type ConnectLinks, createConnectLinks } from './connectLink.js';
+import { connectionVersions } from '../store/connectionVersions.js';
 import { type CredentialService, createCredentialService } from './credentials.js';
 import { createProviderClient, type ProviderClient } from './providerClient.js';
 import type { ProviderConfig } from './providers.js';
@@ -49,11 +50,14 @@ export function createConnections(deps: {
   const sealer = createSealer(settings.keys);
   const providers = new Map(settings.providers.map((p) => [p.name, createProviderClient(p, { timeoutMs: 5_000 })]));
   const clog = log.child({ component: 'connections' });
+  // Every use checks the row's version in the shared database before serving an opened copy.
+  const versions = connectionVersions(deps.db, deps.dialect, store);
+  const credentials = createCredentialService({ store, sealer, providers, log: clog, versions, ...(deps.onCredentialUse ? { onUse: deps.onCredentialUse } : {}) });
   return {
     providers,
     waitMs: settings.waitSeconds * 1000,
-    credentials: createCredentialService({ store, sealer, providers, log: clog, ...(deps.onCredentialUse ? { onUse: deps.onCredentialUse } : {}) }),
-    flow: createConnectFlow({ store, states: connectStatesStore(deps.db), sealer, providers, publicBaseUrl: deps.publicBaseUrl, log: clog }),
+    credentials,
+    flow: createConnectFlow({ store, states: connectStatesStore(deps.db), sealer, providers, publicBaseUrl: deps.publicBaseUrl, log: clog, forget: credentials.forget }),
     links: createConnectLinks({ publicBaseUrl: deps.publicBaseUrl, secret: `${deps.secret}\0connect-links` }),
   };
 }

@@ -9,11 +9,13 @@ import {
   createCredentialService,
   ProviderUnavailableError,
 } from '../../../src/connections/credentials.js';
+import { connectionVersions } from '../../../src/store/connectionVersions.js';
 import { createProviderClient, type ProviderClient, ProviderError } from '../../../src/connections/providerClient.js';
 import { type CredentialSealer, createSealer, type StoredCredential } from '../../../src/connections/sealing.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { type ConnectionsStore, connectionsStore } from '../../../src/store/connectionsStore.js';
 import { type Db, openDatabase } from '../../../src/store/database.js';
+import { deleteSubjectData } from '../../../src/store/subjectData.js';
 import { type Backend, storeBackends } from '../../support/backends.js';
 
 /**
@@ -384,6 +386,134 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
     const secrets = [AT1, RT1, accessTokenNo(2), refreshTokenNo(2), accessTokenNo(3), refreshTokenNo(3)];
     const said = [...lines, ...errors.map((e) => `${(e as Error).message} ${(e as Error).stack}`)].join('\n');
     for (const secret of secrets) expect(said).not.toContain(secret);
+  });
+
+  /**
+   * Issue 29 #5: opened credentials are kept in memory, and nothing kept
+   * outlives a removal or a revocation on any replica. Two services on one
+   * database, each composed as production composes it (the prepared version
+   * read on SQLite), with their own connection or pool. The services' clock
+   * stands still, so no expiry in memory plays a part: only the per-use check
+   * of the row does.
+   */
+  describe('opened credentials kept in memory, checked against the shared row on every use', () => {
+    let db2: Db;
+    let opens: number;
+    beforeEach(async () => {
+      db2 = await openDatabase(backend.target);
+      opens = 0;
+    });
+    afterEach(async () => {
+      await db2.destroy();
+    });
+    const counting = (inner: CredentialSealer): CredentialSealer => ({
+      newestKeyId: inner.newestKeyId,
+      seal: (secret, bind) => inner.seal(secret, bind),
+      open: (sealed, bind) => {
+        opens++;
+        return inner.open(sealed, bind);
+      },
+      keyIdOf: (sealed) => inner.keyIdOf(sealed),
+    });
+    /** A replica: its own store on `on`, the production version read, the stub provider. */
+    const replica = (on: Db, provider = stubProvider(now), over: Partial<CredentialServiceOptions> = {}) => {
+      const s = connectionsStore(on, kind);
+      return createCredentialService({
+        store: s,
+        versions: connectionVersions(on, kind, s),
+        sealer: counting(sealer),
+        providers: new Map([[PROVIDER, provider.client]]),
+        log: createLogger('debug', (line) => lines.push(line)),
+        now,
+        ...over,
+      });
+    };
+
+    it('a credential unchanged in the row is opened once and then served from memory', async () => {
+      await connect();
+      const a = replica(db);
+      for (let i = 0; i < 5; i++) expect(await token(a)).toBe(AT1);
+      expect(opens).toBe(1);
+      // forget drops it on this replica at once: the next use opens the row again.
+      a.forget(SUB);
+      expect(await token(a)).toBe(AT1);
+      expect(opens).toBe(2);
+    });
+
+    it.each([
+      ['disconnected on another replica (row deleted)', 'missing', (s: ConnectionsStore) => s.delete(SUB, PROVIDER)],
+      ['revoked: another replica was refused the refresh (row marked needs_reconnect)', 'reconnect', (s: ConnectionsStore) => s.markNeedsReconnect(SUB, PROVIDER)],
+      ['the account removed on another replica (all its data deleted)', 'missing', async () => void (await deleteSubjectData(db2, SUB))],
+    ])('%s: never served again from the first replica’s memory', async (_case, reason, change) => {
+      await connect();
+      await connect({}, 'bob');
+      const a = replica(db);
+      expect(await token(a)).toBe(AT1);
+      expect(await token(a, 'bob')).toBe(AT1);
+      await change(connectionsStore(db2, kind));
+      expect(await rejection(token(a))).toMatchObject({ name: 'ConnectionRequiredError', provider: PROVIDER, reason });
+      expect(await rejection(token(a))).toMatchObject({ name: 'ConnectionRequiredError', reason });
+      expect(await a.isConnected(SUB, PROVIDER)).toBe(false);
+      // Someone else's kept credential is untouched.
+      expect(await token(a, 'bob')).toBe(AT1);
+    });
+
+    it('the same, on the replica that made the change (disconnect through the connect flow): its copy is dropped at once', async () => {
+      await connect();
+      const a = replica(db);
+      expect(await token(a)).toBe(AT1);
+      await connectionsStore(db, kind).delete(SUB, PROVIDER);
+      a.forget(SUB, PROVIDER);
+      expect(await rejection(token(a))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'missing' });
+    });
+
+    it('a refresh or a new grant written by another replica is used at once, not the copy kept here', async () => {
+      await connect();
+      const a = replica(db);
+      expect(await token(a)).toBe(AT1);
+      // Another replica refreshes (new ciphertext, same row) …
+      const b = replica(db2);
+      await connectionsStore(db2, kind).withRefreshLock(SUB, PROVIDER, async () => ({
+        sealed: await sealer.seal({ accessToken: accessTokenNo(7), refreshToken: refreshTokenNo(7), expiresAt: T0S + 3600 }, BIND),
+        keyId: sealer.newestKeyId,
+      }));
+      expect(await token(a)).toBe(accessTokenNo(7));
+      // … or the person connects again there.
+      await connect({ accessToken: accessTokenNo(8) });
+      expect(await token(a)).toBe(accessTokenNo(8));
+      expect(await token(b)).toBe(accessTokenNo(8));
+    });
+
+    it('a disconnect and a reconnect in between (same row, new grant) never serve the old token', async () => {
+      await connect();
+      const a = replica(db);
+      expect(await token(a)).toBe(AT1);
+      await connectionsStore(db2, kind).delete(SUB, PROVIDER);
+      await connect({ accessToken: accessTokenNo(9) });
+      expect(await token(a)).toBe(accessTokenNo(9));
+    });
+
+    it('this replica’s own refresh keeps the new credential: the next use decrypts nothing', async () => {
+      await connect(nearExpiry);
+      const provider = stubProvider(now);
+      const a = replica(db, provider);
+      expect(await token(a)).toBe(accessTokenNo(2));
+      const after = opens;
+      expect(await token(a)).toBe(accessTokenNo(2));
+      expect(opens).toBe(after);
+      expect(provider.received).toEqual([RT1]);
+    });
+
+    it('the number kept is bounded (cacheSize): the least recently used is opened again', async () => {
+      for (const sub of ['p1', 'p2', 'p3']) await connect({}, sub);
+      const a = replica(db, stubProvider(now), { cacheSize: 2 });
+      for (const sub of ['p1', 'p2', 'p3']) expect(await token(a, sub)).toBe(AT1);
+      expect(opens).toBe(3);
+      expect(await token(a, 'p3')).toBe(AT1);
+      expect(opens).toBe(3);
+      expect(await token(a, 'p1')).toBe(AT1);
+      expect(opens).toBe(4);
+    });
   });
 });
 
