@@ -20,7 +20,7 @@ import { createHydraAdmin, type HydraAdmin, type HydraClient, HydraError } from 
 import { openDatabase } from '../store/database.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { deleteSubjectData } from '../store/subjectData.js';
-import { type CliCommand, describeFailure } from './command.js';
+import { type CliCommand, printingFailures } from './command.js';
 
 /** Scopes of the catalogue that mean nothing to a machine: client credentials bring no refresh token. */
 const NOT_FOR_MACHINES: ReadonlySet<string> = new Set(['offline_access', 'offline']);
@@ -168,10 +168,5 @@ export const clientCommand: CliCommand = {
   name: 'client',
   summary: "machine clients at Hydra's admin API: add, list, remove",
   usage: usageText,
-  run: (argv, prog) =>
-    main(argv, prog).catch((e: unknown) => {
-      // Configuration or database failures: still one readable message, no stack.
-      console.error(`error: ${describeFailure(e)}`);
-      return 1;
-    }),
+  run: printingFailures(main),
 };

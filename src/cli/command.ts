@@ -21,6 +21,15 @@ export interface CliCommand {
 /** A failure nothing more specific caught (configuration, database): one line, no stack. */
 export const describeFailure = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/** A command's `run`: its main, with a failure nothing more specific caught printed as `error: <message>`, exit 1. */
+export const printingFailures =
+  (main: (argv: string[], prog: string) => Promise<number>): CliCommand['run'] =>
+  (argv, prog) =>
+    main(argv, prog).catch((e: unknown) => {
+      console.error(`error: ${describeFailure(e)}`);
+      return 1;
+    });
+
 /**
  * Leave with `code` once what is queued on stdout and stderr is written
  * (pipes may be asynchronous), without waiting for idle keep-alive sockets.

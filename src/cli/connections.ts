@@ -13,7 +13,7 @@ import { type CredentialSealer, createSealer, SealError } from '../connections/s
 import { type ConnectionsStore, connectionsStore } from '../store/connectionsStore.js';
 import { type ConnectStatesStore, connectStatesStore } from '../store/connectStatesStore.js';
 import { openDatabase } from '../store/database.js';
-import { type CliCommand, describeFailure } from './command.js';
+import { type CliCommand, printingFailures } from './command.js';
 
 const usage = (prog: string) => `usage: ${prog} <command>
   reencrypt   seal every stored connection and pending connect attempt
@@ -144,10 +144,5 @@ export const connectionsCommand: CliCommand = {
   name: 'connections',
   summary: 'connected accounts upkeep: reencrypt with the newest key',
   usage,
-  run: (argv, prog) =>
-    main(argv, prog).catch((e: unknown) => {
-      // Configuration or database failures: one readable message, no stack.
-      console.error(`error: ${describeFailure(e)}`);
-      return 1;
-    }),
+  run: printingFailures(main),
 };

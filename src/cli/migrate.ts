@@ -7,7 +7,7 @@
  */
 import { loadConfig } from '../config/config.js';
 import { migrateDatabase } from '../store/database.js';
-import { type CliCommand, describeFailure } from './command.js';
+import { type CliCommand, printingFailures } from './command.js';
 
 const usage = (prog: string) => `usage: ${prog}
   bring the database of DATABASE_URL (else the SQLite file DATABASE_PATH) up
@@ -34,9 +34,5 @@ export const migrateCommand: CliCommand = {
   name: 'migrate',
   summary: 'bring the database schema up to date (what each server does at start)',
   usage,
-  run: (argv, prog) =>
-    main(argv, prog).catch((e: unknown) => {
-      console.error(`error: ${describeFailure(e)}`);
-      return 1;
-    }),
+  run: printingFailures(main),
 };

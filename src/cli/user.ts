@@ -24,7 +24,7 @@ import { checkPassword, createUserStore, normaliseEmail, UserInputError } from '
 import { openDatabase } from '../store/database.js';
 import { exportSubjectData } from '../store/export.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
-import { type CliCommand, describeFailure } from './command.js';
+import { type CliCommand, printingFailures } from './command.js';
 
 const usage = (prog: string) => `usage: ${prog} <command>
   add <email> [name]
@@ -295,10 +295,5 @@ export const userCommand: CliCommand = {
   name: 'user',
   summary: 'people: add, list, remove, passwd, export (and export-to-kratos)',
   usage,
-  run: (argv, prog) =>
-    main(argv, prog).catch((e: unknown) => {
-      // Configuration or database failures: still one readable message, no stack.
-      console.error(`error: ${describeFailure(e)}`);
-      return 1;
-    }),
+  run: printingFailures(main),
 };
