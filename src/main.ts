@@ -1,5 +1,5 @@
 import 'dotenv/config';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './app/app.js';
@@ -33,6 +33,13 @@ export interface RunningServer {
    * records queued, and close the database.
    */
   stop(): Promise<void>;
+  /**
+   * Before a stop behind a load balancer (SIGTERM): /readyz answers 503 and
+   * every answer closes its connection, while requests are still served;
+   * resolves once no request has come for `quietMs` (the balancer has taken
+   * this replica out), or after `maxMs`.
+   */
+  leaveRotation(quietMs: number, maxMs: number): Promise<void>;
   /** Remove an account in this process: refused and its sessions closed here at once, other replicas within seconds (src/account/). */
   removeAccount: RemoveAccount;
   /** IDENTITY=kratos: the identity sweep (it also runs every KRATOS_SWEEP_SECONDS on its own). */
@@ -128,7 +135,22 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const { app, drain, inFlight, closeSessions, removeAccount, identitySweep } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   // TLS_CERT_FILE + TLS_KEY_FILE: https here; otherwise plain http, for loopback or behind a TLS-terminating proxy.
-  const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, app) : createServer(app);
+  // Once a stop is announced (leaveRotation): /readyz answers 503 so the balancer takes this replica out, and every
+  // answer closes its connection, so no kept-alive connection is reused and then closed under a request.
+  let leaving = false;
+  let lastRequestAt = 0;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    if (leaving) {
+      res.setHeader('Connection', 'close');
+      if (req.url === '/readyz' || req.url?.startsWith('/readyz?')) {
+        res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"status":"stopping"}');
+        return;
+      }
+      if (req.url !== '/healthz') lastRequestAt = Date.now();
+    }
+    app(req, res);
+  };
+  const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handler) : createServer(handler);
   const scheme = config.tls ? 'https' : 'http';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -166,6 +188,13 @@ export async function startServer(env: Record<string, string | undefined>, optio
     url: `${scheme}://${config.host}:${port}`,
     metricsUrl: metricsServer ? `http://${config.metrics!.host}:${(metricsServer.address() as { port: number }).port}/metrics` : undefined,
     stop: () => (stopped ??= stop()),
+    async leaveRotation(quietMs, maxMs) {
+      leaving = true;
+      lastRequestAt = Date.now();
+      const until = Date.now() + maxMs;
+      while (Date.now() < until && Date.now() - lastRequestAt < quietMs) await new Promise((r) => setTimeout(r, 50));
+      log.info('out of rotation', { quiet_ms: Date.now() - lastRequestAt });
+    },
     removeAccount,
     ...(identitySweep ? { identitySweep } : {}),
   };
@@ -200,7 +229,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
           // A second signal means "now": exit without waiting.
           if (stopping) process.exit(1);
           stopping = true;
-          void running.stop().then(() => process.exit(0));
+          // Readiness false first, serving on until the balancer stops sending (a second of quiet, at most 5 s), then close.
+          void running
+            .leaveRotation(1000, 5000)
+            .then(() => running.stop())
+            .then(() => process.exit(0));
         });
       }
     },
