@@ -249,18 +249,24 @@ describe('connected accounts against a second real Hydra as the provider', () =>
   });
 
   it('deleting the person revokes their connections at the provider (RFC 7009) and deletes the rows', async () => {
-    const erin = await stack.addUser('erin@example.com', 'garnet meadow 2026');
+    // Each step named, so a run that stalls (seen once in a fresh-clone run, not reproduced since) says where.
+    const within = <T>(step: string, p: Promise<T>, ms = 25_000): Promise<T> =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`stalled: ${step} (${ms} ms)`)), ms).unref())]);
+    const erin = await within('add user', stack.addUser('erin@example.com', 'garnet meadow 2026'));
     const browser = new Browser();
     let connecting: Promise<Page> | undefined;
-    const { client } = await connectAs(stack, erin, {
-      browser,
-      client: elicitingClient(async (url) => ((connecting = connectInBrowser(browser, url, erin, 'erin-upstream')), 'accept'), []),
-    });
+    const { client } = await within(
+      'connect the MCP client',
+      connectAs(stack, erin, {
+        browser,
+        client: elicitingClient(async (url) => ((connecting = connectInBrowser(browser, url, erin, 'erin-upstream')), 'accept'), []),
+      }),
+    );
     try {
-      expect((await call(client, 'upstream_me')).value).toMatchObject({ sub: 'erin-upstream' });
-      await connecting;
+      expect((await within('upstream_me with the connect prompt', call(client, 'upstream_me'))).value).toMatchObject({ sub: 'erin-upstream' });
+      await within('the browser connect flow', connecting!);
     } finally {
-      await client.close();
+      await within('close the MCP client', client.close());
     }
     // The token as stored (opened with the run's key): it works at the provider until the removal.
     const db = await openDatabase(loadConfig(stack.env).database);
@@ -268,10 +274,10 @@ describe('connected accounts against a second real Hydra as the provider', () =>
       const row = await connectionsStore(db, 'sqlite').get(erin.sub, 'upstream');
       const { accessToken } = await createSealer(parseConnectionKeys(KEYS)).open(row!.sealed, { sub: erin.sub, provider: 'upstream' });
       const at = () => fetch(apiUrl, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.status);
-      expect(await at()).toBe(200);
-      const report = await stack.server.removeAccount({ sub: erin.sub });
+      expect(await within('the provider API before', at())).toBe(200);
+      const report = await within('removeAccount', stack.server.removeAccount({ sub: erin.sub }));
       expect(report.deleted).toMatchObject({ connections: 1 });
-      expect(await at(), 'revoked at the provider').toBe(401);
+      expect(await within('the provider API after', at()), 'revoked at the provider').toBe(401);
       expect(await connectionsStore(db, 'sqlite').get(erin.sub, 'upstream')).toBeUndefined();
     } finally {
       await db.destroy();
