@@ -132,21 +132,18 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const verifier = (options.verifier ?? hydraTokenVerifier)({ config, hydraAdmin, log, metrics, removedSubjects });
   // Batched writes off the request path, and the retention sweep (both stopped below, the queue flushed).
   const audit = startAudit({ settings: config.audit, db, hydraAdmin, log, metrics });
-  const { app, drain, inFlight, closeSessions, removeAccount, identitySweep } = buildApp({ config, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
+  // Set by leaveRotation (SIGTERM): /readyz answers 503 from then on.
+  let leaving = false;
+  const { app, drain, inFlight, closeSessions, removeAccount, identitySweep } = buildApp({ config, stopping: () => leaving, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   // TLS_CERT_FILE + TLS_KEY_FILE: https here; otherwise plain http, for loopback or behind a TLS-terminating proxy.
-  // Once a stop is announced (leaveRotation): /readyz answers 503 so the balancer takes this replica out, and every
-  // answer closes its connection, so no kept-alive connection is reused and then closed under a request.
-  let leaving = false;
+  // Once a stop is announced (leaveRotation), every answer closes its connection, so no kept-alive
+  // connection is reused and then closed under a request; the probes' own requests do not count as traffic.
   let lastRequestAt = 0;
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (leaving) {
       res.setHeader('Connection', 'close');
-      if (req.url === '/readyz' || req.url?.startsWith('/readyz?')) {
-        res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"status":"stopping"}');
-        return;
-      }
-      if (req.url !== '/healthz') lastRequestAt = Date.now();
+      if (!/^\/(healthz|readyz)(\?|$)/.test(req.url ?? '')) lastRequestAt = Date.now();
     }
     app(req, res);
   };

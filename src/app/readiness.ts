@@ -9,6 +9,8 @@ export interface ReadinessOptions {
   dialect: Dialect;
   /** Hydra's side of the checks: its admin health and its JWKS (needed to verify JWT access tokens). */
   hydra: Pick<HydraPublic, 'adminReady' | 'jwksReachable'>;
+  /** True once a stop is announced (SIGTERM): not ready, whatever the checks say, so a balancer takes this replica out. */
+  stopping?: () => boolean;
   timeoutMs?: number;
 }
 
@@ -38,6 +40,10 @@ export function readinessHandler(options: ReadinessOptions): RequestHandler {
     Promise.race([check().catch(() => check()), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref())]);
 
   return async (_req, res) => {
+    if (options.stopping?.()) {
+      res.status(503).set('Cache-Control', 'no-store').json({ status: 'stopping' });
+      return;
+    }
     const names = Object.keys(checks);
     const results = await Promise.allSettled(names.map((n) => withTimeout(checks[n]!)));
     const report = Object.fromEntries(names.map((n, i) => [n, results[i]!.status === 'fulfilled' ? 'ok' : 'unavailable']));

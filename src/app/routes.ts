@@ -34,7 +34,7 @@ export function mountRoutes(app: express.Express, s: Services, deps: AppDependen
   app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
   // Liveness: the process answers. Readiness: it can serve (database, Hydra).
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
-  app.get('/readyz', readinessHandler({ db, dialect: config.database.kind, hydra: deps.hydraPublic }));
+  app.get('/readyz', readinessHandler({ db, dialect: config.database.kind, hydra: deps.hydraPublic, ...(deps.stopping ? { stopping: deps.stopping } : {}) }));
   app.use(
     authServerRouter({
       provider: s.provider,

@@ -45,6 +45,8 @@ import { InFlight } from './inFlight.js';
 
 export interface AppDependencies {
   config: Config;
+  /** True once this process is leaving the balancer's rotation (main.ts, on SIGTERM): /readyz answers 503. */
+  stopping?: () => boolean;
   db: Db;
   hydraAdmin: HydraAdmin;
   /** Hydra's public API (token/revoke forwarding, registration, health); main.ts builds it with hydraAdmin over one transport. */
