@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createServer as createHttpsServer } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './app/app.js';
-import { jwksUrlOf, resourcesOf } from './app/services.js';
+import { type AppDependencies, jwksUrlOf, resourcesOf } from './app/services.js';
 import { Metrics } from './metrics/metrics.js';
 import type { RemoveAccount } from './account/accountRemoval.js';
 import { RemovedSubjects } from './account/removedSubjects.js';
@@ -14,7 +14,8 @@ import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifi
 import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { IdentitySweep } from './account/identitySweep.js';
-import { openDatabase } from './store/database.js';
+import { type Db, openDatabase } from './store/database.js';
+import { PostgresSessionBus } from './store/postgresSessionBus.js';
 import { startSqliteCheckpointer } from './store/sqliteCheckpointer.js';
 import { startAudit } from './audit/startAudit.js';
 import { removedSubjectsStore } from './store/removedSubjectsStore.js';
@@ -77,6 +78,13 @@ export interface StartOptions {
    * not a setting: the end-to-end tests add a tool that calls their upstream API.
    */
   extraTools?: readonly ToolDefinition[];
+  /**
+   * The 2025-era sessions' options, from the opened database (default: the
+   * shared table, the default interval and limits). A parameter, not a
+   * setting: only the benchmark swaps the store (its in-memory baseline) and
+   * times rebuilds.
+   */
+  sharedSessions?: (db: Db) => AppDependencies['sharedSessions'];
 }
 
 /**
@@ -114,6 +122,8 @@ export async function startServer(env: Record<string, string | undefined>, optio
   }
   const tools = [...(await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES)), ...(options.extraTools ?? []).map((t) => checkTool(t, `extraTools/${t.name}`, REGISTRABLE_SCOPES))];
   const db = await openDatabase(config.database);
+  // Several replicas share PostgreSQL: a session's client messages reach the replica running the call over LISTEN/NOTIFY.
+  const sessionBus = config.database.kind === 'postgres' && !config.statelessHttp ? await PostgresSessionBus.start(config.database.url, log) : undefined;
   // SQLite: WAL checkpoints (a copy into the file and an fsync) on a thread of their own, never inside a request's write.
   const checkpoints = startSqliteCheckpointer(db);
   const metrics = new Metrics();
@@ -134,7 +144,7 @@ export async function startServer(env: Record<string, string | undefined>, optio
   const audit = startAudit({ settings: config.audit, db, hydraAdmin, log, metrics });
   // Set by leaveRotation (SIGTERM): /readyz answers 503 from then on.
   let leaving = false;
-  const { app, drain, inFlight, closeSessions, removeAccount, identitySweep } = buildApp({ config, stopping: () => leaving, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit });
+  const { app, drain, inFlight, closeSessions, removeAccount, identitySweep } = buildApp({ config, stopping: () => leaving, db, hydraAdmin, hydraPublic: hydra.public, tools, log, version: VERSION, metrics, verifier, removedSubjects, audit: audit.audit, sharedSessions: options.sharedSessions?.(db), ...(sessionBus ? { sessionBus } : {}) });
   const metricsServer = config.metrics ? await serveMetrics(metrics, config.metrics.host, config.metrics.port) : undefined;
   // TLS_CERT_FILE + TLS_KEY_FILE: https here; otherwise plain http, for loopback or behind a TLS-terminating proxy.
   // Once a stop is announced (leaveRotation), every answer closes its connection, so no kept-alive
@@ -173,6 +183,7 @@ export async function startServer(env: Record<string, string | undefined>, optio
       log.warn('tool calls still running after their sessions closed; closing the database under them', { in_flight: inFlight() });
     }
     removedSubjects.stop();
+    await sessionBus?.close();
     // After the last call: every audit record queued so far reaches the database before it closes.
     await audit.stop();
     await closed;

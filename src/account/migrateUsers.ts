@@ -132,6 +132,8 @@ const MOVERS: Record<SubjectTable, (trx: Trx, from: string, to: string, sealer: 
   // The identity is a Kratos one from now on: the identity sweep watches it (a built-in sub has no row to move).
   // A session is bound to the sub that opened it; the new sub's tokens could not use it: ended, not moved.
   mcp_sessions: async (trx, from) => Number((await trx.deleteFrom('mcp_sessions').where('sub', '=', from).executeTakeFirst()).numDeletedRows),
+  // What those sessions' streams carried goes with them.
+  mcp_stream_events: async (trx, from) => Number((await trx.deleteFrom('mcp_stream_events').where('sub', '=', from).executeTakeFirst()).numDeletedRows),
   kratos_subjects: async (trx, from, to) => {
     await trx.deleteFrom('kratos_subjects').where('sub', '=', from).execute();
     await kratosSubjectsStore(trx).record(to, new Date());

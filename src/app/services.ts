@@ -28,12 +28,16 @@ import { createMcpServer } from '../mcp/mcpServer.js';
 import { SessionRegistry } from '../mcp/sessions.js';
 import type { SseSession } from '../mcp/sse.js';
 import { requireToolScopes } from '../mcp/stepUp.js';
+import { InMemorySessionBus, type SessionBus } from '../mcp/sessionBus.js';
+import { SessionRelay } from '../mcp/sessionRelay.js';
 import { SharedSessions, type SharedSessionsOptions } from '../mcp/sharedSessions.js';
+import { StreamEvents } from '../mcp/streamEvents.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Db } from '../store/database.js';
 import { cimdMirrorsStore } from '../store/cimdMirrorsStore.js';
 import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
 import { mcpSessionsStore } from '../store/mcpSessionsStore.js';
+import { mcpStreamEventsStore } from '../store/mcpStreamEventsStore.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { singleUseIds } from '../store/singleUseIds.js';
 import { rateCountersStore, type RateCounters } from '../store/windowCounters.js';
@@ -63,8 +67,13 @@ export interface AppDependencies {
   removedSubjects: RemovedSubjects;
   /** The audit trail (src/audit/; main.ts builds its writer and stops it). Default: off. */
   audit?: Audit;
-  /** 2025-era sessions shared through the database: the revalidation interval and limits (defaults: src/mcp/sharedSessions.ts, src/mcp/sessions.ts). */
-  sharedSessions?: Pick<SharedSessionsOptions, 'revalidateMs' | 'limits' | 'onRebuilt'>;
+  /** How replicas pass a session's client messages to each other (main.ts: PostgreSQL LISTEN/NOTIFY with DATABASE_URL). Default: in process. */
+  sessionBus?: SessionBus;
+  /**
+   * 2025-era sessions shared through the database: the revalidation interval and limits (defaults: src/mcp/sharedSessions.ts, src/mcp/sessions.ts);
+   * `store` replaces the shared table (default), for the benchmark's in-memory baseline only.
+   */
+  sharedSessions?: Partial<Pick<SharedSessionsOptions, 'store' | 'revalidateMs' | 'limits' | 'onRebuilt' | 'retryIntervalMs'>>;
 }
 
 /** Everything the routes (./routes.ts) use, built once from the dependencies. */
@@ -225,7 +234,11 @@ function mcpServices(deps: AppDependencies, o: { tools: ToolDefinition[]; audit:
       version: deps.version,
       ...(connections ? { credentials: connections.credentials, connectionPrompt } : {}),
     });
-  const httpSessions = new SharedSessions({ store: mcpSessionsStore(db), createServer, log, ...deps.sharedSessions });
+  // Answers and cancellations for a call on another replica go there over the bus; streams are kept for resuming anywhere.
+  const relay = new SessionRelay(deps.sessionBus ?? new InMemorySessionBus(), log);
+  const resumeMs = config.streamResumeSeconds * 1000;
+  const streamEvents = resumeMs > 0 ? new StreamEvents({ store: mcpStreamEventsStore(db), log, retainMs: resumeMs }) : undefined;
+  const httpSessions = new SharedSessions({ createServer, log, relay, ...(streamEvents ? { streamEvents } : {}), ...deps.sharedSessions, store: deps.sharedSessions?.store ?? mcpSessionsStore(db) });
   const sseSessions = new SessionRegistry<SseSession>();
   metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));
   return { inFlight, createServer, httpSessions, sseSessions, guardsFor };

@@ -254,8 +254,8 @@ async function kratosCommand(
   }
 }
 
-/** Pending connect attempts, the Kratos sign-in record and open MCP sessions: bookkeeping, not data a person would name. */
-const BOOKKEEPING = new Set(['connect_states', 'kratos_subjects', 'mcp_sessions']);
+/** Pending connect attempts, the Kratos sign-in record, open MCP sessions and their streams' recent messages: bookkeeping, not data a person would name. */
+const BOOKKEEPING = new Set(['connect_states', 'kratos_subjects', 'mcp_sessions', 'mcp_stream_events']);
 
 /** One line per person of export-to-kratos. */
 function describeMove(o: MoveOutcome): string {

@@ -55,6 +55,8 @@ export interface Config {
   shutdownTimeoutSeconds: number;
   /** Streamable HTTP without sessions (any replica serves any request). */
   statelessHttp: boolean;
+  /** How long 2025 sessions' stream messages are kept for resuming with Last-Event-ID (0: not kept). */
+  streamResumeSeconds: number;
   /** Serve the HTTP+SSE transport (/sse + /messages), deprecated by MCP 2026-07-28. */
   legacySse: boolean;
   /**
@@ -138,6 +140,8 @@ const EnvSchema = z.object({
     .max(3650, { message: 'must be a whole number of days from 1 to 3650' })
     .default(90),
   SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(300).default(10),
+  // How long a 2025 session's stream messages are kept for a Last-Event-ID resume on any replica; 0: not kept (no resuming).
+  MCP_STREAM_RESUME_SECONDS: z.coerce.number().int().min(0).max(3600).default(300),
   NODE_ENV: z.string().optional(),
   CIMD_TEST_LOOPBACK_CA: z.string().min(1).optional(),
   CIMD_MIRROR_IDLE_DAYS: z.coerce
@@ -277,6 +281,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     removedSubjectRetentionSeconds: e.REMOVED_SUBJECT_RETENTION_SECONDS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+    streamResumeSeconds: e.MCP_STREAM_RESUME_SECONDS,
     statelessHttp: e.MCP_STATELESS === 'true',
     legacySse: e.LEGACY_SSE === 'on',
     ...(e.MCP_REQUESTS_PER_MINUTE === 'off'

@@ -1,6 +1,9 @@
 import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { type ClientCapabilities, type Implementation, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
 
+/** The id of the replayed `initialize`: its answer is for this module, never a client's stream. */
+export const RESTORE_REQUEST_ID = 'session-restore';
+
 /** What `initialize` settled, as recorded in the shared session table. */
 export interface InitializedState {
   protocolVersion: string;
@@ -37,7 +40,7 @@ export async function restoreInitialized(transport: NodeStreamableHTTPServerTran
     );
   const init = await post({
     jsonrpc: '2.0',
-    id: 'session-restore',
+    id: RESTORE_REQUEST_ID,
     method: 'initialize',
     params: { protocolVersion: state.protocolVersion, capabilities: state.clientCapabilities, clientInfo: state.clientInfo },
   });
@@ -65,6 +68,7 @@ export function webTransportOf(transport: NodeStreamableHTTPServerTransport): We
 async function answerOf(res: Response): Promise<unknown> {
   const text = await res.text();
   if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) return JSON.parse(text) as unknown;
-  const data = text.split('\n').find((l) => l.startsWith('data: '));
+  // A resumable stream opens with an empty priming event (MCP 2025-11-25); the answer is the event with data.
+  const data = text.split('\n').find((l) => l.startsWith('data: ') && l.length > 'data: '.length);
   return data ? (JSON.parse(data.slice('data: '.length)) as unknown) : undefined;
 }

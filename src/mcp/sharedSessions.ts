@@ -4,7 +4,9 @@ import type { JSONRPCMessage, McpServer } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { McpSessionsStore } from '../store/mcpSessionsStore.js';
+import type { SessionRelay } from './sessionRelay.js';
 import { restoreInitialized } from './sessionRestore.js';
+import type { StreamEvents } from './streamEvents.js';
 import { DEFAULT_SESSION_LIMITS, type Lookup, ownerOf, type Session, type SessionLimits, type SessionOwner, SessionRegistry } from './sessions.js';
 
 export interface HttpSession extends Session {
@@ -34,6 +36,16 @@ export interface SharedSessionsOptions {
   limits?: Partial<SessionLimits>;
   /** Told how long each rebuild took (ms). */
   onRebuilt?: (ms: number) => void;
+  /** Client messages for a call on another replica (answers, cancellations) are passed on through it (./sessionRelay.ts). */
+  relay?: SessionRelay;
+  /** Where the sessions' streams are kept for `Last-Event-ID` resumes on any replica (./streamEvents.ts); none: no resuming. */
+  streamEvents?: StreamEvents;
+  /**
+   * The `retry` (ms) a resumable stream tells 2025-11-25 clients: how soon a
+   * client whose stream closed (a replay on a replica not running the call
+   * closes it) asks again. Default 1,000.
+   */
+  retryIntervalMs?: number;
 }
 
 /** When this replica last saw, checked and wrote a session it holds (epoch ms). */
@@ -149,6 +161,7 @@ export class SharedSessions {
     clearInterval(this.sweeper);
     await this.flush(() => true).catch((e: unknown) => this.options.log.warn('last-seen times not written at shutdown', { error: e }));
     await this.local.closeAll();
+    await this.options.streamEvents?.close();
   }
 
   /** Delete sessions idle everywhere, close the copies held here, and write last-seen times not yet written. */
@@ -157,12 +170,15 @@ export class SharedSessions {
     const idle = await this.options.store.removeIdle(this.now() - this.limits.idleMs);
     await Promise.all(idle.map((id) => this.local.closeOne(id)));
     await this.local.closeIdle();
+    await this.options.streamEvents?.sweep(this.limits.now());
   }
 
   private async build(owner: SessionOwner, sessionId: () => string): Promise<HttpSession> {
     const server = this.options.createServer();
+    const { streamEvents, relay } = this.options;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: sessionId,
+      ...(streamEvents ? { eventStore: streamEvents.forSession(() => transport.sessionId, owner.sub), retryInterval: this.options.retryIntervalMs ?? 1000 } : {}),
       onsessioninitialized: (id) => {
         this.local.add(id, session);
         const at = this.now();
@@ -176,10 +192,14 @@ export class SharedSessions {
     });
     const session: HttpSession = { owner, transport, close: () => server.close(), protocolVersion: () => server.server.getNegotiatedProtocolVersion() };
     this.servers.set(session, server);
+    let detach: (() => void) | undefined;
+    // Set before connect: the server chains its own close handling onto it.
     transport.onclose = () => {
+      detach?.();
       if (transport.sessionId) this.local.remove(transport.sessionId, session);
     };
     await server.connect(transport);
+    detach = relay?.attach(transport);
     return session;
   }
 

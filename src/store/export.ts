@@ -109,6 +109,28 @@ const COLLECTIONS: { [T in SubjectTable]: CollectionReader } = {
       after = rows[rows.length - 1]!.id;
     }
   },
+  // What those sessions' streams carried in the last minutes (kept for resuming), in
+  // primary-key order; the session and stream ids are left out, as above.
+  async *mcp_stream_events(db, sub, limit) {
+    let after: { session_id: string; stream_id: string; seq: number | string } | undefined;
+    for (;;) {
+      let q = db.selectFrom('mcp_stream_events').select(['session_id', 'stream_id', 'seq', 'message', 'created_at']).where('sub', '=', sub);
+      if (after) {
+        const { session_id, stream_id, seq } = after;
+        q = q.where((eb) =>
+          eb.or([
+            eb('session_id', '>', session_id),
+            eb.and([eb('session_id', '=', session_id), eb('stream_id', '>', stream_id)]),
+            eb.and([eb('session_id', '=', session_id), eb('stream_id', '=', stream_id), eb('seq', '>', seq)]),
+          ]),
+        );
+      }
+      const rows = await q.orderBy('session_id').orderBy('stream_id').orderBy('seq').limit(limit).execute();
+      if (rows.length) yield rows.map((r) => ({ message: JSON.parse(r.message) as Json, sentAt: new Date(Number(r.created_at)).toISOString() }));
+      if (rows.length < limit) return;
+      after = rows[rows.length - 1]!;
+    }
+  },
 };
 
 /**

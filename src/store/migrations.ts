@@ -224,6 +224,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('mcp_sessions_last_seen').on('mcp_sessions').column('last_seen_at').execute();
       },
     },
+    '0014_mcp_stream_events': {
+      async up(db: Kysely<any>) {
+        // What each session's SSE streams carried, so a client resumes with Last-Event-ID on any replica (src/store/mcpStreamEventsStore.ts).
+        await db.schema
+          .createTable('mcp_stream_events')
+          .addColumn('session_id', 'text', (c) => c.notNull())
+          .addColumn('stream_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('sub', 'text', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('mcp_stream_events_pk', ['session_id', 'stream_id', 'seq'])
+          .execute();
+        // Removal by person and the retention sweep: ranges, not scans.
+        await db.schema.createIndex('mcp_stream_events_sub').on('mcp_stream_events').column('sub').execute();
+        await db.schema.createIndex('mcp_stream_events_created_at').on('mcp_stream_events').column('created_at').execute();
+      },
+    },
   };
 }
 

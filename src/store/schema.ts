@@ -14,6 +14,7 @@ export interface Database {
   single_use_ids: SingleUseIdsTable;
   cimd_mirrors: CimdMirrorsTable;
   mcp_sessions: McpSessionsTable;
+  mcp_stream_events: McpStreamEventsTable;
 }
 
 export interface UsersTable {
@@ -195,4 +196,19 @@ export interface McpSessionsTable {
   created_at: EpochColumn;
   /** Epoch milliseconds; written at most every few seconds per session (src/mcp/sharedSessions.ts). */
   last_seen_at: EpochColumn;
+}
+
+/** One message a 2025 session's SSE stream carried (or would have, had the client been connected). */
+export interface McpStreamEventsTable {
+  session_id: string;
+  /** The SDK's stream id: a POST's stream (a random UUID) or `_GET_stream`. */
+  stream_id: string;
+  /** Order within the stream (from the one process that writes the stream). */
+  seq: EpochColumn;
+  /** The session owner's token subject (removal deletes by it). */
+  sub: string;
+  /** JSON: the JSON-RPC message. */
+  message: string;
+  /** Epoch milliseconds. */
+  created_at: EpochColumn;
 }

@@ -7,7 +7,7 @@ import type { Database } from './schema.js';
  * with a `sub` column belongs here, or removing a person leaves it behind; the
  * store contract test checks this list against the live schema.
  */
-export const SUBJECT_TABLES = ['notes', 'records', 'connections', 'connect_states', 'kratos_subjects', 'mcp_sessions'] as const satisfies readonly (keyof Database)[];
+export const SUBJECT_TABLES = ['notes', 'records', 'connections', 'connect_states', 'kratos_subjects', 'mcp_sessions', 'mcp_stream_events'] as const satisfies readonly (keyof Database)[];
 export type SubjectTable = (typeof SUBJECT_TABLES)[number];
 
 /**

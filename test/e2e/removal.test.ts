@@ -158,7 +158,7 @@ describe.each(KINDS)('account removal with $tokens access tokens on $database (r
     expect(await stack.server.removeAccount({ sub: frank.sub })).toEqual({
       sub: frank.sub,
       outcome: 'removed',
-      deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, users: 1 },
+      deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, mcp_stream_events: 0, users: 1 },
     });
     expect(await nextCallStatus(c), 'no waiting for a refresh in the process that removed').toBe(401);
     expect(await sessions(), "the person's open session was closed").toBe(before - 1);

@@ -64,6 +64,7 @@ describe.each(['sqlite', 'postgres'] as const)('exportSubjectData on %s', (kind)
       connect_states: [],
       kratos_subjects: [],
       mcp_sessions: [],
+      mcp_stream_events: [],
     });
     // What removal deletes is what export hands back: one key per subject table.
     for (const table of SUBJECT_TABLES) expect(doc).toHaveProperty(table);

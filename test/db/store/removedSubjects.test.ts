@@ -17,6 +17,7 @@ import { type DatabaseTarget, type Db, openDatabase } from '../../../src/store/d
 import { type RemovedSubjectsStore, removedSubjectsStore } from '../../../src/store/removedSubjectsStore.js';
 import { scopedStoreFor } from '../../../src/store/scopedStore.js';
 import { deleteSubjectData, RETAINED_SUBJECT_TABLES, SUBJECT_TABLES } from '../../../src/store/subjectData.js';
+import { mcpStreamEventsStore } from '../../../src/store/mcpStreamEventsStore.js';
 import { kratosSubjectsStore } from '../../../src/store/kratosSubjectsStore.js';
 import { createTestDatabase } from '../../support/postgres.js';
 
@@ -160,9 +161,11 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
       await s.notes.add({ title: 'b', body: '' });
       await s.records('bookmarks').put('k', { v: 1 });
       await kratosSubjectsStore(db).record(sub, new Date());
+      await mcpStreamEventsStore(db).append([{ sessionId: `session of ${sub}`, streamId: 'stream', seq: 1, sub, message: '{"jsonrpc":"2.0","id":1,"result":{}}', createdAt: Date.now() }]);
     }
-    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 1, mcp_sessions: 0 });
-    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0 });
+    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 1, mcp_sessions: 0, mcp_stream_events: 1 });
+    expect(await deleteSubjectData(db, 'gone')).toEqual({ notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, mcp_stream_events: 0 });
+    expect(await mcpStreamEventsStore(db).after('session of stays', 'stream', 0), "the other person's stream events stay").toHaveLength(1);
     expect(await kratosSubjectsStore(db).page(undefined, 10)).toEqual([{ sub: 'stays' }]);
     expect(await scopedStoreFor(db, 'gone').notes.list()).toEqual([]);
     expect(await scopedStoreFor(db, 'stays').notes.list()).toHaveLength(2);
@@ -310,7 +313,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
         afterStep: (step) => order.push(step),
       });
       const report = await remove({ email: ' Carol@Example.com ' });
-      expect(report).toEqual({ sub: carol.id, outcome: 'removed', deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, users: 1 } });
+      expect(report).toEqual({ sub: carol.id, outcome: 'removed', deleted: { notes: 2, records: 1, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, mcp_stream_events: 0, users: 1 } });
       expect(order).toEqual(['recorded true', 'recorded', 'hydra', 'data', 'user', 'hydra-again', 'completed']);
       // Twice: again once the account row is gone, for a sign-in that completed during the removal.
       expect(hydra.calls).toEqual([`consent ${carol.id} all`, `login ${carol.id}`, `consent ${carol.id} all`, `login ${carol.id}`]);
@@ -319,7 +322,7 @@ describe.each(['sqlite', 'postgres'] as const)('account removal on %s', (kind) =
       expect((await removed.find(carol.id))?.completedAt).toBeDefined();
 
       hydra.calls.length = 0;
-      expect(await remove({ email: 'carol@example.com' })).toEqual({ sub: carol.id, outcome: 'nothing-left', deleted: { notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, users: 0 } });
+      expect(await remove({ email: 'carol@example.com' })).toEqual({ sub: carol.id, outcome: 'nothing-left', deleted: { notes: 0, records: 0, connections: 0, connect_states: 0, kratos_subjects: 0, mcp_sessions: 0, mcp_stream_events: 0, users: 0 } });
       expect(await remove({ sub: carol.id })).toMatchObject({ outcome: 'nothing-left' });
       expect(hydra.calls, 'nothing to do, nothing asked').toEqual([]);
     });

@@ -274,7 +274,7 @@ describe('npm run user -- export-to-kratos (real Ory Kratos, real database)', ()
     await expect(moveSubjectData(db, from, to)).rejects.toThrow(/CONNECTION_KEYS/);
     expect(await db.selectFrom('users').select('id').where('id', '=', from).executeTakeFirst()).toBeDefined();
 
-    expect(await moveSubjectData(db, from, to, sealer)).toEqual({ notes: 0, records: 0, connections: 1, connect_states: 1, kratos_subjects: 1, mcp_sessions: 0 });
+    expect(await moveSubjectData(db, from, to, sealer)).toEqual({ notes: 0, records: 0, connections: 1, connect_states: 1, kratos_subjects: 1, mcp_sessions: 0, mcp_stream_events: 0 });
     const row = await db.selectFrom('connections').selectAll().where('sub', '=', to).executeTakeFirstOrThrow();
     expect(await sealer.open(row.sealed, { sub: to, provider: 'github' })).toEqual({ accessToken: 'at-1', refreshToken: 'rt-1' });
     await expect(sealer.open(row.sealed, { sub: from, provider: 'github' })).rejects.toThrow(/another connection/);

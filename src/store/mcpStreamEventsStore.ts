@@ -1,0 +1,71 @@
+import type { Db } from './database.js';
+
+/** One message of a session's SSE stream, as stored for resuming (table `mcp_stream_events`). */
+export interface StreamEventRow {
+  sessionId: string;
+  streamId: string;
+  /** Order within the stream: increasing in the one process that writes the stream. */
+  seq: number;
+  sub: string;
+  /** The JSON-RPC message, serialized. */
+  message: string;
+  /** Epoch milliseconds. */
+  createdAt: number;
+}
+
+/**
+ * The shared log of what 2025 sessions' SSE streams carried. Every read is
+ * keyed by session and stream (the primary key's prefix); deletes by
+ * session, by person, or by age (indexed).
+ */
+export interface McpStreamEventsStore {
+  append(rows: readonly StreamEventRow[]): Promise<void>;
+  /** The messages of one stream of one session after `seq`, in order. */
+  after(sessionId: string, streamId: string, seq: number): Promise<{ seq: number; message: string }[]>;
+  /** Delete the events of these sessions (ended); how many rows went. */
+  removeSessions(ids: readonly string[]): Promise<number>;
+  /** Delete events written at or before `cutoff` (epoch ms); how many rows went. */
+  removeOlderThan(cutoff: number): Promise<number>;
+}
+
+/** Rows per INSERT: 6 parameters each, well under SQLite's and PostgreSQL's limits. */
+const ROWS_PER_INSERT = 500;
+
+export function mcpStreamEventsStore(db: Db): McpStreamEventsStore {
+  return {
+    async append(rows) {
+      for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+        const chunk = rows.slice(i, i + ROWS_PER_INSERT).map((r) => ({
+          session_id: r.sessionId,
+          stream_id: r.streamId,
+          seq: r.seq,
+          sub: r.sub,
+          message: r.message,
+          created_at: r.createdAt,
+        }));
+        await db.insertInto('mcp_stream_events').values(chunk).execute();
+      }
+    },
+    async after(sessionId, streamId, seq) {
+      const rows = await db
+        .selectFrom('mcp_stream_events')
+        .select(['seq', 'message'])
+        .where('session_id', '=', sessionId)
+        .where('stream_id', '=', streamId)
+        .where('seq', '>', seq)
+        .orderBy('seq')
+        .execute();
+      // PostgreSQL bigint comes back as text.
+      return rows.map((r) => ({ seq: Number(r.seq), message: r.message }));
+    },
+    async removeSessions(ids) {
+      if (!ids.length) return 0;
+      const r = await db.deleteFrom('mcp_stream_events').where('session_id', 'in', ids).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+    async removeOlderThan(cutoff) {
+      const r = await db.deleteFrom('mcp_stream_events').where('created_at', '<=', cutoff).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/log/logger.js';
+import { parseEventId, StreamEvents } from '../../../src/mcp/streamEvents.js';
+import { type Db, openDatabase } from '../../../src/store/database.js';
+import { mcpSessionsStore } from '../../../src/store/mcpSessionsStore.js';
+import { mcpStreamEventsStore } from '../../../src/store/mcpStreamEventsStore.js';
+import { type Backend, storeBackends } from '../../support/backends.js';
+
+/** The shared stream log behind Last-Event-ID resumes (src/mcp/streamEvents.ts), on both databases. */
+const backends = storeBackends('stream-events');
+const log = createLogger('silent');
+const progress = (n: number): JSONRPCMessage => ({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: n } });
+const result: JSONRPCMessage = { jsonrpc: '2.0', id: 1, result: { content: [] } };
+
+describe.each(['sqlite', 'postgres'] as const)('StreamEvents on %s', (kind) => {
+  let backend: Backend;
+  let db: Db;
+  beforeAll(async () => {
+    backend = await backends[kind]();
+    db = await openDatabase(backend.target);
+  });
+  afterAll(async () => {
+    await db?.destroy();
+    await backend?.cleanup();
+  });
+
+  const replay = async (events: StreamEvents, session: string, lastEventId: string) => {
+    const got: [string, JSONRPCMessage][] = [];
+    const stream = await events.forSession(() => session, 'alice').replayEventsAfter(lastEventId, { send: async (id, m) => void got.push([id, m]) });
+    return { stream, got };
+  };
+
+  it('names each event at once, stores all but the empty priming event, and replays after any id in order', async () => {
+    const here = new StreamEvents({ store: mcpStreamEventsStore(db), log });
+    const store = here.forSession(() => 's1', 'alice');
+    const priming = await store.storeEvent('stream-a', {} as JSONRPCMessage);
+    const ids = [await store.storeEvent('stream-a', progress(1)), await store.storeEvent('stream-a', progress(2)), await store.storeEvent('stream-a', result)];
+    await store.storeEvent('stream-b', progress(9));
+    expect(parseEventId(priming)).toMatchObject({ streamId: 'stream-a' });
+    // Another replica (its own StreamEvents) sees what this one stored once it is written.
+    await here.flush();
+    const elsewhere = new StreamEvents({ store: mcpStreamEventsStore(db), log });
+    const all = await replay(elsewhere, 's1', priming);
+    expect(all.stream).toBe('stream-a');
+    expect(all.got).toEqual([
+      [ids[0], progress(1)],
+      [ids[1], progress(2)],
+      [ids[2], result],
+    ]);
+    expect((await replay(elsewhere, 's1', ids[1]!)).got).toEqual([[ids[2], result]]);
+    expect(await mcpStreamEventsStore(db).after('s1', 'stream-a', 0), 'the priming event is not a row').toHaveLength(3);
+  });
+
+  it('a resume on a replica not running the call waits for the next event, then answers with it', async () => {
+    const running = new StreamEvents({ store: mcpStreamEventsStore(db), log });
+    const waiting = new StreamEvents({ store: mcpStreamEventsStore(db), log, replayPollMs: 20 });
+    const store = running.forSession(() => 's2', 'alice');
+    const first = await store.storeEvent('stream-c', progress(1));
+    await running.flush();
+    const started = Date.now();
+    const resumed = replay(waiting, 's2', first);
+    await new Promise((r) => setTimeout(r, 300));
+    const next = await store.storeEvent('stream-c', progress(2));
+    const { got } = await resumed;
+    expect(got).toEqual([[next, progress(2)]]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it('a resume in the process running the call answers at once, with what is still pending too', async () => {
+    const running = new StreamEvents({ store: mcpStreamEventsStore(db), log, flushDelayMs: 60_000 });
+    const store = running.forSession(() => 's3', 'alice');
+    const first = await store.storeEvent('stream-d', progress(1));
+    const second = await store.storeEvent('stream-d', progress(2));
+    const { got } = await replay(running, 's3', first);
+    expect(got).toEqual([[second, progress(2)]]);
+  });
+
+  it("another session's replay of the same event id gets nothing of it (waits out its deadline)", async () => {
+    const here = new StreamEvents({ store: mcpStreamEventsStore(db), log, replayWaitMs: 200, replayPollMs: 20 });
+    const store = here.forSession(() => 's4', 'alice');
+    const first = await store.storeEvent('stream-e', progress(1));
+    await store.storeEvent('stream-e', progress(2));
+    await here.flush();
+    const other = new StreamEvents({ store: mcpStreamEventsStore(db), log, replayWaitMs: 200, replayPollMs: 20 });
+    expect((await replay(other, 'someone else', first)).got).toEqual([]);
+  });
+
+  it('refuses event ids it did not make', async () => {
+    const store = new StreamEvents({ store: mcpStreamEventsStore(db), log }).forSession(() => 's5', 'alice');
+    for (const bad of ['', 'stream', 'stream.', '.1', 'stream.1.2', 'stream.-1', 'a b.1', `${'x'.repeat(65)}.1`, 'stream.99999999999999999']) {
+      expect(await store.getStreamIdForEventId!(bad), JSON.stringify(bad)).toBeUndefined();
+    }
+    await expect(store.replayEventsAfter('nope', { send: async () => {} })).rejects.toThrow('Invalid event ID format');
+  });
+
+  it('events go with their session (DELETE, removal) and with age (the sweep)', async () => {
+    const here = new StreamEvents({ store: mcpStreamEventsStore(db), log, retainMs: 1000 });
+    for (const s of ['gone', 'kept', 'old']) await here.forSession(() => s, s === 'old' ? 'olga' : 'alice').storeEvent('stream', progress(1));
+    await here.flush();
+    await mcpSessionsStore(db).remove('gone');
+    expect(await mcpStreamEventsStore(db).after('gone', 'stream', 0)).toEqual([]);
+    await mcpSessionsStore(db).removeOwnedBy('olga');
+    expect(await mcpStreamEventsStore(db).after('old', 'stream', 0)).toEqual([]);
+    expect(await mcpStreamEventsStore(db).after('kept', 'stream', 0)).toHaveLength(1);
+    // Earlier tests' events are older: the first sweep may take those, never one written under a second ago.
+    await here.sweep(Date.now() + 500);
+    expect(await mcpStreamEventsStore(db).after('kept', 'stream', 0)).toHaveLength(1);
+    expect(await here.sweep(Date.now() + 1500)).toBeGreaterThanOrEqual(1);
+    expect(await mcpStreamEventsStore(db).after('kept', 'stream', 0)).toEqual([]);
+  });
+});
