@@ -15,7 +15,7 @@ import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { IdentitySweep } from './account/identitySweep.js';
 import { type Db, openDatabase } from './store/database.js';
-import { PostgresSessionBus } from './store/postgresSessionBus.js';
+import { PostgresSessionBus } from './mcp/postgresSessionBus.js';
 import { startSqliteCheckpointer } from './store/sqliteCheckpointer.js';
 import { startAudit } from './audit/startAudit.js';
 import { removedSubjectsStore } from './store/removedSubjectsStore.js';

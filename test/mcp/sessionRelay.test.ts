@@ -9,7 +9,7 @@ import { SessionRelay } from '../../src/mcp/sessionRelay.js';
  * The relay's rules, replica by replica: what a session's copy acts on
  * itself, what it passes on, and what a copy acts on when it comes over the
  * bus. Two relays share a bus that hands each message to the other replica
- * (the PostgreSQL bus itself is tested in test/db/store/postgresSessionBus.test.ts,
+ * (the PostgreSQL bus itself is tested in test/db/mcp/postgresSessionBus.test.ts,
  * the whole path with the SDK client in test/db/mcp/crossReplica.test.ts).
  */
 function linkedBuses(): [SessionBus, SessionBus] {

@@ -13,7 +13,7 @@ import { createHydra } from '../../../src/hydra/index.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { Metrics } from '../../../src/metrics/metrics.js';
 import { type Db, openDatabase } from '../../../src/store/database.js';
-import { PostgresSessionBus } from '../../../src/store/postgresSessionBus.js';
+import { PostgresSessionBus } from '../../../src/mcp/postgresSessionBus.js';
 import { removedSubjectsStore } from '../../../src/store/removedSubjectsStore.js';
 import { loadTools } from '../../../src/tools/registry.js';
 import type { ToolDefinition } from '../../../src/tools/contract.js';
@@ -22,7 +22,7 @@ import { freeLoopbackPort } from '../../../scripts/hydra.js';
 
 /**
  * Issue 29 item 2: a 2025 session's messages cross replicas. Two apps on one
- * real PostgreSQL, each with its own LISTEN/NOTIFY bus (src/store/
+ * real PostgreSQL, each with its own LISTEN/NOTIFY bus (src/mcp/
  * postgresSessionBus.ts), and the official SDK v2 client, whose requests are
  * routed by a fetch that picks the replica per request, so each case puts the
  * call on one replica and the message that concerns it on the other. Only the

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log/logger.js';
 import type { BusMessage } from '../../../src/mcp/sessionBus.js';
-import { PostgresSessionBus } from '../../../src/store/postgresSessionBus.js';
+import { PostgresSessionBus } from '../../../src/mcp/postgresSessionBus.js';
 import { type Backend, storeBackends } from '../../support/backends.js';
 
 /** The session bus on a real PostgreSQL: LISTEN/NOTIFY between two "replicas" (two buses, two connections). */

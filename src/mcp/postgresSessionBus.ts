@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import pg from 'pg';
 import type { Logger } from '../log/logger.js';
-import type { BusMessage, SessionBus } from '../mcp/sessionBus.js';
+import type { BusMessage, SessionBus } from './sessionBus.js';
 
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more (default build). */
 const MAX_PAYLOAD_BYTES = 7900;
