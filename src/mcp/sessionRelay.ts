@@ -8,6 +8,8 @@ type Deliver = (message: JSONRPCMessage) => void;
 /** What one replica's copy of a session is running and waiting for. */
 interface Held {
   deliver: Deliver;
+  /** End a cancelled call's POST stream (see `endCancelled`). */
+  endCancelled: (id: RequestId) => void;
   /** The client's requests this copy is running (a cancellation for one is acted on here). */
   running: Set<RequestId>;
   /** This copy's requests to the client (elicitation) awaiting an answer (an answer to one is acted on here). */
@@ -49,7 +51,7 @@ export class SessionRelay {
   attach(transport: NodeStreamableHTTPServerTransport): () => void {
     const deliver = transport.onmessage;
     if (!deliver) throw new Error('SessionRelay.attach: connect the server to the transport first');
-    const held: Held = { deliver: (m) => deliver(m), running: new Set(), awaiting: new Set() };
+    const held: Held = { deliver: (m) => deliver(m), endCancelled: (id) => endCancelled(transport, id, this.log), running: new Set(), awaiting: new Set() };
     let registered: string | undefined;
     const register = () => {
       if (registered === undefined && transport.sessionId !== undefined) {
@@ -63,7 +65,11 @@ export class SessionRelay {
       else if (isAnswer(message) && !held.awaiting.delete(message.id)) return this.pass(transport.sessionId, message);
       else {
         const cancelled = cancelledId(message);
-        if (cancelled !== undefined && !held.running.delete(cancelled)) return this.pass(transport.sessionId, message);
+        if (cancelled !== undefined) {
+          if (!held.running.delete(cancelled)) return this.pass(transport.sessionId, message);
+          deliver(message, extra);
+          return held.endCancelled(cancelled);
+        }
       }
       deliver(message, extra);
     };
@@ -97,6 +103,25 @@ export class SessionRelay {
       return;
     }
     const cancelled = cancelledId(message);
-    if (cancelled !== undefined && held.running.delete(cancelled)) held.deliver(message);
+    if (cancelled !== undefined && held.running.delete(cancelled)) {
+      held.deliver(message);
+      held.endCancelled(cancelled);
+    }
   }
 }
+
+/**
+ * After a 2025 client cancels a call, the server sends it no answer (MCP
+ * 2025-06-18 utilities/cancellation), so the SDK keeps the call's POST stream
+ * open for good: a leak per cancelled call, and a request in flight that holds
+ * up every graceful stop until its deadline. The stream is closed instead, and
+ * the call is marked answered (an error no client sees: the stream is gone
+ * first; a client resuming it is told the call was cancelled).
+ */
+function endCancelled(transport: NodeStreamableHTTPServerTransport, id: RequestId, log: Logger): void {
+  transport.closeSSEStream(id);
+  transport.send({ jsonrpc: '2.0', id, error: { code: REQUEST_CANCELLED, message: 'Request cancelled' } }).catch((e: unknown) => log.debug('cancelled call already ended', { error: e }));
+}
+
+/** JSON-RPC has no code for it; -32800 is the one LSP uses. */
+const REQUEST_CANCELLED = -32800;

@@ -40,6 +40,11 @@ export const DEFAULT_STREAM_EVENTS_RETAIN_MS = 5 * 60_000;
  * the client asks again after the `retry` interval with its new last event,
  * on whichever replica: the SDK's polling pattern, until the answer.
  *
+ * No `getStreamIdForEventId`: with it the SDK answers 409 to a resume while
+ * it still holds the stream the client lost (a proxy may not have passed the
+ * disconnect on yet); without it the resume takes the stream over. The
+ * router refuses a Last-Event-ID this class did not make (400) instead.
+ *
  * Event ids are `<stream id>.<seq>`: `seq` increases in this process, and a
  * stream is written by one process only (the one running its call; the
  * standalone GET stream carries nothing in this server). Priming events (empty)
@@ -78,7 +83,6 @@ export class StreamEvents {
         if (id !== undefined && !isPriming(message) && !isRestore(message)) this.enqueue({ sessionId: id, streamId, seq, sub, message: JSON.stringify(message), createdAt: Date.now() });
         return eventIdOf(streamId, seq);
       },
-      getStreamIdForEventId: async (eventId) => parseEventId(eventId)?.streamId,
       replayEventsAfter: async (lastEventId, { send }) => {
         const parsed = parseEventId(lastEventId);
         const id = sessionId();

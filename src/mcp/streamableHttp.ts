@@ -5,6 +5,7 @@ import { principalOf } from '../auth/principal.js';
 import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import type { HttpSession, SharedSessions } from './sharedSessions.js';
+import { parseEventId } from './streamEvents.js';
 import { sessionNotFound, type TransportOptions } from './transportOptions.js';
 
 export type { HttpSession } from './sharedSessions.js';
@@ -129,7 +130,13 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
   });
 
   // GET opens the server-to-client stream; DELETE ends the session (never limited: closing a session frees the server).
-  router.get('/mcp', limit, (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
+  router.get('/mcp', limit, (req, res) => {
+    const lastEventId = req.get('last-event-id');
+    if (lastEventId !== undefined && !parseEventId(lastEventId)) {
+      return jsonRpcError(res, 400, -32000, 'Bad Request: Last-Event-ID is not an event id this server sent (send the id of the last event received)');
+    }
+    return withSessionHeader(req, res, (t) => t.handleRequest(req, res));
+  });
   router.delete('/mcp', (req, res) => withSessionHeader(req, res, (t) => t.handleRequest(req, res)));
 
   function withSessionHeader(req: Request, res: Response, use: (t: StreamableHTTPServerTransport) => Promise<void>) {

@@ -11,16 +11,14 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client as V2Client } from '@modelcontextprotocol/client';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { ElicitationCompleteNotificationSchema, ElicitRequestSchema, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { createSealer, parseConnectionKeys } from '../../src/connections/sealing.js';
 import { WAITERS_PER_PERSON } from '../../src/mcp/connectionPrompt.js';
 import { connectionsStore } from '../../src/store/connectionsStore.js';
 import { openDatabase } from '../../src/store/database.js';
-import { defineTool, ToolError } from '../../src/tools/contract.js';
 import { Browser, type Page } from '../support/browser.js';
+import { connectInBrowser, elicitingClient, upstreamMeTool } from './connections/helpers.js';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
 import { startUpstream, type Upstream } from './upstream.js';
@@ -31,47 +29,8 @@ const TTL_SECONDS = 8;
 
 let apiUrl = '';
 const KEYS = `k1:${randomBytes(32).toString('base64url')}`;
-/** The tool under test: asks the upstream API who the person is there, with the person's own upstream token. */
-const upstreamMe = defineTool({
-  name: 'upstream_me',
-  description: 'Who you are at the upstream service (test tool).',
-  input: {},
-  scopes: [],
-  credentials: ['upstream'],
-  async handler(_input, ctx) {
-    const token = await ctx.credentials.upstream.accessToken();
-    const res = await fetch(apiUrl, { headers: { authorization: `Bearer ${token}` } });
-    if (!res.ok) throw new ToolError(`the upstream API answered ${res.status}`);
-    return (await res.json()) as unknown;
-  },
-});
-
-/** The person's part of connecting: our account sign-in if needed, Connect, then the provider's own login and consent. */
-async function connectInBrowser(browser: Browser, url: string, user: TestUser, upstreamUser: string, opts: { deny?: boolean } = {}): Promise<Page> {
-  let page = await browser.open(url);
-  if (page.text().includes('Sign in to connect')) {
-    page = await page.submit('Sign in', { fill: { Email: user.email, Password: user.password } });
-  }
-  expect(page.text(), page.url.href).toContain('Connect Upstream');
-  page = await page.submit('Connect Upstream');
-  expect(page.url.pathname, browser.history.join('\n')).toBe('/login');
-  page = await page.submit('Sign in', { fill: { Username: upstreamUser } });
-  return page.submit(opts.deny ? 'Deny' : 'Allow');
-}
-
-/** A 2025-era SDK client declaring URL elicitation; `onElicit` plays the person. */
-function elicitingClient(onElicit: (url: string, elicitationId: string) => Promise<ElicitResult['action']>, completed: string[]) {
-  return () => {
-    const client = new Client({ name: 'e2e-connect', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
-    client.setRequestHandler(ElicitRequestSchema, async (req) => {
-      const p = req.params as { mode?: string; url?: string; elicitationId?: string };
-      expect(p.mode).toBe('url');
-      return { action: await onElicit(p.url!, p.elicitationId!) };
-    });
-    client.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => void completed.push(n.params.elicitationId));
-    return client;
-  };
-}
+/** The tool under test, asking the upstream API this suite started. */
+const upstreamMe = upstreamMeTool(() => apiUrl);
 
 async function metric(stack: Stack, line: string): Promise<number> {
   const text = await (await fetch(stack.server.metricsUrl!)).text();

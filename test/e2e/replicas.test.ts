@@ -223,12 +223,17 @@ interface Sent {
   path: string;
   httpMethod: string;
   rpc: string;
+  /** A GET resuming a stream. */
+  lastEventId?: string;
 }
 
+/** Set on a session to end the next tools/call's answer stream early, as a dropped connection would (the client then resumes with Last-Event-ID). */
+type Cut = (body: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>;
+
 /** A fetch that tags every request with an X-Request-Id and remembers it, so the replicas' logs say where it went. */
-function taggedFetch(tag: string, sent: Sent[]): FetchLike {
+function taggedFetch(tag: string, sent: Sent[], cuts: Cut[] = []): FetchLike {
   let n = 0;
-  return (url, init) => {
+  return async (url, init) => {
     const headers = new Headers(init?.headers);
     const id = `${tag}-${++n}`;
     headers.set('x-request-id', id);
@@ -241,8 +246,11 @@ function taggedFetch(tag: string, sent: Sent[]): FetchLike {
         rpc = '?';
       }
     }
-    sent.push({ id, path: new URL(String(url)).pathname, httpMethod: init?.method ?? 'GET', rpc });
-    return fetch(url, { ...init, headers });
+    const lastEventId = headers.get('last-event-id');
+    sent.push({ id, path: new URL(String(url)).pathname, httpMethod: init?.method ?? 'GET', rpc, ...(lastEventId ? { lastEventId } : {}) });
+    const res = await fetch(url, { ...init, headers });
+    const cut = rpc === 'tools/call' && res.body ? cuts.shift() : undefined;
+    return cut ? new Response(cut(res.body!), { status: res.status, headers: res.headers }) : res;
   };
 }
 
@@ -254,13 +262,16 @@ interface Session {
   sent: Sent[];
   /** Errors the client reported outside any call (e.g. its GET stream). */
   transportErrors: string[];
+  /** Push one to cut the next tools/call's stream short. */
+  cuts: Cut[];
 }
 
 /** The whole flow through Caddy with the SDK v2 client (discovery, registration, sign-in, consent, token), then a 2025 session. */
 async function connectThroughCaddy(person: TestUser, tag: string): Promise<Session> {
   const sent: Sent[] = [];
+  const cuts: Cut[] = [];
   const oauth = new V2OAuthClient('http://127.0.0.1:53682/callback');
-  const fetchTagged = taggedFetch(tag, sent);
+  const fetchTagged = taggedFetch(tag, sent, cuts);
   const first = new StreamableHTTPClientTransport(mcpUrl, { authProvider: oauth, fetch: fetchTagged });
   await expect(new Client({ name: 'replicas', version: '1.0.0' }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
   expect(oauth.authorizationUrl, 'the v2 client asked to send the person to /authorize').toBeDefined();
@@ -275,7 +286,7 @@ async function connectThroughCaddy(person: TestUser, tag: string): Promise<Sessi
   client.onerror = (e) => transportErrors.push(String(e));
   await client.connect(transport);
   expect(transport.sessionId, 'a 2025 session id').toBeTruthy();
-  return { person, client, transport, oauth, sent, transportErrors };
+  return { person, client, transport, oauth, sent, transportErrors, cuts };
 }
 
 /** Call a tool; its JSON answer, or a thrown error naming the tool's error text. */
@@ -425,6 +436,81 @@ describe('three replicas behind Caddy round_robin, no affinity (issue 29)', () =
       for (const s of slots) expect(s.lines.filter((l) => l.level === 'error').map((l) => JSON.stringify(l)), `errors logged by r${s.index}`).toEqual([]);
     });
   }, 90_000);
+
+  it('long_task: its progress reaches the client from the replica running it, and the cancellation, served by another replica, stops it there', async () => {
+    await phase('1b. progress and cancellation across replicas', async () => {
+      const mark = alice.sent.length;
+      const linesBefore = slots.map((s) => s.lines.length);
+      const progress: number[] = [];
+      const cancel = new AbortController();
+      const call = alice.client.callTool({ name: 'long_task', arguments: { seconds: 30 } }, {
+        signal: cancel.signal,
+        onprogress: (p) => {
+          progress.push(p.progress);
+          if (p.progress === 2) cancel.abort('enough');
+        },
+      });
+      await expect(call).rejects.toThrow();
+      expect(progress).toEqual([1, 2]);
+      const cancelReq = alice.sent.slice(mark).find((s) => s.rpc === 'notifications/cancelled')!;
+      expect(cancelReq, 'the SDK client sent notifications/cancelled').toBeDefined();
+      // The replica running the call is the one whose tool saw the cancellation.
+      const ranOn = await waitFor(
+        'long_task stopped by the cancellation',
+        () => slots.find((s) => s.lines.slice(linesBefore[s.index]).some((l) => l.msg === 'tool failed' && l.tool === 'long_task' && l.error === 'enough')),
+        5000,
+        failureContext,
+      );
+      const cancelledOn = await waitFor('the cancellation logged', () => servedBy(cancelReq.id)[0], 10_000, failureContext);
+      console.log(`[replicas] long_task ran on r${ranOn.index}; its cancellation was served by r${cancelledOn.slot}`);
+      expect(cancelledOn.slot, 'round robin put the cancellation on another replica').not.toBe(ranOn.index);
+      // And the call's POST stream was ended there (no answer follows a cancellation; the SDK would keep it open).
+      const callReq = alice.sent.slice(mark).find((s) => s.rpc === 'tools/call')!;
+      const callLine = await waitFor("the cancelled call's stream closed", () => servedBy(callReq.id)[0], 5000, failureContext);
+      expect(callLine.slot).toBe(ranOn.index);
+      // It stopped seconds into its 30, and recorded why.
+      const run = await db!.selectFrom('records').select('value').where('sub', '=', people[0]!.sub).where('collection', '=', 'long_task').where('key', '=', 'last_run').executeTakeFirstOrThrow();
+      expect(JSON.parse(run.value)).toMatchObject({ status: 'cancelled', of: 30 });
+      expect((JSON.parse(run.value) as { completed: number }).completed).toBeLessThan(5);
+    });
+  }, 60_000);
+
+  it('a stream cut mid-call resumes with Last-Event-ID on whichever replica Caddy picks: every progress step once, then the result', async () => {
+    await phase('1c. resume on another replica', async () => {
+      const mark = alice.sent.length;
+      // Through the first progress event, then the connection drops.
+      alice.cuts.push((body) => {
+        const reader = body.getReader();
+        let seen = '';
+        return new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { done, value } = await reader.read();
+            if (done) return controller.close();
+            controller.enqueue(value);
+            seen += new TextDecoder().decode(value);
+            if (seen.includes('notifications/progress')) {
+              await reader.cancel();
+              controller.close();
+            }
+          },
+        });
+      });
+      const progress: number[] = [];
+      const result = await alice.client.callTool({ name: 'long_task', arguments: { seconds: 4 } }, { onprogress: (p) => progress.push(p.progress), timeout: 30_000 });
+      expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ completed: 4 });
+      expect(progress, 'each step once, in order').toEqual([1, 2, 3, 4]);
+      const callReq = alice.sent.slice(mark).find((s) => s.rpc === 'tools/call')!;
+      const resumes = alice.sent.slice(mark).filter((s) => s.lastEventId);
+      expect(resumes.length).toBeGreaterThanOrEqual(1);
+      const ranOn = servedBy(callReq.id)[0]!;
+      await waitFor('the resumes logged', () => (resumes.every((r) => servedBy(r.id).length === 1) ? true : undefined), 5000, failureContext);
+      const resumedOn = resumes.map((r) => servedBy(r.id)[0]!);
+      console.log(`[replicas] long_task ran on r${ranOn.slot}; its stream resumed on ${resumedOn.map((r) => `r${r.slot}:${r.status}`).join(' ')}`);
+      expect(resumedOn.every((r) => r.status === 200)).toBe(true);
+      expect(resumedOn.some((r) => r.slot !== ranOn.slot), 'at least one resume on a replica not running the call').toBe(true);
+      expect(alice.transportErrors).toEqual([]);
+    });
+  }, 60_000);
 
   it('SIGKILL of the replica that served the last call mid-session: the session goes on on the others', async () => {
     await phase('2. SIGKILL one replica mid-session', async () => {

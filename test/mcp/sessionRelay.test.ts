@@ -34,12 +34,14 @@ function linkedBuses(): [SessionBus, SessionBus] {
 function fakeTransport(sessionId: string) {
   const delivered: JSONRPCMessage[] = [];
   const sent: JSONRPCMessage[] = [];
+  const closed: unknown[] = [];
   const t = {
     sessionId,
     onmessage: (m: JSONRPCMessage) => void delivered.push(m),
     send: async (m: JSONRPCMessage) => void sent.push(m),
+    closeSSEStream: (id: unknown) => void closed.push(id),
   };
-  return { t: t as unknown as NodeStreamableHTTPServerTransport, delivered, sent };
+  return { t: t as unknown as NodeStreamableHTTPServerTransport, delivered, sent, closed };
 }
 
 const log = createLogger('silent');
@@ -102,12 +104,17 @@ describe('SessionRelay', () => {
     await flush();
     expect(onA.delivered).toEqual([call(1), cancel(1)]);
     expect(onB.delivered).toEqual([call(2), cancel(2)]);
+    // Each cancelled call's POST stream is closed where it runs, and the call marked answered there.
+    const cancelled = (id: number) => ({ jsonrpc: '2.0', id, error: { code: -32800, message: 'Request cancelled' } });
+    expect([onA.closed, onA.sent]).toEqual([[1], [cancelled(1)]]);
+    expect([onB.closed, onB.sent]).toEqual([[2], [cancelled(2)]]);
     // A call that was answered is no longer running: a late cancellation goes nowhere.
     onA.t.onmessage!(call(3));
     await onA.t.send({ jsonrpc: '2.0', id: 3, result: { content: [] } });
     onB.t.onmessage!(cancel(3));
     await flush();
     expect(onA.delivered).toEqual([call(1), cancel(1), call(3)]);
+    expect(onA.closed).toEqual([1]);
   });
 
   it('requests and other notifications are always served where they land', async () => {

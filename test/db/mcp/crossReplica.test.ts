@@ -240,5 +240,11 @@ describe('a 2025 session across two replicas on PostgreSQL (issue 29 #2)', () =>
     expect(own).toContain('{\\"completed\\":1}');
     // Another person with their own session and the same event id: nothing, only the wait for events of their own stream.
     await expect(resume('mallory', mallory.transport.sessionId!)).rejects.toThrow(/timeout|aborted/i);
+    // An id this server never sent: refused, naming the header.
+    const bad = await fetch(`${b.url}/mcp`, {
+      headers: { accept: 'text/event-stream', authorization: 'Bearer frank', 'mcp-session-id': frank.transport.sessionId!, 'mcp-protocol-version': '2025-11-25', 'last-event-id': 'stream 1' },
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { message: expect.stringContaining('Last-Event-ID is not an event id this server sent') } });
   }, 30_000);
 });

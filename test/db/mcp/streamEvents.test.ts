@@ -89,8 +89,9 @@ describe.each(['sqlite', 'postgres'] as const)('StreamEvents on %s', (kind) => {
   it('refuses event ids it did not make', async () => {
     const store = new StreamEvents({ store: mcpStreamEventsStore(db), log }).forSession(() => 's5', 'alice');
     for (const bad of ['', 'stream', 'stream.', '.1', 'stream.1.2', 'stream.-1', 'a b.1', `${'x'.repeat(65)}.1`, 'stream.99999999999999999']) {
-      expect(await store.getStreamIdForEventId!(bad), JSON.stringify(bad)).toBeUndefined();
+      expect(parseEventId(bad), JSON.stringify(bad)).toBeUndefined();
     }
+    expect(parseEventId('_GET_stream.12')).toEqual({ streamId: '_GET_stream', seq: 12 });
     await expect(store.replayEventsAfter('nope', { send: async () => {} })).rejects.toThrow('Invalid event ID format');
   });
 

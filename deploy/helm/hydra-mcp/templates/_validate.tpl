@@ -20,9 +20,6 @@ names the values involved. Included once, from the Deployment.
 {{- if and (eq .Values.database.type "sqlite") .Values.database.sqlite.existingClaim (not (eq (int .Values.replicaCount) 1)) }}
 {{- fail "database.sqlite.existingClaim: one replica only" }}
 {{- end }}
-{{- if and $many (not .Values.config.statelessHttp) (eq .Values.service.sessionAffinity "None") }}
-{{- fail "config.statelessHttp false with more than one replica needs session affinity: set service.sessionAffinity ClientIP (or route Mcp-Session-Id at your ingress and set it anyway), or keep config.statelessHttp true" }}
-{{- end }}
 {{- if and $many (eq .Values.config.legacySse "on") (eq .Values.service.sessionAffinity "None") }}
 {{- fail "config.legacySse on with more than one replica needs session affinity (/sse and its /messages must reach one pod): set service.sessionAffinity ClientIP, or keep config.legacySse off" }}
 {{- end }}
