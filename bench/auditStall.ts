@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callOnce, runLoad, type Target } from './load.js';
-import type { AuditStallResult, LatencySummary } from './results.js';
+import type { AuditStallResult } from './results.js';
 import type { BenchServer } from './servers.js';
-import { quantile } from './stats.js';
+import { latencySummary } from './stats.js';
 
 /** How many other people call: about 80 calls each during a 12 s load, so the p99 is not just the slowest call. */
 export const STALL_PEOPLE = 4;
@@ -26,12 +26,6 @@ async function paced(person: { target: Target; sub: string }, until: () => boole
   }
   return ms;
 }
-
-const summary = (ms: number[]): LatencySummary => {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => (s.length ? quantile(s, q) : Number.NaN);
-  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: at(1), n: s.length };
-};
 
 /**
  * Issue 26 #10: other people's latency while the audit trail writes at full
@@ -57,5 +51,5 @@ export async function auditStall(server: BenchServer, target: Target, connection
   // What the writer had queued when the load ended is written within its flush interval.
   await sleep(1500);
   const written = (await server.metric('audit_records_written_total')) - writtenBefore;
-  return { seconds, connections, people: others.length, rps: loaded.rps, errors: loaded.errors, auditWritten: written, quiet: summary(quiet), during: summary(ms) };
+  return { seconds, connections, people: others.length, rps: loaded.rps, errors: loaded.errors, auditWritten: written, quiet: latencySummary(quiet), during: latencySummary(ms) };
 }

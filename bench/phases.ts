@@ -3,10 +3,14 @@
  * context that answers its part of the results. `run.ts` walks `PHASES`,
  * skipping those whose `when` is false, and times each one.
  */
+import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
 import { DEFAULT_SESSION_LIMITS } from '../src/mcp/sessions.js';
 import { addUserWithCli } from '../test/support/userCli.js';
 import { auditStall, STALL_PEOPLE } from './auditStall.js';
+import { BASELINE_SUB } from './fixedPrincipal.js';
 import { floodMemory } from './flood.js';
 import { summariseFlows, timeOneFlow } from './flow.js';
 import { createClient, mintToken, mintTokens } from './hydraTokens.js';
@@ -15,11 +19,13 @@ import { callOnce, openSession, type Target } from './load.js';
 import { log } from './log.js';
 import { sessionMemory, tokenMemory } from './memory.js';
 import { paginationCost } from './pagination.js';
-import type { AuditStallResult, FloodResult, FlowResult, LoadResult, LoadSample, MemoryResult, PaginationResult, RemovedCheckCost, Scenario, VerifierCost } from './results.js';
+import type { AuditStallResult, FloodResult, FlowResult, LoadResult, LoadSample, MemoryResult, PaginationResult, RemovedCheckCost, Scenario, SessionRebuildResult, VerifierCost } from './results.js';
 import { OWN_TWIN } from './results.js';
 import type { BenchContext } from './setup.js';
+import { sessionRebuilds } from './sessionRebuild.js';
 import { CONTRASTS, MODES, pairKeys, processKeys, type Settings, scenariosOf } from './settings.js';
 import { median } from './stats.js';
+import { BASELINE_TOKEN } from './switchVerifier.js';
 import { removedCheckCost, verifierCost } from './verifierCost.js';
 
 /** What the phases found, each phase answering its own fields. */
@@ -34,6 +40,7 @@ export interface Findings {
   pagination?: PaginationResult;
   flood?: FloodResult;
   auditStall?: AuditStallResult;
+  sessionRebuild?: SessionRebuildResult;
 }
 
 export interface Phase {
@@ -53,6 +60,7 @@ export const PHASES: Phase[] = [
   { name: () => 'load', when: always, run: loadPairs },
   { name: (c) => `audit + limits flood (${c.settings.floodSeconds} s)`, when: (c) => c.flooded !== undefined, run: flood },
   { name: (c) => `another person while audit writes at full rate (${c.settings.stallSeconds} s)`, when: (c) => c.stalled !== undefined, run: stall },
+  { name: (c) => `session rebuilds on a second process (${c.settings.rebuilds} sessions)`, when: (c) => c.settings.rebuilds > 0, run: rebuilds },
   // The full run only, from here.
   { name: () => 'the check alone, in process', when: fullRun, run: checkAlone },
   { name: memoryPhaseName, when: fullRun, run: memory },
@@ -95,7 +103,9 @@ async function loadPairs(ctx: BenchContext): Promise<Findings> {
   for (let round = 0; round < settings.rounds; round++) {
     const flip = round % 2 === 1;
     for (const mode of MODES) {
-      const inRound = scenariosOf(settings, mode).filter((s) => s !== 'baseline' && (s !== 'introspect-everything' || round < settings.everythingRounds) && (!CONTRASTS.includes(s) || round < settings.contrastRounds));
+      const inRound = scenariosOf(settings, mode).filter(
+        (s) => s !== 'baseline' && (s !== 'introspect-everything' || round < settings.everythingRounds) && (!CONTRASTS.includes(s) || round < settings.contrastRounds) && (s !== 'shared-sessions' || round < settings.sessionRounds),
+      );
       for (const scenario of flip ? [...inRound].reverse() : inRound) {
         loadAverages.push(loadavg()[0]!);
         const pair = await runPair(ctx, `${mode}/${scenario}`, round, `round ${round + 1}/${settings.rounds}`);
@@ -105,6 +115,7 @@ async function loadPairs(ctx: BenchContext): Promise<Findings> {
   }
   const load = summariseLoad(settings, pairs);
   await checkAuditLimits(ctx);
+  checkSharedSessions(ctx);
   for (const s of ctx.load.values()) await s.stop();
   return { load, loadAverages };
 }
@@ -172,6 +183,22 @@ async function checkAuditLimits(ctx: BenchContext): Promise<void> {
   }
 }
 
+/** The shared-sessions scenario's session must be in its server's table and its twin's not (else the pair measured the same store twice). */
+function checkSharedSessions(ctx: BenchContext): void {
+  if (!scenariosOf(ctx.settings, 'stateful').includes('shared-sessions')) return;
+  const sessionOf = (key: string) => ctx.targets.get(key)!.target.sessionId!;
+  // The server's database: bench/setup.ts names it after the server.
+  const db = new SQLite(join(ctx.dir, 'stateful-shared-sessions.sqlite'), { readonly: true, fileMustExist: true });
+  try {
+    const inTable = (key: string) => db.prepare('SELECT 1 FROM mcp_sessions WHERE id = ?').get(sessionOf(key)) !== undefined;
+    const [scenarioRow, twinRow] = [inTable('stateful/shared-sessions'), inTable('stateful/shared-sessions/baseline')];
+    log(`shared-sessions: the scenario's session ${scenarioRow ? 'is' : 'is not'} in the table, the twin's ${twinRow ? 'is' : 'is not'}`);
+    if (!ctx.settings.aa && (!scenarioRow || twinRow)) throw new Error("shared-sessions: expected the scenario's session in the shared table and the twin's only in memory");
+  } finally {
+    db.close();
+  }
+}
+
 /** A person of their own: their own client (client_credentials: the client is the subject), so their own buckets. */
 async function otherPerson(ctx: BenchContext, server: { mcpUrl: URL }, name: string): Promise<{ target: Target; sub: string }> {
   const { jwt } = ctx.hydras;
@@ -209,7 +236,24 @@ async function stall(ctx: BenchContext): Promise<Findings> {
   return { auditStall: result };
 }
 
-// ── 4. the check alone, in this process, with real tokens ──
+// ── 4. session rebuilds (issue 29): a session's next request on another replica ──
+async function rebuilds(ctx: BenchContext): Promise<Findings> {
+  // Two processes on one SQLite file (the bench runs no PostgreSQL), the fixed principal (no token check in the numbers).
+  const shared = { MCP_STATELESS: 'false', DATABASE_PATH: join(ctx.dir, 'rebuilds.sqlite'), SESSION_SECRET: randomBytes(32).toString('hex'), BENCH_SESSION_REBUILDS: 'on' };
+  // Started together, as replicas are: the migration lock lets one bring the schema up to date (test/db/store/concurrentMigrations.test.ts).
+  const [holder, other] = await Promise.all([ctx.start('rebuild-holder', 'fixed', ctx.hydras.jwt, shared), ctx.start('rebuild-other', 'fixed', ctx.hydras.jwt, shared)]);
+  try {
+    const r = await sessionRebuilds(holder, other, BASELINE_TOKEN, BASELINE_SUB, ctx.settings.rebuilds, 'one SQLite file, WAL');
+    const show = (l: typeof r.rebuild) => `median ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms`;
+    log(`session rebuilds (${r.sessions}): rebuild ${show(r.rebuild)}; first request there ${show(r.firstRequest)}, next one ${show(r.heldRequest)}; added ${show(r.added)}`);
+    return { sessionRebuild: r };
+  } finally {
+    await holder.stop();
+    await other.stop();
+  }
+}
+
+// ── 5. the check alone, in this process, with real tokens ──
 async function checkAlone(ctx: BenchContext): Promise<Findings> {
   const { hydras, clients } = ctx;
   const resource = ctx.memory!.jwt.mcpUrl;
@@ -223,7 +267,7 @@ async function checkAlone(ctx: BenchContext): Promise<Findings> {
   return { verifier, removedCheck };
 }
 
-// ── 5. memory: the token caches at N and 2N tokens, then the session registry ──
+// ── 6. memory: the token caches at N and 2N tokens, then the session registry ──
 function memoryPhaseName({ settings: s }: BenchContext): string {
   const n = s.tokens.toLocaleString('en-US');
   return `memory (${s.fullMemory ? 'full' : 'quick'}: ${n} + ${n} tokens, bound ${s.tokenCacheBound.toLocaleString('en-US')})`;
@@ -254,7 +298,7 @@ async function memory(ctx: BenchContext): Promise<Findings> {
   return { memory: { tokens, sessions } };
 }
 
-// ── 6. the whole OAuth flow, through our login UI ──
+// ── 7. the whole OAuth flow, through our login UI ──
 async function flows(ctx: BenchContext): Promise<Findings> {
   const flowHydra = ctx.flowHydra!;
   const frontServer = await ctx.start('front', 'hydra', flowHydra, { MCP_STATELESS: 'false' }, ctx.frontPort);
@@ -270,7 +314,7 @@ async function flows(ctx: BenchContext): Promise<Findings> {
   return { flow };
 }
 
-// ── 7. pagination: keyset against OFFSET ──
+// ── 8. pagination: keyset against OFFSET ──
 async function pagination(ctx: BenchContext): Promise<Findings> {
   const result = await paginationCost(ctx.dir, { notes: 100_000, pageSize: 100, page: 1000 });
   log(`pagination: page 1 ${result.firstPageMicroseconds.toFixed(0)} µs, page 1000 ${result.deepPageMicroseconds.toFixed(0)} µs (${result.ratio.toFixed(2)}×), OFFSET ${result.offsetMicroseconds.toFixed(0)} µs`);

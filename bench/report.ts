@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BenchResults, type LoadResult, type MemoryPoint, type Mode, MODE_TITLES, OWN_TWIN, SCENARIO_LABELS, type Scenario } from './results.js';
+import { type BenchResults, type LoadResult, type MemoryPoint, type Mode, MODE_TITLES, SCENARIO_LABELS, type Scenario } from './results.js';
 
 const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
 /** Issue 13: a cached opaque check does the same work as a cached JWT check, so the same bar for both. */
@@ -8,11 +8,13 @@ const JWT_TARGET = 0.95;
 const WARM_INTROSPECTION_TARGET = 0.95;
 /** Issue 17: the audit trail and fair-use limits against the same server with both off; the write is off the request path. */
 const AUDIT_LIMITS_TARGET = 0.97;
+/** Issue 29: sessions recorded in the shared table against the same server keeping them in memory, every request on the replica that holds its session. */
+const SHARED_SESSIONS_TARGET = 0.95;
 /** Issue 17: memory under a flood, end against middle (the audit queue is bounded). */
 const FLOOD_FLAT_PERCENT = 10;
 /** Issue 17: a flood from one token must not slow another person: their median within this of their median without it. */
 const FLOOD_OTHER_USER_RATIO = 1.25;
-const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits'];
+const ORDER: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits', 'shared-sessions'];
 
 const x2 = (n: number) => `${n.toFixed(2)}×`;
 const ms = (n: number) => n.toFixed(2);
@@ -56,6 +58,7 @@ export function targets(r: BenchResults): Target[] {
     const cached = find(r, mode, 'opaque-cached');
     const everything = find(r, mode, 'introspect-everything');
     const audit = find(r, mode, 'audit-limits');
+    const sessions = find(r, mode, 'shared-sessions');
     if (jwt) {
       out.push({
         name: `${mode}: JWT throughput ≥ ${JWT_TARGET.toFixed(2)}× baseline`,
@@ -102,6 +105,22 @@ export function targets(r: BenchResults): Target[] {
           measured: x2(audit.ratio.cpu),
           met: audit.ratio.cpu >= AUDIT_LIMITS_TARGET,
           short: `${(AUDIT_LIMITS_TARGET - audit.ratio.cpu).toFixed(2)}×`,
+        });
+      }
+    }
+    if (sessions) {
+      out.push({
+        name: `${mode}: sessions in the shared table throughput ≥ ${SHARED_SESSIONS_TARGET.toFixed(2)}× in memory only`,
+        measured: x2(sessions.ratio.rps),
+        met: sessions.ratio.rps >= SHARED_SESSIONS_TARGET,
+        short: `${(SHARED_SESSIONS_TARGET - sessions.ratio.rps).toFixed(2)}×`,
+      });
+      if (sessions.ratio.cpu !== undefined) {
+        out.push({
+          name: `${mode}: sessions in the shared table server CPU per request ≥ ${SHARED_SESSIONS_TARGET.toFixed(2)}× in-memory capacity`,
+          measured: x2(sessions.ratio.cpu),
+          met: sessions.ratio.cpu >= SHARED_SESSIONS_TARGET,
+          short: `${(SHARED_SESSIONS_TARGET - sessions.ratio.cpu).toFixed(2)}×`,
         });
       }
     }
@@ -174,11 +193,15 @@ function loadMethod(r: BenchResults): string {
   const s = r.settings;
   const load = `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections per server, ${s.durationSeconds} s per run after 1 s of unmeasured warm-up, ${s.rounds} rounds${s.quick ? ' (quick run: load only)' : ''}; ${s.cpuPlacement}${s.loadAverage ? `; machine load average ${s.loadAverage[0].toFixed(1)}–${s.loadAverage[1].toFixed(1)} during the load runs (on ${r.machine.cores} cores; the bench itself keeps about 3 tasks runnable, so more means other work shared the machine)` : ''}. `;
   const capacity = "Capacity is the baseline's server CPU µs per request over the scenario's: what the check costs the server.";
+  const sessions = r.load.find((l) => l.scenario === 'shared-sessions');
   const ownTwin =
-    r.load.some((l) => OWN_TWIN.includes(l.scenario))
+    (r.load.some((l) => l.scenario === 'audit-limits')
       ? " The audit-limits row's twin is the same JWT server with the audit trail and fair-use limits off (not the fixed principal), so its ratios are what those two cost; its twin's runs are not in the baseline row." +
         (s.auditLimits ? ` **In this run the scenario had only ${s.auditLimits === 'audit' ? 'the audit trail' : 'the fair-use limits'} on** (BENCH_AUDIT_LIMITS=${s.auditLimits}).` : '')
-      : '';
+      : '') +
+    (sessions
+      ? ` The shared-sessions row (issue 29, ${sessions.rounds.length} rounds) is one stateful server with the fixed principal whose session store switches on the person: the scenario's session is recorded in the shared table (SQLite), as every replica records it, and its streams are kept in the shared stream log for Last-Event-ID resumes (one row per answer, and the SDK's priming event on each answer stream), its twin's session in an in-memory store with the same contract (bench/memorySessionsStore.ts) and its streams nowhere, as sessions were before issue 29; each side has one session and every request lands on the server that holds it, so the ratio is what sharing a session with every replica costs a request on the replica holding it; its twin's runs are not in the baseline row.`
+      : '');
   if (s.pairing === 'same-process') {
     return (
       `Load: \`tools/call ${s.tool}\` over ${s.connections} keep-alive connections, ${s.durationSeconds} s per side per round in turns of ${s.sliceMs ?? 250} ms, ${s.rounds} rounds${s.quick ? ' (quick run: load only)' : ''}; ${s.cpuPlacement}${s.loadAverage ? `; machine load average ${s.loadAverage[0].toFixed(1)}–${s.loadAverage[1].toFixed(1)} during the load runs (${r.machine.cores} cores)` : ''}. ` +
@@ -212,7 +235,7 @@ export function renderMarkdown(r: BenchResults): string {
   const lines: string[] = [`Run ${r.date.slice(0, 10)} on ${m.cpu} (${m.cores} cores, ${m.memoryGiB} GiB), Node ${m.node}, ${m.os}, Ory Hydra ${m.hydra}. ${loadMethod(r)}`, ''];
   if (s.aa) {
     lines.push(
-      `**A/A run**: every scenario server was composed like its baseline twin (fixed principal, no token check${r.load.some((l) => OWN_TWIN.includes(l.scenario)) ? '; audit-limits: JWT with the audit trail and limits off' : ''}), so every ratio should be 1.00×; how far they stray is the noise of the method, not a cost.`,
+      `**A/A run**: every scenario server was composed like its baseline twin (fixed principal, no token check${r.load.some((l) => l.scenario === 'audit-limits') ? '; audit-limits: JWT with the audit trail and limits off' : ''}${r.load.some((l) => l.scenario === 'shared-sessions') ? '; shared-sessions: sessions in memory only' : ''}), so every ratio should be 1.00×; how far they stray is the noise of the method, not a cost.`,
       '',
     );
   }
@@ -321,6 +344,21 @@ export function renderMarkdown(r: BenchResults): string {
       '',
     );
   }
+  if (r.sessionRebuild) {
+    const sr = r.sessionRebuild;
+    const row = (label: string, l: typeof sr.rebuild) => `| ${label} | ${ms(l.p50)} | ${ms(l.p95)} | ${ms(l.p99)} | ${ms(l.max)} |`;
+    lines.push(
+      `**A session's next request on another replica** (issue 29): rebuilding it from its row takes ${ms(sr.rebuild.p50)} ms (p99 ${ms(sr.rebuild.p99)} ms), and that request takes ${ms(sr.added.p50)} ms more than the next one there (p99 ${ms(sr.added.p99)} ms). ${int(sr.sessions)} sessions, one at a time, after a few not counted: each opened on one server process (initialize, initialized), its next request (whoami) sent to a second process on the same database (${sr.database}), which rebuilds it (SharedSessions.rebuild: read and touch the row, build the transport and server, restore the initialized state; timed by that server), then one more whoami there, now held. Fixed principal, so no token check is in the numbers.`,
+      '',
+      '| ms | p50 | p95 | p99 | max |',
+      '|---|---:|---:|---:|---:|',
+      row('rebuild, on the second process', sr.rebuild),
+      row('first request there (rebuilt), client side', sr.firstRequest),
+      row('next request there (held), client side', sr.heldRequest),
+      row('added: first − next, per session', sr.added),
+      '',
+    );
+  }
   const f = r.flow;
   if (f) {
     lines.push(`**OAuth flow** (${f.runs} runs against the real Hydra: a new client registered each run, fresh browser, sign-in, consent, code exchange)`, '');
@@ -348,6 +386,7 @@ export function renderChart(r: BenchResults): string {
     'introspect-everything': '#b8463c',
     credential: '#7b5ea7',
     'audit-limits': '#2a9d9d',
+    'shared-sessions': '#a0522d',
   };
   const width = 760;
   const labelW = 300;

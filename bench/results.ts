@@ -15,7 +15,7 @@ export const MODE_TITLES: Record<Mode, string> = {
   'stateless-2026': '2026-07-28 (stateless, no initialize)',
 };
 
-export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything' | 'credential' | 'audit-limits';
+export type Scenario = 'baseline' | 'jwt' | 'opaque-cached' | 'opaque-introspect' | 'introspect-everything' | 'credential' | 'audit-limits' | 'shared-sessions';
 
 export const SCENARIO_LABELS: Record<Scenario, string> = {
   baseline: 'baseline (fixed principal, no token check)',
@@ -25,14 +25,16 @@ export const SCENARIO_LABELS: Record<Scenario, string> = {
   'introspect-everything': 'introspect + list every client (1,000 clients)',
   credential: 'baseline tool reading a stored credential (connected account, fresh token)',
   'audit-limits': 'JWT, audit trail + fair-use limits on (× its twin: JWT, both off)',
+  'shared-sessions': 'sessions in the shared table (× its twin: sessions in memory only; both fixed principal)',
 };
 
 /**
- * Scenarios whose twin is not the fixed-principal baseline: their ratio is to
- * their own twin (audit-limits: the same JWT server with the audit trail and
- * limits off), so their twins stay out of the mode's baseline row.
+ * Scenarios whose twin is not the mode's fixed-principal baseline: their ratio
+ * is to their own twin (audit-limits: the same JWT server with the audit trail
+ * and limits off; shared-sessions: the fixed principal with its sessions in
+ * memory, not in the shared table), so their twins stay out of the mode's baseline row.
  */
-export const OWN_TWIN: readonly Scenario[] = ['audit-limits'];
+export const OWN_TWIN: readonly Scenario[] = ['audit-limits', 'shared-sessions'];
 
 /** One autocannon run of one scenario. Latencies in milliseconds. */
 export interface LoadSample {
@@ -150,6 +152,25 @@ export interface AuditStallResult {
   during: LatencySummary;
 }
 
+/**
+ * Issue 29: a 2025 session opened on one server process and its next request
+ * sent to a second process on the same database, which rebuilds it from its
+ * row (SharedSessions.rebuild); then one more request there, now held.
+ */
+export interface SessionRebuildResult {
+  /** Sessions measured (after a few unmeasured ones). */
+  sessions: number;
+  /** Where the two processes shared the session table, e.g. "one SQLite file, WAL". */
+  database: string;
+  /** The rebuild itself on the second process (SharedSessions' onRebuilt: read the row, build, restore), ms. */
+  rebuild: LatencySummary;
+  /** The client's view, ms: the session's first request on the second process (rebuilt) and its next one there (held). */
+  firstRequest: LatencySummary;
+  heldRequest: LatencySummary;
+  /** Per session, the first request's latency minus the held one's, ms. */
+  added: LatencySummary;
+}
+
 export interface FlowResult {
   runs: number;
   /** Whole flow: registration → authorize → login → consent → token. */
@@ -225,6 +246,8 @@ export interface BenchResults {
     auditOnly?: boolean;
     /** `--credential-only`: only the credential pair. */
     credentialOnly?: boolean;
+    /** `--sessions-only`: only the shared-sessions pair and the session rebuilds. */
+    sessionsOnly?: boolean;
     /** BENCH_AUDIT_LIMITS: the audit-limits scenario had only this one on (absent: both). */
     auditLimits?: 'audit' | 'limits';
   };
@@ -237,6 +260,8 @@ export interface BenchResults {
   flood?: FloodResult;
   /** Other people's latency while audit writes at full rate (issue 26 #10; absent in quick runs and older results). */
   auditStall?: AuditStallResult;
+  /** A session's first request on another replica (issue 29; absent in quick runs and older results). */
+  sessionRebuild?: SessionRebuildResult;
   flow?: FlowResult;
   removedCheck?: RemovedCheckCost;
   pagination?: PaginationResult;

@@ -16,7 +16,12 @@
  *     not a target per mode) runs in 2025 stateless only, in the first two
  *     rounds. The audit-limits scenario (issue 17: the audit trail on and
  *     fair-use limits on, set high enough never to refuse the load) has its
- *     own twin: the same JWT server with both off; 2025 stateless only.
+ *     own twin: the same JWT server with both off; 2025 stateless only. The
+ *     shared-sessions scenario (issue 29: 2025 sessions recorded in the shared
+ *     table, every request on the server that holds its session) is one
+ *     stateful server whose session store switches on the person: its twin's
+ *     sessions are kept in memory only; both sides the fixed principal; 4
+ *     rounds (every round with --sessions-only).
  *  2. Flood: one token against a server with the audit trail and the default
  *     limits (nearly every request a 429 and an audit record), memory sampled
  *     before, a few seconds in, halfway and near the end, and another person's
@@ -24,14 +29,18 @@
  *  3. Audit stall (issue 26): one token loads a server with the audit trail on
  *     and the limits at their maxima (every call audited, at full rate) while
  *     other people call whoami at a steady pace: their p99 with and without it.
- *  4. The check alone, and the removed-subject check with and without, in process.
- *  5. Memory: RSS after N and 2N distinct tokens against a token cache bounded
+ *  4. Session rebuilds (issue 29): one at a time, a session opened on one
+ *     server process and its next request sent to a second process on the
+ *     same SQLite file, which rebuilds it from the row: the rebuild's ms (the
+ *     server's own count), and that request's latency against the next one there.
+ *  5. The check alone, and the removed-subject check with and without, in process.
+ *  6. Memory: RSS after N and 2N distinct tokens against a token cache bounded
  *     at N (quick: N = 1,000 on a smaller bound; BENCH_MEMORY=full: N = 10,000,
  *     the production bound, which takes ~10 more minutes of minting); after
  *     1,000 sessions.
- *  6. Flow: 20 whole OAuth flows (registration → … → token).
- *  7. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
- *  8. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
+ *  7. Flow: 20 whole OAuth flows (registration → … → token).
+ *  8. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
+ *  9. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
  *
  * Flags and BENCH_* knobs: bench/settings.ts. The servers and tokens: bench/setup.ts. The
  * phases, in order: bench/phases.ts. The default run takes under 10 minutes on 2 cores.
@@ -79,7 +88,7 @@ function resultsOf(ctx: BenchContext, found: Findings, phases: PhaseTimes): Benc
       os: `${platform()} ${release()}`,
       hydra: ctx.hydras.jwt.version,
     },
-    settings: { connections: s.connections, durationSeconds: s.seconds, rounds: s.rounds, registeredClients: s.registeredClients, tool: 'whoami', cpuPlacement: ctx.cpuPlacement, pairing: 'same-process', warmSeconds: s.warmSeconds, twinProcesses: s.twinProcesses, sliceMs: s.sliceMs, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(s.quick ? { quick: true } : {}), ...(s.aa ? { aa: true } : {}), ...(s.auditOnly ? { auditOnly: true } : {}), ...(s.credentialOnly ? { credentialOnly: true } : {}), ...(s.auditLimits !== 'both' ? { auditLimits: s.auditLimits } : {}) },
+    settings: { connections: s.connections, durationSeconds: s.seconds, rounds: s.rounds, registeredClients: s.registeredClients, tool: 'whoami', cpuPlacement: ctx.cpuPlacement, pairing: 'same-process', warmSeconds: s.warmSeconds, twinProcesses: s.twinProcesses, sliceMs: s.sliceMs, loadAverage: [Math.min(...loads), Math.max(...loads)], ...(s.quick ? { quick: true } : {}), ...(s.aa ? { aa: true } : {}), ...(s.auditOnly ? { auditOnly: true } : {}), ...(s.credentialOnly ? { credentialOnly: true } : {}), ...(s.sessionsOnly ? { sessionsOnly: true } : {}), ...(s.auditLimits !== 'both' ? { auditLimits: s.auditLimits } : {}) },
     load: found.load ?? [],
     verifier: found.verifier ?? [],
     ...(found.memory ? { memory: found.memory } : {}),
@@ -88,6 +97,7 @@ function resultsOf(ctx: BenchContext, found: Findings, phases: PhaseTimes): Benc
     ...(found.pagination ? { pagination: found.pagination } : {}),
     ...(found.flood ? { flood: found.flood } : {}),
     ...(found.auditStall ? { auditStall: found.auditStall } : {}),
+    ...(found.sessionRebuild ? { sessionRebuild: found.sessionRebuild } : {}),
     phases,
   };
 }

@@ -3,20 +3,29 @@
  * the server do not share an event loop). Started by bench/setup.ts with an
  * IPC channel and --expose-gc; told which verifier to compose by
  * BENCH_VERIFIER. Reports { ready, url, metricsUrl }, answers { memory } with
- * process.memoryUsage() taken after a full GC.
+ * process.memoryUsage() taken after a full GC, and { rebuilds } with the ms of
+ * every session rebuilt so far (BENCH_SESSION_REBUILDS=on).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { whoamiWithCredential } from './credentialTool.js';
-import { fixedPrincipalVerifier } from './fixedPrincipal.js';
+import { BASELINE_SUB, fixedPrincipalVerifier, SESSIONS_SUB } from './fixedPrincipal.js';
+import { memorySessionsStore } from './memorySessionsStore.js';
+import { switchSessionsStore, switchStreamEvents } from './switchSessionsStore.js';
+import { StreamEvents } from '../src/mcp/streamEvents.js';
+import { mcpStreamEventsStore } from '../src/store/mcpStreamEventsStore.js';
+import { createLogger } from '../src/log/logger.js';
 import { switchVerifier } from './switchVerifier.js';
 import { introspectEverythingVerifier } from './introspectEverything.js';
 import { hydraTokenVerifier, startServer, type StartOptions } from '../src/main.js';
+import { mcpSessionsStore } from '../src/store/mcpSessionsStore.js';
 
 const verifiers: Record<string, StartOptions['verifier']> = {
   hydra: (parts) => hydraTokenVerifier(parts),
   // The quick memory run: the same verifier with a smaller cache bound to cross.
   'hydra-small-cache': (parts) => hydraTokenVerifier(parts, { cacheSize: Number(process.env.BENCH_CACHE_BOUND) }),
   fixed: fixedPrincipalVerifier,
+  // The shared-sessions scenario's side: free like the baseline's, another person.
+  'fixed-sessions': (parts) => fixedPrincipalVerifier(parts, SESSIONS_SUB),
   'introspect-everything': introspectEverythingVerifier,
 };
 
@@ -29,9 +38,27 @@ if (!verifier || !process.send) {
   process.exit(2);
 }
 
+// BENCH_SESSIONS_STORE=switch: the baseline person's sessions in memory, everyone else's in the shared
+// table (bench/switchSessionsStore.ts). BENCH_SESSION_REBUILDS=on: each rebuild's ms kept for { rebuilds }.
+const rebuilds: number[] = [];
+const sessionOptions = (env: Record<string, string | undefined>): StartOptions['sharedSessions'] => {
+  const switched = env.BENCH_SESSIONS_STORE === 'switch';
+  const timed = env.BENCH_SESSION_REBUILDS === 'on';
+  if (!switched && !timed) return undefined;
+  return (db) => ({
+    ...(switched
+      ? {
+          store: switchSessionsStore(mcpSessionsStore(db), memorySessionsStore(), BASELINE_SUB),
+          streamEvents: switchStreamEvents(new StreamEvents({ store: mcpStreamEventsStore(db), log: createLogger('silent') }), BASELINE_SUB),
+        }
+      : {}),
+    ...(timed ? { onRebuilt: (ms: number) => void rebuilds.push(ms) } : {}),
+  });
+};
+
 // The credential scenario's tool, where the run configured a provider for it.
 const start = (env: Record<string, string | undefined>, v: StartOptions['verifier']) =>
-  startServer(env, { verifier: v, ...(env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}) });
+  startServer(env, { verifier: v, ...(env.CONNECTIONS_FILE ? { extraTools: [whoamiWithCredential as never] } : {}), sharedSessions: sessionOptions(env) });
 // BENCH_TWIN = {"verifier", "env"}: a second server in this process (its own port and database), the
 // baseline of a scenario that differs in configuration (audit-limits). Two servers of one build still
 // differ by up to ±5 % by themselves, so the bench spreads such pairs (BENCH_TWIN_PROCESSES) over several processes.
@@ -47,7 +74,8 @@ const twinRunning = twinSpec && twinFirst ? await start({ ...process.env, BENCH_
 const running = await start(process.env, verifier);
 const twin = twinRunning ?? (twinSpec ? await start({ ...process.env, BENCH_TWIN: undefined, ...twinSpec.env }, twinVerifier) : undefined);
 process.send({ ready: true, url: running.url, metricsUrl: running.metricsUrl, ...(twin ? { twin: { url: twin.url, metricsUrl: twin.metricsUrl } } : {}) });
-process.on('message', (msg: { memory?: boolean; stop?: boolean; cpu?: boolean }) => {
+process.on('message', (msg: { memory?: boolean; stop?: boolean; cpu?: boolean; rebuilds?: boolean }) => {
+  if (msg.rebuilds) process.send!({ rebuilds });
   // CPU time of the whole process (all threads), µs: the load runs read it before and after.
   if (msg.cpu) {
     const { user, system } = process.cpuUsage();

@@ -12,6 +12,8 @@ export interface BenchServer {
   memory(): Promise<NodeJS.MemoryUsage>;
   /** CPU time the server process has used so far (user + system, every thread), µs. */
   cpuMicros(): Promise<number>;
+  /** The ms of every session this server rebuilt from the shared table so far, in order (started with BENCH_SESSION_REBUILDS=on). */
+  rebuildMs(): Promise<number[]>;
   /** One Prometheus sample, e.g. metric('token_cache_entries', { cache: 'jwt' }). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** The baseline twin served by the same process (startBenchServer's `twin`): its own port, database and metrics. */
@@ -28,6 +30,19 @@ async function scrape(serverName: string, metricsUrl: string, metricName: string
     .find((l) => (l.startsWith(`${metricName}{`) || l.startsWith(`${metricName} `) ? want.every((w) => l.includes(w)) : false));
   if (!line) throw new Error(`${serverName}: no ${metricName} ${want.join(',')} in metrics`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** Ask the server process for `key` ({ [key]: true }) and resolve with its answer's `key`. */
+function ask<T>(child: ChildProcess, key: 'memory' | 'cpu' | 'rebuilds'): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (m: Record<string, unknown>) => {
+      if (m[key] === undefined) return;
+      child.off('message', onMessage);
+      resolve(m[key] as T);
+    };
+    child.on('message', onMessage);
+    child.send({ [key]: true });
+  });
 }
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
@@ -85,26 +100,9 @@ export async function startBenchServer(
     name,
     mcpUrl: new URL('/mcp', ready.url),
     metricsUrl: ready.metricsUrl,
-    memory: () =>
-      new Promise((resolve) => {
-        const onMessage = (m: { memory?: NodeJS.MemoryUsage }) => {
-          if (!m.memory) return;
-          child.off('message', onMessage);
-          resolve(m.memory);
-        };
-        child.on('message', onMessage);
-        child.send({ memory: true });
-      }),
-    cpuMicros: () =>
-      new Promise((resolve) => {
-        const onMessage = (m: { cpu?: number }) => {
-          if (m.cpu === undefined) return;
-          child.off('message', onMessage);
-          resolve(m.cpu);
-        };
-        child.on('message', onMessage);
-        child.send({ cpu: true });
-      }),
+    memory: () => ask<NodeJS.MemoryUsage>(child, 'memory'),
+    cpuMicros: () => ask<number>(child, 'cpu'),
+    rebuildMs: () => ask<number[]>(child, 'rebuilds'),
     metric: (metricName, labels) => scrape(name, ready.metricsUrl, metricName, labels),
     ...(ready.twin ? { twin: { mcpUrl: new URL('/mcp', ready.twin.url), metric: (metricName: string, labels?: Record<string, string>) => scrape(`${name} twin`, ready.twin!.metricsUrl, metricName, labels) } } : {}),
     async stop() {

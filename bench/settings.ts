@@ -7,12 +7,15 @@
  * is a second baseline: each ratio should be 1.00×, its spread is the method's
  * noise; also to a scratch directory), --audit-only (only the audit-limits
  * pair, the flood and the audit stall, a few minutes; scratch directory), --credential-only (only the
- * credential pair, every round, no flood or stall: a couple of minutes; scratch directory). They may be combined.
+ * credential pair, every round, no flood or stall: a couple of minutes; scratch directory), --sessions-only
+ * (only the shared-sessions pair, every round, and the session rebuilds: about a minute; scratch directory).
+ * They may be combined.
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
  * BENCH_WARM_SECONDS (6 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
  * BENCH_TWIN_PROCESSES (5: processes the audit-limits pair is spread over),
  * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15), BENCH_STALL_SECONDS (12), BENCH_STALL_CONNECTIONS (2),
+ * BENCH_REBUILDS (200: sessions rebuilt on a second process),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
  * the report goes), BENCH_CPU_PROF (a directory: V8 CPU profiles of every server,
@@ -25,7 +28,7 @@ import { MIN_STALL_SECONDS } from './auditStall.js';
 import { MIN_FLOOD_SECONDS } from './flood.js';
 import type { Mode, Scenario } from './results.js';
 
-export const FLAGS = ['--quick', '--aa', '--audit-only', '--credential-only'];
+export const FLAGS = ['--quick', '--aa', '--audit-only', '--credential-only', '--sessions-only'];
 
 /**
  * Which Hydra issues the scenario's tokens, which verifier the server composes,
@@ -49,6 +52,8 @@ export interface Settings {
   auditOnly: boolean;
   /** Only the credential pair (a tool reading a connected account against the same tool without), every round. */
   credentialOnly: boolean;
+  /** Only issue 29's session measurements: the shared-sessions pair, every round, and the session rebuilds. */
+  sessionsOnly: boolean;
   /** Unmeasured turns before the first round, per pair (both sides together). */
   warmSeconds: number;
   warmSliceMs: number;
@@ -71,6 +76,13 @@ export interface Settings {
    */
   contrastRounds: number;
   /**
+   * Rounds of the shared-sessions pair: every round when measured alone
+   * (--sessions-only), a few in the default run, which must stay under 10 minutes.
+   */
+  sessionRounds: number;
+  /** Sessions opened on one process and rebuilt on a second one on the same database (0: not measured). */
+  rebuilds: number;
+  /**
    * A scenario with its own twin server (audit-limits) runs in this many
    * processes, each round in the next: two servers of one build, even in one
    * process, came out up to ±5 % apart by themselves (an A/A of such a pair
@@ -92,7 +104,7 @@ export interface Settings {
 }
 
 export const MODES: Mode[] = ['stateless', 'stateful', 'stateless-2026'];
-const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits'];
+const SCENARIOS: Scenario[] = ['baseline', 'jwt', 'opaque-cached', 'opaque-introspect', 'introspect-everything', 'credential', 'audit-limits', 'shared-sessions'];
 export const CONTRASTS: Scenario[] = ['opaque-introspect', 'credential'];
 /** Server processes: 2026-07-28 requests go to the 2025 stateless servers (2 cores: no more processes than needed). */
 export const SERVER_MODES = ['stateless', 'stateful'] as const;
@@ -126,6 +138,9 @@ function compositionFor(auditLimits: Settings['auditLimits']): Record<Scenario, 
       },
       twin: { verifier: 'hydra', env: { AUDIT: 'off', MCP_REQUESTS_PER_MINUTE: 'off' } },
     },
+    // Issue 29: one stateful server whose session store switches on the person (bench/switchSessionsStore.ts):
+    // the scenario's person (free, like the baseline's) in the shared table, the baseline's in memory.
+    'shared-sessions': { hydra: 'jwt', verifier: 'fixed-sessions', cacheSeconds: 60, env: { BENCH_SESSIONS_STORE: 'switch' } },
   };
 }
 
@@ -136,6 +151,7 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   const aa = args.includes('--aa');
   const auditOnly = args.includes('--audit-only');
   const credentialOnly = args.includes('--credential-only');
+  const sessionsOnly = args.includes('--sessions-only');
   const num = (name: string, fallback: number) => {
     const v = Number(env[name] ?? fallback);
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
@@ -160,17 +176,19 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   const floodSeconds = num('BENCH_FLOOD_SECONDS', 15);
   const stallSeconds = num('BENCH_STALL_SECONDS', 12);
   const stallConnections = num('BENCH_STALL_CONNECTIONS', 2);
+  const rebuilds = num('BENCH_REBUILDS', 200);
   if (stallSeconds < MIN_STALL_SECONDS) throw new Error(`BENCH_STALL_SECONDS must be at least ${MIN_STALL_SECONDS}`);
   const auditLimits = env.BENCH_AUDIT_LIMITS ?? 'both';
   if (auditLimits !== 'both' && auditLimits !== 'audit' && auditLimits !== 'limits') throw new Error('BENCH_AUDIT_LIMITS must be both, audit or limits');
   if (floodSeconds < MIN_FLOOD_SECONDS) throw new Error(`BENCH_FLOOD_SECONDS must be at least ${MIN_FLOOD_SECONDS}`);
   // Quick and A/A runs never replace the committed report.
-  const resultsDir = env.BENCH_RESULTS_DIR ?? (quick || aa || auditOnly || credentialOnly ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
+  const resultsDir = env.BENCH_RESULTS_DIR ?? (quick || aa || auditOnly || credentialOnly || sessionsOnly ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
   return {
     quick,
     aa,
     auditOnly,
     credentialOnly,
+    sessionsOnly,
     warmSeconds,
     warmSliceMs: 500,
     sliceMs,
@@ -183,6 +201,9 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
     everythingRounds: 2,
     // Measured alone, the credential pair is the point of the run: every round.
     contrastRounds: credentialOnly ? rounds : Math.min(rounds, 4),
+    sessionRounds: sessionsOnly ? rounds : Math.min(rounds, 4),
+    // Not in the runs that measure something else alone.
+    rebuilds: sessionsOnly || !(quick || auditOnly || credentialOnly) ? rebuilds : 0,
     twinProcesses,
     flows,
     floodSeconds,
@@ -200,7 +221,8 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
  * (JWT, warm introspection). The credential scenario (a tool reading a
  * connected account, issue 14) and introspecting every call run in 2025
  * stateless only (their cost does not depend on the mode), which keeps the run
- * under 10 minutes.
+ * under 10 minutes; the shared session table (issue 29) in 2025 stateful only,
+ * the one mode with sessions.
  */
 export const scenariosOf = (s: Settings, mode: Mode): Scenario[] =>
   SCENARIOS.filter(
@@ -209,9 +231,11 @@ export const scenariosOf = (s: Settings, mode: Mode): Scenario[] =>
       (sc !== 'credential' || mode === 'stateless') &&
       (sc !== 'opaque-introspect' || mode === 'stateless') &&
       (sc !== 'audit-limits' || mode === 'stateless') &&
+      (sc !== 'shared-sessions' || mode === 'stateful') &&
       (!s.quick || ['baseline', 'jwt', 'opaque-cached', 'audit-limits'].includes(sc)) &&
       (!s.auditOnly || sc === 'audit-limits') &&
-      (!s.credentialOnly || sc === 'credential'),
+      (!s.credentialOnly || sc === 'credential') &&
+      (!s.sessionsOnly || sc === 'shared-sessions'),
   );
 
 /** The process suffixes of a scenario: `#0`… for one with its own twin (one per twin process), else just ''. */

@@ -11,12 +11,13 @@ import { ensureHydraBinary, freeLoopbackPort, type RunningHydra, startHydra } fr
 import { pinToCpu } from './cpu.js';
 import { credentialEnv, newConnectionKeys, seedCredential } from './credentialSeed.js';
 import { whoamiWithCredential } from './credentialTool.js';
+import { BASELINE_SUB, SESSIONS_SUB } from './fixedPrincipal.js';
 import { type BenchClient, createClient, createIdleClients, mintToken } from './hydraTokens.js';
 import { callOnce, openSession, REVISION_2026, type Target } from './load.js';
 import { log } from './log.js';
 import { type BenchServer, startBenchServer } from './servers.js';
 import { LIMITS_AT_MAXIMA, MODES, processKeys, SERVER_MODES, serverModeOf, type Settings, scenariosOf, UNSET, withoutUnset } from './settings.js';
-import { BASELINE_TOKEN } from './switchVerifier.js';
+import { BASELINE_TOKEN, SESSIONS_TOKEN } from './switchVerifier.js';
 
 /** What the caller owns and tears down, whether or not set-up finishes. */
 export interface Resources {
@@ -121,7 +122,7 @@ async function startHydras(settings: Settings, own: Resources): Promise<{ hydras
   // touches nothing measured (introspection does not hash secrets).
   const fastMint = { OAUTH2_HASHERS_BCRYPT_COST: '4' };
   const hydras = { jwt: await startH('jwt', fastMint), opaque: await startH('opaque', fastMint) };
-  const flowHydra = settings.quick || settings.auditOnly || settings.credentialOnly ? undefined : await startH('opaque');
+  const flowHydra = settings.quick || settings.auditOnly || settings.credentialOnly || settings.sessionsOnly ? undefined : await startH('opaque');
   log(`Hydra ${hydras.jwt.version}: jwt ${hydras.jwt.publicUrl}, opaque ${hydras.opaque.publicUrl}${flowHydra ? `, flow ${flowHydra.publicUrl}` : ''}`);
   return { hydras, flowHydra, frontPort };
 }
@@ -193,7 +194,7 @@ async function startLoadServers(settings: Settings, dir: string, hydras: Hydras,
           } else {
             s = await start(name, `switch:${c.verifier}`, hydras[c.hydra], { ...common, ...(c.env ?? {}) });
           }
-          if (scenario === 'credential') for (const db of dbs) await seedCredential(db, 'bench-baseline-user', connectionKeys);
+          if (scenario === 'credential') for (const db of dbs) await seedCredential(db, BASELINE_SUB, connectionKeys);
           load.set(`${mode}/${scenario}${suffix}`, s);
         }),
     ),
@@ -203,8 +204,8 @@ async function startLoadServers(settings: Settings, dir: string, hydras: Hydras,
 
 /** The three memory servers (full run), the flood server and the audit-stall server (not in a quick run). */
 async function startOtherServers(settings: Settings, hydras: Hydras, start: StartServer): Promise<Pick<BenchContext, 'memory' | 'flooded' | 'stalled'>> {
-  const { quick, auditOnly, credentialOnly } = settings;
-  if (credentialOnly) return {};
+  const { quick, auditOnly, credentialOnly, sessionsOnly } = settings;
+  if (credentialOnly || (sessionsOnly && !auditOnly)) return {};
   // Memory servers keep answers for the longest allowed time, so only the bound limits the caches.
   const memVerifier = settings.fullMemory ? 'hydra' : 'hydra-small-cache';
   const memEnv = { MCP_STATELESS: 'true', INTROSPECTION_CACHE_SECONDS: '3600', BENCH_CACHE_BOUND: String(settings.tokenCacheBound) };
@@ -239,10 +240,11 @@ async function buildTargets(settings: Settings, hydras: Hydras, clients: Record<
         const which = c.hydra;
         // The switch verifier's baseline side (and, under --aa, both sides) bears BASELINE_TOKEN.
         const baselineToken = !c.twin && (side === 'baseline' || aa);
-        const token = baselineToken ? BASELINE_TOKEN : await mintToken(hydras[which].publicUrl, clients[which], url.href);
+        // The shared-sessions side is free too: a token as short as the baseline's, so the two requests differ only in their session.
+        const token = baselineToken ? BASELINE_TOKEN : c.verifier === 'fixed-sessions' ? SESSIONS_TOKEN : await mintToken(hydras[which].publicUrl, clients[which], url.href);
         // client_credentials: the subject is the client; a fixed-principal server names its fixed person.
         const fixed = baselineToken || (side === 'baseline' || aa ? (c.twin?.verifier ?? 'fixed') === 'fixed' : c.verifier === 'fixed');
-        const sub = fixed ? 'bench-baseline-user' : clients[which].clientId;
+        const sub = fixed ? BASELINE_SUB : c.verifier === 'fixed-sessions' ? SESSIONS_SUB : clients[which].clientId;
         const sessionId = mode === 'stateful' ? (await openSession(url, token)).sessionId : undefined;
         if (mode === 'stateful' && !sessionId) throw new Error(`${server.name}: could not open a session`);
         const target: Target = {

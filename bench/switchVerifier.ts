@@ -4,6 +4,8 @@ import { fixedPrincipalVerifier } from './fixedPrincipal.js';
 
 /** The bearer token of a baseline request (bench only): the switch verifier answers it with the fixed principal. */
 export const BASELINE_TOKEN = 'bench-baseline-fixed-principal';
+/** The shared-sessions scenario's bearer token (bench only): as long as the baseline's; its server's verifier (fixed-sessions) names another fixed person. */
+export const SESSIONS_TOKEN = 'bench-sessions-fixed-principal';
 
 /**
  * One server, both sides of a pair: requests bearing BASELINE_TOKEN get the

@@ -71,9 +71,9 @@ export interface AppDependencies {
   sessionBus?: SessionBus;
   /**
    * 2025-era sessions shared through the database: the revalidation interval and limits (defaults: src/mcp/sharedSessions.ts, src/mcp/sessions.ts);
-   * `store` replaces the shared table (default), for the benchmark's in-memory baseline only.
+   * `store` and `streamEvents` replace the shared tables (default), for the benchmark's in-memory baseline only.
    */
-  sharedSessions?: Partial<Pick<SharedSessionsOptions, 'store' | 'revalidateMs' | 'limits' | 'onRebuilt' | 'retryIntervalMs'>>;
+  sharedSessions?: Partial<Pick<SharedSessionsOptions, 'store' | 'streamEvents' | 'revalidateMs' | 'limits' | 'onRebuilt' | 'retryIntervalMs'>>;
 }
 
 /** Everything the routes (./routes.ts) use, built once from the dependencies. */

@@ -1,18 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import type { JSONRPCMessage, McpServer } from '@modelcontextprotocol/server';
+import type { EventStore, JSONRPCMessage, McpServer } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
 import type { McpSessionsStore } from '../store/mcpSessionsStore.js';
 import type { SessionRelay } from './sessionRelay.js';
 import { restoreInitialized } from './sessionRestore.js';
-import type { StreamEvents } from './streamEvents.js';
 import { DEFAULT_SESSION_LIMITS, type Lookup, ownerOf, type Session, type SessionLimits, type SessionOwner, SessionRegistry } from './sessions.js';
 
 export interface HttpSession extends Session {
   transport: StreamableHTTPServerTransport;
   /** The protocol revision `initialize` negotiated (undefined before it is answered). */
   protocolVersion(): string | undefined;
+}
+
+/** What sessions need of ./streamEvents.ts; `forSession` may keep a session's streams nowhere (the benchmark's in-memory baseline). */
+export interface SessionStreams {
+  forSession(sessionId: () => string | undefined, sub: string): EventStore | undefined;
+  close(): Promise<void>;
+  sweep(now?: number): Promise<number>;
 }
 
 export interface SharedSessionsOptions {
@@ -39,7 +45,7 @@ export interface SharedSessionsOptions {
   /** Client messages for a call on another replica (answers, cancellations) are passed on through it (./sessionRelay.ts). */
   relay?: SessionRelay;
   /** Where the sessions' streams are kept for `Last-Event-ID` resumes on any replica (./streamEvents.ts); none: no resuming. */
-  streamEvents?: StreamEvents;
+  streamEvents?: SessionStreams;
   /**
    * The `retry` (ms) a resumable stream tells 2025-11-25 clients: how soon a
    * client whose stream closed (a replay on a replica not running the call
@@ -176,9 +182,10 @@ export class SharedSessions {
   private async build(owner: SessionOwner, sessionId: () => string): Promise<HttpSession> {
     const server = this.options.createServer();
     const { streamEvents, relay } = this.options;
+    const eventStore = streamEvents?.forSession(() => transport.sessionId, owner.sub);
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: sessionId,
-      ...(streamEvents ? { eventStore: streamEvents.forSession(() => transport.sessionId, owner.sub), retryInterval: this.options.retryIntervalMs ?? 1000 } : {}),
+      ...(eventStore ? { eventStore, retryInterval: this.options.retryIntervalMs ?? 1000 } : {}),
       onsessioninitialized: (id) => {
         this.local.add(id, session);
         const at = this.now();

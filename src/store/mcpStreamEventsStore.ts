@@ -1,4 +1,4 @@
-import type { Db } from './database.js';
+import { type Db, sqliteHandleOf } from './database.js';
 
 /** One message of a session's SSE stream, as stored for resuming (table `mcp_stream_events`). */
 export interface StreamEventRow {
@@ -32,8 +32,10 @@ export interface McpStreamEventsStore {
 const ROWS_PER_INSERT = 500;
 
 export function mcpStreamEventsStore(db: Db): McpStreamEventsStore {
+  const append = sqliteAppend(db);
   return {
     async append(rows) {
+      if (append) return append(rows);
       for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
         const chunk = rows.slice(i, i + ROWS_PER_INSERT).map((r) => ({
           session_id: r.sessionId,
@@ -68,4 +70,21 @@ export function mcpStreamEventsStore(db: Db): McpStreamEventsStore {
       return Number(r.numDeletedRows);
     },
   };
+}
+
+/**
+ * On SQLite, one statement prepared once and run per row in one transaction:
+ * Kysely prepares anew on each execute, which cost a 2025 session's calls 13 %
+ * of their throughput (every answer is one row). Undefined on PostgreSQL,
+ * where a batch is one multi-row INSERT and one round trip.
+ */
+function sqliteAppend(db: Db): ((rows: readonly StreamEventRow[]) => Promise<void>) | undefined {
+  const sqlite = sqliteHandleOf(db);
+  if (!sqlite) return undefined;
+  const { sql } = db.insertInto('mcp_stream_events').values({ session_id: '', stream_id: '', seq: 0, sub: '', message: '', created_at: 0 }).compile();
+  const insert = sqlite.prepare<[string, string, number, string, string, number]>(sql);
+  const all = sqlite.transaction((rows: readonly StreamEventRow[]) => {
+    for (const r of rows) insert.run(r.sessionId, r.streamId, r.seq, r.sub, r.message, r.createdAt);
+  });
+  return async (rows) => void all(rows);
 }

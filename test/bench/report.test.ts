@@ -245,6 +245,28 @@ describe('bench report', () => {
     expect(renderMarkdown(r)).toContain('**In this run the scenario had only the fair-use limits on** (BENCH_AUDIT_LIMITS=limits).');
   });
 
+  it('judges the shared session table against sessions in memory at 0.95× (issue 29), and reports the rebuilds on another replica', () => {
+    const r = fixture();
+    expect(targets(r).some((t) => t.name.includes('shared table'))).toBe(false);
+    expect(renderMarkdown(r)).not.toContain("**A session's next request on another replica**");
+    const sessions = row('stateful', 'shared-sessions', 19_000, 0.96, 0.2);
+    sessions.rounds = [sample(19_000, 2, 5), sample(18_500, 2, 5)];
+    sessions.pairedBaseline = [sample(20_000, 2, 5), sample(19_000, 2, 5)];
+    r.load.push(sessions);
+    expect(targets(r).find((x) => x.name === 'stateful: sessions in the shared table throughput ≥ 0.95× in memory only')).toMatchObject({ met: true, measured: '0.96×' });
+    const lat = (p50: number, p99: number) => ({ p50, p95: p99 - 1, p99, max: p99 + 1, n: 200 });
+    r.sessionRebuild = { sessions: 200, database: 'one SQLite file, WAL', rebuild: lat(1.8, 11.5), firstRequest: lat(6.3, 29.2), heldRequest: lat(3.2, 30.6), added: lat(2.4, 21.3) };
+    const md = renderMarkdown(r);
+    // Last in the stateful table, with its per-round range; its method named; the rebuilds' table.
+    const stateful = md.slice(md.indexOf('**2025-era stateful'), md.indexOf('**2026-07-28'));
+    expect(stateful).toContain('| sessions in the shared table (× its twin: sessions in memory only; both fixed principal) | 19,000 | 0.96× (0.95–0.97) |');
+    r.settings.pairing = 'same-process';
+    expect(renderMarkdown(r)).toContain('The shared-sessions row (issue 29, 2 rounds) is one stateful server');
+    expect(md).toContain("**A session's next request on another replica** (issue 29): rebuilding it from its row takes 1.80 ms (p99 11.50 ms)");
+    expect(md).toContain('| rebuild, on the second process | 1.80 | 10.50 | 11.50 | 12.50 |');
+    expect(md).toContain('| added: first − next, per session | 2.40 | 20.30 | 21.30 | 22.30 |');
+  });
+
   it('reports memory under the flood and judges it flat from middle to end within 10 %', () => {
     const r = fixture();
     expect(renderMarkdown(r)).not.toContain('**Memory under a flood**');
