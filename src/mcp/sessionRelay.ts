@@ -1,5 +1,5 @@
 import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/server';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
 import type { Logger } from '../log/logger.js';
 import type { BusMessage, SessionBus } from './sessionBus.js';
 
@@ -16,9 +16,12 @@ interface Held {
   awaiting: Set<RequestId>;
 }
 
-const isAnswer = (m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } => isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m);
+// Told apart by their members, not the SDK's guards: those parse the whole message with zod,
+// on every message of every session, and the transport has validated it already.
+const isRequest = (m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId; method: string } => 'method' in m && 'id' in m;
+const isAnswer = (m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } => 'id' in m && !('method' in m) && ('result' in m || 'error' in m);
 const cancelledId = (m: JSONRPCMessage): RequestId | undefined =>
-  isJSONRPCNotification(m) && m.method === 'notifications/cancelled' ? (m.params as { requestId?: RequestId } | undefined)?.requestId : undefined;
+  'method' in m && m.method === 'notifications/cancelled' && !('id' in m) ? (m.params as { requestId?: RequestId } | undefined)?.requestId : undefined;
 
 /**
  * A 2025 session's client messages that belong to another replica: the
@@ -61,7 +64,7 @@ export class SessionRelay {
     };
     transport.onmessage = (message, extra) => {
       register();
-      if (isJSONRPCRequest(message)) held.running.add(message.id);
+      if (isRequest(message)) held.running.add(message.id);
       else if (isAnswer(message) && !held.awaiting.delete(message.id)) return this.pass(transport.sessionId, message);
       else {
         const cancelled = cancelledId(message);
@@ -76,7 +79,7 @@ export class SessionRelay {
     const send = transport.send.bind(transport);
     transport.send = (message, options) => {
       register();
-      if (isJSONRPCRequest(message)) held.awaiting.add(message.id);
+      if (isRequest(message)) held.awaiting.add(message.id);
       else if (isAnswer(message)) held.running.delete(message.id);
       return send(message, options);
     };
