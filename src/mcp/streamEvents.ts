@@ -6,7 +6,7 @@ import { RESTORE_REQUEST_ID } from './sessionRestore.js';
 export interface StreamEventsOptions {
   store: McpStreamEventsStore;
   log: Logger;
-  /** How long written events wait to be stored together (ms). Default 5. */
+  /** How long written events wait to be stored together (ms). Default 25: a commit per batch costs more than its rows, and a resume here flushes first. */
   flushDelayMs?: number;
   /** Events held for writing at most (a database outage must not fill memory); beyond it the oldest are dropped, and logged. Default 10,000. */
   maxPending?: number;
@@ -65,7 +65,7 @@ export class StreamEvents {
   private readonly maxPending: number;
 
   constructor(private readonly options: StreamEventsOptions) {
-    this.flushDelayMs = options.flushDelayMs ?? 5;
+    this.flushDelayMs = options.flushDelayMs ?? 25;
     this.maxPending = options.maxPending ?? 10_000;
     this.waitMs = options.replayWaitMs ?? 60_000;
     this.pollMs = options.replayPollMs ?? 200;
