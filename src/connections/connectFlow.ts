@@ -2,7 +2,7 @@ import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { ConnectionsStore } from '../store/connectionsStore.js';
 import type { ConnectStatesStore } from '../store/connectStatesStore.js';
-import { type ProviderClient, ProviderError } from './providerClient.js';
+import { failureFields, type ProviderClient, ProviderError } from './providerClient.js';
 import { type CredentialSealer, SealError } from './sealing.js';
 
 /** Why a connect attempt was refused; `status` is the HTTP status of the page that says so. */
@@ -108,7 +108,9 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
         return { authorizationUrl, browserBinding };
       } catch (e) {
         await states.take(sha256(state));
-        throw e instanceof ProviderError ? new ConnectError('provider_unavailable', `${c.displayName} cannot be reached just now. Try again in a moment.`, 503) : e;
+        if (!(e instanceof ProviderError)) throw e;
+        log.warn('connect: the provider cannot be reached to start', { sub, provider, ...failureFields(e) });
+        throw new ConnectError('provider_unavailable', `${c.displayName} cannot be reached just now. Try again in a moment.`, 503);
       }
     },
 
@@ -129,6 +131,14 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       if (sub !== attempt.sub) throw new ConnectError('other_person', 'This connection was started by another account than the one signed in here. Nothing was connected.', 403);
       const error = callbackUrl.searchParams.get('error');
       if (error) {
+        // RFC 6749 §4.1.2.1: access_denied is the person's choice; any other error (invalid_scope, unauthorized_client…) is the catalogue's or the provider's to fix.
+        const description = callbackUrl.searchParams.get('error_description');
+        log[error === 'access_denied' ? 'info' : 'warn']('connect: the provider sent an error back instead of a code', {
+          sub: attempt.sub,
+          provider,
+          oauth_error: error.slice(0, 64),
+          ...(description ? { reason: description.slice(0, 300) } : {}),
+        });
         throw new ConnectError('provider_refused', `${c.displayName} did not grant access (${error.slice(0, 64)}). Nothing was connected.`, 400);
       }
       let codeVerifier: string;
@@ -145,7 +155,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
         credential = { ...(await c.exchangeCode({ callbackUrl, redirectUri: redirectUri(provider), expectedState: state, codeVerifier })), issuedAt: Math.floor(now() / 1000) };
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
-        log.warn('connect: code exchange failed', { sub: attempt.sub, provider, kind: e.kind, code: e.code });
+        log.warn('connect: code exchange failed', { sub: attempt.sub, provider, ...failureFields(e) });
         if (e.kind === 'unavailable') throw new ConnectError('provider_unavailable', `${c.displayName} cannot be reached just now. Start again in a moment.`, 503);
         throw new ConnectError('provider_refused', `${c.displayName} refused the connection (${e.code ?? e.kind}). Start again from your account page.`, 400);
       }
@@ -172,7 +182,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       } catch (e) {
         // The row goes anyway: we stop using the grant even when the provider cannot be told now.
         revoked = false;
-        log.warn('disconnect: revocation at the provider failed; the connection is deleted here', { sub, provider, error: (e as Error).name });
+        log.warn('disconnect: revocation at the provider failed; the connection is deleted here', { sub, provider, ...revocationFailure(e) });
       }
       await store.delete(sub, provider);
       options.forget?.(sub, provider);
@@ -188,7 +198,7 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
         try {
           await c.revoke(await sealer.open(row.sealed, { sub, provider }));
         } catch (e) {
-          log.warn('account removal: revocation at the provider failed', { sub, provider, error: (e as Error).name });
+          log.warn('account removal: revocation at the provider failed', { sub, provider, ...revocationFailure(e) });
         }
       }
       // The rows go with the rest of the person's data (the caller's); every use checks them first.
@@ -208,4 +218,11 @@ export function createConnectFlow(options: ConnectFlowOptions): ConnectFlow {
       });
     },
   };
+}
+
+/** Why a revocation failed, for its log line: the provider's answer, or why the stored credential could not be opened to revoke it. */
+function revocationFailure(e: unknown): Record<string, unknown> {
+  if (e instanceof ProviderError) return failureFields(e);
+  if (e instanceof SealError) return { kind: 'unopenable', reason: `the stored credential cannot be opened (${e.reason})` };
+  return { error: e instanceof Error ? e.name : typeof e };
 }

@@ -2,7 +2,7 @@ import type { Logger } from '../log/logger.js';
 import { type Connection, ConnectionLockError, type ConnectionsStore } from '../store/connectionsStore.js';
 import { LruCache } from '../lib/lruCache.js';
 import { type ReadConnectionVersion, versionsFromStore } from '../store/connectionVersions.js';
-import { type ProviderClient, ProviderError } from './providerClient.js';
+import { failureFields, type ProviderClient, ProviderError } from './providerClient.js';
 import { type CredentialSealer, SealError, type StoredCredential } from './sealing.js';
 
 /**
@@ -179,11 +179,11 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
         if (e.kind === 'invalid_grant') {
-          log.warn('provider refused the refresh token; the person must connect again', { sub, provider });
+          log.warn('provider refused the refresh token; the person must connect again', { sub, provider, ...failureFields(e) });
           failure = new ConnectionRequiredError(provider, 'reconnect');
           return { status: 'needs_reconnect' };
         }
-        log.warn('refresh failed; connection kept', { sub, provider, kind: e.kind, code: e.code });
+        log.warn('refresh failed; connection kept', { sub, provider, ...failureFields(e) });
         failure = new ProviderUnavailableError(provider, client.displayName);
         return undefined;
       }

@@ -24,12 +24,29 @@ export class ProviderError extends Error {
     readonly kind: ProviderErrorKind,
     /** Catalogue name of the provider. */
     readonly provider: string,
-    message: string,
+    /** The step and what went wrong there, in the provider's words where it gave some (logged as `reason`). */
+    readonly detail: string,
     /** The provider's OAuth error code (`access_denied`, `invalid_client`…) when it sent one; `state_mismatch` when the callback's state is not ours. */
     readonly code?: string,
   ) {
-    super(`provider "${provider}": ${message}`);
+    super(`provider "${provider}": ${detail}`);
   }
+}
+
+/** Codes of ProviderError that we set, not the provider: never logged as `oauth_error`. */
+const OUR_CODES = new Set(['state_mismatch']);
+
+/** What a log line about a failed provider call says; `oauth_error`, not `code`, which the log redacts as the authorization code's name. */
+export type ProviderFailureFields = {
+  kind: ProviderErrorKind;
+  /** The OAuth error code the provider sent (RFC 6749 §5.2), when it sent one. */
+  oauth_error?: string;
+  reason: string;
+};
+
+/** The fields every log line about a failed provider call carries (docs/operating.md, Logs). */
+export function failureFields(e: ProviderError): ProviderFailureFields {
+  return { kind: e.kind, ...(e.code && !OUR_CODES.has(e.code) ? { oauth_error: e.code } : {}), reason: e.detail };
 }
 
 export interface ProviderClient {
@@ -73,6 +90,8 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
     ...(config.clientSecret !== undefined ? { client_secret: config.clientSecret } : {}),
   };
   const clientAuth = clientAuthFor(config);
+  /** Sent with every token and revocation request: never in a ProviderError's text. */
+  const secret = config.clientSecret;
   const customFetch = opts.fetch ? { [oidc.customFetch]: opts.fetch as oidc.CustomFetch } : {};
 
   let pending: Promise<oidc.Configuration> | undefined;
@@ -95,7 +114,7 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
         ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
       });
     } catch (err) {
-      throw toProviderError(name, `discovery at ${issuer}`, err);
+      throw toProviderError(name, `discovery at ${issuer}`, err, [secret]);
     }
     // allowInsecureRequests covers every later request: hold the discovered endpoints to the catalogue's own rule.
     const meta = found.serverMetadata();
@@ -103,7 +122,7 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
       if (value === undefined) continue;
       const u = URL.canParse(value) ? new URL(value) : undefined;
       if (!u || (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackUrl(u)))) {
-        throw new ProviderError('refused', name, `discovery at ${issuer}: ${field} "${value}" is not https (http only on loopback)`);
+        throw new ProviderError('refused', name, `discovery at ${issuer}: ${field} "${value.slice(0, 200)}" is not https (http only on loopback)`);
       }
     }
     if (!meta.authorization_endpoint || !meta.token_endpoint) {
@@ -161,7 +180,7 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
       try {
         return oidc.buildAuthorizationUrl(conf, params);
       } catch (err) {
-        throw toProviderError(name, 'authorization URL', err);
+        throw toProviderError(name, 'authorization URL', err, [secret, codeVerifier]);
       }
     },
 
@@ -179,7 +198,7 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
         });
         return credentialFrom(tokens);
       } catch (err) {
-        throw toProviderError(name, 'code exchange', err);
+        throw toProviderError(name, 'code exchange', err, [secret, callbackUrl.searchParams.get('code') ?? undefined, codeVerifier]);
       }
     },
 
@@ -188,7 +207,7 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
       try {
         return credentialFrom(await oidc.refreshTokenGrant(conf, refreshToken), refreshToken);
       } catch (err) {
-        throw toProviderError(name, 'refresh', err);
+        throw toProviderError(name, 'refresh', err, [secret, refreshToken]);
       }
     },
 
@@ -203,7 +222,7 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
         try {
           await oidc.tokenRevocation(conf, token, { token_type_hint: hint });
         } catch (err) {
-          throw toProviderError(name, `revocation (${hint})`, err);
+          throw toProviderError(name, `revocation (${hint})`, err, [secret, credential.refreshToken, credential.accessToken]);
         }
       }
     },
@@ -225,44 +244,60 @@ function clientAuthFor(config: ProviderConfig): oidc.ClientAuth {
 const TRANSIENT_CODES = new Set(['server_error', 'temporarily_unavailable']);
 
 /**
- * Map whatever openid-client (or fetch) threw to a ProviderError. Only codes,
- * statuses and the library's fixed messages go into the message: a failing
- * response's body could hold a token, so it is never attached.
+ * Map whatever openid-client (or fetch) threw to a ProviderError. The text
+ * holds the step, statuses, the provider's `error` and `error_description`,
+ * and the library's messages, never a response body: openid-client keeps
+ * bodies, claims and challenges in `cause`, its messages are fixed wording
+ * (e.g. 'unexpected JWT "aud" (audience) claim value'), so the only text the
+ * provider chooses is its error and description. `sent` is every secret the
+ * step sent (client secret, code, verifier, tokens); see `told`.
  */
-export function toProviderError(provider: string, step: string, err: unknown): ProviderError {
+export function toProviderError(provider: string, step: string, err: unknown, sent: ReadonlyArray<string | undefined> = []): ProviderError {
   if (err instanceof ProviderError) return err;
+  const { kind, detail, code } = classify(step, err);
+  return new ProviderError(kind, provider, told(detail, sent), code === undefined ? undefined : told(code, sent, 64));
+}
+
+function classify(step: string, err: unknown): { kind: ProviderErrorKind; detail: string; code?: string } {
   if (err instanceof oidc.ResponseBodyError) {
-    const desc = err.error_description ? ` (${clip(err.error_description)})` : '';
-    if (err.error === 'invalid_grant') return new ProviderError('invalid_grant', provider, `${step}: invalid_grant${desc}`, err.error);
+    const desc = err.error_description ? ` (${err.error_description})` : '';
+    if (err.error === 'invalid_grant') return { kind: 'invalid_grant', detail: `${step}: invalid_grant${desc}`, code: err.error };
     if (err.status >= 500 || TRANSIENT_CODES.has(err.error)) {
-      return new ProviderError('unavailable', provider, `${step}: the provider failed (HTTP ${err.status}, ${err.error})`, err.error);
+      return { kind: 'unavailable', detail: `${step}: the provider failed (HTTP ${err.status}, ${err.error})${desc}`, code: err.error };
     }
-    return new ProviderError('refused', provider, `${step}: the provider refused with ${err.error} (HTTP ${err.status})${desc}`, err.error);
+    return { kind: 'refused', detail: `${step}: the provider refused with ${err.error} (HTTP ${err.status})${desc}`, code: err.error };
+  }
+  if (err instanceof oidc.WWWAuthenticateChallengeError) {
+    // RFC 6749 §5.2: a 401 to a client that authenticated with a header carries a challenge; its error, if any, is a parameter there.
+    const params = err.cause.find((c) => c.parameters.error)?.parameters;
+    const kind = err.status >= 500 || TRANSIENT_CODES.has(params?.error ?? '') ? 'unavailable' : 'refused';
+    if (!params?.error) return { kind, detail: `${step}: the provider refused (HTTP ${err.status}, a ${err.cause[0]?.scheme ?? 'WWW-Authenticate'} challenge without an error)` };
+    const desc = params.error_description ? ` (${params.error_description})` : '';
+    return { kind, detail: `${step}: the provider refused with ${params.error} (HTTP ${err.status}, in its WWW-Authenticate challenge)${desc}`, code: params.error };
   }
   if (err instanceof oidc.AuthorizationResponseError) {
     // An error on the redirect back (RFC 6749 §4.1.2.1), e.g. the person denied access.
-    const desc = err.error_description ? ` (${clip(err.error_description)})` : '';
+    const desc = err.error_description ? ` (${err.error_description})` : '';
     const kind = TRANSIENT_CODES.has(err.error) ? 'unavailable' : 'refused';
-    return new ProviderError(kind, provider, `${step}: the authorization response is an error: ${err.error}${desc}`, err.error);
+    return { kind, detail: `${step}: the authorization response is an error: ${err.error}${desc}`, code: err.error };
   }
   if (err instanceof oidc.ClientError) {
-    if (err.code === 'OAUTH_TIMEOUT' || err.code === 'OAUTH_ABORT') return new ProviderError('unavailable', provider, `${step}: no answer in time`);
+    if (err.code === 'OAUTH_TIMEOUT' || err.code === 'OAUTH_ABORT') return { kind: 'unavailable', detail: `${step}: no answer in time` };
     if (err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || err.code === 'OAUTH_RESPONSE_IS_NOT_JSON') {
       const status = err.cause instanceof Response ? err.cause.status : undefined;
-      const what = `${step}: ${err.message}${status ? ` (HTTP ${status})` : ''}`;
-      return new ProviderError(status === undefined || status >= 500 ? 'unavailable' : 'refused', provider, what);
+      return { kind: status === undefined || status >= 500 ? 'unavailable' : 'refused', detail: `${step}: ${err.message}${status ? ` (HTTP ${status})` : ''}` };
     }
     // The library's own fixed wording of the check that failed, e.g. 'unexpected "state" response parameter value'.
-    const why = err.cause instanceof Error ? `: ${clip(err.cause.message)}` : '';
-    if (/"state"/.test(why)) return new ProviderError('refused', provider, `${step}: the state in the callback is not the one this flow sent${why}`, 'state_mismatch');
-    return new ProviderError('refused', provider, `${step}: ${err.message}${why}`);
+    const why = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    if (/"state"/.test(why)) return { kind: 'refused', detail: `${step}: the state in the callback is not the one this flow sent${why}`, code: 'state_mismatch' };
+    return { kind: 'refused', detail: `${step}: ${err.message}${why}` };
   }
   const network = networkCause(err);
-  if (network) return new ProviderError('unavailable', provider, `${step} failed: ${network}`);
+  if (network) return { kind: 'unavailable', detail: `${step} failed: ${network}` };
   if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-    return new ProviderError('unavailable', provider, `${step}: no answer in time`);
+    return { kind: 'unavailable', detail: `${step}: no answer in time` };
   }
-  return new ProviderError('refused', provider, `${step}: ${err instanceof Error ? `${err.name}: ${clip(err.message)}` : 'unexpected failure'}`);
+  return { kind: 'refused', detail: `${step}: ${err instanceof Error ? `${err.name}: ${err.message}` : 'unexpected failure'}` };
 }
 
 /** fetch's "fetch failed" TypeError and its system cause (ECONNREFUSED…), as text; undefined for other errors. */
@@ -273,4 +308,21 @@ function networkCause(err: unknown): string | undefined {
   return err.message === 'fetch failed' ? 'network error' : undefined;
 }
 
-const clip = (s: string) => (s.length > 200 ? `${s.slice(0, 200)}…` : s);
+/**
+ * `text` with every value in `sent` replaced (as is, URL-encoded, and
+ * form-encoded as in a body or a Basic header), then cut to `max` characters:
+ * replaced first, so a cut cannot leave part of a secret unmatched.
+ */
+function told(text: string, sent: ReadonlyArray<string | undefined>, max = MAX_DETAIL): string {
+  let out = text;
+  for (const s of sent) {
+    if (!s) continue;
+    // RFC 6749 §2.3.1: the client secret in a Basic header is form-encoded (Appendix B) with -_.!~*'() escaped too.
+    const basic = encodeURIComponent(s).replace(/[-_.!~*'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    for (const form of new Set([s, encodeURIComponent(s), new URLSearchParams({ s }).toString().slice(2), basic])) out = out.split(form).join('[redacted]');
+  }
+  return out.length > max ? `${out.slice(0, max)}…` : out;
+}
+
+// Library messages are fixed wording; a provider's error_description may echo what the step sent it (code, token, form body), replaced by `told`; 300 keeps it readable and a line small.
+const MAX_DETAIL = 300;

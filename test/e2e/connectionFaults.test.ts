@@ -11,8 +11,8 @@
  * The refresh-token-revoked-at-the-provider case lives in connections.test.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSealer, parseConnectionKeys } from '../../src/connections/sealing.js';
@@ -149,6 +149,7 @@ describe('connected accounts: bad input and faults, refused or survived with not
   }
   const unopenable = (sub: string) =>
     stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'stored credential cannot be opened; the person must connect again' && l.sub === sub);
+  const logged = (msg: string, sub: string) => stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg && l.sub === sub);
   const failures = () =>
     stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'tool failed' || l.msg === 'page failed' || (l.msg === 'request' && Number(l.status) === 500));
 
@@ -249,6 +250,10 @@ describe('connected accounts: bad input and faults, refused or survived with not
     const page = await browser.open(callback.href);
     expect(page.status).toBe(400);
     expect(page.text()).toContain('Upstream did not grant access (access_denied). Nothing was connected.');
+    // The person's choice: an info line naming the provider's error, not a warning.
+    expect(logged('connect: the provider sent an error back instead of a code', bob.sub)).toEqual([
+      expect.objectContaining({ level: 'info', provider: 'upstream', oauth_error: 'access_denied' }),
+    ]);
     expect(attemptsOf(bob.sub)).toBe(0);
     await expectNothingConnected(bob, browser);
   });
@@ -265,6 +270,10 @@ describe('connected accounts: bad input and faults, refused or survived with not
     }
     expect(page.status).toBe(503);
     expect(page.text()).toContain('Upstream cannot be reached just now. Start again in a moment.');
+    // Issue 30 #5: the line says why, not only that it failed.
+    expect(logged('connect: code exchange failed', bob.sub)).toEqual([
+      expect.objectContaining({ level: 'warn', provider: 'upstream', kind: 'unavailable', reason: expect.stringMatching(/^code exchange failed: (connection refused \(ECONNREFUSED\)|network error)/) }),
+    ]);
     await expectNothingConnected(bob, browser);
     // Starting again works once the provider is back (the failed attempt left nothing in the way).
     const retry = await browser.open((await untilCallback(browser, bob, 'bob-upstream')).href);
@@ -293,6 +302,9 @@ describe('connected accounts: bad input and faults, refused or survived with not
       }
       expect(down.isError).toBe(true);
       expect(down.text).toBe('upstream_me failed: Upstream cannot be reached just now; try again in a moment');
+      expect(logged('refresh failed; connection kept', alice.sub)).toEqual([
+        expect.objectContaining({ level: 'warn', provider: 'upstream', kind: 'unavailable', reason: expect.stringMatching(/^refresh failed: (connection refused \(ECONNREFUSED\)|network error)/) }),
+      ]);
       // Kept exactly as it was: no reconnect mark, the same sealed credential.
       expect(rowsOf(alice.sub)).toEqual([before]);
       // Back up: the same client's next call refreshes and works, without being asked to connect.
@@ -491,5 +503,63 @@ describe('connected accounts: bad input and faults, refused or survived with not
     expect(again.status).toBe(200);
     expect(again.text()).toContain('Upstream connected');
     expect(rowsOf(erin.sub)).toEqual([expect.objectContaining({ status: 'active', key_id: 'kb' })]);
+  });
+
+  it('issue 30 #5: a client secret the provider no longer accepts: the code exchange, the refresh and the revocation are each refused with invalid_client, and each log line says so (oauth_error, reason) with no token, code or secret in the logs', async () => {
+    const frank = await stack.addUser('frank@example.com', 'linen compass 2026');
+    const browser = new Browser();
+    const env = { SESSION_SECRET: randomBytes(32).toString('base64url') };
+    // Frank connects while the catalogue's secret is right.
+    await replaceServer(`k1:${K1}`, env);
+    const done = await browser.open((await untilCallback(browser, frank, 'frank-upstream')).href);
+    expect(done.text()).toContain('Upstream connected');
+    const [row] = rowsOf(frank.sub);
+    const credential = await createSealer(parseConnectionKeys(`k1:${K1}`)).open(row!.sealed, { sub: frank.sub, provider: 'upstream' });
+
+    // The operator's catalogue now holds a secret the provider does not know (as after a rotation done on one side only).
+    const catalogue = JSON.parse(await readFile(stack.env.CONNECTIONS_FILE!, 'utf8')) as { providers: Record<string, { clientSecret: string }> };
+    const rightSecret = catalogue.providers.upstream!.clientSecret;
+    const wrongSecret = `wrong-${randomBytes(24).toString('base64url')}`;
+    catalogue.providers.upstream!.clientSecret = wrongSecret;
+    const wrongFile = join(dirname(stack.env.CONNECTIONS_FILE!), 'connections-wrong-secret.json');
+    await writeFile(wrongFile, JSON.stringify(catalogue));
+    await replaceServer(`k1:${K1}`, { ...env, CONNECTIONS_FILE: wrongFile });
+    const invalidClient = (step: string) =>
+      expect.objectContaining({ level: 'warn', provider: 'upstream', kind: 'refused', oauth_error: 'invalid_client', reason: expect.stringMatching(new RegExp(`^${step.replace(/[()]/g, '\\$&')}: the provider refused with invalid_client \\(HTTP 401\\)`)) });
+
+    // Refresh: past the access token's expiry, the tool call must refresh.
+    const wait = (Number(row!.expires_at) + 0.5) * 1000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const f = await connectAs(stack, frank);
+    try {
+      const r = await call(f.client, 'upstream_me');
+      expect(r.isError).toBe(true);
+      expect(r.text).toBe('upstream_me failed: Upstream cannot be reached just now; try again in a moment');
+    } finally {
+      await f.close();
+    }
+    expect(logged('refresh failed; connection kept', frank.sub)).toEqual([invalidClient('refresh')]);
+    expect(rowsOf(frank.sub)).toEqual([row]);
+
+    // Code exchange: Frank connects again; the provider refuses our client.
+    const callback = await untilCallback(browser, frank, 'frank-upstream');
+    const page = await browser.open(callback.href);
+    expect(page.status).toBe(400);
+    expect(page.text()).toContain('Upstream refused the connection (invalid_client). Start again from your account page.');
+    expect(logged('connect: code exchange failed', frank.sub)).toEqual([invalidClient('code exchange')]);
+
+    // Revocation: Frank disconnects; the provider cannot be told, the connection goes here anyway.
+    const after = await (await accountPage(browser, frank)).submit('Disconnect');
+    expect(after.url.pathname + after.url.search).toBe('/account?done=disconnected-not-revoked');
+    expect(logged('disconnect: revocation at the provider failed; the connection is deleted here', frank.sub)).toEqual([invalidClient('revocation (refresh_token)')]);
+    expect(rowsOf(frank.sub)).toEqual([]);
+
+    expect(failures()).toEqual([]);
+    const all = stack.logs.join('\n');
+    const secrets = [rightSecret, wrongSecret, callback.searchParams.get('code')!, credential.accessToken, credential.refreshToken!, ...seenTokens];
+    for (const secret of secrets) expect(all.includes(secret), `a secret of length ${secret.length} reached the logs`).toBe(false);
+    expect(all).not.toMatch(/ory_(at|rt|ac)_/);
+    // No line about a provider call has its reason hidden under a redacted name.
+    for (const l of stack.logs.map((x) => JSON.parse(x) as Record<string, unknown>).filter((x) => x.sub === frank.sub && x.level === 'warn')) expect(l).not.toHaveProperty('code');
   });
 });
