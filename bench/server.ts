@@ -12,7 +12,7 @@ import { BASELINE_SUB, fixedPrincipalVerifier, SESSIONS_SUB } from './fixedPrinc
 import { memorySessionsStore } from './memorySessionsStore.js';
 import { switchSessionsStore, switchStreamEvents } from './switchSessionsStore.js';
 import { StreamEvents } from '../src/mcp/streamEvents.js';
-import { mcpStreamEventsStore } from '../src/store/mcpStreamEventsStore.js';
+import { inMemoryStreamEventsStore } from '../src/store/mcpStreamEventsStore.js';
 import { createLogger } from '../src/log/logger.js';
 import { switchVerifier } from './switchVerifier.js';
 import { introspectEverythingVerifier } from './introspectEverything.js';
@@ -49,7 +49,8 @@ const sessionOptions = (env: Record<string, string | undefined>): StartOptions['
     ...(switched
       ? {
           store: switchSessionsStore(mcpSessionsStore(db), memorySessionsStore(), BASELINE_SUB),
-          streamEvents: switchStreamEvents(new StreamEvents({ store: mcpStreamEventsStore(db), log: createLogger('silent') }), BASELINE_SUB),
+          // The stream log the app keeps on SQLite (src/app/services.ts): this process's memory.
+          streamEvents: switchStreamEvents(new StreamEvents({ store: inMemoryStreamEventsStore(), log: createLogger('silent') }), BASELINE_SUB),
         }
       : {}),
     ...(timed ? { onRebuilt: (ms: number) => void rebuilds.push(ms) } : {}),

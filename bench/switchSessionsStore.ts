@@ -38,6 +38,8 @@ export function switchSessionsStore(shared: McpSessionsStore, memory: MemorySess
 export function switchStreamEvents(shared: StreamEvents, baselineSub: string): SessionStreams {
   return {
     forSession: (sessionId, sub) => (sub === baselineSub ? undefined : shared.forSession(sessionId, sub)),
+    forgetSessions: (ids) => shared.forgetSessions(ids),
+    forgetOwnedBy: (sub) => shared.forgetOwnedBy(sub),
     close: () => shared.close(),
     sweep: (now) => shared.sweep(now),
   };

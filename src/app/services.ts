@@ -37,7 +37,7 @@ import type { Db } from '../store/database.js';
 import { cimdMirrorsStore } from '../store/cimdMirrorsStore.js';
 import { kratosSubjectsStore } from '../store/kratosSubjectsStore.js';
 import { mcpSessionsStore } from '../store/mcpSessionsStore.js';
-import { mcpStreamEventsStore } from '../store/mcpStreamEventsStore.js';
+import { inMemoryStreamEventsStore, mcpStreamEventsStore } from '../store/mcpStreamEventsStore.js';
 import { removedSubjectsStore } from '../store/removedSubjectsStore.js';
 import { singleUseIds } from '../store/singleUseIds.js';
 import { rateCountersStore, type RateCounters } from '../store/windowCounters.js';
@@ -237,7 +237,9 @@ function mcpServices(deps: AppDependencies, o: { tools: ToolDefinition[]; audit:
   // Answers and cancellations for a call on another replica go there over the bus; streams are kept for resuming anywhere.
   const relay = new SessionRelay(deps.sessionBus ?? new InMemorySessionBus(), log);
   const resumeMs = config.streamResumeSeconds * 1000;
-  const streamEvents = resumeMs > 0 ? new StreamEvents({ store: mcpStreamEventsStore(db), log, retainMs: resumeMs }) : undefined;
+  // Shared in PostgreSQL, where other replicas resume streams; in this process's memory on SQLite (one process).
+  const streamLog = config.database.kind === 'postgres' ? mcpStreamEventsStore(db) : inMemoryStreamEventsStore();
+  const streamEvents = resumeMs > 0 ? new StreamEvents({ store: streamLog, log, retainMs: resumeMs }) : undefined;
   const httpSessions = new SharedSessions({ createServer, log, relay, ...(streamEvents ? { streamEvents } : {}), ...deps.sharedSessions, store: deps.sharedSessions?.store ?? mcpSessionsStore(db) });
   const sseSessions = new SessionRegistry<SseSession>();
   metrics.sessionsGauge(() => ({ 'streamable-http': httpSessions.size, sse: sseSessions.size }));

@@ -17,6 +17,8 @@ export interface HttpSession extends Session {
 /** What sessions need of ./streamEvents.ts; `forSession` may keep a session's streams nowhere (the benchmark's in-memory baseline). */
 export interface SessionStreams {
   forSession(sessionId: () => string | undefined, sub: string): EventStore | undefined;
+  forgetSessions(ids: readonly string[]): Promise<void>;
+  forgetOwnedBy(sub: string): Promise<void>;
   close(): Promise<void>;
   sweep(now?: number): Promise<number>;
 }
@@ -78,8 +80,9 @@ export const DEFAULT_REVALIDATE_MS = 5_000;
  * - A session held here is served from memory; every `revalidateMs` a
  *   request checks its row (and writes last-seen): gone means it ended on
  *   another replica, so it is closed here and answered 404.
- * - DELETE, eviction, idle expiry and removal delete the row; this replica
- *   closes its copy at once, the others on their next check.
+ * - DELETE, eviction, idle expiry and removal delete the row and what its
+ *   streams carried; this replica closes its copy at once, the others on
+ *   their next check.
  *
  * Closing a local copy (memory bound, local idle, shutdown) leaves the row:
  * the session lives on, rebuilt wherever its next request lands.
@@ -159,6 +162,7 @@ export class SharedSessions {
   async closeOwnedBy(sub: string): Promise<number> {
     const closed = await this.local.closeOwnedBy(sub);
     await this.options.store.removeOwnedBy(sub);
+    await this.options.streamEvents?.forgetOwnedBy(sub);
     return closed;
   }
 
@@ -174,6 +178,7 @@ export class SharedSessions {
   async sweep(): Promise<void> {
     await this.flush(() => true);
     const idle = await this.options.store.removeIdle(this.now() - this.limits.idleMs);
+    await this.options.streamEvents?.forgetSessions(idle);
     await Promise.all(idle.map((id) => this.local.closeOne(id)));
     await this.local.closeIdle();
     await this.options.streamEvents?.sweep(this.limits.now());
@@ -194,6 +199,7 @@ export class SharedSessions {
       // DELETE (MCP 2025-06-18 basic/transports): the session ends on every replica.
       onsessionclosed: async (id) => {
         await this.options.store.remove(id);
+        await this.options.streamEvents?.forgetSessions([id]);
         this.options.log.info('session ended', { transport: 'streamable-http', session: id, sub: owner.sub, reason: 'deleted' });
       },
     });
@@ -255,6 +261,7 @@ export class SharedSessions {
       this.limits.maxPerUser,
     );
     this.freshness.set(session, { seenAt: at, validatedAt: at, flushedAt: at });
+    await this.options.streamEvents?.forgetSessions(evicted);
     await Promise.all(evicted.map((gone) => this.local.closeOne(gone)));
     this.options.log.info('session opened', { transport: 'streamable-http', session: id, sub: owner.sub, ...(evicted.length ? { evicted } : {}) });
   }

@@ -144,6 +144,23 @@ export class StreamEvents {
     if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.flushDelayMs);
   }
 
+  /** Forget what these sessions' streams carried (they ended: DELETE, eviction, idle expiry), here and in the store. */
+  async forgetSessions(ids: readonly string[]): Promise<void> {
+    if (!ids.length) return;
+    const gone = new Set(ids);
+    this.pending = this.pending.filter((r) => !gone.has(r.sessionId));
+    // A batch being written now would land after the delete.
+    await this.stored;
+    await this.options.store.removeSessions(ids);
+  }
+
+  /** Forget everything of `sub`'s sessions (their account was removed), here and in the store. */
+  async forgetOwnedBy(sub: string): Promise<void> {
+    this.pending = this.pending.filter((r) => r.sub !== sub);
+    await this.stored;
+    await this.options.store.removeOwnedBy(sub);
+  }
+
   /** Delete events older than the retention (every replica's sweep; the work is idempotent). */
   async sweep(now = Date.now()): Promise<number> {
     return this.options.store.removeOlderThan(now - (this.options.retainMs ?? DEFAULT_STREAM_EVENTS_RETAIN_MS));

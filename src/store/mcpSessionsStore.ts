@@ -1,5 +1,4 @@
 import type { Db } from './database.js';
-import { mcpStreamEventsStore } from './mcpStreamEventsStore.js';
 
 /** A 2025-era MCP session as every replica sees it (table `mcp_sessions`). */
 export interface McpSessionRecord {
@@ -42,7 +41,7 @@ export interface McpSessionsStore {
   touch(seen: ReadonlyArray<{ id: string; at: number }>): Promise<number>;
   /** Set the last-seen time of `id`; false when the row is gone (the session ended elsewhere). */
   touchOne(id: string, at: number): Promise<boolean>;
-  /** Delete one session (and its stream events); false if it was already gone. */
+  /** Delete one session; false if it was already gone. */
   remove(id: string): Promise<boolean>;
   /** Delete every session of `sub`; the deleted ids. */
   removeOwnedBy(sub: string): Promise<string[]>;
@@ -74,8 +73,6 @@ const fromRow = (r: Row): McpSessionRecord => ({
 });
 
 export function mcpSessionsStore(db: Db): McpSessionsStore {
-  // A session's stream events go with it, whichever way it ends.
-  const events = mcpStreamEventsStore(db);
   return {
     async record(s, maxPerUser) {
       if (!Number.isSafeInteger(maxPerUser) || maxPerUser < 1) throw new TypeError('mcpSessionsStore.record: maxPerUser must be a positive integer');
@@ -103,9 +100,8 @@ export function mcpSessionsStore(db: Db): McpSessionsStore {
         .orderBy('last_seen_at', 'desc')
         .orderBy('created_at', 'desc')
         .limit(maxPerUser - 1);
-      const gone = (await db.deleteFrom('mcp_sessions').where('sub', '=', s.sub).where('id', '!=', s.id).where('id', 'not in', keep).returning('id').execute()).map((r) => r.id);
-      await events.removeSessions(gone);
-      return gone;
+      const gone = await db.deleteFrom('mcp_sessions').where('sub', '=', s.sub).where('id', '!=', s.id).where('id', 'not in', keep).returning('id').execute();
+      return gone.map((r) => r.id);
     },
     async use(id, owner, at) {
       const row = await db
@@ -131,18 +127,13 @@ export function mcpSessionsStore(db: Db): McpSessionsStore {
     },
     async remove(id) {
       const r = await db.deleteFrom('mcp_sessions').where('id', '=', id).executeTakeFirst();
-      await events.removeSessions([id]);
       return Number(r.numDeletedRows) > 0;
     },
     async removeOwnedBy(sub) {
-      const gone = (await db.deleteFrom('mcp_sessions').where('sub', '=', sub).returning('id').execute()).map((r) => r.id);
-      await db.deleteFrom('mcp_stream_events').where('sub', '=', sub).execute();
-      return gone;
+      return (await db.deleteFrom('mcp_sessions').where('sub', '=', sub).returning('id').execute()).map((r) => r.id);
     },
     async removeIdle(cutoff) {
-      const gone = (await db.deleteFrom('mcp_sessions').where('last_seen_at', '<=', cutoff).returning('id').execute()).map((r) => r.id);
-      await events.removeSessions(gone);
-      return gone;
+      return (await db.deleteFrom('mcp_sessions').where('last_seen_at', '<=', cutoff).returning('id').execute()).map((r) => r.id);
     },
   };
 }

@@ -24,6 +24,8 @@ export interface McpStreamEventsStore {
   after(sessionId: string, streamId: string, seq: number): Promise<{ seq: number; message: string }[]>;
   /** Delete the events of these sessions (ended); how many rows went. */
   removeSessions(ids: readonly string[]): Promise<number>;
+  /** Delete every event of `sub`'s sessions; how many rows went. */
+  removeOwnedBy(sub: string): Promise<number>;
   /** Delete events written at or before `cutoff` (epoch ms); how many rows went. */
   removeOlderThan(cutoff: number): Promise<number>;
 }
@@ -65,9 +67,70 @@ export function mcpStreamEventsStore(db: Db): McpStreamEventsStore {
       const r = await db.deleteFrom('mcp_stream_events').where('session_id', 'in', ids).executeTakeFirst();
       return Number(r.numDeletedRows);
     },
+    async removeOwnedBy(sub) {
+      const r = await db.deleteFrom('mcp_stream_events').where('sub', '=', sub).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
     async removeOlderThan(cutoff) {
       const r = await db.deleteFrom('mcp_stream_events').where('created_at', '<=', cutoff).executeTakeFirst();
       return Number(r.numDeletedRows);
+    },
+  };
+}
+
+/**
+ * The same log in this process's memory: for SQLite, which is one process by
+ * definition, so no other replica ever reads it, and a resume (same process)
+ * needs no disk write per answer. Bounded by the retention sweep and by
+ * `maxRows` (the oldest go first).
+ */
+export function inMemoryStreamEventsStore(maxRows = 100_000): McpStreamEventsStore {
+  // Insertion order is write order: the oldest rows are first.
+  const rows = new Set<StreamEventRow>();
+  const byStream = new Map<string, StreamEventRow[]>();
+  const key = (sessionId: string, streamId: string) => `${sessionId}\0${streamId}`;
+  const drop = (r: StreamEventRow) => {
+    rows.delete(r);
+    const k = key(r.sessionId, r.streamId);
+    const list = byStream.get(k)?.filter((x) => x !== r);
+    if (list?.length) byStream.set(k, list);
+    else byStream.delete(k);
+  };
+  const removeWhere = (pick: (r: StreamEventRow) => boolean) => {
+    let n = 0;
+    for (const r of [...rows]) if (pick(r)) (drop(r), n++);
+    return n;
+  };
+  return {
+    async append(batch) {
+      for (const r of batch) {
+        rows.add(r);
+        const k = key(r.sessionId, r.streamId);
+        byStream.set(k, [...(byStream.get(k) ?? []), r]);
+      }
+      for (const r of rows) {
+        if (rows.size <= maxRows) break;
+        drop(r);
+      }
+    },
+    async after(sessionId, streamId, seq) {
+      return (byStream.get(key(sessionId, streamId)) ?? []).filter((r) => r.seq > seq).map((r) => ({ seq: r.seq, message: r.message }));
+    },
+    async removeSessions(ids) {
+      const gone = new Set(ids);
+      return gone.size ? removeWhere((r) => gone.has(r.sessionId)) : 0;
+    },
+    async removeOwnedBy(sub) {
+      return removeWhere((r) => r.sub === sub);
+    },
+    async removeOlderThan(cutoff) {
+      let n = 0;
+      for (const r of rows) {
+        if (r.createdAt > cutoff) break;
+        drop(r);
+        n++;
+      }
+      return n;
     },
   };
 }
