@@ -89,6 +89,7 @@ export class StreamEvents {
         if (!parsed || id === undefined) throw new Error('Invalid event ID format');
         const { streamId } = parsed;
         let after = parsed.seq;
+        let checkedAnswered = false;
         const deadline = Date.now() + this.waitMs;
         for (;;) {
           await this.flush();
@@ -103,6 +104,12 @@ export class StreamEvents {
           }
           // The call runs here: the SDK carries on live. Elsewhere: answer once there is something new, or at the deadline.
           if (after > parsed.seq || this.writing.has(streamId) || this.closed || Date.now() >= deadline) return streamId;
+          // The client had the answer already (its last event): nothing more will come.
+          if (!checkedAnswered) {
+            checkedAnswered = true;
+            const all = await this.options.store.after(id, streamId, 0);
+            if (all.some((e) => e.seq <= parsed.seq && isAnswer(JSON.parse(e.message) as JSONRPCMessage))) return streamId;
+          }
           await sleep(this.pollMs);
         }
       },

@@ -73,6 +73,18 @@ describe.each(['sqlite', 'postgres', 'memory'] as const)('StreamEvents on %s', (
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
   });
 
+  it('a resume from the answer itself (the stream is complete) answers at once, with nothing', async () => {
+    const running = new StreamEvents({ store: eventLog, log });
+    const waiting = new StreamEvents({ store: eventLog, log, replayPollMs: 20 });
+    const store = running.forSession(() => 's6', 'alice');
+    await store.storeEvent('stream-f', progress(1));
+    const answered = await store.storeEvent('stream-f', result);
+    await running.flush();
+    const started = Date.now();
+    expect((await replay(waiting, 's6', answered)).got).toEqual([]);
+    expect(Date.now() - started, 'no wait for events that cannot come').toBeLessThan(5000);
+  });
+
   it('a resume in the process running the call answers at once, with what is still pending too', async () => {
     const running = new StreamEvents({ store: eventLog, log, flushDelayMs: 60_000 });
     const store = running.forSession(() => 's3', 'alice');
