@@ -40,6 +40,11 @@ export type RecordAccountEvent = (event: AccountEvent) => void;
  * (AuditWriter). With AUDIT=off it is `Audit.off()`, which drops everything.
  */
 export class Audit {
+  // The last scopes list and its joined form: a verifier hands every request of a token the
+  // same list, and a busy caller's calls come in runs (a join per call was an allocation per call).
+  private joinedFor: readonly string[] | undefined;
+  private joined = '';
+
   private constructor(private readonly writer: AuditWriter | undefined) {}
 
   static over(writer: AuditWriter): Audit {
@@ -57,11 +62,7 @@ export class Audit {
   /** One `tools/call` and how it ended. */
   toolCall(r: ToolCallRecord): void {
     if (!this.writer) return;
-    const e: AuditInput = { kind: 'tool_call', sub: r.sub, clientId: r.clientId, scopes: r.scopes.join(' '), tool: r.tool, outcome: r.outcome };
-    if (r.requestId !== undefined) e.requestId = r.requestId;
-    if (r.transport !== undefined) e.transport = r.transport;
-    if (r.durationMs !== undefined) e.durationMs = Math.round(r.durationMs);
-    this.writer.record(e);
+    this.writer.record(this.toolEvent(r.sub, r.clientId, r.scopes, r.tool, r.outcome, r.durationMs, r.requestId, r.transport));
   }
 
   /**
@@ -72,8 +73,21 @@ export class Audit {
   toolOutcome(tool: string, outcome: ToolCallRecord['outcome'], principal: Principal | undefined, durationMs?: number, context?: CallContext): void {
     if (!principal || !this.writer) return;
     const duration = context ? performance.now() - context.startedAt : durationMs;
-    // Plain fields, no spreads: this runs for every tool call (toolCall drops the undefined ones).
-    this.toolCall({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, tool, outcome, durationMs: duration, requestId: context?.requestId || undefined, transport: context?.transport });
+    // Straight to the event, no record object between: this runs for every tool call.
+    this.writer.record(this.toolEvent(principal.sub, principal.clientId, principal.scopes, tool, outcome, duration, context?.requestId || undefined, context?.transport));
+  }
+
+  /** A tool call's event: the fields given, an absent one left out (not stored as undefined). */
+  private toolEvent(sub: string, clientId: string, scopes: readonly string[], tool: string, outcome: ToolCallRecord['outcome'], durationMs: number | undefined, requestId: string | undefined, transport: AuditTransport | undefined): AuditInput {
+    if (scopes !== this.joinedFor) {
+      this.joinedFor = scopes;
+      this.joined = scopes.join(' ');
+    }
+    const e: AuditInput = { kind: 'tool_call', sub, clientId, scopes: this.joined, tool, outcome };
+    if (requestId !== undefined) e.requestId = requestId;
+    if (transport !== undefined) e.transport = transport;
+    if (durationMs !== undefined) e.durationMs = Math.round(durationMs);
+    return e;
   }
 
   /**

@@ -5,8 +5,9 @@ import type { Logger } from '../log/logger.js';
 import type { AuditEvent, AuditStore } from '../store/auditStore.js';
 
 // uuid asks crypto.getRandomValues for each id (10 µs a call here); ids take their random bytes from a pool instead (1 µs),
-// copied into one reused array (uuid reads it before returning; a view per id was an allocation per call).
-const entropy = Buffer.alloc(4096);
+// copied into one reused array (uuid reads it before returning; a view per id was an allocation per call) by a
+// plain loop (Buffer#copy is a call into C++ for 16 bytes).
+const entropy = new Uint8Array(4096);
 let entropyAt = entropy.length;
 const idRandom = new Uint8Array(16);
 const random16 = (): Uint8Array => {
@@ -14,7 +15,7 @@ const random16 = (): Uint8Array => {
     randomFillSync(entropy);
     entropyAt = 0;
   }
-  entropy.copy(idRandom, 0, entropyAt, (entropyAt += 16));
+  for (let i = 0; i < 16; i++) idRandom[i] = entropy[entropyAt++]!;
   return idRandom;
 };
 

@@ -30,13 +30,24 @@ interface GuardedCall {
 
 /** The `tools/call` messages of a JSON-RPC body (one message or a batch); undefined when it has none. */
 function toolCalls(body: unknown, tools: ReadonlyMap<string, ToolDefinition>): GuardedCall[] | undefined {
+  // One message (every revision since 2025-06-18 sends no other): no array around it.
+  if (!Array.isArray(body)) {
+    const call = toolCallOf(body, tools);
+    return call && [call];
+  }
   let calls: GuardedCall[] | undefined;
-  for (const m of Array.isArray(body) ? body : [body]) {
-    if (!m || typeof m !== 'object' || (m as { method?: unknown }).method !== 'tools/call') continue;
-    const params = (m as { params?: { name?: unknown; arguments?: unknown } }).params;
-    if (typeof params?.name === 'string') (calls ??= []).push({ name: params.name.slice(0, 100), tool: tools.get(params.name), args: params.arguments });
+  for (const m of body) {
+    const call = toolCallOf(m, tools);
+    if (call) (calls ??= []).push(call);
   }
   return calls;
+}
+
+/** The call a JSON-RPC message makes, if it is a `tools/call` naming a tool. */
+function toolCallOf(m: unknown, tools: ReadonlyMap<string, ToolDefinition>): GuardedCall | undefined {
+  if (!m || typeof m !== 'object' || (m as { method?: unknown }).method !== 'tools/call') return undefined;
+  const params = (m as { params?: { name?: unknown; arguments?: unknown } }).params;
+  return typeof params?.name === 'string' ? { name: params.name.slice(0, 100), tool: tools.get(params.name), args: params.arguments } : undefined;
 }
 
 /** Input the tool's schema refuses (the SDK's own check, for the cases where its answer is not seen here). */
@@ -47,8 +58,11 @@ function recordHere(audit: Audit, principal: Principal, context: CallContext, ca
   audit.toolCall({ sub: principal.sub, clientId: principal.clientId, scopes: principal.scopes, transport: context.transport, requestId: context.requestId, durationMs: 0, tool: call.name, outcome });
 }
 
-const transportOf = (req: Request, transport: AuditCallGuardOptions['transport']): AuditTransport =>
-  transport === 'streamable-http' && req.get('mcp-protocol-version')?.startsWith('2026') ? 'streamable-http-2026' : transport;
+// The header read straight off Node's (lower-cased) headers: express's req.get lower-cases the name on every call.
+const transportOf = (req: Request, transport: AuditCallGuardOptions['transport']): AuditTransport => {
+  const version = transport === 'streamable-http' ? req.headers['mcp-protocol-version'] : undefined;
+  return typeof version === 'string' && version.startsWith('2026') ? 'streamable-http-2026' : transport;
+};
 
 /**
  * Wraps the HTTP layer's call guard (src/mcp/stepUp.ts requireToolScopes) so
@@ -85,7 +99,8 @@ export function auditCallGuard(inner: RequestHandler, { audit, tools, transport 
       if (known > 0 && transport === 'sse') {
         for (const call of calls) if (call.tool && refusedInput(call)) recordHere(audit, principal, context, call, 'invalid_input');
       } else if (known > 0) {
-        res.once('close', () => {
+        // `on`, not `once`: a response closes once, and once() wraps each listener in a bound function of its own.
+        res.on('close', () => {
           for (const call of calls) {
             if (!call.tool) continue;
             const begun = context.begun.get(call.tool.name) ?? 0;

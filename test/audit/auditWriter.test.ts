@@ -181,6 +181,32 @@ describe('audit writer', () => {
     expect(got.find((r) => r.kind === 'credential_used' && r.outcome === 'ok')).toMatchObject({ sub: 'ctx', request_id: null });
   });
 
+  it("each record carries its own call's scopes, whether calls of one token come in runs or alternate with other tokens' (the joined list is kept per list, not per person)", async () => {
+    const w = writer();
+    const audit = Audit.over(w);
+    const person = (sub: string, scopes: string[]) => ({ sub, clientId: 'c1', scopes, expiresAt: 0, kind: 'person' as const });
+    // One verified token's principal hands every call the same list; another token of the same person, another list.
+    const broad = person('s1', ['openid', 'notes:read', 'notes:write']);
+    const narrow = person('s1', ['notes:read']);
+    const other = person('s2', ['openid']);
+    const calls = [broad, broad, narrow, broad, other, other, { ...narrow, scopes: [...narrow.scopes, 'notes:write'] }, { ...broad, scopes: [] }];
+    calls.forEach((p, i) => audit.toolOutcome(`t${i}`, 'ok', p, 1));
+    audit.toolCall({ sub: 's3', clientId: 'c1', scopes: ['a', 'b'], tool: `t${calls.length}`, outcome: 'error' });
+    await w.flush();
+    const byTool = Object.fromEntries((await rows()).map((r) => [r.tool, r.scopes]));
+    expect(byTool).toEqual({
+      t0: 'openid notes:read notes:write',
+      t1: 'openid notes:read notes:write',
+      t2: 'notes:read',
+      t3: 'openid notes:read notes:write',
+      t4: 'openid',
+      t5: 'openid',
+      t6: 'notes:read notes:write',
+      t7: '',
+      t8: 'a b',
+    });
+  });
+
   it('the retention sweep deletes records older than AUDIT_RETENTION_DAYS and keeps the rest', async () => {
     const now = new Date('2026-06-01T00:00:00.000Z');
     const store = auditStore(db);

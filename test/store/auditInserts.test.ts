@@ -151,6 +151,34 @@ describe('audit inserts on a SQLite file', () => {
     await db.destroy();
   });
 
+  it("never waits out the server connection's busy_timeout, and puts it back after every transaction, lock met or not", async () => {
+    const path = join(dir, 'timeout.sqlite');
+    const db = await openDatabase({ kind: 'sqlite', path });
+    const sqlite = sqliteHandleOf(db)!;
+    const timeout = () => sqlite.pragma('busy_timeout', { simple: true });
+    // What the server's other writes wait for another process's lock (src/store/database.ts).
+    expect(timeout()).toBe(5000);
+    const inserter = auditInserter(db);
+    // Many transactions (each at most about a millisecond of rows), then a value set by someone else, then a lock met.
+    await inserter.insertMany(Array.from({ length: 3000 }, () => ev({ sub: 'timeout' })));
+    expect(timeout()).toBe(5000);
+    sqlite.pragma('busy_timeout = 2000');
+    await inserter.insertMany([ev({ sub: 'timeout' })]);
+    expect(timeout()).toBe(2000);
+    const holder = new SQLite(path);
+    holder.exec('BEGIN IMMEDIATE');
+    const started = performance.now();
+    const error = await inserter.insertMany([ev({ sub: 'timeout' })]).catch((e: unknown) => e);
+    // Refused at once (the writer tries again later), not after the connection's 2 s.
+    expect(isBusy(error)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(timeout()).toBe(2000);
+    holder.exec('COMMIT');
+    holder.close();
+    expect(countOf(db, 'timeout')).toBe(3001);
+    await db.destroy();
+  });
+
   it('a failure that will not pass (not a lock) is not tried again, and an in-memory database is written like a file', async () => {
     const db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
     const inserter = auditInserter(db);
