@@ -12,10 +12,10 @@
  * They may be combined.
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
- * BENCH_WARM_SECONDS (6 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
+ * BENCH_WARM_SECONDS (5 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
  * BENCH_TWIN_PROCESSES (5: processes the audit-limits pair is spread over),
  * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15), BENCH_STALL_SECONDS (12), BENCH_STALL_CONNECTIONS (2),
- * BENCH_REBUILDS (200: sessions rebuilt on a second process),
+ * BENCH_REBUILDS (100: sessions rebuilt on a second process),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
  * the report goes), BENCH_CPU_PROF (a directory: V8 CPU profiles of every server,
@@ -162,7 +162,7 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
     if (!Number.isFinite(v) || v < 0.5 || v > 60) throw new Error(`${name} must be a number of seconds from 0.5 to 60`);
     return v;
   };
-  const warmSeconds = seconds('BENCH_WARM_SECONDS', 6);
+  const warmSeconds = seconds('BENCH_WARM_SECONDS', 5);
   const sliceMs = num('BENCH_SLICE_MS', 250);
   const connections = num('BENCH_CONNECTIONS', 10);
   const loadSeconds = seconds('BENCH_SECONDS', 1.5);
@@ -176,7 +176,7 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   const floodSeconds = num('BENCH_FLOOD_SECONDS', 15);
   const stallSeconds = num('BENCH_STALL_SECONDS', 12);
   const stallConnections = num('BENCH_STALL_CONNECTIONS', 2);
-  const rebuilds = num('BENCH_REBUILDS', 200);
+  const rebuilds = num('BENCH_REBUILDS', 100);
   if (stallSeconds < MIN_STALL_SECONDS) throw new Error(`BENCH_STALL_SECONDS must be at least ${MIN_STALL_SECONDS}`);
   const auditLimits = env.BENCH_AUDIT_LIMITS ?? 'both';
   if (auditLimits !== 'both' && auditLimits !== 'audit' && auditLimits !== 'limits') throw new Error('BENCH_AUDIT_LIMITS must be both, audit or limits');
