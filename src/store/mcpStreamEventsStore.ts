@@ -81,16 +81,18 @@ export function mcpStreamEventsStore(db: Db): McpStreamEventsStore {
 /**
  * The same log in this process's memory: for SQLite, which is one process by
  * definition, so no other replica ever reads it, and a resume (same process)
- * needs no disk write per answer. Bounded by the retention sweep and by
- * `maxRows` (the oldest go first).
+ * needs no disk write per answer. Bounded by the retention sweep, by `maxRows`
+ * and by `maxChars` of messages in all (a tool's answers may be large); the
+ * oldest go first.
  */
-export function inMemoryStreamEventsStore(maxRows = 100_000): McpStreamEventsStore {
+export function inMemoryStreamEventsStore(maxRows = 100_000, maxChars = 32 * 1024 * 1024): McpStreamEventsStore {
   // Insertion order is write order: the oldest rows are first.
   const rows = new Set<StreamEventRow>();
   const byStream = new Map<string, StreamEventRow[]>();
+  let chars = 0;
   const key = (sessionId: string, streamId: string) => `${sessionId}\0${streamId}`;
   const drop = (r: StreamEventRow) => {
-    rows.delete(r);
+    if (rows.delete(r)) chars -= r.message.length;
     const k = key(r.sessionId, r.streamId);
     const list = byStream.get(k)?.filter((x) => x !== r);
     if (list?.length) byStream.set(k, list);
@@ -105,11 +107,12 @@ export function inMemoryStreamEventsStore(maxRows = 100_000): McpStreamEventsSto
     async append(batch) {
       for (const r of batch) {
         rows.add(r);
+        chars += r.message.length;
         const k = key(r.sessionId, r.streamId);
         byStream.set(k, [...(byStream.get(k) ?? []), r]);
       }
       for (const r of rows) {
-        if (rows.size <= maxRows) break;
+        if (rows.size <= maxRows && chars <= maxChars) break;
         drop(r);
       }
     },

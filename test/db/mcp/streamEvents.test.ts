@@ -104,6 +104,15 @@ describe.each(['sqlite', 'postgres', 'memory'] as const)('StreamEvents on %s', (
     expect((await replay(other, 'someone else', first)).got).toEqual([]);
   });
 
+  it('in memory, the log is bounded by rows and by the size of its messages, the oldest going first', async () => {
+    const small = inMemoryStreamEventsStore(3, 1000);
+    const row = (seq: number, size: number) => ({ sessionId: 'm', streamId: 's', seq, sub: 'alice', message: 'x'.repeat(size), createdAt: seq });
+    await small.append([row(1, 10), row(2, 10), row(3, 10), row(4, 10)]);
+    expect((await small.after('m', 's', 0)).map((r) => r.seq)).toEqual([2, 3, 4]);
+    await small.append([row(5, 990)]);
+    expect((await small.after('m', 's', 0)).map((r) => r.seq), '10 + 990 characters fit the 1,000').toEqual([4, 5]);
+  });
+
   it('refuses event ids it did not make', async () => {
     const store = new StreamEvents({ store: eventLog, log }).forSession(() => 's5', 'alice');
     for (const bad of ['', 'stream', 'stream.', '.1', 'stream.1.2', 'stream.-1', 'a b.1', `${'x'.repeat(65)}.1`, 'stream.99999999999999999']) {
