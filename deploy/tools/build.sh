@@ -16,6 +16,9 @@
 #   kube-scheduler           kubernetes/   k8s.io/kubernetes cmd/kube-scheduler
 #   etcd                     etcd/         go.etcd.io/etcd/server/v3 (main.go calls etcdmain.Main)
 #   kwok                     kwok/         sigs.k8s.io/kwok cmd/kwok
+#   prometheus               prometheus/   github.com/prometheus/prometheus cmd/prometheus
+#   promtool                 prometheus/   github.com/prometheus/prometheus cmd/promtool
+#   jaeger                   jaeger/       github.com/jaegertracing/jaeger cmd/jaeger
 # kwok simulates nothing without Stage objects; kwokctl feeds it the defaults
 # kwok ships in its module (kustomize/stage: node-initialize, node heartbeat
 # with lease, pod ready/complete/delete). The build writes those, unmodified,
@@ -44,9 +47,11 @@ case "$tool" in
     dir=kubernetes module=k8s.io/kubernetes pkg=$module/cmd/$tool ;;
   etcd) dir=etcd module=go.etcd.io/etcd/server/v3 pkg=. ;;
   kwok) dir=kwok module=sigs.k8s.io/kwok pkg=$module/cmd/kwok ;;
+  prometheus | promtool) dir=prometheus module=github.com/prometheus/prometheus pkg=$module/cmd/$tool ;;
+  jaeger) dir=jaeger module=github.com/jaegertracing/jaeger pkg=$module/cmd/jaeger ;;
   *)
     echo "usage: deploy/tools/build.sh <tool>" >&2
-    echo "tools: helm kubeconform kube-score kube-apiserver kube-controller-manager kube-scheduler etcd kwok" >&2
+    echo "tools: helm kubeconform kube-score kube-apiserver kube-controller-manager kube-scheduler etcd kwok prometheus promtool jaeger" >&2
     exit 2 ;;
 esac
 mod="$here/$dir"
@@ -118,6 +123,15 @@ case "$tool" in
     ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=$commit" ;;
   kwok)
     ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.Version=$version" ;;
+  prometheus | promtool)
+    # .promu.yml; without `builtinassets` (the web UI is built by npm, not in
+    # the module): the API, rules and alerts are all there.
+    v=github.com/prometheus/common/version
+    ldflags+=" -X $v.Version=${version#v} -X $v.Revision=$commit -X $v.Branch=HEAD -X $v.BuildUser=hydra-mcp -X $v.BuildDate=$date"
+    tags="netgo" ;;
+  jaeger)
+    v=github.com/jaegertracing/jaeger/internal/version
+    ldflags+=" -X $v.commitSHA=$commit -X $v.latestVersion=$version -X $v.date=$date" ;;
 esac
 
 # Static, as all of these are released (no gcc needed). nice: the tests of

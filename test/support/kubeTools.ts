@@ -13,7 +13,8 @@ import { parseAllDocuments } from 'yaml';
 const ROOT = resolve(import.meta.dirname, '../..');
 const CACHE = process.env.HYDRA_MCP_CACHE ?? join(homedir(), '.cache', 'hydra-mcp');
 
-export type Tool = 'helm' | 'kubeconform' | 'kube-score';
+/** Built by deploy/tools/build.sh (the control plane's binaries are started by test/support/controlPlane.ts). */
+export type Tool = 'helm' | 'kubeconform' | 'kube-score' | 'promtool' | 'prometheus' | 'jaeger';
 
 export interface RunResult {
   code: number;
@@ -164,9 +165,46 @@ export function generateSchemas(swagger: Swagger, dir: string): number {
       count++;
     }
   }
-  // ServiceMonitor is the Prometheus Operator's CRD, not in Kubernetes's document.
+  // ServiceMonitor and PrometheusRule are the Prometheus Operator's CRDs, not in Kubernetes's document.
   writeFileSync(join(dir, schemaFileName('monitoring.coreos.com', 'v1', 'ServiceMonitor')), JSON.stringify(serviceMonitorSchema(swagger)));
-  return count + 1;
+  writeFileSync(join(dir, schemaFileName('monitoring.coreos.com', 'v1', 'PrometheusRule')), JSON.stringify(prometheusRuleSchema(swagger)));
+  return count + 2;
+}
+
+/**
+ * monitoring.coreos.com/v1 PrometheusRule as the Prometheus Operator's CRD
+ * defines it: spec.groups[] of name, interval and rules[] (record or alert,
+ * expr, for, labels, annotations). Strict: an unknown field is refused.
+ */
+function prometheusRuleSchema(swagger: Swagger): Schema {
+  const duration = { type: 'string', pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$' };
+  const strings = { type: 'object', additionalProperties: { type: 'string' } };
+  const rule = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['expr'],
+    properties: { record: { type: 'string' }, alert: { type: 'string' }, expr: { type: ['string', 'integer'] }, for: duration, keep_firing_for: duration, labels: strings, annotations: strings },
+  };
+  const root = {
+    type: 'object',
+    required: ['apiVersion', 'kind', 'metadata', 'spec'],
+    properties: {
+      apiVersion: { const: 'monitoring.coreos.com/v1' },
+      kind: { const: 'PrometheusRule' },
+      metadata: { $ref: '#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta' },
+      spec: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          groups: {
+            type: 'array',
+            items: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1 }, interval: duration, limit: { type: 'integer' }, rules: { type: 'array', items: rule } } },
+          },
+        },
+      },
+    },
+  };
+  return standalone(swagger, 'PrometheusRule', root);
 }
 
 /**
@@ -212,7 +250,8 @@ function serviceMonitorSchema(swagger: Swagger): Schema {
  * renamed into place, so a half-written directory is never used).
  */
 export async function kubernetesSchemas(version = KUBERNETES_VERSION): Promise<string> {
-  const dir = join(CACHE, `k8s-schemas-${version}`);
+  // The suffix names the set of CRD schemas added to Kubernetes's own: a new one makes a new directory.
+  const dir = join(CACHE, `k8s-schemas-${version}-crds2`);
   if (existsSync(join(dir, '.complete'))) return dir;
   const swagger = JSON.parse(readFileSync(await swaggerPath(version), 'utf8')) as Swagger;
   mkdirSync(CACHE, { recursive: true });
