@@ -165,6 +165,16 @@ describe('Helm chart deploy/helm/hydra-mcp', () => {
     expect(ours.egress.flatMap((r: { ports: Array<{ port: number }> }) => r.ports.map((p) => p.port))).toEqual([53, 53, 5432, 4445, 4444, 4434, 4433, 443, 443]);
   });
 
+  it('prometheusRule.enabled serves deploy/prometheus/alerts.yml unchanged as a PrometheusRule (Prometheus templates left to Prometheus); off by default', async () => {
+    const rules = parse(readFileSync(join(ROOT, 'deploy/prometheus/alerts.yml'), 'utf8'));
+    const { objects } = await render(VALUES.production);
+    const [rule] = find(objects, 'PrometheusRule');
+    expect(rule!.metadata.labels.release).toBe('kube-prometheus-stack');
+    expect(rule!.spec).toEqual(rules);
+    expect(JSON.stringify(rule!.spec)).toContain('{{ $labels.instance }}');
+    expect(find((await render(VALUES.required)).objects, 'PrometheusRule')).toEqual([]);
+  });
+
   it('a settings or secret change rolls the pods (checksum annotations)', async () => {
     const annotations = async (...args: string[]) => find((await render(VALUES.required, ...args)).objects, 'Deployment')[0]!.spec.template.metadata.annotations;
     const base = await annotations();
