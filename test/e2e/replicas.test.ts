@@ -16,6 +16,7 @@ import { createTestDatabase } from '../support/postgres.js';
 import { signInAndAllow } from './flow.js';
 import type { TestUser } from './stack.js';
 import { V2OAuthClient } from './v2Client.js';
+import { cutAfter } from '../support/streamCut.js';
 
 /**
  * Issue 29, without affinity: one real Ory Hydra, THREE server processes of
@@ -486,22 +487,7 @@ describe('three replicas behind Caddy round_robin, no affinity (issue 29)', () =
     await phase('1c. resume on another replica', async () => {
       const mark = alice.sent.length;
       // Through the first progress event, then the connection drops.
-      alice.cuts.push((body) => {
-        const reader = body.getReader();
-        let seen = '';
-        return new ReadableStream<Uint8Array>({
-          async pull(controller) {
-            const { done, value } = await reader.read();
-            if (done) return controller.close();
-            controller.enqueue(value);
-            seen += new TextDecoder().decode(value);
-            if (seen.includes('notifications/progress')) {
-              await reader.cancel();
-              controller.close();
-            }
-          },
-        });
-      });
+      alice.cuts.push(cutAfter('notifications/progress'));
       const progress: number[] = [];
       const result = await alice.client.callTool({ name: 'long_task', arguments: { seconds: 4 } }, { onprogress: (p) => progress.push(p.progress), timeout: 30_000 });
       expect(JSON.parse((result.content as { text: string }[])[0]!.text)).toEqual({ completed: 4 });

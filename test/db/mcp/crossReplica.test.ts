@@ -19,6 +19,7 @@ import { loadTools } from '../../../src/tools/registry.js';
 import type { ToolDefinition } from '../../../src/tools/contract.js';
 import { type Backend, storeBackends } from '../../support/backends.js';
 import { freeLoopbackPort } from '../../../scripts/hydra.js';
+import { cutAfter } from '../../support/streamCut.js';
 
 /**
  * Issue 29 item 2: a 2025 session's messages cross replicas. Two apps on one
@@ -192,23 +193,8 @@ describe('a 2025 session across two replicas on PostgreSQL (issue 29 #2)', () =>
 
   it('a stream cut mid-call resumes with Last-Event-ID on B (not running the call): every progress step once, then the result, polled from the shared log', async () => {
     const [a, b] = [await startReplica('A'), await startReplica('B')];
-    // Let the stream through until the first progress event, then end it (a dropped connection).
-    const cutAfterFirstProgress = (body: ReadableStream<Uint8Array>) => {
-      const reader = body.getReader();
-      let seen = '';
-      return new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          const { done, value } = await reader.read();
-          if (done) return controller.close();
-          controller.enqueue(value);
-          seen += new TextDecoder().decode(value);
-          if (seen.includes('notifications/progress')) {
-            await reader.cancel();
-            controller.close();
-          }
-        },
-      });
-    };
+    // Through the first progress event, then the connection drops.
+    const cutAfterFirstProgress = cutAfter('notifications/progress');
     const { client, hits, errors } = await routedClient('erin', ({ lastEventId }) => (lastEventId ? b : a), cutAfterFirstProgress);
     const progress: number[] = [];
     const result = await client.callTool({ name: 'long_task', arguments: { seconds: 3 } }, { onprogress: (p) => progress.push(p.progress), timeout: 20_000 });
