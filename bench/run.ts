@@ -42,6 +42,8 @@
  *  8. Pagination: page 1 and page 1000 of 100,000 notes (keyset vs OFFSET).
  *  9. Report: bench/results/latest.{md,json}, chart.svg, with each phase's duration.
  *
+ * `--tracing-only` (issue 30) runs none of the above: bench/tracing.ts.
+ *
  * Flags and BENCH_* knobs: bench/settings.ts. The servers and tokens: bench/setup.ts. The
  * phases, in order: bench/phases.ts. The default run takes under 10 minutes on 2 cores.
  */
@@ -54,6 +56,7 @@ import { writeReport } from './report.js';
 import type { BenchResults } from './results.js';
 import { readSettings } from './settings.js';
 import { type BenchContext, type Resources, setUp } from './setup.js';
+import { tracingBench } from './tracing.js';
 
 type PhaseTimes = NonNullable<BenchResults['phases']>;
 
@@ -105,6 +108,7 @@ function resultsOf(ctx: BenchContext, found: Findings, phases: PhaseTimes): Benc
 /** Set up, walk the phases, write the report; whatever happens, stop everything started. */
 async function main() {
   const settings = readSettings(process.argv.slice(2), process.env);
+  if (settings.tracingOnly) return tracingOnly(settings);
   const clock = phaseClock('start: Hydras, servers, clients, tokens');
   const own: Resources = { dir: await mkdtemp(join(tmpdir(), 'hydra-mcp-bench-')), cleanups: [], hydraLog: [] };
   try {
@@ -119,6 +123,20 @@ async function main() {
     const { markdown, files } = await writeReport(resultsOf(ctx, found, clock.phases), settings.resultsDir);
     console.log(markdown);
     log(`written: ${files.join(', ')}`);
+  } catch (e) {
+    if (own.hydraLog.length) log(`Hydra's last lines:\n${own.hydraLog.slice(-20).join('\n')}`);
+    throw e;
+  } finally {
+    for (const c of own.cleanups.reverse()) await c().catch(() => undefined);
+    await rm(own.dir, { recursive: true, force: true });
+  }
+}
+
+/** `--tracing-only`: its own Hydra, servers and report (bench/tracing.ts); whatever happens, stop everything started. */
+async function tracingOnly(settings: ReturnType<typeof readSettings>) {
+  const own: Resources = { dir: await mkdtemp(join(tmpdir(), 'hydra-mcp-bench-')), cleanups: [], hydraLog: [] };
+  try {
+    await tracingBench(settings, own);
   } catch (e) {
     if (own.hydraLog.length) log(`Hydra's last lines:\n${own.hydraLog.slice(-20).join('\n')}`);
     throw e;

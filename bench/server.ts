@@ -17,6 +17,7 @@ import { createLogger } from '../src/log/logger.js';
 import { switchVerifier } from './switchVerifier.js';
 import { introspectEverythingVerifier } from './introspectEverything.js';
 import { hydraTokenVerifier, startServer, type StartOptions } from '../src/main.js';
+import { startTracing } from '../src/tracing/startTracing.js';
 import { mcpSessionsStore } from '../src/store/mcpSessionsStore.js';
 
 const verifiers: Record<string, StartOptions['verifier']> = {
@@ -71,6 +72,8 @@ if (twinSpec && !twinVerifier) {
 }
 // Which of the two is built first alternates between those processes (BENCH_TWIN_FIRST).
 const twinFirst = process.env.BENCH_TWIN_FIRST === 'true';
+// As the entry point does (src/main.ts): OTEL_* starts tracing for the whole process; without them nothing is loaded.
+const tracing = await startTracing(process.env);
 const twinRunning = twinSpec && twinFirst ? await start({ ...process.env, BENCH_TWIN: undefined, ...twinSpec.env }, twinVerifier) : undefined;
 const running = await start(process.env, verifier);
 const twin = twinRunning ?? (twinSpec ? await start({ ...process.env, BENCH_TWIN: undefined, ...twinSpec.env }, twinVerifier) : undefined);
@@ -93,7 +96,7 @@ process.on('message', (msg: { memory?: boolean; stop?: boolean; cpu?: boolean; r
       process.send!({ memory: process.memoryUsage() });
     })();
   }
-  if (msg.stop) void Promise.all([running.stop(), twin?.stop()]).then(() => process.exit(0));
+  if (msg.stop) void Promise.all([running.stop(), twin?.stop()]).then(() => tracing.shutdown()).then(() => process.exit(0));
 });
 // The parent going away ends us too.
 process.on('disconnect', () => void Promise.all([running.stop(), twin?.stop()]).then(() => process.exit(0)));

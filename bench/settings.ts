@@ -9,13 +9,14 @@
  * pair, the flood and the audit stall, a few minutes; scratch directory), --credential-only (only the
  * credential pair, every round, no flood or stall: a couple of minutes; scratch directory), --sessions-only
  * (only the shared-sessions pair, every round, and the session rebuilds: about a minute; scratch directory).
- * They may be combined.
+ * They may be combined. --tracing-only (issue 30: tracing unset, off and on at a 10 % sampler, in server
+ * processes of their own, bench/tracing.ts; a few minutes; scratch directory) runs alone.
  *
  * Knobs (environment): BENCH_CONNECTIONS (10), BENCH_SECONDS (1.5 per side per round), BENCH_SLICE_MS (250, one turn),
  * BENCH_WARM_SECONDS (5 per pair), BENCH_ROUNDS (10; quick 6; contrasts without targets 4 at most),
  * BENCH_TWIN_PROCESSES (5: processes the audit-limits pair is spread over),
  * BENCH_MEMORY (quick | full), BENCH_TOKENS (N, overrides the memory size), BENCH_FLOWS (20), BENCH_FLOOD_SECONDS (15), BENCH_STALL_SECONDS (12), BENCH_STALL_CONNECTIONS (2),
- * BENCH_REBUILDS (100: sessions rebuilt on a second process),
+ * BENCH_REBUILDS (100: sessions rebuilt on a second process), BENCH_TRACING_PROCESSES (3: sets of --tracing-only's server processes),
  * BENCH_AUDIT_LIMITS (both; "audit" or "limits": the audit-limits scenario turns on only that one),
  * BENCH_PIN (on; "off" leaves CPU placement to the OS), BENCH_RESULTS_DIR (where
  * the report goes), BENCH_CPU_PROF (a directory: V8 CPU profiles of every server,
@@ -28,7 +29,7 @@ import { MIN_STALL_SECONDS } from './auditStall.js';
 import { MIN_FLOOD_SECONDS } from './flood.js';
 import type { Mode, Scenario } from './results.js';
 
-export const FLAGS = ['--quick', '--aa', '--audit-only', '--credential-only', '--sessions-only'];
+export const FLAGS = ['--quick', '--aa', '--audit-only', '--credential-only', '--sessions-only', '--tracing-only'];
 
 /**
  * Which Hydra issues the scenario's tokens, which verifier the server composes,
@@ -54,6 +55,10 @@ export interface Settings {
   credentialOnly: boolean;
   /** Only issue 29's session measurements: the shared-sessions pair, every round, and the session rebuilds. */
   sessionsOnly: boolean;
+  /** Only issue 30's tracing pairs (bench/tracing.ts), nothing else. */
+  tracingOnly: boolean;
+  /** Sets of --tracing-only's server processes (one of each variant), each round using the next. */
+  tracingProcesses: number;
   /** Unmeasured turns before the first round, per pair (both sides together). */
   warmSeconds: number;
   warmSliceMs: number;
@@ -152,6 +157,8 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   const auditOnly = args.includes('--audit-only');
   const credentialOnly = args.includes('--credential-only');
   const sessionsOnly = args.includes('--sessions-only');
+  const tracingOnly = args.includes('--tracing-only');
+  if (tracingOnly && args.length > 1) throw new Error('--tracing-only runs alone: it measures its own pairs, in server processes of their own');
   const num = (name: string, fallback: number) => {
     const v = Number(env[name] ?? fallback);
     if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
@@ -177,18 +184,21 @@ export function readSettings(args: string[], env: NodeJS.ProcessEnv): Settings {
   const stallSeconds = num('BENCH_STALL_SECONDS', 12);
   const stallConnections = num('BENCH_STALL_CONNECTIONS', 2);
   const rebuilds = num('BENCH_REBUILDS', 100);
+  const tracingProcesses = num('BENCH_TRACING_PROCESSES', 3);
   if (stallSeconds < MIN_STALL_SECONDS) throw new Error(`BENCH_STALL_SECONDS must be at least ${MIN_STALL_SECONDS}`);
   const auditLimits = env.BENCH_AUDIT_LIMITS ?? 'both';
   if (auditLimits !== 'both' && auditLimits !== 'audit' && auditLimits !== 'limits') throw new Error('BENCH_AUDIT_LIMITS must be both, audit or limits');
   if (floodSeconds < MIN_FLOOD_SECONDS) throw new Error(`BENCH_FLOOD_SECONDS must be at least ${MIN_FLOOD_SECONDS}`);
   // Quick and A/A runs never replace the committed report.
-  const resultsDir = env.BENCH_RESULTS_DIR ?? (quick || aa || auditOnly || credentialOnly || sessionsOnly ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
+  const resultsDir = env.BENCH_RESULTS_DIR ?? (quick || aa || auditOnly || credentialOnly || sessionsOnly || tracingOnly ? join(tmpdir(), 'hydra-mcp-bench-results') : fileURLToPath(new URL('./results/', import.meta.url)));
   return {
     quick,
     aa,
     auditOnly,
     credentialOnly,
     sessionsOnly,
+    tracingOnly,
+    tracingProcesses,
     warmSeconds,
     warmSliceMs: 500,
     sliceMs,

@@ -11,6 +11,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadStartConfig } from '../src/config/startConfig.js';
 import { startServer } from '../src/main.js';
+import { createLogger } from '../src/log/logger.js';
+import { oryTracingEnv } from '../src/tracing/oryTracing.js';
+import { startTracing } from '../src/tracing/startTracing.js';
 import { ensureHydraBinary, ourPageUrls, type RunningHydra, startHydra } from './hydra.js';
 import { ensureKratosBinary, type RunningKratos, startKratos } from './kratos.js';
 
@@ -40,6 +43,8 @@ function kratosSecrets(dataDir: string): { default: string; cookie: string; ciph
 async function main() {
   // Fail fast, naming each wrong variable (the server's and the embedded Hydra's), before building anything.
   const { server: config, embeddedHydra, embeddedKratos, tokenLifetimes } = loadStartConfig(process.env);
+  // OTEL_* (off and never loaded without them): our server's spans, and the same collector for Hydra's and Kratos's own.
+  const tracing = await startTracing(process.env, { log: createLogger('warn') });
   const env: Record<string, string | undefined> = { ...process.env };
   let hydra: RunningHydra | undefined;
   let kratos: RunningKratos | undefined;
@@ -64,6 +69,7 @@ async function main() {
       tokenUrl: `${base}/token`,
       secretsSystem: hydraSecret(dataDir),
       tokenLifetimes,
+      env: oryTracingEnv(tracing.settings, 'hydra'),
       log: (line) => embeddedHydra.showLogs && process.stderr.write(`[hydra] ${line}\n`),
     });
     env.HYDRA_PUBLIC_URL = hydra.publicUrl;
@@ -88,6 +94,7 @@ async function main() {
         // Kratos sends browsers to our /kratos/* pages and back to our /login.
         uiBaseUrl: config.publicBaseUrl.href,
         secrets: kratosSecrets(dataDir),
+        env: oryTracingEnv(tracing.settings, 'kratos'),
         log: (line) => embeddedKratos.showLogs && process.stderr.write(`[kratos] ${line}\n`),
       });
     } catch (error) {
@@ -122,6 +129,7 @@ async function main() {
     say(`\n${signal}: stopping…`);
     await server.stop().catch((e: unknown) => console.error('server stop failed:', e));
     await stopOry();
+    await tracing.shutdown().catch(() => {});
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { buildApp } from './app/app.js';
 import { type AppDependencies, jwksUrlOf, resourcesOf } from './app/services.js';
 import { Metrics } from './metrics/metrics.js';
+import { certificateExpiry } from './metrics/certificateExpiry.js';
 import type { RemoveAccount } from './account/accountRemoval.js';
 import { RemovedSubjects } from './account/removedSubjects.js';
 import { createHydra, type HydraAdmin } from './hydra/index.js';
@@ -13,6 +14,7 @@ import { REGISTRABLE_SCOPES } from './auth/scopes.js';
 import { type AccessTokenVerifier, HydraTokenVerifier } from './auth/tokenVerifier.js';
 import { type Config, loadConfig } from './config/config.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { startTracing } from './tracing/startTracing.js';
 import type { IdentitySweep } from './account/identitySweep.js';
 import { type Db, openDatabase } from './store/database.js';
 import { PostgresSessionBus } from './mcp/postgresSessionBus.js';
@@ -100,7 +102,7 @@ export function hydraTokenVerifier({ config, hydraAdmin, log, metrics, removedSu
     log,
     introspectionCacheSeconds: config.introspectionCacheSeconds,
     alwaysIntrospect: config.alwaysIntrospect,
-    onVerification: (kind, outcome, cached) => metrics.verification(kind, outcome, cached),
+    onVerification: (kind, outcome, cached, seconds) => metrics.verification(kind, outcome, cached, seconds),
     removedSubjects,
     // Client-credentials tokens: machines only when an operator made the client (npm run client -- add --machine).
     machineClients: new MachineClients({ hydraAdmin, log }),
@@ -121,12 +123,15 @@ export async function startServer(env: Record<string, string | undefined>, optio
     log.warn('TRUST_PROXY=true believes every X-Forwarded-For hop: anyone who reaches this port directly can pick their address for the sign-in and endpoint limits; prefer a hop count or the proxy\'s addresses');
   }
   const tools = [...(await loadTools(TOOLS_DIR, REGISTRABLE_SCOPES)), ...(options.extraTools ?? []).map((t) => checkTool(t, `extraTools/${t.name}`, REGISTRABLE_SCOPES))];
-  const db = await openDatabase(config.database);
+  // Before the database: its failed queries count from the first migration on.
+  const metrics = new Metrics();
+  const db = await openDatabase(config.database, { onError: () => metrics.databaseError(config.database.kind) });
+  // The certificate people's clients see, for the expiry alert (read at scrape time, at most hourly).
+  if (config.publicBaseUrl.protocol === 'https:') metrics.certificateExpiryGauge(certificateExpiry({ url: config.publicBaseUrl, log }));
   // Several replicas share PostgreSQL: a session's client messages reach the replica running the call over LISTEN/NOTIFY.
   const sessionBus = config.database.kind === 'postgres' && !config.statelessHttp ? await PostgresSessionBus.start(config.database.url, log) : undefined;
   // SQLite: WAL checkpoints (a copy into the file and an fsync) on a thread of their own, never inside a request's write.
   const checkpoints = startSqliteCheckpointer(db);
-  const metrics = new Metrics();
   // One transport for both of Hydra's ports: one timeout, every call timed in hydra_request_duration_seconds.
   const hydra = createHydra({ adminUrl: config.hydra.adminUrl, publicUrl: config.hydra.publicUrl, onCall: (call, s, ok) => metrics.hydraCall(call, s, ok) });
   const hydraAdmin = hydra.admin;
@@ -229,25 +234,30 @@ async function serveMetrics(metrics: Metrics, host: string, port: number) {
 
 // Run directly (`node dist/src/main.js` or `tsx src/main.ts`): start and stop on signals.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  startServer(process.env).then(
-    (running) => {
-      let stopping = false;
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-        process.on(signal, () => {
-          // A second signal means "now": exit without waiting.
-          if (stopping) process.exit(1);
-          stopping = true;
-          // Readiness false first, serving on until the balancer stops sending (a second of quiet, at most 5 s), then close.
-          void running
-            .leaveRotation(1000, 5000)
-            .then(() => running.stop())
-            .then(() => process.exit(0));
-        });
-      }
-    },
-    (error: unknown) => {
-      console.error(error instanceof Error ? error.message : error);
-      process.exit(1);
-    },
-  );
+  // Tracing first (OTEL_* variables; off and never loaded without them), so the server's first spans are recorded.
+  startTracing(process.env, { log: createLogger('warn') })
+    .then(async (tracing) => ({ tracing, running: await startServer(process.env) }))
+    .then(
+      ({ tracing, running }) => {
+        let stopping = false;
+        for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+          process.on(signal, () => {
+            // A second signal means "now": exit without waiting.
+            if (stopping) process.exit(1);
+            stopping = true;
+            // Readiness false first, serving on until the balancer stops sending (a second of quiet, at most 5 s), then close.
+            void running
+              .leaveRotation(1000, 5000)
+              .then(() => running.stop())
+              // The last spans (the stop itself) reach the collector before the exit.
+              .then(() => tracing.shutdown())
+              .then(() => process.exit(0));
+          });
+        }
+      },
+      (error: unknown) => {
+        console.error(error instanceof Error ? error.message : error);
+        process.exit(1);
+      },
+    );
 }

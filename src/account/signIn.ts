@@ -29,8 +29,12 @@ export interface SignInOptions {
   audit?: RecordAccountEvent;
 }
 
-/** A refused attempt carries the status and the sentence to show on the form. */
-export type SignInOutcome = { ok: true; user: User } | { ok: false; status: 401 | 429; error: string };
+/**
+ * A refused attempt carries the status, the sentence to show on the form, and
+ * why (for metrics): a wrong password, the account locked after too many
+ * failures, or the client address refused for the same.
+ */
+export type SignInOutcome = { ok: true; user: User } | { ok: false; status: 401 | 429; error: string; reason: 'invalid_credentials' | 'locked' | 'rate_limited' };
 
 export interface SignIn {
   /**
@@ -90,7 +94,8 @@ export function createSignIn(options: SignInOptions): SignIn {
         // RFC 6585 §4: 429 may say how long to wait.
         res.set('Retry-After', String(verdict.retryAfterSeconds));
         const minutes = Math.ceil(verdict.retryAfterSeconds / 60);
-        return { ok: false, status: 429, error: `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` };
+        const reason = verdict.lockedBy === 'account' ? 'locked' : 'rate_limited';
+        return { ok: false, status: 429, error: `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, reason };
       }
       if (verdict.delayMs) await wait(verdict.delayMs);
       const user = await users.verify(form.email, form.password);
@@ -98,7 +103,7 @@ export function createSignIn(options: SignInOptions): SignIn {
         // begin() counted the attempt: it stays counted as a failure.
         log.info('sign-in failed', context);
         await recordFailure(form, context, 'refused');
-        return { ok: false, status: 401, error: WRONG_CREDENTIALS };
+        return { ok: false, status: 401, error: WRONG_CREDENTIALS, reason: 'invalid_credentials' };
       }
       await throttle.recordSuccess(account, address);
       options.audit?.({ kind: 'sign_in_ok', outcome: 'ok', sub: user.id, ...(typeof context.client_id === 'string' ? { clientId: context.client_id } : {}), ...where(context) });

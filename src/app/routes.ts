@@ -12,8 +12,10 @@ import { streamableHttpRouter } from '../mcp/streamableHttp.js';
 import { createLoginRouter } from '../signin/loginRouter.js';
 import { auditStore } from '../store/auditStore.js';
 import { exportSubjectData } from '../store/export.js';
+import { traceRequests } from '../tracing/httpSpans.js';
+import { tracingEnabled } from '../tracing/spans.js';
 import { allowedHosts, hostGuard, originGuard, originPolicy } from './hostGuard.js';
-import { readinessHandler } from './readiness.js';
+import { createReadiness, readinessHandler } from './readiness.js';
 import { requestLog } from './requestLog.js';
 import { strictTransportSecurity } from './securityHeaders.js';
 import { type AppDependencies, RESOURCE_NAME, type Services } from './services.js';
@@ -27,6 +29,8 @@ export function mountRoutes(app: express.Express, s: Services, deps: AppDependen
   app.disable('x-powered-by');
   // Behind a TLS-terminating proxy (TRUST_PROXY): req.ip (sign-in throttle, endpoint limits) and req.protocol come from its X-Forwarded-* headers.
   app.set('trust proxy', config.trustProxy);
+  // A server span per request when tracing is on (src/tracing/); off, not even mounted.
+  if (tracingEnabled()) app.use(traceRequests());
   app.use(strictTransportSecurity(config.publicBaseUrl));
   app.use(mcp.inFlight.middleware);
   app.use(requestLog(log));
@@ -34,7 +38,19 @@ export function mountRoutes(app: express.Express, s: Services, deps: AppDependen
   app.use(hostGuard(allowedHosts(config.publicBaseUrl, config.allowedHosts)));
   // Liveness: the process answers. Readiness: it can serve (database, Hydra).
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
-  app.get('/readyz', readinessHandler({ db, dialect: config.database.kind, hydra: deps.hydraPublic, ...(deps.stopping ? { stopping: deps.stopping } : {}) }));
+  const readiness = createReadiness({
+    db,
+    dialect: config.database.kind,
+    hydra: deps.hydraPublic,
+    ...(s.identity.kratos ? { kratos: s.identity.kratos.public } : {}),
+    ...(deps.stopping ? { stopping: deps.stopping } : {}),
+  });
+  app.get('/readyz', readinessHandler(readiness));
+  // The same checks at scrape time: dependency_up and ready.
+  metrics.readinessGauges(async () => {
+    const { checks, ready } = await readiness.check();
+    return { dependencies: checks, ready };
+  });
   app.use(
     authServerRouter({
       provider: s.provider,
@@ -44,6 +60,7 @@ export function mountRoutes(app: express.Express, s: Services, deps: AppDependen
       // Counters in the database every replica shares: the endpoint limits hold across replicas.
       limiter: (endpoint) => endpointRateLimit(endpoint, { store: sharedRateLimitStores(s.rateCounters) }),
       log,
+      onTokenAnswer: (grantType, outcome) => metrics.tokenRequest(grantType, outcome),
       onClientRegistered: (c) => s.audit.account({ kind: 'client_registered', outcome: 'ok', clientId: c.client_id, ...(c.client_name ? { clientName: c.client_name } : {}) }),
     }),
   );
@@ -82,6 +99,7 @@ function loginRouter(s: Services, deps: AppDependencies): express.Router {
     trustedClientIds: config.trustedClientIds,
     throttle: s.throttle,
     log: deps.log,
+    onSignInAttempt: (method, outcome) => deps.metrics.signInAttempt(method, outcome),
     checkClient: (request) => s.cimd.checkAuthorization(request.client, request.request_url),
     ...(s.audit.enabled ? { audit: (e) => s.audit.account(e) } : {}),
     // IDENTITY=kratos: Kratos signs people in; our users table is not asked.

@@ -130,7 +130,10 @@ export function buildServices(deps: AppDependencies): Services {
       metrics.credentialUse(p, o);
       audit.credentialUsed(p, o, sub, requestId);
     },
+    onCredentialTimed: (p, o, seconds) => metrics.credentialDuration(p, o, seconds),
+    onProviderCall: (p, call, outcome) => metrics.providerRequest(p, call, outcome),
   });
+  if (connections) metrics.providersAre(connections.providers.keys());
   const { tools, skipped } = toolsWithProviders(deps.tools, connections && new Set(connections.providers.keys()));
   for (const t of skipped) log.warn('tool not served: it needs a connected account and CONNECTIONS_FILE is not set', { tool: t.name, credentials: t.credentials });
   const resources = resourcesOf(config);
@@ -205,7 +208,9 @@ function mcpServices(deps: AppDependencies, o: { tools: ToolDefinition[]; audit:
   };
   const isActiveNow = (token: string) => verifier.isActiveNow(token);
   const onToolCall: NonNullable<Parameters<typeof createMcpServer>[0]['onToolCall']> = (tool, outcome, call) => {
-    metrics.toolCall(tool, outcome);
+    // From the request reaching the call guard when known (as the audit record), else from the tool's start.
+    const ms = call?.context ? performance.now() - call.context.startedAt : call?.durationMs;
+    metrics.toolCall(tool, outcome, ms === undefined ? undefined : ms / 1000);
     audit.toolOutcome(tool, outcome, call?.principal, call?.durationMs, call?.context);
   };
   const connectionPrompt: ConnectionPromptOptions | undefined = connections && {

@@ -2,7 +2,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { HydraAdmin } from '../hydra/index.js';
 import type { Logger } from '../log/logger.js';
 import { auditInserter, auditStore } from '../store/auditStore.js';
-import type { Db } from '../store/database.js';
+import { type Db, sqliteHandleOf } from '../store/database.js';
+import { traceAuditInserts } from '../tracing/storeSpans.js';
 import { Audit } from './audit.js';
 import { AuditWriter } from './auditWriter.js';
 import { ClientNames } from './clientNames.js';
@@ -26,7 +27,7 @@ export function startAudit({ settings, db, hydraAdmin, log, metrics, writer: tun
   const names = new ClientNames({ hydraAdmin });
   const writer = new AuditWriter({
     // Idempotent and retryable: a batch that meets a lock or a lost connection is tried again, not lost.
-    store: auditInserter(db),
+    store: traceAuditInserts(auditInserter(db), sqliteHandleOf(db) ? 'sqlite' : 'postgresql'),
     log,
     ...tuning,
     clientName: (id) => names.nameOf(id),

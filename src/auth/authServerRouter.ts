@@ -9,7 +9,7 @@ import type { HydraProvider } from './hydraProvider.js';
 import { protectedResourceMetadataPath } from './prmUrl.js';
 import type { ResourceSet } from './resource.js';
 import { SUPPORTED_SCOPES } from './scopes.js';
-import { tokenProxyRouter } from './tokenProxy.js';
+import { type TokenAnswerListener, tokenProxyRouter } from './tokenProxy.js';
 import type { OAuthMetadata, OAuthProtectedResourceMetadata } from './types.js';
 
 export interface AuthServerRouterOptions {
@@ -28,6 +28,8 @@ export interface AuthServerRouterOptions {
   limiter?: EndpointLimiter;
   /** Where unexpected errors of /authorize and /register are logged. */
   log?: Logger;
+  /** Told of every answer of POST /token (oauth_token_requests_total); see TokenProxyOptions. */
+  onTokenAnswer?: TokenAnswerListener;
   /** Told of each client registered at /register (the audit trail). */
   onClientRegistered?: (client: { client_id: string; client_name?: string }) => void;
 }
@@ -85,7 +87,7 @@ export function authServerRouter(options: AuthServerRouterOptions): express.Rout
     '/register',
     registrationHandler({ clients: provider.clientsStore, ...limited('register'), ...(log ? { log } : {}), ...(options.onClientRegistered ? { onRegistered: options.onClientRegistered } : {}) }),
   );
-  router.use(tokenProxyRouter({ provider, resources, ...(options.limiter ? { limiter: options.limiter } : {}) }));
+  router.use(tokenProxyRouter({ provider, resources, ...(options.limiter ? { limiter: options.limiter } : {}), ...(options.onTokenAnswer ? { onTokenAnswer: options.onTokenAnswer } : {}) }));
   router.use(
     '/authorize',
     authorizationHandler({

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../log/logger.js';
+import { withSpan } from '../tracing/spans.js';
 import { InvalidTokenError, TemporarilyUnavailableError } from './oauthErrors.js';
 import type { AuthInfo, OAuthTokenVerifier } from './types.js';
 import { wwwAuthenticate } from './wwwAuthenticate.js';
@@ -47,7 +48,8 @@ export function bearerAuth({ verifier, resourceMetadataUrl, log }: BearerAuthOpt
     const token = match[1]!;
     if (token.length > MAX_TOKEN_LENGTH) return unauthorized(res, 'Token is too long');
     try {
-      const auth = await verifier.verifyAccessToken(token);
+      // A span of its own: a cold cache shows Hydra's introspection (or the JWKS fetch) under it.
+      const auth = await withSpan('verify access token', {}, () => verifier.verifyAccessToken(token));
       if (typeof auth.expiresAt !== 'number' || auth.expiresAt <= Date.now() / 1000) {
         return unauthorized(res, 'Token has expired');
       }

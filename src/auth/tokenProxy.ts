@@ -1,5 +1,5 @@
 import cors from 'cors';
-import express, { type Request, type Response } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import type { EndpointLimiter } from './authServerRouter.js';
 import type { HydraProvider } from './hydraProvider.js';
@@ -11,7 +11,17 @@ export interface TokenProxyOptions {
   resources: ResourceSet;
   /** Per-address limits on /token and /revoke, and where they are counted. */
   limiter?: EndpointLimiter;
+  /** Told of every answer of POST /token, once, whoever gave it (see countTokenAnswers). */
+  onTokenAnswer?: TokenAnswerListener;
 }
+
+/**
+ * One answer of POST /token: the `grant_type` the form named (undefined when
+ * it was not read, as for the limiter's 429, which answers before parsing),
+ * and "ok" or the OAuth error code answered ("rate_limited" for the 429).
+ * Both are as the client sent or was told: the listener bounds them.
+ */
+export type TokenAnswerListener = (grantType: string | undefined, outcome: string) => void;
 
 // RFC 6749 §3.2: a parameter sent twice arrives as an array and fails `z.string()`.
 const field = z.string().min(1).max(4096);
@@ -61,15 +71,51 @@ const oauthError = (res: Response, status: number, error: string, description: s
   res.status(status).json({ error, error_description: description });
 
 /**
+ * Count every answer of POST /token once, when it is sent: the handler's, the
+ * limiter's 429 and the body parser's alike (a listener in the handler would
+ * miss the last two). The error code is the one the JSON body carried.
+ */
+function countTokenAnswers(onAnswer: TokenAnswerListener): RequestHandler {
+  return (req, res, next) => {
+    let error: unknown;
+    // Read on its way out: whatever sends the JSON, its `error` is the outcome.
+    const json = res.json.bind(res);
+    res.json = (body?: unknown) => {
+      error = (body as { error?: unknown } | null | undefined)?.error;
+      return json(body);
+    };
+    res.once('finish', () => {
+      const grant = (req.body as { grant_type?: unknown } | undefined)?.grant_type;
+      onAnswer(typeof grant === 'string' ? grant : undefined, outcomeOf(res.statusCode, error));
+    });
+    next();
+  };
+}
+
+/**
+ * "ok", "rate_limited" for a 429 (whose body says too_many_requests), else the
+ * error code sent, else one named by the status: a 4xx without an OAuth body
+ * is the body parser refusing the request (too large, malformed).
+ */
+function outcomeOf(status: number, error: unknown): string {
+  if (status < 400) return 'ok';
+  if (status === 429) return 'rate_limited';
+  if (typeof error === 'string') return error;
+  return status === 503 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : 'invalid_request';
+}
+
+/**
  * POST /token and /revoke, forwarded to Hydra with the client's credentials as
  * presented (Basic header, form secret or RFC 7523 client_assertion): the
  * only token and revocation path, since Hydra never gives out client secrets
  * and so it alone can authenticate confidential clients.
  */
-export function tokenProxyRouter({ provider, resources, limiter }: TokenProxyOptions): express.Router {
+export function tokenProxyRouter({ provider, resources, limiter, onTokenAnswer }: TokenProxyOptions): express.Router {
   const router = express.Router();
   // Browser clients (MCP Inspector) call these cross-origin; no cookies are involved.
   router.use(['/token', '/revoke'], cors({ origin: '*', methods: ['POST', 'OPTIONS'] }));
+  // Before the limiter, so its 429s count too.
+  if (onTokenAnswer) router.post('/token', countTokenAnswers(onTokenAnswer));
   // After CORS, so a browser client can read the 429; before parsing, so a flood costs little.
   if (limiter) {
     router.use('/token', limiter('token'));

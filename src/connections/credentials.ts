@@ -55,9 +55,17 @@ export interface CredentialServiceOptions {
    */
   versions?: ReadConnectionVersion;
   /** Told every use of a stored credential (metrics, the audit trail), with the tool call's request id when known. */
-  onUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string, requestId?: string) => void;
+  onUse?: (provider: string, outcome: CredentialOutcome, sub: string, requestId?: string) => void;
+  /**
+   * Told how long each of a tool's requests for an access token took, and how
+   * it ended: every request, including those that shared another's refresh
+   * (refreshed) and those for a connection never made (reconnect).
+   */
+  onTimed?: (provider: string, outcome: CredentialOutcome, seconds: number) => void;
   now?: () => number;
 }
+
+export type CredentialOutcome = 'ok' | 'refreshed' | 'reconnect' | 'unavailable';
 
 export interface CredentialService {
   /** The credentials a tool declared, for one person; uses are reported with `requestId` (the call's). */
@@ -207,7 +215,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     return token;
   };
 
-  const accessToken = async (sub: string, provider: string, requestId: string | undefined): Promise<string> => {
+  const accessToken = async (sub: string, provider: string, requestId: string | undefined): Promise<{ token: string; outcome: 'ok' | 'refreshed' }> => {
     // The row's version, from the shared database, on every use: what any replica changed is seen here.
     const row = await versionOf(sub, provider);
     if (!row) {
@@ -223,7 +231,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     }
     if (fresh(credential)) {
       options.onUse?.(provider, 'ok', sub, requestId);
-      return credential.accessToken;
+      return { token: credential.accessToken, outcome: 'ok' };
     }
     const key = `${sub}\0${provider}`;
     let pending = refreshing.get(key);
@@ -232,7 +240,7 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
       refreshing.set(key, pending);
     }
     try {
-      return await pending;
+      return { token: await pending, outcome: 'refreshed' };
     } catch (e) {
       if (e instanceof ConnectionRequiredError) options.onUse?.(provider, 'reconnect', sub, requestId);
       if (e instanceof ProviderUnavailableError) options.onUse?.(provider, 'unavailable', sub, requestId);
@@ -240,10 +248,27 @@ export function createCredentialService(options: CredentialServiceOptions): Cred
     }
   };
 
+  /** accessToken, timed from the tool's request to its answer. */
+  const timedAccessToken = async (sub: string, provider: string, requestId: string | undefined): Promise<string> => {
+    const started = performance.now();
+    let outcome: CredentialOutcome = 'unavailable';
+    try {
+      const got = await accessToken(sub, provider, requestId);
+      outcome = got.outcome;
+      return got.token;
+    } catch (e) {
+      // Anything else (the database failing) is, to the tool, the credential being unavailable.
+      if (e instanceof ConnectionRequiredError) outcome = 'reconnect';
+      throw e;
+    } finally {
+      options.onTimed?.(provider, outcome, (performance.now() - started) / 1000);
+    }
+  };
+
   return {
     forTool(sub, names, requestId) {
       const out: Record<string, ToolCredential> = {};
-      for (const provider of names) out[provider] = { accessToken: () => accessToken(sub, provider, requestId) };
+      for (const provider of names) out[provider] = { accessToken: () => timedAccessToken(sub, provider, requestId) };
       return out;
     },
     async isConnected(sub, provider) {

@@ -5,8 +5,8 @@ import { connectStatesStore } from '../store/connectStatesStore.js';
 import { type ConnectFlow, createConnectFlow } from './connectFlow.js';
 import { type ConnectLinks, createConnectLinks } from './connectLink.js';
 import { connectionVersions } from '../store/connectionVersions.js';
-import { type CredentialService, createCredentialService } from './credentials.js';
-import { createProviderClient, type ProviderClient } from './providerClient.js';
+import { type CredentialOutcome, type CredentialService, createCredentialService } from './credentials.js';
+import { createProviderClient, type ProviderCall, type ProviderClient } from './providerClient.js';
 import type { ProviderConfig } from './providers.js';
 import { type ConnectionKey, createSealer } from './sealing.js';
 
@@ -41,18 +41,33 @@ export function createConnections(deps: {
   /** Signs the connect links (HMAC with its own label). */
   secret: string;
   log: Logger;
-  onCredentialUse?: (provider: string, outcome: 'ok' | 'refreshed' | 'reconnect' | 'unavailable', sub: string, requestId?: string) => void;
+  onCredentialUse?: (provider: string, outcome: CredentialOutcome, sub: string, requestId?: string) => void;
+  /** How long each of a tool's requests for a provider's access token took (CredentialServiceOptions.onTimed). */
+  onCredentialTimed?: (provider: string, outcome: CredentialOutcome, seconds: number) => void;
+  /** Every call to a provider's endpoints (ProviderClientOptions.onCall), by provider name. */
+  onProviderCall?: (provider: string, call: ProviderCall, outcome: 'ok' | 'refused' | 'unavailable') => void;
 }): Connections | undefined {
   const { settings, log } = deps;
   if (!settings) return undefined;
   // A refresh (with a first discovery: two provider requests of at most 5 s each) must end well inside the lease.
   const store = connectionsStore(deps.db, deps.dialect, { leaseMs: 25_000, lockWaitMs: 30_000 });
   const sealer = createSealer(settings.keys);
-  const providers = new Map(settings.providers.map((p) => [p.name, createProviderClient(p, { timeoutMs: 5_000 })]));
+  const { onProviderCall } = deps;
+  const providers = new Map(
+    settings.providers.map((p) => [p.name, createProviderClient(p, { timeoutMs: 5_000, ...(onProviderCall ? { onCall: (call, outcome) => onProviderCall(p.name, call, outcome) } : {}) })]),
+  );
   const clog = log.child({ component: 'connections' });
   // Every use checks the row's version in the shared database before serving an opened copy.
   const versions = connectionVersions(deps.db, deps.dialect, store);
-  const credentials = createCredentialService({ store, sealer, providers, log: clog, versions, ...(deps.onCredentialUse ? { onUse: deps.onCredentialUse } : {}) });
+  const credentials = createCredentialService({
+    store,
+    sealer,
+    providers,
+    log: clog,
+    versions,
+    ...(deps.onCredentialUse ? { onUse: deps.onCredentialUse } : {}),
+    ...(deps.onCredentialTimed ? { onTimed: deps.onCredentialTimed } : {}),
+  });
   return {
     providers,
     waitMs: settings.waitSeconds * 1000,

@@ -67,9 +67,18 @@ export interface ProviderClient {
   revoke(credential: StoredCredential): Promise<void>;
 }
 
+/** The provider's endpoints we call: its discovery document, the token endpoint (code exchange, refresh) and RFC 7009 revocation. */
+export type ProviderCall = 'discovery' | 'code_exchange' | 'refresh' | 'revocation';
+
 export interface ProviderClientOptions {
   /** Limit on each HTTP request to the provider, discovery included (default 10 000 ms). */
   timeoutMs?: number;
+  /**
+   * Told of every call to the provider, once it ends: ok, refused (an OAuth
+   * error or an answer that failed our checks; a refused grant too) or
+   * unavailable (network, 5xx, timeout). A revocation is one call per token.
+   */
+  onCall?: (call: ProviderCall, outcome: 'ok' | 'refused' | 'unavailable') => void;
   /** The fetch used for every request (tests swap it). */
   fetch?: typeof fetch;
   /** Clock for `expiresAt`, in ms (default Date.now). */
@@ -94,9 +103,21 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
   const secret = config.clientSecret;
   const customFetch = opts.fetch ? { [oidc.customFetch]: opts.fetch as oidc.CustomFetch } : {};
 
+  /** Run one call to the provider and report how it ended; its ProviderError passes on unchanged. */
+  const reported = async <T>(call: ProviderCall, step: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await step();
+      opts.onCall?.(call, 'ok');
+      return result;
+    } catch (err) {
+      opts.onCall?.(call, err instanceof ProviderError && err.kind === 'unavailable' ? 'unavailable' : 'refused');
+      throw err;
+    }
+  };
+
   let pending: Promise<oidc.Configuration> | undefined;
   const configuration = (): Promise<oidc.Configuration> => {
-    pending ??= (config.issuer ? discover(config.issuer) : Promise.resolve().then(explicit)).catch((err: unknown) => {
+    pending ??= (config.issuer ? reported('discovery', () => discover(config.issuer!)) : Promise.resolve().then(explicit)).catch((err: unknown) => {
       pending = undefined; // a provider that was down at start-up is tried again on the next call
       throw err;
     });
@@ -191,24 +212,28 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
       // it on the registered redirect URI: behind a proxy the server sees another host.
       const current = new URL(redirectUri);
       current.search = callbackUrl.search;
-      try {
-        const tokens = await oidc.authorizationCodeGrant(conf, current, {
-          expectedState,
-          ...(config.pkce ? { pkceCodeVerifier: codeVerifier } : {}),
-        });
-        return credentialFrom(tokens);
-      } catch (err) {
-        throw toProviderError(name, 'code exchange', err, [secret, callbackUrl.searchParams.get('code') ?? undefined, codeVerifier]);
-      }
+      return reported('code_exchange', async () => {
+        try {
+          const tokens = await oidc.authorizationCodeGrant(conf, current, {
+            expectedState,
+            ...(config.pkce ? { pkceCodeVerifier: codeVerifier } : {}),
+          });
+          return credentialFrom(tokens);
+        } catch (err) {
+          throw toProviderError(name, 'code exchange', err, [secret, callbackUrl.searchParams.get('code') ?? undefined, codeVerifier]);
+        }
+      });
     },
 
     async refresh(refreshToken) {
       const conf = await configuration();
-      try {
-        return credentialFrom(await oidc.refreshTokenGrant(conf, refreshToken), refreshToken);
-      } catch (err) {
-        throw toProviderError(name, 'refresh', err, [secret, refreshToken]);
-      }
+      return reported('refresh', async () => {
+        try {
+          return credentialFrom(await oidc.refreshTokenGrant(conf, refreshToken), refreshToken);
+        } catch (err) {
+          throw toProviderError(name, 'refresh', err, [secret, refreshToken]);
+        }
+      });
     },
 
     async revoke(credential) {
@@ -219,11 +244,13 @@ export function createProviderClient(config: ProviderConfig, opts: ProviderClien
         { token: credential.accessToken, hint: 'access_token' },
       ];
       for (const { token, hint } of tokens) {
-        try {
-          await oidc.tokenRevocation(conf, token, { token_type_hint: hint });
-        } catch (err) {
-          throw toProviderError(name, `revocation (${hint})`, err, [secret, credential.refreshToken, credential.accessToken]);
-        }
+        await reported('revocation', async () => {
+          try {
+            await oidc.tokenRevocation(conf, token, { token_type_hint: hint });
+          } catch (err) {
+            throw toProviderError(name, `revocation (${hint})`, err, [secret, credential.refreshToken, credential.accessToken]);
+          }
+        });
       }
     },
   };

@@ -20,7 +20,8 @@ export interface ThrottleOptions {
   now?: () => number;
 }
 
-export type Verdict = { allowed: true; delayMs: number } | { allowed: false; retryAfterSeconds: number };
+/** Refused: `lockedBy` says which count is past its limit, the account's (someone guessing one person's password) or the address's (one source guessing many). */
+export type Verdict = { allowed: true; delayMs: number } | { allowed: false; retryAfterSeconds: number; lockedBy: 'account' | 'address' };
 
 /**
  * Slows down password guessing, per account and per client address: after a
@@ -60,11 +61,12 @@ export class LoginThrottle {
     const [acc, addr] = await Promise.all(keys.map((key) => this.counters.increment(key, this.o.windowMs, now)));
     // The failures before this attempt.
     const before = { account: acc!.hits - 1, address: addr!.hits - 1 };
-    if (before.account >= this.o.lockAfter.account || before.address >= this.o.lockAfter.address) {
+    const lockedBy = before.account >= this.o.lockAfter.account ? 'account' : before.address >= this.o.lockAfter.address ? 'address' : undefined;
+    if (lockedBy) {
       await Promise.all(keys.map((key) => this.counters.decrement(key, now)));
       // The window of whichever count locked first ends first.
       const resetAt = Math.min(acc!.resetAt, addr!.resetAt);
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((resetAt - now) / 1000)) };
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((resetAt - now) / 1000)), lockedBy };
     }
     const over = Math.max(before.account, before.address) - this.o.freeFailures;
     return { allowed: true, delayMs: over < 0 ? 0 : Math.min(this.o.baseDelayMs * 2 ** over, this.o.maxDelayMs) };

@@ -5,8 +5,10 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/
 import { z } from 'zod';
 import { type Principal, principalOf } from '../auth/principal.js';
 import type { Logger } from '../log/logger.js';
-import type { Db } from '../store/database.js';
+import { type Db, sqliteHandleOf } from '../store/database.js';
 import { scopedStoreFor } from '../store/scopedStore.js';
+import { traceToolCall } from '../tracing/mcpSpans.js';
+import { traceScopedStore } from '../tracing/storeSpans.js';
 import { type ToolContext, type ToolDefinition, ToolError } from '../tools/contract.js';
 import { machineRefusal, mayCall } from './stepUp.js';
 import { ConnectionRequiredError, type CredentialService, ProviderUnavailableError } from '../connections/credentials.js';
@@ -75,7 +77,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         annotations: { title: tool.title, ...tool.annotations },
       },
       ((input: Record<string, unknown>, extra: Extra) => {
-        const call = runTool(tool, input, extra, options, sessionCapabilities());
+        const call = traceToolCall(tool.name, () => runTool(tool, input, extra, options, sessionCapabilities()));
         return options.track ? options.track(call) : call;
       }) as never,
     );
@@ -128,7 +130,7 @@ async function runTool(
   const progressToken = extra.mcpReq._meta?.progressToken;
   const ctx: ToolContext<string> = {
     principal,
-    store: scopedStoreFor(db, principal.sub),
+    store: traceScopedStore(scopedStoreFor(db, principal.sub), sqliteHandleOf(db) ? 'sqlite' : 'postgresql'),
     cursors: cursorKey.cursorsFor(principal.sub, tool.name),
     log: toolLog,
     // 2025: `notifications/cancelled`; 2026-07-28: the client closes the

@@ -6,6 +6,7 @@ import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import { ownerOf, type Session } from './sessions.js';
 import { ownSessionOr404, type TransportOptions } from './transportOptions.js';
+import { traceMcpRequests } from '../tracing/mcpSpans.js';
 
 export interface SseSession extends Session {
   transport: SSEServerTransport;
@@ -110,6 +111,7 @@ export function sseRouter(options: TransportOptions<SseSession> & FairUseOption 
     '/messages',
     options.authenticate,
     express.json({ limit: options.bodyLimit ?? '1mb' }),
+    traceMcpRequests(),
     limit,
     options.authorizeCalls,
     async (req: Request, res: Response) => {

@@ -2,6 +2,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import { NodeStreamableHTTPServerTransport as StreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
 import { classifyInboundRequest, createMcpHandler, DEFAULT_NEGOTIATED_PROTOCOL_VERSION, INVALID_REQUEST, isInitializeRequest } from '@modelcontextprotocol/server';
 import { principalOf } from '../auth/principal.js';
+import { traceMcpRequests } from '../tracing/mcpSpans.js';
 import { type FairUseOption, limiterOf } from '../limits/mcpRateLimit.js';
 import { jsonRpcError } from './jsonRpcError.js';
 import type { HttpSession, SharedSessions } from './sharedSessions.js';
@@ -92,8 +93,10 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
   };
 
   router.use('/mcp', options.authenticate);
+  // A span per JSON-RPC message, continuing the trace its `_meta` names (src/tracing/mcpSpans.ts); needs the parsed body.
+  const traceMcp = traceMcpRequests();
   if (options.stateless) {
-    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), refuseBatches, limit, options.authorizeCalls, async (req: Request, res: Response) => {
+    router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), traceMcp, refuseBatches, limit, options.authorizeCalls, async (req: Request, res: Response) => {
       if (isModern(req)) return modern(req, res, req.body);
       const server = options.createServer();
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -111,7 +114,7 @@ export function streamableHttpRouter(options: StreamableHttpOptions): express.Ro
     });
     return router;
   }
-  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), refuseBatches, limit, options.authorizeCalls, async (req: Request, res: Response) => {
+  router.post('/mcp', express.json({ limit: options.bodyLimit ?? '1mb' }), traceMcp, refuseBatches, limit, options.authorizeCalls, async (req: Request, res: Response) => {
     const principal = principalOf(req.auth)!;
     const sessionId = req.get('mcp-session-id');
     if (!sessionId && isModern(req)) return modern(req, res, req.body);

@@ -6,7 +6,7 @@ import type { Signer } from '../web/cookies.js';
 import { Csrf } from '../web/csrf.js';
 import type { Kratos } from '../kratos/index.js';
 import { consentHandler, type ConsentHandlerOptions } from './handlers/consent.js';
-import type { PageContext } from './handlers/context.js';
+import type { PageContext, SignInAttemptListener } from './handlers/context.js';
 import { kratosPageHandler } from './handlers/kratosErrors.js';
 import { kratosFlowsHandler } from './handlers/kratosFlows.js';
 import { kratosAccounts, kratosLoginHandler } from './handlers/kratosLogin.js';
@@ -43,6 +43,8 @@ export interface LoginRouterOptions {
   kratos?: { client: Kratos; publicUrl: URL; publicBaseUrl: URL; onSignedIn?: (sub: string) => Promise<void> };
   /** Sign-ins and consents go to the audit trail (src/audit/). */
   audit?: RecordAccountEvent;
+  /** Told of every sign-in form submission at /login, password or Kratos, and how it ended. */
+  onSignInAttempt?: SignInAttemptListener;
   /** Asked at consent whether the authorization may go on (ConsentHandlerOptions.checkClient). */
   checkClient?: ConsentHandlerOptions['checkClient'];
 }
@@ -63,6 +65,7 @@ export function createLoginRouter(options: LoginRouterOptions): express.Router {
     page: options.kratos ? kratosPageHandler(log) : pageHandler(log),
     form: express.urlencoded({ extended: false, limit: '16kb' }),
     ...(options.audit ? { audit: options.audit } : {}),
+    ...(options.onSignInAttempt ? { onSignInAttempt: options.onSignInAttempt } : {}),
   };
   const router = express.Router();
   router.get(STYLESHEET_PATH, (_req, res) => {

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { createAccountRouter } from '../../src/account/accountRouter.js';
 import { Signer } from '../../src/web/cookies.js';
 import { createLoginRouter } from '../../src/signin/loginRouter.js';
+import type { SignInAttemptListener } from '../../src/signin/handlers/context.js';
 import { LoginThrottle } from '../../src/limits/throttle.js';
 import { createUserStore } from '../../src/account/userStore.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -21,7 +22,7 @@ export const ALICE = { email: 'alice@example.com', password: 'correct horse' };
  * throttle's sleep. Hydra's admin API is a stub
  * that answers the login challenge "lc" and lists no consents.
  */
-export async function startSignInApp(options: { throttle?: LoginThrottle } = {}) {
+export async function startSignInApp(options: { throttle?: LoginThrottle; onSignInAttempt?: SignInAttemptListener } = {}) {
   const db = await openDatabase({ kind: 'sqlite', path: ':memory:' });
   const users = createUserStore(db);
   const alice = await users.add(ALICE.email, ALICE.password);
@@ -55,6 +56,7 @@ export async function startSignInApp(options: { throttle?: LoginThrottle } = {})
       throttle,
       wait,
       log,
+      ...(options.onSignInAttempt ? { onSignInAttempt: options.onSignInAttempt } : {}),
     }),
   );
   app.use(

@@ -7,6 +7,8 @@ import { principalOf } from '../../src/auth/principal.js';
 import { ResourceSet } from '../../src/auth/resource.js';
 import { HydraTokenVerifier } from '../../src/auth/tokenVerifier.js';
 import { createLogger } from '../../src/log/logger.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { sample } from '../support/metricSamples.js';
 
 const ISSUER = 'http://127.0.0.1:4444';
 const RESOURCE = new URL('http://127.0.0.1:3000/mcp');
@@ -206,6 +208,40 @@ describe('HydraTokenVerifier (local JWKS server, stub Hydra admin)', () => {
     await v.verifyAccessToken('ory_at_z');
     await expect(v.verifyAccessToken(await jwt({ aud: ['https://other.example'] }))).rejects.toThrow();
     expect(seen).toEqual(['jwt:ok:miss', 'jwt:ok:hit', 'introspection:ok:miss', 'introspection:ok:hit', 'jwt:invalid:miss']);
+  });
+
+  it('token_verification_duration_seconds: each check timed under its kind, outcome and cache use (seconds, as the check took)', async () => {
+    const metrics = new Metrics();
+    const v = new HydraTokenVerifier({
+      issuer: ISSUER,
+      jwksUrl,
+      resources: new ResourceSet([RESOURCE]),
+      // Hydra's admin API answers after 30 ms, or not at all for the second opaque token.
+      hydraAdmin: {
+        introspect: async (token: string) => {
+          await new Promise((r) => setTimeout(r, 30));
+          if (token === 'ory_at_down') throw new HydraError(0, 'temporarily_unavailable', 'Hydra unreachable');
+          return active();
+        },
+      } as unknown as HydraAdmin,
+      log: createLogger('silent'),
+      introspectionCacheSeconds: 60,
+      onVerification: (kind, outcome, cached, seconds) => metrics.verification(kind, outcome, cached, seconds),
+    });
+    const token = await jwt();
+    await v.verifyAccessToken(token);
+    await v.verifyAccessToken('ory_at_up');
+    await v.verifyAccessToken('ory_at_up');
+    await expect(v.verifyAccessToken('ory_at_down')).rejects.toThrow();
+    const count = (kind: string, outcome: string, cache: string) => sample(metrics, 'token_verification_duration_seconds_count', { kind, outcome, cache });
+    expect(await count('jwt', 'ok', 'miss')).toBe(1);
+    expect(await count('introspection', 'ok', 'miss')).toBe(1);
+    expect(await count('introspection', 'ok', 'hit')).toBe(1);
+    expect(await count('introspection', 'unavailable', 'miss')).toBe(1);
+    // The cold introspection waited for Hydra's 30 ms; the counter beside it moved too.
+    expect(await sample(metrics, 'token_verification_duration_seconds_sum', { kind: 'introspection', outcome: 'ok', cache: 'miss' })).toBeGreaterThanOrEqual(0.025);
+    expect(await sample(metrics, 'token_verifications_total', { kind: 'introspection', outcome: 'ok', cache: 'hit' })).toBe(1);
+    expect(await metrics.registry.metrics()).not.toContain('ory_at_up');
   });
 
   it('never caches past the cache bound: with 0 seconds every check asks Hydra', async () => {

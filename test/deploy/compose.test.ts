@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ENV_KEYS, loadConfig } from '../../src/config/config.js';
 import { loadStartConfig, START_ENV_KEYS } from '../../src/config/startConfig.js';
+import { TRACING_ENV_KEYS } from '../../src/tracing/settings.js';
 import { compose, interpolate, kratosGoVersion, root } from './composeFile.js';
 
 /** `docker compose` needs its CLI plugin; where it is missing, the file is checked by reading it alone. */
@@ -39,7 +40,9 @@ describe('docker-compose.yml and .env.example agree with the config schema', () 
   it('.env.example lists every variable the server reads, and nothing unknown', () => {
     const listed = [...readFileSync(root('.env.example'), 'utf8').matchAll(/^# ([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
     expect(ENV_KEYS.filter((k) => !listed.includes(k))).toEqual([]);
-    expect(listed.filter((k) => !ENV_KEYS.includes(k) && !START_ONLY_KEYS.includes(k))).toEqual([]);
+    expect(listed.filter((k) => !ENV_KEYS.includes(k) && !START_ONLY_KEYS.includes(k) && !TRACING_ENV_KEYS.includes(k))).toEqual([]);
+    // The standard OpenTelemetry variables tracing reads (src/tracing/settings.ts), every one listed.
+    expect(TRACING_ENV_KEYS.filter((k) => !listed.includes(k))).toEqual([]);
   });
 
   it("Hydra's admin port is not published, and Hydra's image is the version the Go build uses", () => {

@@ -34,6 +34,9 @@ export interface Stack {
   kratosLog: string[];
   /** Stop Hydra and start it again on the same ports and storage (needs hydraStorage 'file'). */
   restartHydra(): Promise<void>;
+  /** The two halves of restartHydra, for a test that watches what happens while Hydra is down. */
+  stopHydra(): Promise<void>;
+  startHydraAgain(): Promise<void>;
   addUser(email: string, password: string): Promise<TestUser>;
   /** The environment our server runs with: a CLI given it works on the same database and Hydra. */
   env: Record<string, string>;
@@ -72,6 +75,8 @@ export async function startStack(opts: {
   identity?: 'builtin' | 'kratos';
   /** Kratos settings by environment variable (e.g. a short flow lifespan); identity 'kratos' only. */
   kratosEnv?: Record<string, string>;
+  /** Hydra settings by environment variable (e.g. its tracing, src/tracing/oryTracing.ts). */
+  hydraEnv?: Record<string, string>;
 }): Promise<Stack> {
   const appPort = await freeLoopbackPort();
   const base = `http://127.0.0.1:${appPort}`;
@@ -87,6 +92,7 @@ export async function startStack(opts: {
     tokenUrl: `${base}/token`,
     ...(opts.cimdTestCaFile ? { caFile: opts.cimdTestCaFile } : {}),
     secretsSystem: randomBytes(24).toString('hex'),
+    ...(opts.hydraEnv ? { env: opts.hydraEnv } : {}),
     log: (line: string) => hydraLog.push(line),
   };
   let hydra = await startHydra(hydraOptions);
@@ -120,6 +126,10 @@ export async function startStack(opts: {
     ...(kratos ? { IDENTITY: 'kratos', KRATOS_PUBLIC_URL: kratos.publicUrl, KRATOS_ADMIN_URL: kratos.adminUrl } : {}),
     ...(opts.appEnv ? await opts.appEnv(base, dir, hydra) : {}),
   };
+  // Same ports, storage and secret: to our server it is the same Hydra, back again.
+  const startHydraAgain = async () => {
+    hydra = await startHydra({ ...hydraOptions, publicPort: Number(new URL(hydra.publicUrl).port), adminPort: Number(new URL(hydra.adminUrl).port) });
+  };
   const logs: string[] = [];
   const server = await startServer(env, {
     ...(opts.captureLogs ? { logSink: (line: string) => logs.push(line) } : {}),
@@ -131,9 +141,10 @@ export async function startStack(opts: {
     },
     async restartHydra() {
       await hydra.stop();
-      // Same ports, storage and secret: to our server it is the same Hydra, back again.
-      hydra = await startHydra({ ...hydraOptions, publicPort: Number(new URL(hydra.publicUrl).port), adminPort: Number(new URL(hydra.adminUrl).port) });
+      await startHydraAgain();
     },
+    stopHydra: () => hydra.stop(),
+    startHydraAgain,
     server,
     baseUrl: base,
     mcpUrl: new URL(`${base}/mcp`),

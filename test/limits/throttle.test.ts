@@ -37,7 +37,7 @@ describe.each(Object.keys(COUNTERS) as (keyof typeof COUNTERS)[])('LoginThrottle
     let now = 0;
     const t = throttle({ now: () => now });
     for (let i = 0; i < 10; i++) expect(await t.begin('a@x', `10.0.0.${i}`)).toMatchObject({ allowed: true });
-    expect(await t.begin('a@x', '10.9.9.9')).toEqual({ allowed: false, retryAfterSeconds: 900 });
+    expect(await t.begin('a@x', '10.9.9.9')).toEqual({ allowed: false, retryAfterSeconds: 900, lockedBy: 'account' });
     expect(await t.begin('b@x', '10.9.9.9')).toEqual({ allowed: true, delayMs: 0 });
     now += 15 * 60_000;
     expect(await t.begin('a@x', '10.9.9.9')).toEqual({ allowed: true, delayMs: 0 });
@@ -46,7 +46,8 @@ describe.each(Object.keys(COUNTERS) as (keyof typeof COUNTERS)[])('LoginThrottle
   it('locks an address after 50 failures across accounts', async () => {
     const t = throttle({ now: () => 0 });
     for (let i = 0; i < 50; i++) await t.begin(`user${i}@x`, '10.0.0.1');
-    expect(await t.begin('fresh@x', '10.0.0.1')).toMatchObject({ allowed: false });
+    // The address is what is locked (signin_attempts_total says rate_limited, not locked).
+    expect(await t.begin('fresh@x', '10.0.0.1')).toMatchObject({ allowed: false, lockedBy: 'address' });
     expect(await t.begin('fresh@x', '10.0.0.2')).toMatchObject({ allowed: true });
   });
 
@@ -82,7 +83,7 @@ describe('LoginThrottle: two replicas over one counters table', () => {
     try {
       const replicas = [new LoginThrottle({ counters: rateCountersStore(db), now: () => 0 }), new LoginThrottle({ counters: rateCountersStore(db), now: () => 0 })];
       for (let i = 0; i < 10; i++) await replicas[i % 2]!.begin('a@x', `10.0.0.${i}`);
-      for (const t of replicas) expect(await t.begin('a@x', '10.9.9.9')).toEqual({ allowed: false, retryAfterSeconds: 900 });
+      for (const t of replicas) expect(await t.begin('a@x', '10.9.9.9')).toEqual({ allowed: false, retryAfterSeconds: 900, lockedBy: 'account' });
       // Counted in each process's memory instead, each replica would have seen 5 and only delayed.
       const apart = [new LoginThrottle({ now: () => 0 }), new LoginThrottle({ now: () => 0 })];
       for (let i = 0; i < 10; i++) await apart[i % 2]!.begin('a@x', `10.0.0.${i}`);

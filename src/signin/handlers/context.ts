@@ -20,7 +20,17 @@ export interface PageContext {
   form: RequestHandler;
   /** The audit trail's account events (sign-in, consent); absent: not recorded. */
   audit?: RecordAccountEvent;
+  /** Told of every sign-in form submission and how it ended (signin_attempts_total). */
+  onSignInAttempt?: SignInAttemptListener;
 }
+
+/**
+ * How a sign-in ended: "error" when it could not be decided (a bad or forged
+ * form, Hydra or Kratos failing). Kratos never answers locked or rate_limited
+ * to us: it has no lockout, and its refusals reach us only as the flow's messages.
+ */
+export type SignInAttemptOutcome = 'ok' | 'invalid_credentials' | 'locked' | 'rate_limited' | 'error';
+export type SignInAttemptListener = (method: 'password' | 'kratos', outcome: SignInAttemptOutcome) => void;
 
 // Hydra's challenges are opaque strings; bound their size before they reach Hydra.
 export const Challenge = z.string().min(1).max(2048);

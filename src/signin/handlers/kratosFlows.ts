@@ -16,6 +16,20 @@ export interface KratosFlowsOptions {
 const FlowQuery = z.object({ flow: z.string().min(1).max(128).optional() });
 const ErrorQuery = z.object({ id: z.string().min(1).max(128) });
 const OTHER = { login: 'registration', registration: 'login' } as const;
+/** Kratos's message for a wrong identifier or password (text id ErrorValidationInvalidCredentials). */
+const INVALID_CREDENTIALS = 4000006;
+
+/**
+ * A login flow Kratos sent back with errors: its form was posted to Kratos and
+ * refused, and this page is the only sign of it we get. Undefined for a flow
+ * without errors (a fresh form, not an attempt). A reload of the refused page
+ * counts again: nothing tells the two apart.
+ */
+export function refusedAttempt(flow: SelfServiceFlow): 'invalid_credentials' | 'error' | undefined {
+  const errors = [...(flow.ui.messages ?? []), ...flow.ui.nodes.flatMap((n) => n.messages)].filter((m) => m.type === 'error');
+  if (errors.length === 0) return undefined;
+  return errors.some((m) => m.id === INVALID_CREDENTIALS) ? 'invalid_credentials' : 'error';
+}
 
 /**
  * The UI pages Kratos sends browsers to (selfservice.flows.*.ui_url in
@@ -58,6 +72,8 @@ export function kratosFlowsHandler(ctx: PageContext, { kratos, kratosPublicUrl }
     router.get(`/kratos/${kind}`, page(async (req, res) => {
       const flow = await loadFlow(kind, req, res);
       if (!flow) return;
+      const refused = kind === 'login' ? refusedAttempt(flow) : undefined;
+      if (refused) ctx.onSignInAttempt?.('kratos', refused);
       const otherFlowUrl = kratos.public.browserFlowUrl(OTHER[kind], flow.return_to || undefined).href;
       send(res, 200, kratosFlowPage({ kind, flow, otherFlowUrl }));
     }));

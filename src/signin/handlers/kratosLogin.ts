@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Kratos, Session } from '../../kratos/index.js';
 import { parse, send } from '../../web/pageKit.js';
 import { errorPage } from '../../web/layout.js';
-import { ACCOUNT_GONE, Challenge, type PageContext } from './context.js';
+import { ACCOUNT_GONE, Challenge, type PageContext, type SignInAttemptOutcome } from './context.js';
 
 export interface KratosLoginOptions {
   kratos: Kratos;
@@ -42,50 +42,58 @@ export function kratosLoginHandler(ctx: PageContext, options: KratosLoginOptions
 
   router.get('/login', page(async (req, res) => {
     const query = parse(LoginQuery, req.query, 'login_challenge');
-    const challenge = query.login_challenge;
-    const request = await hydra.getLoginRequest(challenge);
-    // Hydra insists on the subject it remembers; it must still be a Kratos identity.
-    if (request.skip && !(await kratos.admin.getIdentity(request.subject))) {
-      const { redirect_to } = await hydra.rejectLoginRequest(challenge, ACCOUNT_GONE);
-      log.info('remembered sign-in refused: identity removed from Kratos', { sub: request.subject });
-      return res.redirect(302, redirect_to);
-    }
-    const session = await kratos.public.whoami(req.headers.cookie);
-    const demand = requiredFreshness(request.request_url);
-    // prompt=login: the password on this very request (on the way back, "just now" is what Kratos's refresh gives).
-    const fresh =
-      session !== undefined &&
-      (demand === undefined ||
-        (demand.promptLogin ? query.kratos === RETURNED && authenticatedWithin(session, JUST_NOW_SECONDS, now()) : authenticatedWithin(session, demand.maxAge, now())));
-    if (session && !fresh && query.kratos !== RETURNED) {
-      // prompt=login or max_age: the password again, even though Kratos has a session (OIDC Core §3.1.2.1).
-      return res.redirect(303, kratos.public.browserFlowUrl('login', returnUrl(challenge).href, { refresh: true }).href);
-    }
-    if (session && fresh) {
-      const sub = session.identity.id;
-      if (request.skip && sub !== request.subject) {
-        // Hydra remembers another person in this browser than Kratos now has: never swap them silently.
-        const { redirect_to } = await hydra.rejectLoginRequest(challenge, OTHER_ACCOUNT);
-        log.info('remembered sign-in refused: Kratos has another identity in this browser', { sub: request.subject, kratos_sub: sub });
+    // Back from Kratos: this request ends a sign-in form submitted there, and is counted however it ends.
+    const returned = query.kratos === RETURNED;
+    let counted: SignInAttemptOutcome = 'error';
+    try {
+      const challenge = query.login_challenge;
+      const request = await hydra.getLoginRequest(challenge);
+      // Hydra insists on the subject it remembers; it must still be a Kratos identity.
+      if (request.skip && !(await kratos.admin.getIdentity(request.subject))) {
+        const { redirect_to } = await hydra.rejectLoginRequest(challenge, ACCOUNT_GONE);
+        log.info('remembered sign-in refused: identity removed from Kratos', { sub: request.subject });
         return res.redirect(302, redirect_to);
       }
-      await options.onSignedIn?.(sub);
-      const { redirect_to } = await hydra.acceptLoginRequest(challenge, { subject: sub, remember: true, remember_for: secondsLeft(session, now()) });
-      log.info('signed in with Kratos', { sub, client_id: request.client?.client_id });
-      ctx.audit?.({ kind: 'sign_in_ok', outcome: 'ok', sub, ...(request.client?.client_id ? { clientId: request.client.client_id } : {}), detail: 'kratos' });
-      return res.redirect(302, redirect_to);
+      const session = await kratos.public.whoami(req.headers.cookie);
+      const demand = requiredFreshness(request.request_url);
+      // prompt=login: the password on this very request (on the way back, "just now" is what Kratos's refresh gives).
+      const fresh =
+        session !== undefined &&
+        (demand === undefined ||
+          (demand.promptLogin ? query.kratos === RETURNED && authenticatedWithin(session, JUST_NOW_SECONDS, now()) : authenticatedWithin(session, demand.maxAge, now())));
+      if (session && !fresh && query.kratos !== RETURNED) {
+        // prompt=login or max_age: the password again, even though Kratos has a session (OIDC Core §3.1.2.1).
+        return res.redirect(303, kratos.public.browserFlowUrl('login', returnUrl(challenge).href, { refresh: true }).href);
+      }
+      if (session && fresh) {
+        const sub = session.identity.id;
+        if (request.skip && sub !== request.subject) {
+          // Hydra remembers another person in this browser than Kratos now has: never swap them silently.
+          const { redirect_to } = await hydra.rejectLoginRequest(challenge, OTHER_ACCOUNT);
+          log.info('remembered sign-in refused: Kratos has another identity in this browser', { sub: request.subject, kratos_sub: sub });
+          return res.redirect(302, redirect_to);
+        }
+        await options.onSignedIn?.(sub);
+        const { redirect_to } = await hydra.acceptLoginRequest(challenge, { subject: sub, remember: true, remember_for: secondsLeft(session, now()) });
+        counted = 'ok';
+        log.info('signed in with Kratos', { sub, client_id: request.client?.client_id });
+        ctx.audit?.({ kind: 'sign_in_ok', outcome: 'ok', sub, ...(request.client?.client_id ? { clientId: request.client.client_id } : {}), detail: 'kratos' });
+        return res.redirect(302, redirect_to);
+      }
+      if (session && query.kratos === RETURNED) {
+        // Back from a refreshed sign-in that is still too old: the clocks disagree; stop rather than loop.
+        log.error('back from Kratos with a sign-in older than the client allows (clock skew between Kratos and this server?)', { client_id: request.client?.client_id });
+        return send(res, 502, errorPage({ title: 'Sign-in could not continue', message: 'The account service did not confirm a recent sign-in. Try again in a moment.' }));
+      }
+      if (query.kratos === RETURNED) {
+        // Kratos only sends the browser back after a sign-in: its session cookie is not reaching this server.
+        log.error('back from Kratos without a Kratos session: its session cookie does not reach this server (cookie domain?)', { client_id: request.client?.client_id });
+        return send(res, 502, errorPage({ title: 'Sign-in could not continue', message: 'The account service signed you in, but this server cannot see that sign-in. The operator needs to serve both on one cookie domain.' }));
+      }
+      res.redirect(303, kratos.public.browserFlowUrl('login', returnUrl(challenge).href).href);
+    } finally {
+      if (returned) ctx.onSignInAttempt?.('kratos', counted);
     }
-    if (session && query.kratos === RETURNED) {
-      // Back from a refreshed sign-in that is still too old: the clocks disagree; stop rather than loop.
-      log.error('back from Kratos with a sign-in older than the client allows (clock skew between Kratos and this server?)', { client_id: request.client?.client_id });
-      return send(res, 502, errorPage({ title: 'Sign-in could not continue', message: 'The account service did not confirm a recent sign-in. Try again in a moment.' }));
-    }
-    if (query.kratos === RETURNED) {
-      // Kratos only sends the browser back after a sign-in: its session cookie is not reaching this server.
-      log.error('back from Kratos without a Kratos session: its session cookie does not reach this server (cookie domain?)', { client_id: request.client?.client_id });
-      return send(res, 502, errorPage({ title: 'Sign-in could not continue', message: 'The account service signed you in, but this server cannot see that sign-in. The operator needs to serve both on one cookie domain.' }));
-    }
-    res.redirect(303, kratos.public.browserFlowUrl('login', returnUrl(challenge).href).href);
   }));
 
   return router;

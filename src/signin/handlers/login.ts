@@ -4,7 +4,7 @@ import { parse, send } from '../../web/pageKit.js';
 import { loginPage } from '../pages.js';
 import { createSignIn, SignInFields } from '../../account/signIn.js';
 import type { LoginThrottle } from '../../limits/throttle.js';
-import { ACCOUNT_GONE, Challenge, clientName, type PageContext, REMEMBER_SECONDS } from './context.js';
+import { ACCOUNT_GONE, Challenge, clientName, type PageContext, REMEMBER_SECONDS, type SignInAttemptOutcome } from './context.js';
 
 export interface LoginHandlerOptions {
   /** Failed-sign-in policy. */
@@ -41,22 +41,30 @@ export function loginHandler(ctx: PageContext, options: LoginHandlerOptions): ex
   }));
 
   router.post('/login', form, page(async (req, res) => {
-    const input = signIn.readForm(req, LoginForm, (form) => form.challenge);
-    const request = await hydra.getLoginRequest(input.challenge);
-    const outcome = await signIn.attempt(req, res, input, { client_id: request.client?.client_id });
-    if (!outcome.ok) {
-      const html = loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error: outcome.error });
-      return send(res, outcome.status, html);
+    // Whatever throws before the end (a bad or forged form, Hydra failing) is an attempt that ended in error.
+    let counted: SignInAttemptOutcome = 'error';
+    try {
+      const input = signIn.readForm(req, LoginForm, (form) => form.challenge);
+      const request = await hydra.getLoginRequest(input.challenge);
+      const outcome = await signIn.attempt(req, res, input, { client_id: request.client?.client_id });
+      if (!outcome.ok) {
+        counted = outcome.reason;
+        const html = loginPage({ challenge: input.challenge, csrf: input.csrf, clientName: clientName(request.client), email: input.email, error: outcome.error });
+        return send(res, outcome.status, html);
+      }
+      const { user } = outcome;
+      const remember = input.remember === 'yes';
+      const { redirect_to } = await hydra.acceptLoginRequest(input.challenge, {
+        subject: user.id,
+        remember,
+        ...(remember ? { remember_for: REMEMBER_SECONDS } : {}),
+      });
+      counted = 'ok';
+      log.info('signed in', { sub: user.id, client_id: request.client?.client_id, remember });
+      res.redirect(302, redirect_to);
+    } finally {
+      ctx.onSignInAttempt?.('password', counted);
     }
-    const { user } = outcome;
-    const remember = input.remember === 'yes';
-    const { redirect_to } = await hydra.acceptLoginRequest(input.challenge, {
-      subject: user.id,
-      remember,
-      ...(remember ? { remember_for: REMEMBER_SECONDS } : {}),
-    });
-    log.info('signed in', { sub: user.id, client_id: request.client?.client_id, remember });
-    res.redirect(302, redirect_to);
   }));
 
   return router;

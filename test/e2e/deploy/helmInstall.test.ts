@@ -457,8 +457,8 @@ describe('the charts on a real Kubernetes API server (etcd, kube-apiserver, cont
       ns,
       args: [
         '-f', join(OUR_CHART, 'ci/production-values.yaml'),
-        // Not in this cluster: the Prometheus Operator's ServiceMonitor CRD.
-        '--set', 'serviceMonitor.enabled=false',
+        // Not in this cluster: the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs.
+        '--set', 'serviceMonitor.enabled=false', '--set', 'prometheusRule.enabled=false',
         // A fixed 2 replicas (no metrics server for the HPA), one of which may be disrupted.
         '--set', 'autoscaling.enabled=false', '--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=1',
       ],

@@ -84,3 +84,10 @@ matchLabels:
 
 {{/* Where the secret files are mounted. */}}
 {{- define "hydra-mcp.secretDir" -}}/run/secrets/hydra-mcp{{- end }}
+
+{{/* The port of tracing.endpoint: its own, else the scheme's. */}}
+{{- define "hydra-mcp.tracingPort" -}}
+{{- $u := urlParse .Values.tracing.endpoint -}}
+{{- $parts := splitList ":" $u.host -}}
+{{- if gt (len $parts) 1 }}{{ last $parts }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end -}}
+{{- end }}
