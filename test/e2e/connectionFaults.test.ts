@@ -17,7 +17,7 @@ import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSealer, parseConnectionKeys } from '../../src/connections/sealing.js';
 import { type RunningServer, startServer } from '../../src/main.js';
-import { defineTool, ToolError } from '../../src/tools/contract.js';
+import { upstreamMeTool } from './connections/helpers.js';
 import { Browser, type Page } from '../support/browser.js';
 import { call, connectAs } from './flow.js';
 import { type Stack, startStack, type TestUser } from './stack.js';
@@ -30,20 +30,7 @@ const K1 = randomBytes(32).toString('base64url');
 let apiUrl = '';
 /** Every upstream access token a tool was handed: none may ever reach the logs. */
 const seenTokens: string[] = [];
-const upstreamMe = defineTool({
-  name: 'upstream_me',
-  description: 'Who you are at the upstream service (test tool).',
-  input: {},
-  scopes: [],
-  credentials: ['upstream'],
-  async handler(_input, ctx) {
-    const token = await ctx.credentials.upstream.accessToken();
-    seenTokens.push(token);
-    const res = await fetch(apiUrl, { headers: { authorization: `Bearer ${token}` } });
-    if (!res.ok) throw new ToolError(`the upstream API answered ${res.status}`);
-    return (await res.json()) as unknown;
-  },
-});
+const upstreamMe = upstreamMeTool(() => apiUrl, { onToken: (token) => seenTokens.push(token) });
 
 interface ConnectionRow {
   sub: string;

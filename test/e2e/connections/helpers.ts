@@ -6,7 +6,7 @@ import type { Browser, Page } from '../../support/browser.js';
 import type { TestUser } from '../stack.js';
 
 /** The tool under test: asks the upstream API (test/e2e/upstream.ts) who the person is there, with the person's own upstream token. */
-export function upstreamMeTool(apiUrl: () => string) {
+export function upstreamMeTool(apiUrl: () => string, opts: { onToken?: (token: string) => void } = {}) {
   return defineTool({
     name: 'upstream_me',
     description: 'Who you are at the upstream service (test tool).',
@@ -15,6 +15,7 @@ export function upstreamMeTool(apiUrl: () => string) {
     credentials: ['upstream'],
     async handler(_input, ctx) {
       const token = await ctx.credentials.upstream.accessToken();
+      opts.onToken?.(token);
       const res = await fetch(apiUrl(), { headers: { authorization: `Bearer ${token}` } });
       if (!res.ok) throw new ToolError(`the upstream API answered ${res.status}`);
       return (await res.json()) as unknown;
