@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -14,7 +16,7 @@ import { createProviderClient, type ProviderClient, ProviderError } from '../../
 import { type CredentialSealer, createSealer, type StoredCredential } from '../../../src/connections/sealing.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { type ConnectionsStore, connectionsStore } from '../../../src/store/connectionsStore.js';
-import { type Db, openDatabase } from '../../../src/store/database.js';
+import { type Db, openDatabase, sqliteHandleOf } from '../../../src/store/database.js';
 import { deleteSubjectData } from '../../../src/store/subjectData.js';
 import { type Backend, storeBackends } from '../../support/backends.js';
 
@@ -504,6 +506,64 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
       expect(provider.received).toEqual([RT1]);
     });
 
+    it('uses begun in one turn are answered together, each with the row of its own key only', async () => {
+      await connect();
+      await connect({ accessToken: accessTokenNo(3) }, 'bob');
+      // SQLite: count the selects the version read runs (its statements are prepared on the server's handle).
+      const handle = sqliteHandleOf(db);
+      let selects = 0;
+      if (handle) {
+        const prepare = handle.prepare.bind(handle);
+        handle.prepare = ((source: string) => {
+          const statement = prepare(source);
+          if (!source.includes('"connections"')) return statement;
+          const all = statement.all.bind(statement);
+          statement.all = ((...params: unknown[]) => {
+            selects++;
+            return all(...params);
+          }) as typeof statement.all;
+          return statement;
+        }) as typeof handle.prepare;
+      }
+      const a = replica(db);
+      const uses = [token(a), token(a, 'bob'), token(a), rejection(token(a, 'carol')), token(a, 'bob'), token(a)];
+      expect(await Promise.all(uses)).toEqual([AT1, accessTokenNo(3), AT1, expect.objectContaining({ name: 'ConnectionRequiredError', reason: 'missing' }), accessTokenNo(3), AT1]);
+      if (handle) expect(selects).toBe(1);
+      // More keys than one select names: still each its own row.
+      const many = Array.from({ length: 40 }, (_, i) => `p${i}`);
+      for (const sub of many.slice(0, 20)) await connect({ accessToken: `AT-${sub}` }, sub);
+      const answers = await Promise.all(many.map((sub) => token(a, sub).catch((e: Error) => e.name)));
+      expect(answers).toEqual(many.map((sub, i) => (i < 20 ? `AT-${sub}` : 'ConnectionRequiredError')));
+    });
+
+    it('a revocation committed by another connection in the same turn reaches every use begun after it', async () => {
+      const handle = sqliteHandleOf(db2);
+      // A synchronous write between two uses of one turn: SQLite only (PostgreSQL writes take a round trip).
+      if (!handle) return;
+      await connect();
+      const a = replica(db);
+      expect(await token(a)).toBe(AT1);
+      // Begun before the write: it may be answered either way (its read may come after the write).
+      const before = token(a).catch(() => undefined);
+      handle.prepare(`UPDATE connections SET status = 'needs_reconnect' WHERE sub = ? AND provider = ?`).run(SUB, PROVIDER);
+      expect(await rejection(token(a))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'reconnect' });
+      await before;
+    });
+
+    it('revoked and disconnected by another process: the next use here sees both', async () => {
+      await connect();
+      await connect({}, 'bob');
+      const a = replica(db);
+      expect(await token(a)).toBe(AT1);
+      expect(await token(a, 'bob')).toBe(AT1);
+      await inAnotherProcess(backend, [
+        [`UPDATE connections SET status = 'needs_reconnect' WHERE sub = ? AND provider = ?`, SUB, PROVIDER],
+        [`DELETE FROM connections WHERE sub = ? AND provider = ?`, 'bob', PROVIDER],
+      ]);
+      expect(await rejection(token(a))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'reconnect' });
+      expect(await rejection(token(a, 'bob'))).toMatchObject({ name: 'ConnectionRequiredError', reason: 'missing' });
+    });
+
     it('the number kept is bounded (cacheSize): the least recently used is opened again', async () => {
       for (const sub of ['p1', 'p2', 'p3']) await connect({}, sub);
       const a = replica(db, stubProvider(now), { cacheSize: 2 });
@@ -516,6 +576,31 @@ describe.each(['sqlite', 'postgres'] as const)('credential service on %s (real s
     });
   });
 });
+
+const requireHere = createRequire(import.meta.url);
+
+/** Run `statements` ([sql with ? placeholders, ...values]) in a separate Node process on the backend's database, and wait for it to exit. */
+async function inAnotherProcess(backend: Backend, statements: [string, ...string[]][]): Promise<void> {
+  const target = backend.target;
+  const script =
+    target.kind === 'sqlite'
+      ? `const db = new (require(process.env.DRIVER))(process.env.TARGET); db.pragma('busy_timeout = 5000');
+         for (const [sql, ...values] of JSON.parse(process.env.STATEMENTS)) db.prepare(sql).run(...values);
+         db.close();`
+      : `const pg = require(process.env.DRIVER); const c = new pg.Client({ connectionString: process.env.TARGET });
+         (async () => { await c.connect();
+           for (const [sql, ...values] of JSON.parse(process.env.STATEMENTS)) { let n = 0; await c.query(sql.replace(/\\?/g, () => '$' + ++n), values); }
+           await c.end(); })().catch((e) => { console.error(e); process.exit(1); });`;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    DRIVER: requireHere.resolve(target.kind === 'sqlite' ? 'better-sqlite3' : 'pg'),
+    TARGET: target.kind === 'sqlite' ? target.path : target.url,
+    STATEMENTS: JSON.stringify(statements),
+  };
+  await new Promise<void>((resolve, reject) =>
+    execFile(process.execPath, ['-e', script], { env }, (error, _stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve())),
+  );
+}
 
 /**
  * A provider reached over real HTTP on loopback (the real provider client,
