@@ -127,24 +127,28 @@ async function startHydras(settings: Settings, own: Resources): Promise<{ hydras
   return { hydras, flowHydra, frontPort };
 }
 
+/** A bench server's environment: loopback, its own SQLite file in `dir`, request logs and fair use off; `extra` on top (UNSET removes a key). */
+export async function benchServerEnv(dir: string, name: string, hydra: RunningHydra, extra: Record<string, string>, port?: number): Promise<Record<string, string>> {
+  return withoutUnset({
+    HOST: '127.0.0.1',
+    PORT: String(port ?? (await freeLoopbackPort())),
+    HYDRA_PUBLIC_URL: hydra.publicUrl,
+    HYDRA_ADMIN_URL: hydra.adminUrl,
+    HYDRA_ISSUER: hydra.issuer,
+    DATABASE_PATH: join(dir, `${name}.sqlite`),
+    SESSION_SECRET: randomBytes(32).toString('hex'),
+    // Request logs off in every scenario alike: we measure auth, not stderr.
+    LOG_LEVEL: 'warn',
+    METRICS_PORT: '0',
+    // The load drives one principal far past fair use (src/limits/): the limiter would answer 429.
+    MCP_REQUESTS_PER_MINUTE: 'off',
+    ...extra,
+  });
+}
+
 /** `envFor` and `start` over the scratch directory, with every server pinned to `serverCpu`. */
 function serverStarter(own: Resources, serverCpu: number | undefined): { envFor: EnvFor; start: StartServer } {
-  const envFor: EnvFor = async (name, hydra, extra, port) =>
-    withoutUnset({
-      HOST: '127.0.0.1',
-      PORT: String(port ?? (await freeLoopbackPort())),
-      HYDRA_PUBLIC_URL: hydra.publicUrl,
-      HYDRA_ADMIN_URL: hydra.adminUrl,
-      HYDRA_ISSUER: hydra.issuer,
-      DATABASE_PATH: join(own.dir, `${name}.sqlite`),
-      SESSION_SECRET: randomBytes(32).toString('hex'),
-      // Request logs off in every scenario alike: we measure auth, not stderr.
-      LOG_LEVEL: 'warn',
-      METRICS_PORT: '0',
-      // The load drives one principal far past fair use (src/limits/): the limiter would answer 429.
-      MCP_REQUESTS_PER_MINUTE: 'off',
-      ...extra,
-    });
+  const envFor: EnvFor = (name, hydra, extra, port) => benchServerEnv(own.dir, name, hydra, extra, port);
   const start: StartServer = async (name, verifier, hydra, extra, port, twin) => {
     // A free port can be taken by another process before the server binds it: try a fresh one.
     for (let attempt = 1; ; attempt++) {

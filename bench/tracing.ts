@@ -27,7 +27,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureHydraBinary, freeLoopbackPort, startHydra } from '../scripts/hydra.js';
+import { ensureHydraBinary, startHydra } from '../scripts/hydra.js';
 import { pinToCpu } from './cpu.js';
 import { createClient, mintToken } from './hydraTokens.js';
 import { runInterleaved } from './interleave.js';
@@ -36,7 +36,7 @@ import { log } from './log.js';
 import type { LoadSample } from './results.js';
 import { type BenchServer, startBenchServer } from './servers.js';
 import type { Settings } from './settings.js';
-import type { Resources } from './setup.js';
+import { benchServerEnv, type Resources } from './setup.js';
 import { median } from './stats.js';
 
 // Two "off" processes, one per pair: every process is loaded in one pair only, so none is warmer than its other side.
@@ -101,24 +101,14 @@ export async function tracingBench(settings: Settings, own: Resources): Promise<
   own.cleanups.push(() => sink.stop());
   log(`Hydra ${hydra.version} at ${hydra.publicUrl}; OTLP sink at ${sink.url}`);
 
-  const envOf = async (name: string, variant: Variant): Promise<Record<string, string>> => {
+  const envOf = (name: string, variant: Variant): Promise<Record<string, string>> => {
     const tracing = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1', OTEL_SERVICE_NAME: `bench-${name}` };
-    return {
-      HOST: '127.0.0.1',
-      PORT: String(await freeLoopbackPort()),
-      HYDRA_PUBLIC_URL: hydra.publicUrl,
-      HYDRA_ADMIN_URL: hydra.adminUrl,
-      HYDRA_ISSUER: hydra.issuer,
-      DATABASE_PATH: join(own.dir, `${name}.sqlite`),
-      SESSION_SECRET: randomBytes(32).toString('hex'),
-      LOG_LEVEL: 'warn',
-      METRICS_PORT: '0',
-      MCP_REQUESTS_PER_MINUTE: 'off',
+    return benchServerEnv(own.dir, name, hydra, {
       MCP_STATELESS: 'true',
       INTROSPECTION_CACHE_SECONDS: '60',
       ...(variant === 'unset' ? {} : tracing),
       ...(variant === 'off' || variant === 'off2' ? { OTEL_SDK_DISABLED: 'true' } : {}),
-    };
+    });
   };
   const servers: Record<Variant, BenchServer>[] = [];
   for (let k = 0; k < sets; k++) {
