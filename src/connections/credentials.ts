@@ -4,6 +4,7 @@ import { LruCache } from '../lib/lruCache.js';
 import { type ReadConnectionVersion, versionsFromStore } from '../store/connectionVersions.js';
 import { failureFields, type ProviderClient, ProviderError } from './providerClient.js';
 import { type CredentialSealer, SealError, type StoredCredential } from './sealing.js';
+import type { CredentialOutcome } from '../metrics/metrics.js';
 
 /**
  * The person has no usable connection to `provider`: never connected, the
@@ -65,7 +66,7 @@ export interface CredentialServiceOptions {
   now?: () => number;
 }
 
-export type CredentialOutcome = 'ok' | 'refreshed' | 'reconnect' | 'unavailable';
+export type { CredentialOutcome };
 
 export interface CredentialService {
   /** The credentials a tool declared, for one person; uses are reported with `requestId` (the call's). */
